@@ -1,0 +1,327 @@
+//! Flags (Reloader's names where Reloader has one), validated once into [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::core::policy::{AnnotationNames, PolicyConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hashroll",
+    version,
+    about = "Rolls workloads when the ConfigMaps and Secrets they use change (Reloader-compatible)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook and the watcher.
+    Run(Box<RunArgs>),
+}
+
+fn parse_bool_str(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::core::policy::parse_go_duration(s).ok_or_else(|| {
+        format!("expected a duration such as 500ms, 1s or 2m, got {s:?}")
+    })
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// PEM serving certificate of the webhook (reloaded when its content changes)
+    #[arg(long, env = "HASHROLL_TLS_CERT_FILE")]
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of the webhook
+    #[arg(long, env = "HASHROLL_TLS_KEY_FILE")]
+    pub tls_key_file: PathBuf,
+    /// HTTPS address of the admission webhook
+    #[arg(long, env = "HASHROLL_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    pub webhook_addr: SocketAddr,
+    /// plain-HTTP address of /metrics, /healthz, /readyz
+    #[arg(long, env = "HASHROLL_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// hashroll's own namespace (default: $POD_NAMESPACE, else "hashroll")
+    #[arg(long, env = "HASHROLL_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// file holding the installation's HMAC key (else a Secret in hashroll's namespace)
+    #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
+    pub hmac_key_file: Option<PathBuf>,
+    /// name of the Secret holding the HMAC key when no file is given
+    #[arg(long, env = "HASHROLL_HMAC_KEY_SECRET", default_value = "hashroll-hmac-key")]
+    pub hmac_key_secret: String,
+    /// annotation on the workload holding the record
+    #[arg(long, env = "HASHROLL_RECORD_ANNOTATION", default_value = "hashroll.dev/sources")]
+    pub record_annotation: String,
+    /// annotation on the pod template holding the roll token
+    #[arg(long, env = "HASHROLL_TOKEN_ANNOTATION", default_value = "hashroll.dev/config-hash")]
+    pub token_annotation: String,
+
+    /// configMaps or secrets: never react to this kind
+    #[arg(long, env = "HASHROLL_RESOURCES_TO_IGNORE", value_parser = ["configMaps", "configmaps", "secrets"])]
+    pub resources_to_ignore: Option<String>,
+    /// comma list of namespaces to ignore
+    #[arg(long, env = "HASHROLL_NAMESPACES_TO_IGNORE", default_value = "")]
+    pub namespaces_to_ignore: String,
+    /// comma list of namespaces to watch (all when empty)
+    #[arg(long, env = "HASHROLL_NAMESPACES", default_value = "")]
+    pub namespaces: String,
+    /// label selector of namespaces to watch
+    #[arg(long, env = "HASHROLL_NAMESPACE_SELECTOR", default_value = "")]
+    pub namespace_selector: String,
+    /// label selector of ConfigMaps/Secrets to react to
+    #[arg(long, env = "HASHROLL_RESOURCE_LABEL_SELECTOR", default_value = "")]
+    pub resource_label_selector: String,
+    /// treat every workload as `reloader.stakater.com/auto: "true"` unless it says "false"
+    #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value_t = false)]
+    pub auto_reload_all: bool,
+    /// roll when a tracked source is created
+    #[arg(long, env = "HASHROLL_RELOAD_ON_CREATE", default_value = "true", value_parser = parse_bool_str)]
+    pub reload_on_create: bool,
+    /// roll when a tracked source is deleted
+    #[arg(long, env = "HASHROLL_RELOAD_ON_DELETE", default_value = "true", value_parser = parse_bool_str)]
+    pub reload_on_delete: bool,
+    /// comma list of workload types to ignore (jobs, cronjobs; accepted for compatibility)
+    #[arg(long, env = "HASHROLL_IGNORED_WORKLOAD_TYPES", default_value = "")]
+    pub ignored_workload_types: String,
+    /// text or json
+    #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// a tracing filter: info, debug, hashroll=debug,kube=info, ...
+    #[arg(long, env = "HASHROLL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// only the holder of a Lease writes
+    #[arg(long, env = "HASHROLL_ENABLE_HA", default_value_t = false)]
+    pub enable_ha: bool,
+    /// changes reaching one workload within this window end in one patch (0 turns it off)
+    #[arg(long, env = "HASHROLL_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
+    pub coalesce_window: Duration,
+    /// global limit on roll patches per second
+    #[arg(long, env = "HASHROLL_MAX_ROLLOUTS_PER_SECOND", default_value_t = 200.0)]
+    pub max_rollouts_per_second: f64,
+    /// largest AdmissionReview body accepted, in bytes
+    #[arg(long, env = "HASHROLL_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    #[arg(long, env = "HASHROLL_AUTO_ANNOTATION", default_value = "reloader.stakater.com/auto")]
+    pub auto_annotation: String,
+    #[arg(long, env = "HASHROLL_CONFIGMAP_AUTO_ANNOTATION", default_value = "configmap.reloader.stakater.com/auto")]
+    pub configmap_auto_annotation: String,
+    #[arg(long, env = "HASHROLL_SECRET_AUTO_ANNOTATION", default_value = "secret.reloader.stakater.com/auto")]
+    pub secret_auto_annotation: String,
+    #[arg(long, env = "HASHROLL_CONFIGMAP_ANNOTATION", default_value = "configmap.reloader.stakater.com/reload")]
+    pub configmap_annotation: String,
+    #[arg(long, env = "HASHROLL_SECRET_ANNOTATION", default_value = "secret.reloader.stakater.com/reload")]
+    pub secret_annotation: String,
+    #[arg(long, env = "HASHROLL_CONFIGMAP_EXCLUDE_ANNOTATION", default_value = "configmaps.exclude.reloader.stakater.com/reload")]
+    pub configmap_exclude_annotation: String,
+    #[arg(long, env = "HASHROLL_SECRET_EXCLUDE_ANNOTATION", default_value = "secrets.exclude.reloader.stakater.com/reload")]
+    pub secret_exclude_annotation: String,
+    #[arg(long, env = "HASHROLL_AUTO_SEARCH_ANNOTATION", default_value = "reloader.stakater.com/search")]
+    pub auto_search_annotation: String,
+    #[arg(long, env = "HASHROLL_SEARCH_MATCH_ANNOTATION", default_value = "reloader.stakater.com/match")]
+    pub search_match_annotation: String,
+    #[arg(long, env = "HASHROLL_IGNORE_ANNOTATION", default_value = "reloader.stakater.com/ignore")]
+    pub ignore_annotation: String,
+    #[arg(long, env = "HASHROLL_PAUSE_DEPLOYMENT_ANNOTATION", default_value = "deployment.reloader.stakater.com/pause-period")]
+    pub pause_deployment_annotation: String,
+}
+
+fn comma_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Splits a selector on the commas outside parentheses (`a=b,tier in (x,y)`).
+fn split_terms(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    out.push(cur);
+    out.into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Translates Reloader's selector forms (`k=v`, `k:v`, `k=*`, `k:*`) into a Kubernetes label
+/// selector; anything else a label selector accepts passes through as it is.
+pub fn label_selector(s: &str) -> String {
+    split_terms(s)
+        .into_iter()
+        .map(|term| {
+            if let Some(k) = term
+                .strip_suffix("=*")
+                .or_else(|| term.strip_suffix(":*"))
+            {
+                k.trim().to_string()
+            } else if !term.contains('=')
+                && !term.contains('!')
+                && !term.contains(" in ")
+                && !term.contains(" notin ")
+                && let Some((k, v)) = term.split_once(':')
+            {
+                format!("{}={}", k.trim(), v.trim())
+            } else {
+                term
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Everything `run` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub args: RunArgs,
+    pub namespace: String,
+    pub policy: PolicyConfig,
+    pub namespaces: Vec<String>,
+    pub namespaces_to_ignore: Vec<String>,
+    pub namespace_selector: Option<String>,
+    pub resource_label_selector: Option<String>,
+    pub record_annotation: String,
+    pub token_annotation: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {what} {path}: {source}")]
+    Unreadable {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid {what}: {why}")]
+    Invalid { what: &'static str, why: String },
+}
+
+impl Settings {
+    pub fn from_args(args: RunArgs) -> Result<Settings, ConfigError> {
+        for (what, path) in [
+            ("--tls-cert-file", Some(&args.tls_cert_file)),
+            ("--tls-key-file", Some(&args.tls_key_file)),
+            ("--hmac-key-file", args.hmac_key_file.as_ref()),
+        ] {
+            if let Some(path) = path {
+                std::fs::File::open(path).map_err(|source| ConfigError::Unreadable {
+                    what,
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        if !(args.max_rollouts_per_second > 0.0) {
+            return Err(ConfigError::Invalid {
+                what: "--max-rollouts-per-second",
+                why: "must be above 0".into(),
+            });
+        }
+        for (what, v) in [
+            ("--record-annotation", &args.record_annotation),
+            ("--token-annotation", &args.token_annotation),
+        ] {
+            if v.is_empty() || v.contains(char::is_whitespace) {
+                return Err(ConfigError::Invalid {
+                    what,
+                    why: format!("{v:?} is not an annotation name"),
+                });
+            }
+        }
+        let namespace = args
+            .namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "hashroll".to_string());
+        let ignore = args.resources_to_ignore.as_deref().map(str::to_lowercase);
+        let policy = PolicyConfig {
+            names: AnnotationNames {
+                auto: args.auto_annotation.clone(),
+                configmap_auto: args.configmap_auto_annotation.clone(),
+                secret_auto: args.secret_auto_annotation.clone(),
+                search: args.auto_search_annotation.clone(),
+                search_match: args.search_match_annotation.clone(),
+                configmap_reload: args.configmap_annotation.clone(),
+                secret_reload: args.secret_annotation.clone(),
+                configmap_exclude: args.configmap_exclude_annotation.clone(),
+                secret_exclude: args.secret_exclude_annotation.clone(),
+                ignore: args.ignore_annotation.clone(),
+                pause_period: args.pause_deployment_annotation.clone(),
+            },
+            auto_reload_all: args.auto_reload_all,
+            ignore_configmaps: ignore.as_deref() == Some("configmaps"),
+            ignore_secrets: ignore.as_deref() == Some("secrets"),
+        };
+        let opt = |s: &str| {
+            let s = label_selector(s);
+            (!s.is_empty()).then_some(s)
+        };
+        Ok(Settings {
+            namespace,
+            policy,
+            namespaces: comma_list(&args.namespaces),
+            namespaces_to_ignore: comma_list(&args.namespaces_to_ignore),
+            namespace_selector: opt(&args.namespace_selector),
+            resource_label_selector: opt(&args.resource_label_selector),
+            record_annotation: args.record_annotation.clone(),
+            token_annotation: args.token_annotation.clone(),
+            args,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reloader_selector_forms_become_label_selectors() {
+        let cases = [
+            ("app=web", "app=web"),
+            ("app:web", "app=web"),
+            ("app=*", "app"),
+            ("app:*", "app"),
+            ("a=b, c:d ,e:*", "a=b,c=d,e"),
+            ("tier in (a,b)", "tier in (a,b)"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(label_selector(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn bool_strings_follow_go_parse_bool() {
+        assert_eq!(parse_bool_str("True"), Ok(true));
+        assert_eq!(parse_bool_str("0"), Ok(false));
+        assert!(parse_bool_str("yes").is_err());
+    }
+}

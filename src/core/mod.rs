@@ -1,0 +1,9 @@
+//! The pure core: no I/O, no async. What a workload uses, what it tracks, what its record
+//! and roll token are, and the patch that writes them.
+
+pub mod digest;
+pub mod patch;
+pub mod policy;
+pub mod record;
+pub mod refs;
+pub mod workload;

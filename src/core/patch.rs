@@ -1,0 +1,171 @@
+//! The patches that write a [`Decision`]: a JSON patch for the webhook (against the object
+//! the request carries) and a merge patch for the watcher.
+
+use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
+use serde_json::{Map, Value, json};
+
+use super::record::{Decision, render_record};
+
+/// The two annotation names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordNames {
+    /// on the workload's metadata
+    pub record: String,
+    /// on the pod template
+    pub token: String,
+}
+
+impl Default for RecordNames {
+    fn default() -> Self {
+        RecordNames {
+            record: "hashroll.dev/sources".into(),
+            token: "hashroll.dev/config-hash".into(),
+        }
+    }
+}
+
+/// RFC 6901 escaping of one path segment (`~` → `~0`, `/` → `~1`).
+pub fn escape(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+fn pointer(path: &str) -> jsonptr::PointerBuf {
+    jsonptr::PointerBuf::parse(path).expect("paths built here are valid JSON pointers")
+}
+
+fn add(path: &str, value: Value) -> PatchOperation {
+    PatchOperation::Add(AddOperation {
+        path: pointer(path),
+        value,
+    })
+}
+
+fn remove(path: &str) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation { path: pointer(path) })
+}
+
+/// Ops that make `obj` at `base` (an object path) carry annotation `name` = `want`
+/// (`None`: absent), creating `metadata` / `annotations` maps when missing.
+fn annotation_ops(obj: &Value, base: &str, name: &str, want: Option<&str>, ops: &mut Vec<PatchOperation>) {
+    let meta_path = format!("{base}/metadata");
+    let ann_path = format!("{meta_path}/annotations");
+    let current = obj.pointer(&ann_path).and_then(|a| a.get(name));
+    let current_str = current.and_then(Value::as_str);
+    match want {
+        Some(v) if current_str == Some(v) => {}
+        Some(v) => {
+            if obj.pointer(&ann_path).is_some_and(Value::is_object) {
+                ops.push(add(&format!("{ann_path}/{}", escape(name)), json!(v)));
+            } else if obj.pointer(&meta_path).is_some_and(Value::is_object) {
+                ops.push(add(&ann_path, json!({ name: v })));
+            } else {
+                ops.push(add(&meta_path, json!({ "annotations": { name: v } })));
+            }
+        }
+        None if current.is_some() => ops.push(remove(&format!("{ann_path}/{}", escape(name)))),
+        None => {}
+    }
+}
+
+/// The JSON patch that makes `obj` carry `decision`; empty when it already does.
+pub fn json_patch(obj: &Value, names: &RecordNames, decision: &Decision) -> Patch {
+    let mut ops = Vec::new();
+    let record = decision.record.as_ref().map(render_record);
+    annotation_ops(obj, "", &names.record, record.as_deref(), &mut ops);
+    if obj.pointer("/spec/template").is_some_and(Value::is_object) {
+        annotation_ops(obj, "/spec/template", &names.token, decision.token.as_deref(), &mut ops);
+    }
+    Patch(ops)
+}
+
+/// The merge patch the watcher sends: record and token in one write, guarded by
+/// `resourceVersion` so a concurrent change makes it fail with a conflict.
+pub fn merge_patch(resource_version: Option<&str>, names: &RecordNames, decision: &Decision) -> Value {
+    let mut meta = Map::new();
+    if let Some(rv) = resource_version {
+        meta.insert("resourceVersion".into(), json!(rv));
+    }
+    meta.insert(
+        "annotations".into(),
+        json!({ names.record.clone(): decision.record.as_ref().map(render_record) }),
+    );
+    json!({
+        "metadata": meta,
+        "spec": {"template": {"metadata": {"annotations": {
+            names.token.clone(): decision.token.clone()
+        }}}}
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::record::Record;
+
+    fn decision(record: Option<&[(&str, &str)]>, token: Option<&str>) -> Decision {
+        Decision {
+            record: record.map(|r| r.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Record>()),
+            token: token.map(String::from),
+            roll: false,
+            changed: vec![],
+        }
+    }
+
+    fn apply(obj: &Value, p: &Patch) -> Value {
+        let mut o = obj.clone();
+        json_patch::patch(&mut o, p).expect("patch applies");
+        o
+    }
+
+    #[test]
+    fn patch_table() {
+        let names = RecordNames::default();
+        let d = decision(Some(&[("configmap/a", "absent")]), Some("tok"));
+        let cases = [
+            ("no_metadata_maps", json!({"spec": {"template": {"spec": {}}}})),
+            ("no_annotations", json!({"metadata": {"name": "x"}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}})),
+            ("existing_annotations", json!({"metadata": {"annotations": {"o": "1"}}, "spec": {"template": {"metadata": {"annotations": {"p": "2"}}}}})),
+            ("stale_values", json!({"metadata": {"annotations": {"hashroll.dev/sources": "{}"}}, "spec": {"template": {"metadata": {"annotations": {"hashroll.dev/config-hash": "old"}}}}})),
+        ];
+        for (name, obj) in cases {
+            let p = json_patch(&obj, &names, &d);
+            assert!(!p.0.is_empty(), "case {name}");
+            let out = apply(&obj, &p);
+            assert_eq!(out["metadata"]["annotations"]["hashroll.dev/sources"], json!(r#"{"configmap/a":"absent"}"#), "case {name}");
+            assert_eq!(out["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"], json!("tok"), "case {name}");
+            // other annotations survive
+            if name == "existing_annotations" {
+                assert_eq!(out["metadata"]["annotations"]["o"], json!("1"));
+                assert_eq!(out["spec"]["template"]["metadata"]["annotations"]["p"], json!("2"));
+            }
+            // applied again: nothing left to do
+            assert!(json_patch(&out, &names, &d).0.is_empty(), "case {name} not idempotent");
+        }
+    }
+
+    #[test]
+    fn slash_in_key_is_escaped() {
+        let names = RecordNames::default();
+        let obj = json!({"metadata": {"annotations": {}}, "spec": {"template": {"metadata": {"annotations": {}}}}});
+        let p = json_patch(&obj, &names, &decision(Some(&[]), Some("t")));
+        let text = serde_json::to_string(&p).unwrap();
+        assert!(text.contains("/metadata/annotations/hashroll.dev~1sources"), "{text}");
+    }
+
+    #[test]
+    fn removing_the_record() {
+        let names = RecordNames::default();
+        let obj = json!({"metadata": {"annotations": {"hashroll.dev/sources": "{}"}}, "spec": {"template": {}}});
+        let out = apply(&obj, &json_patch(&obj, &names, &decision(None, None)));
+        assert_eq!(out["metadata"]["annotations"], json!({}));
+    }
+
+    #[test]
+    fn merge_patch_carries_both_and_the_version() {
+        let names = RecordNames::default();
+        let m = merge_patch(Some("42"), &names, &decision(Some(&[("secret/s", "absent")]), Some("t2")));
+        assert_eq!(m["metadata"]["resourceVersion"], json!("42"));
+        assert_eq!(m["metadata"]["annotations"]["hashroll.dev/sources"], json!(r#"{"secret/s":"absent"}"#));
+        assert_eq!(m["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"], json!("t2"));
+    }
+}

@@ -1,0 +1,707 @@
+//! Reloader's opt-in rules: which of a workload's references (and which listed sources) it
+//! tracks, and why.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::digest::SourceDigests;
+use super::refs::{Keys, Reference, SourceKind, SourceRef};
+
+/// Annotation names (each overridable by a flag of Reloader's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotationNames {
+    pub auto: String,
+    pub configmap_auto: String,
+    pub secret_auto: String,
+    pub search: String,
+    pub search_match: String,
+    pub configmap_reload: String,
+    pub secret_reload: String,
+    pub configmap_exclude: String,
+    pub secret_exclude: String,
+    pub ignore: String,
+    pub pause_period: String,
+}
+
+impl Default for AnnotationNames {
+    fn default() -> Self {
+        AnnotationNames {
+            auto: "reloader.stakater.com/auto".into(),
+            configmap_auto: "configmap.reloader.stakater.com/auto".into(),
+            secret_auto: "secret.reloader.stakater.com/auto".into(),
+            search: "reloader.stakater.com/search".into(),
+            search_match: "reloader.stakater.com/match".into(),
+            configmap_reload: "configmap.reloader.stakater.com/reload".into(),
+            secret_reload: "secret.reloader.stakater.com/reload".into(),
+            configmap_exclude: "configmaps.exclude.reloader.stakater.com/reload".into(),
+            secret_exclude: "secrets.exclude.reloader.stakater.com/reload".into(),
+            ignore: "reloader.stakater.com/ignore".into(),
+            pause_period: "deployment.reloader.stakater.com/pause-period".into(),
+        }
+    }
+}
+
+impl AnnotationNames {
+    /// The keys whose presence on the workload's metadata means "read the metadata, not the
+    /// pod template".
+    fn opt_in_keys(&self) -> [&str; 8] {
+        [
+            &self.auto,
+            &self.configmap_auto,
+            &self.secret_auto,
+            &self.search,
+            &self.configmap_reload,
+            &self.secret_reload,
+            &self.configmap_exclude,
+            &self.secret_exclude,
+        ]
+    }
+}
+
+/// The flags that shape the policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PolicyConfig {
+    pub names: AnnotationNames,
+    pub auto_reload_all: bool,
+    pub ignore_configmaps: bool,
+    pub ignore_secrets: bool,
+}
+
+/// What the policy reads of a source (never its data).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// carries `match: "true"`
+    pub matched: bool,
+    /// carries `ignore: "true"`
+    pub ignored: bool,
+    /// passes `--resource-label-selector` (true when no selector is set)
+    pub selected: bool,
+}
+
+impl SourceInfo {
+    /// Reads a source's annotations (and the label-selector verdict) into a [`SourceInfo`].
+    pub fn from_annotations(
+        names: &AnnotationNames,
+        annotations: Option<&BTreeMap<String, String>>,
+        selected: bool,
+    ) -> SourceInfo {
+        let is_true = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str) == Some("true");
+        SourceInfo {
+            matched: is_true(&names.search_match),
+            ignored: is_true(&names.ignore),
+            selected,
+        }
+    }
+}
+
+/// The sources of one namespace, as the policy sees them.
+pub trait SourceView {
+    /// `None` when the source does not exist (as far as the view knows).
+    fn info(&self, source: &SourceRef) -> Option<SourceInfo>;
+    /// Names of the existing sources of `kind`, for reload-list regexes.
+    fn names(&self, kind: SourceKind) -> Vec<String>;
+    /// The key digests of an existing source.
+    fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>>;
+}
+
+/// Why a source is tracked.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// `auto: "true"` (annotation name given)
+    Auto(String),
+    /// `--auto-reload-all`
+    AutoReloadAll,
+    /// `search: "true"` and the source carries `match: "true"`
+    Search,
+    /// named by this entry of this reload list annotation
+    ReloadList { annotation: String, entry: String },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Auto(a) => write!(f, "{a}: \"true\""),
+            Reason::AutoReloadAll => write!(f, "--auto-reload-all"),
+            Reason::Search => write!(f, "search: \"true\" and the source has match: \"true\""),
+            Reason::ReloadList { annotation, entry } => write!(f, "{annotation} lists {entry:?}"),
+        }
+    }
+}
+
+/// A tracked source: which keys matter and why it is tracked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub keys: Keys,
+    pub optional: bool,
+    pub reasons: Vec<Reason>,
+}
+
+/// Go's `strconv.ParseBool`, as Reloader reads its booleans.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A Go duration (`300ms`, `1.5s`, `5m`, `1h30m`); `None` when malformed or negative.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
+    if s.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += n * scale;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// The annotations the policy reads: the workload's own when any opt-in key is there,
+/// else the pod template's (no merging).
+pub fn effective_annotations<'a>(
+    names: &AnnotationNames,
+    metadata: &'a BTreeMap<String, String>,
+    template: &'a BTreeMap<String, String>,
+) -> &'a BTreeMap<String, String> {
+    if names.opt_in_keys().iter().any(|k| metadata.contains_key(*k)) {
+        metadata
+    } else {
+        template
+    }
+}
+
+/// A reload-list entry compiled as the anchored regex `^entry$`.
+struct ListEntry {
+    text: String,
+    regex: Option<Regex>,
+    literal: bool,
+}
+
+fn parse_list(value: Option<&String>) -> Vec<ListEntry> {
+    let Some(value) = value else {
+        return Vec::new();
+    };
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let regex = match Regex::new(&format!("^(?:{e})$")) {
+                Ok(r) => Some(r),
+                Err(err) => {
+                    tracing::warn!(entry = e, error = %err, "reload list entry is not a valid regex; skipped");
+                    None
+                }
+            };
+            let literal = e
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+            ListEntry {
+                text: e.to_string(),
+                regex,
+                literal,
+            }
+        })
+        .collect()
+}
+
+fn exclude_set(value: Option<&String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Does this workload opt in to anything at all (under these flags)?
+pub fn opted_in(
+    cfg: &PolicyConfig,
+    metadata: &BTreeMap<String, String>,
+    template: &BTreeMap<String, String>,
+) -> bool {
+    let names = &cfg.names;
+    let ann = effective_annotations(names, metadata, template);
+    let auto = ann.get(&names.auto).and_then(|v| parse_bool(v));
+    cfg.auto_reload_all && auto != Some(false)
+        || auto == Some(true)
+        || [&names.configmap_auto, &names.secret_auto]
+            .iter()
+            .any(|k| ann.get(*k).and_then(|v| parse_bool(v)) == Some(true))
+        || ann.get(&names.search).map(String::as_str) == Some("true")
+        || [&names.configmap_reload, &names.secret_reload]
+            .iter()
+            .any(|k| ann.get(*k).is_some_and(|v| !v.trim().is_empty()))
+}
+
+/// Which sources a workload tracks, and why. `refs` are the pod template's references.
+pub fn tracked(
+    cfg: &PolicyConfig,
+    metadata: &BTreeMap<String, String>,
+    template: &BTreeMap<String, String>,
+    refs: &[Reference],
+    sources: &dyn SourceView,
+) -> BTreeMap<SourceRef, Tracked> {
+    let names = &cfg.names;
+    let ann = effective_annotations(names, metadata, template);
+    let get_bool = |k: &str| ann.get(k).and_then(|v| parse_bool(v));
+    let auto = get_bool(&names.auto);
+    let auto_all = auto == Some(true) || (cfg.auto_reload_all && auto != Some(false));
+    let auto_reason = if auto == Some(true) {
+        Reason::Auto(names.auto.clone())
+    } else {
+        Reason::AutoReloadAll
+    };
+    let typed_auto = |kind: SourceKind| -> Option<Reason> {
+        if auto_all {
+            return Some(auto_reason.clone());
+        }
+        let key = match kind {
+            SourceKind::ConfigMap => &names.configmap_auto,
+            SourceKind::Secret => &names.secret_auto,
+        };
+        (get_bool(key) == Some(true)).then(|| Reason::Auto(key.clone()))
+    };
+    let search = ann.get(&names.search).map(String::as_str) == Some("true");
+
+    let mut out: BTreeMap<SourceRef, Tracked> = BTreeMap::new();
+    let mut add = |source: &SourceRef, keys: Keys, optional: bool, reason: Reason| {
+        out.entry(source.clone())
+            .and_modify(|t| {
+                if !t.reasons.contains(&reason) {
+                    t.reasons.push(reason.clone());
+                }
+            })
+            .or_insert(Tracked {
+                keys,
+                optional,
+                reasons: vec![reason],
+            });
+    };
+
+    // auto, typed auto, search: over the template's references
+    for r in refs {
+        if let Some(reason) = typed_auto(r.source.kind) {
+            add(&r.source, r.keys.clone(), r.optional, reason);
+        } else if search
+            && sources
+                .info(&r.source)
+                .is_some_and(|i| i.matched)
+        {
+            add(&r.source, r.keys.clone(), r.optional, Reason::Search);
+        }
+    }
+
+    // explicit reload lists, in addition to auto
+    for (kind, key) in [
+        (SourceKind::ConfigMap, &names.configmap_reload),
+        (SourceKind::Secret, &names.secret_reload),
+    ] {
+        let entries = parse_list(ann.get(key));
+        if entries.is_empty() {
+            continue;
+        }
+        let existing = sources.names(kind);
+        for entry in &entries {
+            let Some(re) = &entry.regex else { continue };
+            let reason = Reason::ReloadList {
+                annotation: key.clone(),
+                entry: entry.text.clone(),
+            };
+            // referenced sources: with the keys the template uses
+            for r in refs.iter().filter(|r| r.source.kind == kind) {
+                if re.is_match(&r.source.name) {
+                    add(&r.source, r.keys.clone(), r.optional, reason.clone());
+                }
+            }
+            // unreferenced existing sources the entry matches: the whole source
+            for name in existing.iter().filter(|n| re.is_match(n)) {
+                let s = SourceRef::new(kind, name.clone());
+                add(&s, Keys::All, false, reason.clone());
+            }
+            // a plain name that exists nowhere yet: tracked as absent, so creating it rolls
+            if entry.literal {
+                let s = SourceRef::new(kind, entry.text.clone());
+                add(&s, Keys::All, false, reason.clone());
+            }
+        }
+    }
+
+    // exclusions, ignore annotations and flags
+    let cm_exclude = exclude_set(ann.get(&names.configmap_exclude));
+    let secret_exclude = exclude_set(ann.get(&names.secret_exclude));
+    out.retain(|s, _| {
+        let excluded = match s.kind {
+            SourceKind::ConfigMap => cfg.ignore_configmaps || cm_exclude.contains(&s.name),
+            SourceKind::Secret => cfg.ignore_secrets || secret_exclude.contains(&s.name),
+        };
+        let info = sources.info(s);
+        !excluded && !info.is_some_and(|i| i.ignored || !i.selected)
+    });
+    out
+}
+
+/// The `pause-period` of a Deployment, when it sets a valid one.
+pub fn pause_period(
+    cfg: &PolicyConfig,
+    metadata: &BTreeMap<String, String>,
+) -> Option<Duration> {
+    metadata
+        .get(&cfg.names.pause_period)
+        .and_then(|v| parse_go_duration(v))
+        .filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::core::refs::Keys;
+    use std::collections::BTreeSet;
+
+    /// A namespace's sources for tests: name → info.
+    #[derive(Default)]
+    pub(crate) struct FakeSources(pub BTreeMap<SourceRef, SourceInfo>);
+
+    impl SourceView for FakeSources {
+        fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>> {
+            self.0.contains_key(source).then(|| Arc::new(SourceDigests::default()))
+        }
+        fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
+            self.0.get(source).copied()
+        }
+        fn names(&self, kind: SourceKind) -> Vec<String> {
+            self.0
+                .keys()
+                .filter(|s| s.kind == kind)
+                .map(|s| s.name.clone())
+                .collect()
+        }
+    }
+
+    fn plain() -> SourceInfo {
+        SourceInfo {
+            selected: true,
+            ..Default::default()
+        }
+    }
+    fn matched() -> SourceInfo {
+        SourceInfo {
+            matched: true,
+            selected: true,
+            ..Default::default()
+        }
+    }
+    fn ignored() -> SourceInfo {
+        SourceInfo {
+            ignored: true,
+            selected: true,
+            ..Default::default()
+        }
+    }
+    fn unselected() -> SourceInfo {
+        SourceInfo::default()
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn refs(list: &[SourceRef]) -> Vec<Reference> {
+        list.iter()
+            .map(|s| Reference {
+                source: s.clone(),
+                keys: Keys::All,
+                optional: false,
+            })
+            .collect()
+    }
+
+    const AUTO: &str = "reloader.stakater.com/auto";
+    const CM_AUTO: &str = "configmap.reloader.stakater.com/auto";
+    const SECRET_AUTO: &str = "secret.reloader.stakater.com/auto";
+    const SEARCH: &str = "reloader.stakater.com/search";
+    const CM_LIST: &str = "configmap.reloader.stakater.com/reload";
+    const SECRET_LIST: &str = "secret.reloader.stakater.com/reload";
+    const CM_EXCLUDE: &str = "configmaps.exclude.reloader.stakater.com/reload";
+
+    struct Case {
+        name: &'static str,
+        cfg: PolicyConfig,
+        metadata: Vec<(&'static str, &'static str)>,
+        template: Vec<(&'static str, &'static str)>,
+        refs: Vec<SourceRef>,
+        sources: Vec<(SourceRef, SourceInfo)>,
+        want: Vec<SourceRef>,
+    }
+
+    fn cm(n: &str) -> SourceRef {
+        SourceRef::configmap(n)
+    }
+    fn sec(n: &str) -> SourceRef {
+        SourceRef::secret(n)
+    }
+
+    fn base() -> Case {
+        Case {
+            name: "",
+            cfg: PolicyConfig::default(),
+            metadata: vec![],
+            template: vec![],
+            refs: vec![cm("a"), sec("s")],
+            sources: vec![(cm("a"), plain()), (sec("s"), plain())],
+            want: vec![],
+        }
+    }
+
+    #[test]
+    fn policy_table() {
+        let all_cfg = PolicyConfig {
+            auto_reload_all: true,
+            ..Default::default()
+        };
+        let cases = vec![
+            Case { name: "no_annotation_tracks_nothing", ..base() },
+            Case { name: "auto_tracks_every_reference", metadata: vec![(AUTO, "true")], want: vec![cm("a"), sec("s")], ..base() },
+            Case { name: "auto_accepts_go_booleans", metadata: vec![(AUTO, "T")], want: vec![cm("a"), sec("s")], ..base() },
+            Case { name: "auto_false_tracks_nothing", metadata: vec![(AUTO, "false")], ..base() },
+            Case { name: "auto_garbage_tracks_nothing", metadata: vec![(AUTO, "yes please")], ..base() },
+            Case { name: "typed_auto_configmap_only", metadata: vec![(CM_AUTO, "true")], want: vec![cm("a")], ..base() },
+            Case { name: "typed_auto_secret_only", metadata: vec![(SECRET_AUTO, "true")], want: vec![sec("s")], ..base() },
+            Case { name: "auto_false_with_typed_true_tracks_that_type", metadata: vec![(AUTO, "false"), (SECRET_AUTO, "true")], want: vec![sec("s")], ..base() },
+            Case {
+                name: "search_with_match_tracks_matched_only",
+                metadata: vec![(SEARCH, "true")],
+                sources: vec![(cm("a"), matched()), (sec("s"), plain())],
+                want: vec![cm("a")],
+                ..base()
+            },
+            Case { name: "search_without_match_does_not_track", metadata: vec![(SEARCH, "true")], ..base() },
+            Case { name: "search_must_be_exactly_true", metadata: vec![(SEARCH, "True")], sources: vec![(cm("a"), matched())], ..base() },
+            Case {
+                name: "match_without_search_does_not_track",
+                sources: vec![(cm("a"), matched()), (sec("s"), matched())],
+                ..base()
+            },
+            Case {
+                name: "auto_covers_search",
+                metadata: vec![(AUTO, "true"), (SEARCH, "true")],
+                sources: vec![(cm("a"), matched()), (sec("s"), plain())],
+                want: vec![cm("a"), sec("s")],
+                ..base()
+            },
+            Case {
+                name: "list_with_spaces_tracks_named",
+                metadata: vec![(CM_LIST, " a , b ")],
+                refs: vec![cm("a"), cm("b"), cm("c")],
+                sources: vec![(cm("a"), plain()), (cm("b"), plain()), (cm("c"), plain())],
+                want: vec![cm("a"), cm("b")],
+                ..base()
+            },
+            Case {
+                name: "list_entries_are_anchored_regexes",
+                metadata: vec![(CM_LIST, "app-.*")],
+                refs: vec![cm("app-one"), cm("my-app-two")],
+                sources: vec![(cm("app-one"), plain()), (cm("my-app-two"), plain())],
+                want: vec![cm("app-one")],
+                ..base()
+            },
+            Case {
+                name: "list_entry_does_not_match_a_longer_name",
+                metadata: vec![(CM_LIST, "a")],
+                refs: vec![cm("ab")],
+                sources: vec![(cm("ab"), plain())],
+                want: vec![cm("a")],
+                ..base()
+            },
+            Case {
+                name: "bad_regex_entry_is_skipped",
+                metadata: vec![(CM_LIST, "a,(unclosed")],
+                refs: vec![cm("a")],
+                sources: vec![(cm("a"), plain())],
+                want: vec![cm("a")],
+                ..base()
+            },
+            Case {
+                name: "list_tracks_unreferenced_existing_source",
+                metadata: vec![(SECRET_LIST, "other")],
+                sources: vec![(sec("other"), plain())],
+                want: vec![sec("other")],
+                ..base()
+            },
+            Case {
+                name: "list_tracks_absent_plain_name",
+                metadata: vec![(SECRET_LIST, "not-yet")],
+                sources: vec![],
+                want: vec![sec("not-yet")],
+                ..base()
+            },
+            Case {
+                name: "auto_plus_list_naming_unreferenced_source",
+                metadata: vec![(AUTO, "true"), (CM_LIST, "extra")],
+                sources: vec![(cm("a"), plain()), (sec("s"), plain()), (cm("extra"), plain())],
+                want: vec![cm("a"), cm("extra"), sec("s")],
+                ..base()
+            },
+            Case {
+                name: "list_applies_under_auto_false",
+                metadata: vec![(AUTO, "false"), (CM_LIST, "a")],
+                want: vec![cm("a")],
+                ..base()
+            },
+            Case {
+                name: "exclude_list_removes_exact_names",
+                metadata: vec![(AUTO, "true"), (CM_EXCLUDE, "a, z")],
+                want: vec![sec("s")],
+                ..base()
+            },
+            Case {
+                name: "ignore_annotation_on_source_removes_it",
+                metadata: vec![(AUTO, "true")],
+                sources: vec![(cm("a"), ignored()), (sec("s"), plain())],
+                want: vec![sec("s")],
+                ..base()
+            },
+            Case {
+                name: "label_selector_miss_removes_source",
+                metadata: vec![(AUTO, "true")],
+                sources: vec![(cm("a"), unselected()), (sec("s"), plain())],
+                want: vec![sec("s")],
+                ..base()
+            },
+            Case {
+                name: "pod_template_fallback",
+                template: vec![(AUTO, "true")],
+                want: vec![cm("a"), sec("s")],
+                ..base()
+            },
+            Case {
+                name: "metadata_wins_over_template_without_merging",
+                metadata: vec![(SECRET_AUTO, "true")],
+                template: vec![(AUTO, "true")],
+                want: vec![sec("s")],
+                ..base()
+            },
+            Case { name: "auto_reload_all_tracks_everything", cfg: all_cfg.clone(), want: vec![cm("a"), sec("s")], ..base() },
+            Case { name: "auto_reload_all_respects_auto_false", cfg: all_cfg.clone(), metadata: vec![(AUTO, "false")], ..base() },
+            Case {
+                name: "resources_to_ignore_secrets",
+                cfg: PolicyConfig { ignore_secrets: true, ..Default::default() },
+                metadata: vec![(AUTO, "true")],
+                want: vec![cm("a")],
+                ..base()
+            },
+            Case {
+                name: "optional_missing_source_is_tracked",
+                metadata: vec![(AUTO, "true")],
+                refs: vec![cm("missing")],
+                sources: vec![],
+                want: vec![cm("missing")],
+                ..base()
+            },
+            Case {
+                name: "annotation_name_override",
+                cfg: PolicyConfig {
+                    names: AnnotationNames { auto: "example.com/roll".into(), ..Default::default() },
+                    ..Default::default()
+                },
+                metadata: vec![("example.com/roll", "true"), (AUTO, "false")],
+                want: vec![cm("a"), sec("s")],
+                ..base()
+            },
+        ];
+        for case in cases {
+            let sources = FakeSources(case.sources.into_iter().collect());
+            let got = tracked(
+                &case.cfg,
+                &map(&case.metadata),
+                &map(&case.template),
+                &refs(&case.refs),
+                &sources,
+            );
+            let got: BTreeSet<SourceRef> = got.into_keys().collect();
+            let want: BTreeSet<SourceRef> = case.want.into_iter().collect();
+            assert_eq!(got, want, "case {}", case.name);
+        }
+    }
+
+    #[test]
+    fn keyref_keys_survive_policy_and_list_adds_whole_source() {
+        let r = vec![Reference {
+            source: cm("a"),
+            keys: Keys::Some(BTreeSet::from(["k".to_string()])),
+            optional: true,
+        }];
+        let sources = FakeSources([(cm("a"), plain())].into_iter().collect());
+        let got = tracked(
+            &PolicyConfig::default(),
+            &map(&[(AUTO, "true")]),
+            &map(&[]),
+            &r,
+            &sources,
+        );
+        let t = &got[&cm("a")];
+        assert_eq!(t.keys, Keys::Some(BTreeSet::from(["k".to_string()])));
+        assert!(t.optional);
+        assert_eq!(t.reasons, vec![Reason::Auto(AUTO.into())]);
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_go_duration("5"), None);
+        assert_eq!(parse_go_duration("abc"), None);
+        assert_eq!(parse_go_duration(""), None);
+    }
+
+    #[test]
+    fn opted_in_follows_the_rules() {
+        let cfg = PolicyConfig::default();
+        assert!(opted_in(&cfg, &map(&[(AUTO, "true")]), &map(&[])));
+        assert!(!opted_in(&cfg, &map(&[(AUTO, "false")]), &map(&[])));
+        assert!(opted_in(&cfg, &map(&[]), &map(&[(CM_LIST, "x")])));
+        assert!(!opted_in(&cfg, &map(&[]), &map(&[])));
+        let all = PolicyConfig { auto_reload_all: true, ..Default::default() };
+        assert!(opted_in(&all, &map(&[]), &map(&[])));
+    }
+}

@@ -1,0 +1,351 @@
+//! The record (each tracked source and its keyed digest) and the ONE function that decides
+//! what record and roll token a workload should carry. Webhook and watcher both call
+//! [`stamp`]; if they disagreed, workloads would roll forever.
+
+use std::collections::BTreeMap;
+
+use super::digest::{DigestKey, record_digest, source_digest};
+use super::policy::{PolicyConfig, SourceView, Tracked, tracked};
+use super::refs::{SourceRef, references};
+use super::workload::Workload;
+
+/// `"configmap/<name>"` / `"secret/<name>"` → 16 hex chars or `"absent"`.
+pub type Record = BTreeMap<String, String>;
+
+/// Parses the record annotation; `None` when it is not a JSON object of strings.
+pub fn parse_record(text: &str) -> Option<Record> {
+    serde_json::from_str::<Record>(text).ok()
+}
+
+/// The record annotation's text (compact JSON, keys sorted).
+pub fn render_record(record: &Record) -> String {
+    serde_json::to_string(record).expect("a map of strings serializes")
+}
+
+/// Why [`decide`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// CREATE, or an UPDATE that changes the pod template: the pods start anew, so record
+    /// and token are written fresh.
+    Fresh,
+    /// An UPDATE that leaves the pod template alone: what stands, stands; only sources that
+    /// joined or left the tracked set are added or removed. Never writes a new token.
+    Keep,
+    /// The watcher: roll where a recorded source's digest changed.
+    Reconcile,
+}
+
+/// What a workload carries now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    pub record: Option<Record>,
+    pub token: Option<String>,
+}
+
+/// `--reload-on-create` / `--reload-on-delete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollOptions {
+    pub on_create: bool,
+    pub on_delete: bool,
+}
+
+impl Default for RollOptions {
+    fn default() -> Self {
+        RollOptions {
+            on_create: true,
+            on_delete: true,
+        }
+    }
+}
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// the record the workload should carry (`None`: no record annotation)
+    pub record: Option<Record>,
+    /// the roll token the pod template should carry
+    pub token: Option<String>,
+    /// true when the token changes so the workload rolls
+    pub roll: bool,
+    /// record keys whose digest changed (the reason of a roll)
+    pub changed: Vec<String>,
+}
+
+impl Decision {
+    /// Nothing differs from `stored`.
+    pub fn is_noop(&self, stored: &Stored) -> bool {
+        self.record == stored.record && self.token == stored.token
+    }
+}
+
+/// The record a workload should carry now, from what it tracks and the sources' digests.
+pub fn current_record(
+    key: &DigestKey,
+    namespace: &str,
+    tracked: &BTreeMap<SourceRef, Tracked>,
+    sources: &dyn SourceView,
+) -> Record {
+    tracked
+        .iter()
+        .map(|(s, t)| {
+            let data = sources.digests(s);
+            (
+                s.record_key(),
+                source_digest(key, namespace, s, data.as_deref(), &t.keys),
+            )
+        })
+        .collect()
+}
+
+fn token_for(key: &DigestKey, record: &Record, previous: Option<&str>) -> String {
+    let t = record_digest(key, record, "");
+    if Some(t.as_str()) == previous {
+        // the same token would not roll: chain it onto the previous one
+        record_digest(key, record, previous.unwrap_or_default())
+    } else {
+        t
+    }
+}
+
+/// The one decision: given the record computed now, what the workload carries and why we
+/// are asked, which record and token it should carry.
+pub fn decide(
+    key: &DigestKey,
+    mode: Mode,
+    current: &Record,
+    stored: &Stored,
+    opts: RollOptions,
+) -> Decision {
+    let non_empty = |r: Record| (!r.is_empty()).then_some(r);
+    let keep_token = |record: Option<Record>| Decision {
+        record,
+        token: stored.token.clone(),
+        roll: false,
+        changed: Vec::new(),
+    };
+    match mode {
+        Mode::Fresh => {
+            if current.is_empty() {
+                return keep_token(None);
+            }
+            let token = record_digest(key, current, "");
+            Decision {
+                roll: stored.token.as_deref() != Some(token.as_str()),
+                record: Some(current.clone()),
+                token: Some(token),
+                changed: Vec::new(),
+            }
+        }
+        Mode::Keep => {
+            let Some(base) = &stored.record else {
+                return keep_token(non_empty(current.clone()));
+            };
+            // what stands stands; joins take today's digest; leaves go
+            let merged: Record = current
+                .iter()
+                .map(|(k, v)| (k.clone(), base.get(k).unwrap_or(v).clone()))
+                .collect();
+            keep_token(non_empty(merged))
+        }
+        Mode::Reconcile => {
+            let Some(base) = &stored.record else {
+                return keep_token(non_empty(current.clone()));
+            };
+            let changed: Vec<String> = current
+                .iter()
+                .filter_map(|(k, now)| {
+                    let was = base.get(k)?;
+                    if was == now {
+                        return None;
+                    }
+                    let created = was == super::digest::ABSENT;
+                    let deleted = now == super::digest::ABSENT;
+                    let wanted = (!created || opts.on_create) && (!deleted || opts.on_delete);
+                    wanted.then(|| k.clone())
+                })
+                .collect();
+            if changed.is_empty() {
+                return keep_token(non_empty(current.clone()));
+            }
+            Decision {
+                record: Some(current.clone()),
+                token: Some(token_for(key, current, stored.token.as_deref())),
+                roll: true,
+                changed,
+            }
+        }
+    }
+}
+
+/// Everything [`stamp`] decides for one workload.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub tracked: BTreeMap<SourceRef, Tracked>,
+    pub current: Record,
+    pub decision: Decision,
+}
+
+/// References → policy → digests → decision, for one workload. The one function webhook
+/// and watcher both call.
+pub fn stamp(
+    cfg: &PolicyConfig,
+    key: &DigestKey,
+    workload: &Workload,
+    sources: &dyn SourceView,
+    stored: &Stored,
+    mode: Mode,
+    opts: RollOptions,
+) -> Stamp {
+    let refs = references(&workload.pod_spec);
+    let tracked = tracked(
+        cfg,
+        &workload.annotations,
+        &workload.template_annotations,
+        &refs,
+        sources,
+    );
+    let current = current_record(key, &workload.namespace, &tracked, sources);
+    let decision = decide(key, mode, &current, stored, opts);
+    Stamp {
+        tracked,
+        current,
+        decision,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> DigestKey {
+        DigestKey::new(b"record-test-key-0123456789".to_vec()).unwrap()
+    }
+    fn rec(pairs: &[(&str, &str)]) -> Record {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+    fn stored(r: Option<Record>, t: Option<&str>) -> Stored {
+        Stored {
+            record: r,
+            token: t.map(String::from),
+        }
+    }
+    const O: RollOptions = RollOptions {
+        on_create: true,
+        on_delete: true,
+    };
+
+    #[test]
+    fn fresh_writes_record_and_token() {
+        let cur = rec(&[("configmap/a", "1111111111111111")]);
+        let d = decide(&key(), Mode::Fresh, &cur, &Stored::default(), O);
+        assert_eq!(d.record, Some(cur.clone()));
+        assert_eq!(d.token, Some(record_digest(&key(), &cur, "")));
+        assert!(d.roll);
+        // the same again is a no-op
+        let s = stored(d.record.clone(), d.token.as_deref());
+        let again = decide(&key(), Mode::Fresh, &cur, &s, O);
+        assert!(again.is_noop(&s));
+        assert!(!again.roll);
+    }
+
+    #[test]
+    fn fresh_with_nothing_tracked_leaves_token_alone() {
+        let d = decide(&key(), Mode::Fresh, &Record::new(), &stored(None, Some("t")), O);
+        assert_eq!(d.record, None);
+        assert_eq!(d.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn keep_without_record_records_and_adds_no_token() {
+        let cur = rec(&[("configmap/a", "1111111111111111")]);
+        let d = decide(&key(), Mode::Keep, &cur, &Stored::default(), O);
+        assert_eq!(d.record, Some(cur));
+        assert_eq!(d.token, None);
+        assert!(!d.roll);
+    }
+
+    #[test]
+    fn keep_keeps_stale_digests_and_adjusts_membership() {
+        let base = rec(&[("configmap/a", "aaaaaaaaaaaaaaaa"), ("configmap/gone", "0000000000000000")]);
+        let cur = rec(&[("configmap/a", "bbbbbbbbbbbbbbbb"), ("secret/new", "cccccccccccccccc")]);
+        let d = decide(&key(), Mode::Keep, &cur, &stored(Some(base), Some("tok")), O);
+        assert_eq!(
+            d.record,
+            Some(rec(&[("configmap/a", "aaaaaaaaaaaaaaaa"), ("secret/new", "cccccccccccccccc")]))
+        );
+        assert_eq!(d.token.as_deref(), Some("tok"));
+        assert!(!d.roll);
+    }
+
+    #[test]
+    fn reconcile_table() {
+        struct Case {
+            name: &'static str,
+            base: Option<Record>,
+            current: Record,
+            opts: RollOptions,
+            roll: bool,
+            record: Option<Record>,
+        }
+        let a1 = ("configmap/a", "1111111111111111");
+        let a2 = ("configmap/a", "2222222222222222");
+        let a_absent = ("configmap/a", "absent");
+        let b1 = ("secret/b", "3333333333333333");
+        let cases = vec![
+            Case { name: "unchanged_does_nothing", base: Some(rec(&[a1])), current: rec(&[a1]), opts: O, roll: false, record: Some(rec(&[a1])) },
+            Case { name: "changed_digest_rolls", base: Some(rec(&[a1])), current: rec(&[a2]), opts: O, roll: true, record: Some(rec(&[a2])) },
+            Case { name: "joined_source_does_not_roll", base: Some(rec(&[a1])), current: rec(&[a1, b1]), opts: O, roll: false, record: Some(rec(&[a1, b1])) },
+            Case { name: "left_source_does_not_roll", base: Some(rec(&[a1, b1])), current: rec(&[a1]), opts: O, roll: false, record: Some(rec(&[a1])) },
+            Case { name: "no_record_records_without_roll", base: None, current: rec(&[a2]), opts: O, roll: false, record: Some(rec(&[a2])) },
+            Case { name: "created_source_rolls", base: Some(rec(&[a_absent])), current: rec(&[a1]), opts: O, roll: true, record: Some(rec(&[a1])) },
+            Case { name: "deleted_source_rolls", base: Some(rec(&[a1])), current: rec(&[a_absent]), opts: O, roll: true, record: Some(rec(&[a_absent])) },
+            Case {
+                name: "created_source_with_reload_on_create_false_records_only",
+                base: Some(rec(&[a_absent])), current: rec(&[a1]),
+                opts: RollOptions { on_create: false, on_delete: true },
+                roll: false, record: Some(rec(&[a1])),
+            },
+            Case {
+                name: "deleted_source_with_reload_on_delete_false_records_only",
+                base: Some(rec(&[a1])), current: rec(&[a_absent]),
+                opts: RollOptions { on_create: true, on_delete: false },
+                roll: false, record: Some(rec(&[a_absent])),
+            },
+            Case { name: "everything_left_removes_record", base: Some(rec(&[a1])), current: rec(&[]), opts: O, roll: false, record: None },
+        ];
+        for c in cases {
+            let s = stored(c.base, Some("oldtoken00000000"));
+            let d = decide(&key(), Mode::Reconcile, &c.current, &s, c.opts);
+            assert_eq!(d.roll, c.roll, "case {}", c.name);
+            assert_eq!(d.record, c.record, "case {}", c.name);
+            if c.roll {
+                assert_ne!(d.token, s.token, "case {}", c.name);
+            } else {
+                assert_eq!(d.token, s.token, "case {}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn roll_token_never_repeats_the_stored_one() {
+        let a2 = rec(&[("configmap/a", "2222222222222222")]);
+        let same = record_digest(&key(), &a2, "");
+        let s = stored(Some(rec(&[("configmap/a", "1111111111111111")])), Some(&same));
+        let d = decide(&key(), Mode::Reconcile, &a2, &s, O);
+        assert!(d.roll);
+        assert_ne!(d.token.as_deref(), Some(same.as_str()));
+    }
+
+    #[test]
+    fn record_text_round_trips() {
+        let r = rec(&[("secret/x", "absent"), ("configmap/a", "1111111111111111")]);
+        let t = render_record(&r);
+        assert_eq!(t, r#"{"configmap/a":"1111111111111111","secret/x":"absent"}"#);
+        assert_eq!(parse_record(&t), Some(r));
+        assert_eq!(parse_record("not json"), None);
+        assert_eq!(parse_record(r#"{"a": 1}"#), None);
+    }
+}

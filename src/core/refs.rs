@@ -1,0 +1,342 @@
+//! PodSpec → the ConfigMaps and Secrets it uses, with the keys it uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{KeyToPath, PodSpec};
+
+/// The two kinds of source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SourceKind {
+    ConfigMap,
+    Secret,
+}
+
+impl SourceKind {
+    /// `configmap` / `secret`: the prefix of a record key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::ConfigMap => "configmap",
+            SourceKind::Secret => "secret",
+        }
+    }
+    pub fn parse(s: &str) -> Option<SourceKind> {
+        match s.to_ascii_lowercase().as_str() {
+            "configmap" | "configmaps" | "cm" => Some(SourceKind::ConfigMap),
+            "secret" | "secrets" => Some(SourceKind::Secret),
+            _ => None,
+        }
+    }
+}
+
+/// A source by kind and name, in the workload's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SourceRef {
+    pub kind: SourceKind,
+    pub name: String,
+}
+
+impl SourceRef {
+    pub fn new(kind: SourceKind, name: impl Into<String>) -> Self {
+        SourceRef {
+            kind,
+            name: name.into(),
+        }
+    }
+    pub fn configmap(name: impl Into<String>) -> Self {
+        Self::new(SourceKind::ConfigMap, name)
+    }
+    pub fn secret(name: impl Into<String>) -> Self {
+        Self::new(SourceKind::Secret, name)
+    }
+    /// The record key: `configmap/<name>` or `secret/<name>`.
+    pub fn record_key(&self) -> String {
+        format!("{}/{}", self.kind.as_str(), self.name)
+    }
+    /// Inverse of [`SourceRef::record_key`].
+    pub fn from_record_key(key: &str) -> Option<SourceRef> {
+        let (kind, name) = key.split_once('/')?;
+        let kind = SourceKind::parse(kind)?;
+        (!name.is_empty()).then(|| SourceRef::new(kind, name))
+    }
+}
+
+impl fmt::Display for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.kind.as_str(), self.name)
+    }
+}
+
+/// Which keys of a source a workload depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keys {
+    /// the whole source (envFrom, a volume without `items`)
+    All,
+    /// only these keys (keyRefs, `items`)
+    Some(BTreeSet<String>),
+}
+
+impl Keys {
+    fn merge(&mut self, other: Keys) {
+        match (&mut *self, other) {
+            (Keys::All, _) => {}
+            (_, Keys::All) => *self = Keys::All,
+            (Keys::Some(a), Keys::Some(b)) => a.extend(b),
+        }
+    }
+    fn from_items(items: Option<&Vec<KeyToPath>>) -> Keys {
+        match items {
+            Some(items) if !items.is_empty() => {
+                Keys::Some(items.iter().map(|i| i.key.clone()).collect())
+            }
+            _ => Keys::All,
+        }
+    }
+    fn one(key: &str) -> Keys {
+        Keys::Some(BTreeSet::from([key.to_string()]))
+    }
+}
+
+/// One source a pod spec uses: the union of all places that name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub source: SourceRef,
+    pub keys: Keys,
+    /// true only when every use of it is optional
+    pub optional: bool,
+}
+
+#[derive(Default)]
+struct Collector {
+    refs: BTreeMap<SourceRef, (Keys, bool)>,
+}
+
+impl Collector {
+    fn add(&mut self, kind: SourceKind, name: Option<&str>, keys: Keys, optional: Option<bool>) {
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
+            return;
+        };
+        let optional = optional.unwrap_or(false);
+        self.refs
+            .entry(SourceRef::new(kind, name))
+            .and_modify(|(k, o)| {
+                k.merge(keys.clone());
+                *o = *o && optional;
+            })
+            .or_insert((keys, optional));
+    }
+}
+
+/// Every ConfigMap and Secret `spec` uses, in containers and init containers (ephemeral
+/// containers are ignored), sorted by kind and name, one entry per source.
+pub fn references(spec: &PodSpec) -> Vec<Reference> {
+    let mut c = Collector::default();
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for container in containers {
+        for env in container.env.iter().flatten() {
+            let Some(from) = &env.value_from else {
+                continue;
+            };
+            if let Some(r) = &from.config_map_key_ref {
+                c.add(
+                    SourceKind::ConfigMap,
+                    Some(&r.name),
+                    Keys::one(&r.key),
+                    r.optional,
+                );
+            }
+            if let Some(r) = &from.secret_key_ref {
+                c.add(
+                    SourceKind::Secret,
+                    Some(&r.name),
+                    Keys::one(&r.key),
+                    r.optional,
+                );
+            }
+        }
+        for env_from in container.env_from.iter().flatten() {
+            if let Some(r) = &env_from.config_map_ref {
+                c.add(SourceKind::ConfigMap, Some(&r.name), Keys::All, r.optional);
+            }
+            if let Some(r) = &env_from.secret_ref {
+                c.add(SourceKind::Secret, Some(&r.name), Keys::All, r.optional);
+            }
+        }
+    }
+    for volume in spec.volumes.iter().flatten() {
+        if let Some(cm) = &volume.config_map {
+            c.add(
+                SourceKind::ConfigMap,
+                Some(&cm.name),
+                Keys::from_items(cm.items.as_ref()),
+                cm.optional,
+            );
+        }
+        if let Some(s) = &volume.secret {
+            c.add(
+                SourceKind::Secret,
+                s.secret_name.as_deref(),
+                Keys::from_items(s.items.as_ref()),
+                s.optional,
+            );
+        }
+        if let Some(projected) = &volume.projected {
+            for source in projected.sources.iter().flatten() {
+                if let Some(cm) = &source.config_map {
+                    c.add(
+                        SourceKind::ConfigMap,
+                        Some(&cm.name),
+                        Keys::from_items(cm.items.as_ref()),
+                        cm.optional,
+                    );
+                }
+                if let Some(s) = &source.secret {
+                    c.add(
+                        SourceKind::Secret,
+                        Some(&s.name),
+                        Keys::from_items(s.items.as_ref()),
+                        s.optional,
+                    );
+                }
+            }
+        }
+    }
+    c.refs
+        .into_iter()
+        .map(|(source, (keys, optional))| Reference {
+            source,
+            keys,
+            optional,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: serde_json::Value) -> PodSpec {
+        serde_json::from_value(v).expect("valid PodSpec")
+    }
+
+    fn keys(ks: &[&str]) -> Keys {
+        Keys::Some(ks.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn references_table() {
+        struct Case {
+            name: &'static str,
+            spec: serde_json::Value,
+            want: Vec<Reference>,
+        }
+        let r = |source: SourceRef, keys: Keys, optional: bool| Reference {
+            source,
+            keys,
+            optional,
+        };
+        let cases = vec![
+            Case {
+                name: "env_key_ref_uses_one_key",
+                spec: json!({"containers": [{"name": "c", "env": [
+                    {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a"}}},
+                    {"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "pw", "optional": true}}}
+                ]}]}),
+                want: vec![
+                    r(SourceRef::configmap("cm"), keys(&["a"]), false),
+                    r(SourceRef::secret("s"), keys(&["pw"]), true),
+                ],
+            },
+            Case {
+                name: "two_key_refs_to_one_source_merge_keys",
+                spec: json!({"containers": [{"name": "c", "env": [
+                    {"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a"}}},
+                    {"name": "B", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "b"}}}
+                ]}]}),
+                want: vec![r(SourceRef::configmap("cm"), keys(&["a", "b"]), false)],
+            },
+            Case {
+                name: "env_from_uses_all_keys",
+                spec: json!({"containers": [{"name": "c", "envFrom": [
+                    {"configMapRef": {"name": "cm"}}, {"secretRef": {"name": "s"}}
+                ]}]}),
+                want: vec![
+                    r(SourceRef::configmap("cm"), Keys::All, false),
+                    r(SourceRef::secret("s"), Keys::All, false),
+                ],
+            },
+            Case {
+                name: "key_ref_and_env_from_of_one_source_is_all_keys",
+                spec: json!({"containers": [{"name": "c",
+                    "env": [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "cm", "key": "a"}}}],
+                    "envFrom": [{"configMapRef": {"name": "cm", "optional": true}}]}]}),
+                want: vec![r(SourceRef::configmap("cm"), Keys::All, false)],
+            },
+            Case {
+                name: "volume_items_use_listed_keys",
+                spec: json!({"containers": [{"name": "c"}], "volumes": [
+                    {"name": "v", "configMap": {"name": "cm", "items": [{"key": "k1", "path": "p"}]}},
+                    {"name": "w", "secret": {"secretName": "s", "optional": true}}
+                ]}),
+                want: vec![
+                    r(SourceRef::configmap("cm"), keys(&["k1"]), false),
+                    r(SourceRef::secret("s"), Keys::All, true),
+                ],
+            },
+            Case {
+                name: "projected_volume_sources",
+                spec: json!({"containers": [{"name": "c"}], "volumes": [
+                    {"name": "p", "projected": {"sources": [
+                        {"configMap": {"name": "pcm"}},
+                        {"secret": {"name": "ps", "items": [{"key": "tls.crt", "path": "c"}]}},
+                        {"serviceAccountToken": {"path": "token"}}
+                    ]}}
+                ]}),
+                want: vec![
+                    r(SourceRef::configmap("pcm"), Keys::All, false),
+                    r(SourceRef::secret("ps"), keys(&["tls.crt"]), false),
+                ],
+            },
+            Case {
+                name: "init_containers_count",
+                spec: json!({"containers": [{"name": "c"}], "initContainers": [{"name": "i",
+                    "envFrom": [{"secretRef": {"name": "init-s"}}]}]}),
+                want: vec![r(SourceRef::secret("init-s"), Keys::All, false)],
+            },
+            Case {
+                name: "ephemeral_containers_and_pull_secrets_do_not_count",
+                spec: json!({"containers": [{"name": "c"}],
+                    "imagePullSecrets": [{"name": "pull"}],
+                    "ephemeralContainers": [{"name": "e", "envFrom": [{"configMapRef": {"name": "eph"}}]}]}),
+                want: vec![],
+            },
+            Case {
+                name: "optional_only_when_every_use_is_optional",
+                spec: json!({"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cm", "optional": true}}]}],
+                    "volumes": [{"name": "v", "configMap": {"name": "cm"}}]}),
+                want: vec![r(SourceRef::configmap("cm"), Keys::All, false)],
+            },
+            Case {
+                name: "optional_missing_source_is_still_a_reference",
+                spec: json!({"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "maybe", "optional": true}}]}]}),
+                want: vec![r(SourceRef::configmap("maybe"), Keys::All, true)],
+            },
+        ];
+        for case in cases {
+            assert_eq!(references(&spec(case.spec)), case.want, "case {}", case.name);
+        }
+    }
+
+    #[test]
+    fn record_keys_round_trip() {
+        let s = SourceRef::secret("db-pass");
+        assert_eq!(s.record_key(), "secret/db-pass");
+        assert_eq!(SourceRef::from_record_key("secret/db-pass"), Some(s));
+        assert_eq!(SourceRef::from_record_key("pod/x"), None);
+        assert_eq!(SourceRef::from_record_key("configmap/"), None);
+    }
+}

@@ -1,0 +1,581 @@
+//! A real, local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
+//! kube-scheduler and kwok (fake nodes), started from the binaries `hack/build-control-plane.sh`
+//! builds. The one way the tests and `make demo` start and stop a plane.
+//!
+//! Everything listens on free loopback ports; logs go to `<dir>/logs`. The processes share
+//! one process group. A reaper process holds the read end of a pipe whose write end only
+//! this process holds: when this process ends, however it ends (a panic, `exit`, SIGKILL),
+//! the reaper kills the whole group, so nothing outlives the run. [`Plane`]'s `Drop` stops
+//! everything at once when it runs.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// The versions the control plane is built at (one place: `hack/versions.env`).
+pub const VERSIONS: &str = include_str!("../hack/versions.env");
+
+/// Value of `KEY=value` in `hack/versions.env`.
+pub fn version(key: &str) -> &'static str {
+    VERSIONS
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim())
+        .unwrap_or("unknown")
+}
+
+/// Where `hack/build-control-plane.sh` puts the binaries.
+pub fn default_bin_dir() -> PathBuf {
+    let cache = std::env::var_os("HASHROLL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+                .join(".cache/hashroll")
+        });
+    cache
+        .join("control-plane")
+        .join(version("KUBERNETES_VERSION"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaneError {
+    #[error("control plane binary {0} not found: run `make control-plane` first")]
+    MissingBinary(PathBuf),
+    #[error("io error {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate generation failed: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("{what} did not become ready within {secs}s; logs in {logs}:\n{tail}")]
+    NotReady {
+        what: String,
+        secs: u64,
+        logs: String,
+        tail: String,
+    },
+    #[error("{what} exited early ({status}); logs in {logs}:\n{tail}")]
+    Exited {
+        what: String,
+        status: String,
+        logs: String,
+        tail: String,
+    },
+    #[error("kubectl {args} failed: {stderr}")]
+    Kubectl { args: String, stderr: String },
+}
+
+fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> PlaneError {
+    let context = context.into();
+    move |source| PlaneError::Io { context, source }
+}
+
+/// A running control plane. Dropping it stops every process it started.
+pub struct Plane {
+    dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    bin: PathBuf,
+    kubeconfig: PathBuf,
+    server: String,
+    ca_pem: String,
+    ca: (CertificateParams, KeyPair),
+    children: Vec<(String, Child)>,
+    pgid: Option<u32>,
+    reaper: Option<(Child, ChildStdin)>,
+    /// how long `start` took
+    pub startup: Duration,
+}
+
+/// Options for [`Plane::start`].
+#[derive(Debug, Clone, Default)]
+pub struct PlaneOptions {
+    /// keep state in this folder (kept afterwards); a temp dir otherwise (removed on drop)
+    pub dir: Option<PathBuf>,
+    /// binaries folder with `bin/` and `stages/`; `default_bin_dir()` otherwise
+    pub bin_dir: Option<PathBuf>,
+}
+
+fn free_port() -> Result<u16, PlaneError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("binding a free port"))?;
+    Ok(l.local_addr().map_err(io("local_addr"))?.port())
+}
+
+fn tail_file(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+fn key_pem(k: &KeyPair) -> String {
+    k.serialize_pem()
+}
+
+impl Plane {
+    /// Starts a plane and waits until the apiserver is ready and the fake node is Ready.
+    pub fn start(opts: PlaneOptions) -> Result<Plane, PlaneError> {
+        let t0 = Instant::now();
+        let root = opts.bin_dir.unwrap_or_else(default_bin_dir);
+        let bin = root.join("bin");
+        for b in [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kubectl",
+            "kwok",
+        ] {
+            if !bin.join(b).exists() {
+                return Err(PlaneError::MissingBinary(bin.join(b)));
+            }
+        }
+        let (tempdir, dir) = match opts.dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d).map_err(io("creating plane dir"))?;
+                (None, d)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("hashroll-plane-")
+                    .tempdir()
+                    .map_err(io("creating temp dir"))?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        let logs = dir.join("logs");
+        let pki = dir.join("pki");
+        std::fs::create_dir_all(&logs).map_err(io("creating logs dir"))?;
+        std::fs::create_dir_all(&pki).map_err(io("creating pki dir"))?;
+
+        // --- certificates
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::default();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "hashroll-plane-ca");
+        ca_params.distinguished_name = dn;
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let ca_pem = ca_cert.pem();
+        let issuer = Issuer::new(ca_params.clone(), &ca_key);
+
+        let serving_key = KeyPair::generate()?;
+        let mut sp = CertificateParams::new(vec![
+            "localhost".to_string(),
+            "kubernetes".to_string(),
+            "kubernetes.default.svc".to_string(),
+        ])?;
+        sp.subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        sp.subject_alt_names
+            .push(SanType::IpAddress([10, 0, 0, 1].into()));
+        sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let serving = sp.signed_by(&serving_key, &issuer)?;
+
+        let admin_key = KeyPair::generate()?;
+        let mut ap = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "admin");
+        dn.push(DnType::OrganizationName, "system:masters");
+        ap.distinguished_name = dn;
+        ap.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let admin = ap.signed_by(&admin_key, &issuer)?;
+
+        let sa_key = KeyPair::generate()?;
+        let write = |name: &str, text: &str| -> Result<PathBuf, PlaneError> {
+            let p = pki.join(name);
+            std::fs::write(&p, text).map_err(io(format!("writing {}", p.display())))?;
+            Ok(p)
+        };
+        let ca_file = write("ca.crt", &ca_pem)?;
+        let serving_crt = write("apiserver.crt", &serving.pem())?;
+        let serving_key_f = write("apiserver.key", &key_pem(&serving_key))?;
+        let sa_key_f = write("sa.key", &key_pem(&sa_key))?;
+        let sa_pub_f = write("sa.pub", &sa_key.public_key_pem())?;
+
+        let etcd_port = free_port()?;
+        let peer_port = free_port()?;
+        let api_port = free_port()?;
+        let server = format!("https://127.0.0.1:{api_port}");
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let kubeconfig_text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: hashroll-plane\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: hashroll-plane\n  context:\n    cluster: hashroll-plane\n    user: admin\ncurrent-context: hashroll-plane\n",
+            b64(&ca_pem),
+            b64(&admin.pem()),
+            b64(&key_pem(&admin_key)),
+        );
+        let kubeconfig = write("kubeconfig", &kubeconfig_text)?;
+
+        let mut plane = Plane {
+            dir: dir.clone(),
+            _tempdir: tempdir,
+            bin: bin.clone(),
+            kubeconfig: kubeconfig.clone(),
+            server: server.clone(),
+            ca_pem,
+            ca: (ca_params, ca_key),
+            children: Vec::new(),
+            pgid: None,
+            reaper: None,
+            startup: Duration::ZERO,
+        };
+
+        // --- etcd
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        plane.spawn(
+            "etcd",
+            &[
+                "--name=default".into(),
+                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--listen-client-urls={etcd_url}"),
+                format!("--advertise-client-urls={etcd_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=default={peer_url}"),
+                "--unsafe-no-fsync".into(),
+                "--log-level=warn".into(),
+                "--quota-backend-bytes=8589934592".into(),
+            ],
+        )?;
+        plane.wait_tcp("etcd", etcd_port, Duration::from_secs(30))?;
+
+        // --- kube-apiserver
+        plane.spawn(
+            "kube-apiserver",
+            &[
+                format!("--etcd-servers={etcd_url}"),
+                format!("--secure-port={api_port}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                "--endpoint-reconciler-type=none".into(),
+                format!("--cert-dir={}", pki.display()),
+                format!("--tls-cert-file={}", serving_crt.display()),
+                format!("--tls-private-key-file={}", serving_key_f.display()),
+                format!("--client-ca-file={}", ca_file.display()),
+                "--service-account-issuer=https://kubernetes.default.svc".into(),
+                format!("--service-account-key-file={}", sa_pub_f.display()),
+                format!("--service-account-signing-key-file={}", sa_key_f.display()),
+                "--service-cluster-ip-range=10.0.0.0/24".into(),
+                "--authorization-mode=RBAC".into(),
+                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".into(),
+                "--allow-privileged=true".into(),
+                "--v=1".into(),
+            ],
+        )?;
+        plane.wait_ready(Duration::from_secs(90))?;
+
+        // --- controllers, scheduler, kwok
+        let kc = format!("--kubeconfig={}", kubeconfig.display());
+        plane.spawn(
+            "kube-controller-manager",
+            &[
+                kc.clone(),
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+                "--controllers=deployment-controller,replicaset-controller,daemonset-controller,statefulset-controller,job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller".into(),
+                "--concurrent-deployment-syncs=10".into(),
+                "--concurrent-replicaset-syncs=10".into(),
+                "--v=1".into(),
+            ],
+        )?;
+        plane.spawn(
+            "kube-scheduler",
+            &[
+                kc.clone(),
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+                "--v=1".into(),
+            ],
+        )?;
+        let stages = root.join("stages");
+        let mut kwok_args = vec![
+            kc.clone(),
+            "--manage-all-nodes=true".into(),
+            format!("--server-address=127.0.0.1:{}", free_port()?),
+        ];
+        for s in [
+            "node-initialize.yaml",
+            "pod-ready.yaml",
+            "pod-complete.yaml",
+            "pod-delete.yaml",
+        ] {
+            kwok_args.push(format!("--config={}", stages.join(s).display()));
+        }
+        plane.spawn("kwok", &kwok_args)?;
+
+        // --- the fake node
+        let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: kwok-node-0\n  annotations:\n    kwok.x-k8s.io/node: fake\n  labels:\n    kubernetes.io/hostname: kwok-node-0\n    kubernetes.io/os: linux\n    type: kwok\nstatus:\n  allocatable:\n    cpu: \"64\"\n    memory: 256Gi\n    pods: \"1000\"\n  capacity:\n    cpu: \"64\"\n    memory: 256Gi\n    pods: \"1000\"\n";
+        plane.kubectl_stdin(&["apply", "-f", "-"], node)?;
+        plane.wait_until("the fake node Ready", Duration::from_secs(60), |p| {
+            p.kubectl(&[
+                "get",
+                "node",
+                "kwok-node-0",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+            ])
+            .map(|s| s.trim() == "True")
+            .unwrap_or(false)
+        })?;
+        plane.startup = t0.elapsed();
+        Ok(plane)
+    }
+
+    fn spawn(&mut self, name: &str, args: &[String]) -> Result<(), PlaneError> {
+        let log = self.dir.join("logs").join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
+        let err = out.try_clone().map_err(io("dup log file"))?;
+        let mut cmd = Command::new(self.bin.join(name));
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .current_dir(&self.dir)
+            .process_group(self.pgid.map(|p| p as i32).unwrap_or(0));
+        let child = cmd.spawn().map_err(io(format!("starting {name}")))?;
+        if self.pgid.is_none() {
+            self.pgid = Some(child.id());
+            self.start_reaper(child.id())?;
+        }
+        self.children.push((name.to_string(), child));
+        Ok(())
+    }
+
+    /// A `sh` that waits for EOF on its stdin, then kills the process group.
+    fn start_reaper(&mut self, pgid: u32) -> Result<(), PlaneError> {
+        let script = format!(
+            "read _ignored; kill -TERM -{pgid} 2>/dev/null; sleep 2; kill -KILL -{pgid} 2>/dev/null; exit 0"
+        );
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .map_err(io("starting the reaper"))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        self.reaper = Some((child, stdin));
+        Ok(())
+    }
+
+    fn check_alive(&mut self) -> Result<(), PlaneError> {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = self.dir.join("logs").join(format!("{name}.log"));
+                return Err(PlaneError::Exited {
+                    what: name.clone(),
+                    status: status.to_string(),
+                    logs: self.dir.join("logs").display().to_string(),
+                    tail: tail_file(&log, 30),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn not_ready(&self, what: &str, timeout: Duration, log: &str) -> PlaneError {
+        PlaneError::NotReady {
+            what: what.to_string(),
+            secs: timeout.as_secs(),
+            logs: self.dir.join("logs").display().to_string(),
+            tail: tail_file(&self.dir.join("logs").join(format!("{log}.log")), 30),
+        }
+    }
+
+    fn wait_tcp(&mut self, what: &str, port: u16, timeout: Duration) -> Result<(), PlaneError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            self.check_alive()?;
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(self.not_ready(what, timeout, what))
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), PlaneError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            self.check_alive()?;
+            if let Ok(out) = self.kubectl(&["get", "--raw", "/readyz"])
+                && out.trim() == "ok"
+            {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(self.not_ready("kube-apiserver /readyz", timeout, "kube-apiserver"))
+    }
+
+    /// Polls `cond` every 200 ms until it holds or `timeout` passes.
+    pub fn wait_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        mut cond: impl FnMut(&Plane) -> bool,
+    ) -> Result<(), PlaneError> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            self.check_alive()?;
+            if cond(self) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(self.not_ready(what, timeout, "kwok"))
+    }
+
+    /// Runs the plane's kubectl with the admin kubeconfig; stdout on success.
+    pub fn kubectl(&self, args: &[&str]) -> Result<String, PlaneError> {
+        self.kubectl_stdin(args, "")
+    }
+
+    /// Same as [`Plane::kubectl`], feeding `input` on stdin.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> Result<String, PlaneError> {
+        let mut child = Command::new(self.bin.join("kubectl"))
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(io("starting kubectl"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(input.as_bytes())
+                .map_err(io("writing to kubectl"))?;
+        }
+        let out = child.wait_with_output().map_err(io("running kubectl"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(PlaneError::Kubectl {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            })
+        }
+    }
+
+    /// The admin kubeconfig file.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+    /// `https://127.0.0.1:PORT`
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+    /// The plane's folder (logs under `logs/`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// The folder of the binaries (kubectl and friends).
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+    /// PEM of the CA that signed the apiserver's serving cert and the admin client cert.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+    /// Pids of the processes the plane started, by name.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.children
+            .iter()
+            .map(|(n, c)| (n.clone(), c.id()))
+            .collect()
+    }
+
+    /// Signs a serving certificate for `sans` with the plane's CA: (cert PEM, key PEM).
+    /// What a webhook needs to be called by this apiserver.
+    pub fn issue_serving_cert(&self, sans: &[&str]) -> Result<(String, String), PlaneError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        for s in sans {
+            match s.parse::<std::net::IpAddr>() {
+                Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
+                Err(_) => params
+                    .subject_alt_names
+                    .push(SanType::DnsName((*s).try_into()?)),
+            }
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let issuer = Issuer::new(self.ca.0.clone(), &self.ca.1);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// The last lines of each process's log, for a failure message.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut s = String::new();
+        for (name, _) in &self.children {
+            let _ = writeln!(
+                s,
+                "--- {name} ({})",
+                self.dir.join("logs").join(format!("{name}.log")).display()
+            );
+            let _ = writeln!(
+                s,
+                "{}",
+                tail_file(&self.dir.join("logs").join(format!("{name}.log")), lines)
+            );
+        }
+        s
+    }
+
+    /// Stops every process the plane started (TERM, then KILL after 5 s).
+    pub fn stop(&mut self) {
+        if let Some(pgid) = self.pgid {
+            let _ = Command::new("kill")
+                .args(["-TERM", &format!("-{pgid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for (_, child) in &mut self.children {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(pgid) = self.pgid.take() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &format!("-{pgid}")])
+                .stderr(Stdio::null())
+                .status();
+        }
+        self.children.clear();
+        if let Some((mut child, stdin)) = self.reaper.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Plane {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
