@@ -1,1 +1,446 @@
-//! (filled in below)
+//! The source cache: a digest per key of every ConfigMap and Secret (never the data), plus
+//! the few annotations the policy reads. Filled by a watch (paged initial list), shared by
+//! webhook and watcher.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ObjectMeta};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tokio::sync::mpsc;
+
+use crate::core::digest::SourceDigests;
+use crate::core::policy::{AnnotationNames, SourceInfo, SourceView};
+use crate::core::refs::{SourceKind, SourceRef};
+use crate::core::selector::LabelSelector;
+
+/// What the cache keeps of one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceEntry {
+    pub info: SourceInfo,
+    pub digests: Arc<SourceDigests>,
+}
+
+/// How a source changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Created,
+    /// its data changed
+    Data,
+    /// only the annotations/labels the policy reads changed
+    Meta,
+    Deleted,
+}
+
+/// A change the watcher may act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceChange {
+    pub namespace: String,
+    pub source: SourceRef,
+    pub kind: ChangeKind,
+}
+
+type Key = (String, SourceKind, String);
+
+/// Which namespaces hashroll looks at (`--namespaces`, `--namespaces-to-ignore`).
+#[derive(Debug, Clone, Default)]
+pub struct NamespaceFilter {
+    pub only: Vec<String>,
+    pub ignore: Vec<String>,
+}
+
+impl NamespaceFilter {
+    pub fn allows(&self, ns: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|n| n == ns))
+            && !self.ignore.iter().any(|n| n == ns)
+    }
+}
+
+pub struct SourceCache {
+    map: RwLock<BTreeMap<Key, SourceEntry>>,
+    synced: [AtomicBool; 2],
+    names: AnnotationNames,
+    selector: LabelSelector,
+    namespaces: NamespaceFilter,
+}
+
+fn idx(kind: SourceKind) -> usize {
+    match kind {
+        SourceKind::ConfigMap => 0,
+        SourceKind::Secret => 1,
+    }
+}
+
+impl SourceCache {
+    pub fn new(
+        names: AnnotationNames,
+        selector: LabelSelector,
+        namespaces: NamespaceFilter,
+    ) -> Self {
+        SourceCache {
+            map: RwLock::new(BTreeMap::new()),
+            synced: [AtomicBool::new(false), AtomicBool::new(false)],
+            names,
+            selector,
+            namespaces,
+        }
+    }
+
+    /// Both initial lists are in.
+    pub fn is_synced(&self) -> bool {
+        self.synced.iter().all(|s| s.load(Ordering::Acquire))
+    }
+
+    pub fn namespaces(&self) -> &NamespaceFilter {
+        &self.namespaces
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().expect("cache lock").len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn entry_of(&self, meta: &ObjectMeta, digests: SourceDigests) -> SourceEntry {
+        SourceEntry {
+            info: SourceInfo::from_annotations(
+                &self.names,
+                meta.annotations.as_ref(),
+                self.selector.matches(meta.labels.as_ref()),
+            ),
+            digests: Arc::new(digests),
+        }
+    }
+
+    /// Digests of a ConfigMap's `data` and `binaryData`.
+    pub fn configmap_entry(&self, cm: &ConfigMap) -> SourceEntry {
+        let d = SourceDigests::from_data(
+            cm.data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+            cm.binary_data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.0.as_slice())),
+        );
+        self.entry_of(&cm.metadata, d)
+    }
+
+    /// Digests of a Secret's `data` (and `stringData`, which a GET never returns).
+    pub fn secret_entry(&self, s: &Secret) -> SourceEntry {
+        let d = SourceDigests::from_data(
+            s.string_data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_bytes())),
+            s.data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.0.as_slice())),
+        );
+        self.entry_of(&s.metadata, d)
+    }
+
+    /// Stores an entry; the change it makes, if any.
+    pub fn upsert(
+        &self,
+        namespace: &str,
+        source: &SourceRef,
+        entry: SourceEntry,
+    ) -> Option<SourceChange> {
+        let key = (namespace.to_string(), source.kind, source.name.clone());
+        let mut map = self.map.write().expect("cache lock");
+        let kind = match map.get(&key) {
+            None => ChangeKind::Created,
+            Some(old) if old.digests != entry.digests => ChangeKind::Data,
+            Some(old) if old.info != entry.info => ChangeKind::Meta,
+            Some(_) => return None,
+        };
+        map.insert(key, entry);
+        Some(SourceChange {
+            namespace: namespace.to_string(),
+            source: source.clone(),
+            kind,
+        })
+    }
+
+    pub fn remove(&self, namespace: &str, source: &SourceRef) -> Option<SourceChange> {
+        let key = (namespace.to_string(), source.kind, source.name.clone());
+        self.map
+            .write()
+            .expect("cache lock")
+            .remove(&key)
+            .map(|_| SourceChange {
+                namespace: namespace.to_string(),
+                source: source.clone(),
+                kind: ChangeKind::Deleted,
+            })
+    }
+
+    /// After a relist: drops the entries of `kind` not seen in it.
+    fn retain_seen(&self, kind: SourceKind, seen: &HashSet<(String, String)>) -> Vec<SourceChange> {
+        let mut map = self.map.write().expect("cache lock");
+        let gone: Vec<Key> = map
+            .keys()
+            .filter(|(ns, k, name)| *k == kind && !seen.contains(&(ns.clone(), name.clone())))
+            .cloned()
+            .collect();
+        gone.into_iter()
+            .map(|key| {
+                map.remove(&key);
+                SourceChange {
+                    namespace: key.0,
+                    source: SourceRef::new(key.1, key.2),
+                    kind: ChangeKind::Deleted,
+                }
+            })
+            .collect()
+    }
+
+    pub fn get(&self, namespace: &str, source: &SourceRef) -> Option<SourceEntry> {
+        let key = (namespace.to_string(), source.kind, source.name.clone());
+        self.map.read().expect("cache lock").get(&key).cloned()
+    }
+
+    /// The view of one namespace the policy reads.
+    pub fn view<'a>(&'a self, namespace: &'a str) -> NamespaceView<'a> {
+        NamespaceView {
+            cache: self,
+            namespace,
+        }
+    }
+
+    /// A miss may only mean the source is newer than the cache: one GET decides. Found
+    /// sources go into the cache. Returns whether it exists.
+    pub async fn confirm_miss(
+        &self,
+        client: &Client,
+        namespace: &str,
+        source: &SourceRef,
+    ) -> Result<bool, kube::Error> {
+        let entry = match source.kind {
+            SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                .get_opt(&source.name)
+                .await?
+                .map(|cm| self.configmap_entry(&cm)),
+            SourceKind::Secret => Api::<Secret>::namespaced(client.clone(), namespace)
+                .get_opt(&source.name)
+                .await?
+                .map(|s| self.secret_entry(&s)),
+        };
+        Ok(match entry {
+            Some(e) => {
+                self.upsert(namespace, source, e);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Watches one kind of source into the cache forever, sending every change to `tx`.
+    pub async fn run_watch(
+        self: Arc<Self>,
+        client: Client,
+        kind: SourceKind,
+        tx: Option<mpsc::UnboundedSender<SourceChange>>,
+        on_restart: impl Fn() + Send + Sync,
+    ) {
+        match kind {
+            SourceKind::ConfigMap => {
+                let api: Api<ConfigMap> = Api::all(client);
+                self.watch_loop(api, kind, tx, on_restart, |c, cm| c.configmap_entry(cm))
+                    .await
+            }
+            SourceKind::Secret => {
+                let api: Api<Secret> = Api::all(client);
+                self.watch_loop(api, kind, tx, on_restart, |c, s| c.secret_entry(s))
+                    .await
+            }
+        }
+    }
+
+    async fn watch_loop<K>(
+        &self,
+        api: Api<K>,
+        kind: SourceKind,
+        tx: Option<mpsc::UnboundedSender<SourceChange>>,
+        on_restart: impl Fn() + Send + Sync,
+        entry: impl Fn(&Self, &K) -> SourceEntry,
+    ) where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    {
+        let send = |c: Option<SourceChange>| {
+            if let (Some(tx), Some(c)) = (&tx, c) {
+                let _ = tx.send(c);
+            }
+        };
+        let cfg = watcher::Config::default().page_size(100).any_semantic();
+        let mut stream = watcher(api, cfg).boxed();
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        loop {
+            match stream.try_next().await {
+                Ok(Some(ev)) => match ev {
+                    watcher::Event::Init => seen.clear(),
+                    watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
+                        let ns = obj.namespace().unwrap_or_default();
+                        if !self.namespaces.allows(&ns) {
+                            continue;
+                        }
+                        let name = obj.name_any();
+                        let e = entry(self, &obj);
+                        let source = SourceRef::new(kind, name.clone());
+                        seen.insert((ns.clone(), name));
+                        send(self.upsert(&ns, &source, e));
+                    }
+                    watcher::Event::InitDone => {
+                        for c in self.retain_seen(kind, &seen) {
+                            send(Some(c));
+                        }
+                        seen = HashSet::new();
+                        if !self.synced[idx(kind)].swap(true, Ordering::AcqRel) {
+                            tracing::info!(
+                                kind = kind.as_str(),
+                                sources = self.len(),
+                                "source cache synced"
+                            );
+                        }
+                    }
+                    watcher::Event::Delete(obj) => {
+                        let ns = obj.namespace().unwrap_or_default();
+                        send(self.remove(&ns, &SourceRef::new(kind, obj.name_any())));
+                    }
+                },
+                Ok(None) => return,
+                Err(e) => {
+                    on_restart();
+                    tracing::warn!(kind = kind.as_str(), error = %e, "source watch failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// One namespace of the cache, as the policy sees it.
+pub struct NamespaceView<'a> {
+    cache: &'a SourceCache,
+    namespace: &'a str,
+}
+
+impl SourceView for NamespaceView<'_> {
+    fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
+        self.cache.get(self.namespace, source).map(|e| e.info)
+    }
+    fn names(&self, kind: SourceKind) -> Vec<String> {
+        let map = self.cache.map.read().expect("cache lock");
+        let lo = (self.namespace.to_string(), kind, String::new());
+        map.range(lo..)
+            .take_while(|((ns, k, _), _)| ns == self.namespace && *k == kind)
+            .map(|((_, _, n), _)| n.clone())
+            .collect()
+    }
+    fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>> {
+        self.cache.get(self.namespace, source).map(|e| e.digests)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn cm(ns: &str, name: &str, data: &[(&str, &str)], ann: &[(&str, &str)]) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                annotations: Some(
+                    ann.iter()
+                        .map(|(a, b)| (a.to_string(), b.to_string()))
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+            data: Some(
+                data.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn changes_are_classified() {
+        let c = SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        );
+        let s = SourceRef::configmap("a");
+        let up = |o: &ConfigMap| c.upsert("ns", &s, c.configmap_entry(o)).map(|x| x.kind);
+        assert_eq!(
+            up(&cm("ns", "a", &[("k", "1")], &[])),
+            Some(ChangeKind::Created)
+        );
+        assert_eq!(up(&cm("ns", "a", &[("k", "1")], &[])), None);
+        assert_eq!(
+            up(&cm("ns", "a", &[("k", "1")], &[("unrelated", "x")])),
+            None
+        );
+        assert_eq!(
+            up(&cm(
+                "ns",
+                "a",
+                &[("k", "1")],
+                &[("reloader.stakater.com/match", "true")]
+            )),
+            Some(ChangeKind::Meta)
+        );
+        assert_eq!(
+            up(&cm(
+                "ns",
+                "a",
+                &[("k", "2")],
+                &[("reloader.stakater.com/match", "true")]
+            )),
+            Some(ChangeKind::Data)
+        );
+        assert_eq!(
+            c.remove("ns", &s).map(|x| x.kind),
+            Some(ChangeKind::Deleted)
+        );
+        assert_eq!(c.remove("ns", &s), None);
+    }
+
+    #[test]
+    fn view_lists_names_of_one_namespace_and_kind() {
+        let c = SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        );
+        for (ns, name) in [("a", "x"), ("a", "y"), ("b", "z")] {
+            c.upsert(
+                ns,
+                &SourceRef::configmap(name),
+                c.configmap_entry(&cm(ns, name, &[], &[])),
+            );
+        }
+        c.upsert(
+            "a",
+            &SourceRef::secret("s"),
+            c.configmap_entry(&cm("a", "s", &[], &[])),
+        );
+        assert_eq!(c.view("a").names(SourceKind::ConfigMap), vec!["x", "y"]);
+        assert_eq!(c.view("a").names(SourceKind::Secret), vec!["s"]);
+        assert_eq!(c.view("b").names(SourceKind::ConfigMap), vec!["z"]);
+        assert!(c.view("a").digests(&SourceRef::configmap("z")).is_none());
+    }
+}

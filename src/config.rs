@@ -34,9 +34,8 @@ fn parse_bool_str(s: &str) -> Result<bool, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::core::policy::parse_go_duration(s).ok_or_else(|| {
-        format!("expected a duration such as 500ms, 1s or 2m, got {s:?}")
-    })
+    crate::core::policy::parse_go_duration(s)
+        .ok_or_else(|| format!("expected a duration such as 500ms, 1s or 2m, got {s:?}"))
 }
 
 #[derive(Debug, Args, Clone)]
@@ -60,13 +59,25 @@ pub struct RunArgs {
     #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
     pub hmac_key_file: Option<PathBuf>,
     /// name of the Secret holding the HMAC key when no file is given
-    #[arg(long, env = "HASHROLL_HMAC_KEY_SECRET", default_value = "hashroll-hmac-key")]
+    #[arg(
+        long,
+        env = "HASHROLL_HMAC_KEY_SECRET",
+        default_value = "hashroll-hmac-key"
+    )]
     pub hmac_key_secret: String,
     /// annotation on the workload holding the record
-    #[arg(long, env = "HASHROLL_RECORD_ANNOTATION", default_value = "hashroll.dev/sources")]
+    #[arg(
+        long,
+        env = "HASHROLL_RECORD_ANNOTATION",
+        default_value = "hashroll.dev/sources"
+    )]
     pub record_annotation: String,
     /// annotation on the pod template holding the roll token
-    #[arg(long, env = "HASHROLL_TOKEN_ANNOTATION", default_value = "hashroll.dev/config-hash")]
+    #[arg(
+        long,
+        env = "HASHROLL_TOKEN_ANNOTATION",
+        default_value = "hashroll.dev/config-hash"
+    )]
     pub token_annotation: String,
 
     /// configMaps or secrets: never react to this kind
@@ -109,33 +120,81 @@ pub struct RunArgs {
     #[arg(long, env = "HASHROLL_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
     pub coalesce_window: Duration,
     /// global limit on roll patches per second
-    #[arg(long, env = "HASHROLL_MAX_ROLLOUTS_PER_SECOND", default_value_t = 200.0)]
+    #[arg(
+        long,
+        env = "HASHROLL_MAX_ROLLOUTS_PER_SECOND",
+        default_value_t = 200.0
+    )]
     pub max_rollouts_per_second: f64,
     /// largest AdmissionReview body accepted, in bytes
     #[arg(long, env = "HASHROLL_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
 
-    #[arg(long, env = "HASHROLL_AUTO_ANNOTATION", default_value = "reloader.stakater.com/auto")]
+    #[arg(
+        long,
+        env = "HASHROLL_AUTO_ANNOTATION",
+        default_value = "reloader.stakater.com/auto"
+    )]
     pub auto_annotation: String,
-    #[arg(long, env = "HASHROLL_CONFIGMAP_AUTO_ANNOTATION", default_value = "configmap.reloader.stakater.com/auto")]
+    #[arg(
+        long,
+        env = "HASHROLL_CONFIGMAP_AUTO_ANNOTATION",
+        default_value = "configmap.reloader.stakater.com/auto"
+    )]
     pub configmap_auto_annotation: String,
-    #[arg(long, env = "HASHROLL_SECRET_AUTO_ANNOTATION", default_value = "secret.reloader.stakater.com/auto")]
+    #[arg(
+        long,
+        env = "HASHROLL_SECRET_AUTO_ANNOTATION",
+        default_value = "secret.reloader.stakater.com/auto"
+    )]
     pub secret_auto_annotation: String,
-    #[arg(long, env = "HASHROLL_CONFIGMAP_ANNOTATION", default_value = "configmap.reloader.stakater.com/reload")]
+    #[arg(
+        long,
+        env = "HASHROLL_CONFIGMAP_ANNOTATION",
+        default_value = "configmap.reloader.stakater.com/reload"
+    )]
     pub configmap_annotation: String,
-    #[arg(long, env = "HASHROLL_SECRET_ANNOTATION", default_value = "secret.reloader.stakater.com/reload")]
+    #[arg(
+        long,
+        env = "HASHROLL_SECRET_ANNOTATION",
+        default_value = "secret.reloader.stakater.com/reload"
+    )]
     pub secret_annotation: String,
-    #[arg(long, env = "HASHROLL_CONFIGMAP_EXCLUDE_ANNOTATION", default_value = "configmaps.exclude.reloader.stakater.com/reload")]
+    #[arg(
+        long,
+        env = "HASHROLL_CONFIGMAP_EXCLUDE_ANNOTATION",
+        default_value = "configmaps.exclude.reloader.stakater.com/reload"
+    )]
     pub configmap_exclude_annotation: String,
-    #[arg(long, env = "HASHROLL_SECRET_EXCLUDE_ANNOTATION", default_value = "secrets.exclude.reloader.stakater.com/reload")]
+    #[arg(
+        long,
+        env = "HASHROLL_SECRET_EXCLUDE_ANNOTATION",
+        default_value = "secrets.exclude.reloader.stakater.com/reload"
+    )]
     pub secret_exclude_annotation: String,
-    #[arg(long, env = "HASHROLL_AUTO_SEARCH_ANNOTATION", default_value = "reloader.stakater.com/search")]
+    #[arg(
+        long,
+        env = "HASHROLL_AUTO_SEARCH_ANNOTATION",
+        default_value = "reloader.stakater.com/search"
+    )]
     pub auto_search_annotation: String,
-    #[arg(long, env = "HASHROLL_SEARCH_MATCH_ANNOTATION", default_value = "reloader.stakater.com/match")]
+    #[arg(
+        long,
+        env = "HASHROLL_SEARCH_MATCH_ANNOTATION",
+        default_value = "reloader.stakater.com/match"
+    )]
     pub search_match_annotation: String,
-    #[arg(long, env = "HASHROLL_IGNORE_ANNOTATION", default_value = "reloader.stakater.com/ignore")]
+    #[arg(
+        long,
+        env = "HASHROLL_IGNORE_ANNOTATION",
+        default_value = "reloader.stakater.com/ignore"
+    )]
     pub ignore_annotation: String,
-    #[arg(long, env = "HASHROLL_PAUSE_DEPLOYMENT_ANNOTATION", default_value = "deployment.reloader.stakater.com/pause-period")]
+    #[arg(
+        long,
+        env = "HASHROLL_PAUSE_DEPLOYMENT_ANNOTATION",
+        default_value = "deployment.reloader.stakater.com/pause-period"
+    )]
     pub pause_deployment_annotation: String,
 }
 
@@ -177,10 +236,7 @@ pub fn label_selector(s: &str) -> String {
     split_terms(s)
         .into_iter()
         .map(|term| {
-            if let Some(k) = term
-                .strip_suffix("=*")
-                .or_else(|| term.strip_suffix(":*"))
-            {
+            if let Some(k) = term.strip_suffix("=*").or_else(|| term.strip_suffix(":*")) {
                 k.trim().to_string()
             } else if !term.contains('=')
                 && !term.contains('!')
@@ -239,7 +295,7 @@ impl Settings {
                 })?;
             }
         }
-        if !(args.max_rollouts_per_second > 0.0) {
+        if args.max_rollouts_per_second.is_nan() || args.max_rollouts_per_second <= 0.0 {
             return Err(ConfigError::Invalid {
                 what: "--max-rollouts-per-second",
                 why: "must be above 0".into(),
@@ -259,7 +315,11 @@ impl Settings {
         let namespace = args
             .namespace
             .clone()
-            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()))
+            .or_else(|| {
+                std::env::var("POD_NAMESPACE")
+                    .ok()
+                    .filter(|s| !s.is_empty())
+            })
             .unwrap_or_else(|| "hashroll".to_string());
         let ignore = args.resources_to_ignore.as_deref().map(str::to_lowercase);
         let policy = PolicyConfig {

@@ -7,15 +7,182 @@
 pub mod cache;
 pub mod config;
 pub mod core;
+pub mod key;
 pub mod metrics;
 #[cfg(feature = "plane")]
 pub mod plane;
+pub mod state;
 pub mod watcher;
 pub mod webhook;
 
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::cache::{NamespaceFilter, SourceCache};
+use crate::config::{Cli, Command, Settings};
+use crate::core::patch::RecordNames;
+use crate::core::record::RollOptions;
+use crate::core::refs::SourceKind;
+use crate::core::selector::LabelSelector;
+use crate::state::State;
+use crate::webhook::tls::CertReloader;
+
+fn init_logging(format: &str, level: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let res = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    res.map_err(|e| format!("cannot set up logging: {e}"))
+}
+
 /// Runs the parsed command line; the process's exit code.
-pub fn run_cli(cli: config::Cli) -> std::process::ExitCode {
+pub fn run_cli(cli: Cli) -> ExitCode {
     match cli.command {
-        config::Command::Run(_args) => std::process::ExitCode::from(2),
+        Command::Run(args) => {
+            // everything that can be checked before starting is checked here: exit code 2
+            let settings = match Settings::from_args(*args) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("hashroll: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = init_logging(&settings.args.log_format, &settings.args.log_level) {
+                eprintln!("hashroll: {e}");
+                return ExitCode::from(2);
+            }
+            let certs =
+                match CertReloader::load(&settings.args.tls_cert_file, &settings.args.tls_key_file)
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("hashroll: {e}");
+                        return ExitCode::from(2);
+                    }
+                };
+            let selector = match LabelSelector::parse(
+                settings.resource_label_selector.as_deref().unwrap_or(""),
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("hashroll: invalid --resource-label-selector: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let file_key = match &settings.args.hmac_key_file {
+                Some(p) => match key::from_file(p) {
+                    Ok(k) => Some(k),
+                    Err(e) => {
+                        eprintln!("hashroll: {e}");
+                        return ExitCode::from(2);
+                    }
+                },
+                None => None,
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("hashroll: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match rt.block_on(run(settings, certs, selector, file_key)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "hashroll stopped");
+                    eprintln!("hashroll: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
     }
+}
+
+async fn run(
+    settings: Settings,
+    certs: Arc<CertReloader>,
+    selector: LabelSelector,
+    file_key: Option<core::digest::DigestKey>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let client = kube::Client::try_default()
+        .await
+        .context("cannot build a Kubernetes client (KUBECONFIG or in-cluster config)")?;
+    let key = match file_key {
+        Some(k) => k,
+        None => {
+            key::from_secret(&client, &settings.namespace, &settings.args.hmac_key_secret).await?
+        }
+    };
+    let cache = Arc::new(SourceCache::new(
+        settings.policy.names.clone(),
+        selector,
+        NamespaceFilter {
+            only: settings.namespaces.clone(),
+            ignore: settings.namespaces_to_ignore.clone(),
+        },
+    ));
+    let state = Arc::new(State {
+        policy: settings.policy.clone(),
+        names: RecordNames {
+            record: settings.record_annotation.clone(),
+            token: settings.token_annotation.clone(),
+        },
+        roll: RollOptions {
+            on_create: settings.args.reload_on_create,
+            on_delete: settings.args.reload_on_delete,
+        },
+        key,
+        cache: cache.clone(),
+        client: Some(client.clone()),
+        metrics: metrics::Metrics::new(),
+        watcher_ready: std::sync::atomic::AtomicBool::new(false),
+    });
+    for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
+        let st = state.clone();
+        tokio::spawn(
+            cache
+                .clone()
+                .run_watch(client.clone(), kind, None, move || {
+                    st.metrics.watch_restart(kind.as_str())
+                }),
+        );
+    }
+    // the watcher of the next issue flips this after its start-up reconcile
+    state.watcher_ready.store(true, Ordering::Release);
+
+    let tls = certs.server_config()?;
+    tokio::spawn(certs.clone().watch(Duration::from_secs(2)));
+    let webhook = tokio::net::TcpListener::bind(settings.args.webhook_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.args.webhook_addr))?;
+    let metrics_l = tokio::net::TcpListener::bind(settings.args.metrics_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.args.metrics_addr))?;
+    tracing::info!(
+        webhook = %webhook.local_addr()?,
+        metrics = %metrics_l.local_addr()?,
+        namespace = %settings.namespace,
+        "hashroll started"
+    );
+    let router = webhook::router(state.clone(), settings.args.max_body_bytes);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = webhook::serve_tls(webhook, tls, router) => {}
+        r = webhook::serve_metrics(metrics_l, state.clone()) => r.context("metrics server")?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        _ = term.recv() => tracing::info!("terminated; stopping"),
+    }
+    Ok(())
 }

@@ -14,12 +14,13 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// The versions the control plane is built at (one place: `hack/versions.env`).
@@ -92,7 +93,7 @@ pub struct Plane {
     server: String,
     ca_pem: String,
     ca: (CertificateParams, KeyPair),
-    children: Vec<(String, Child)>,
+    children: Mutex<Vec<(String, Child)>>,
     pgid: Option<u32>,
     reaper: Option<(Child, ChildStdin)>,
     /// how long `start` took
@@ -231,7 +232,7 @@ impl Plane {
             server: server.clone(),
             ca_pem,
             ca: (ca_params, ca_key),
-            children: Vec::new(),
+            children: Mutex::new(Vec::new()),
             pgid: None,
             reaper: None,
             startup: Duration::ZERO,
@@ -355,7 +356,10 @@ impl Plane {
             self.pgid = Some(child.id());
             self.start_reaper(child.id())?;
         }
-        self.children.push((name.to_string(), child));
+        self.children
+            .lock()
+            .expect("children lock")
+            .push((name.to_string(), child));
         Ok(())
     }
 
@@ -377,8 +381,8 @@ impl Plane {
         Ok(())
     }
 
-    fn check_alive(&mut self) -> Result<(), PlaneError> {
-        for (name, child) in &mut self.children {
+    fn check_alive(&self) -> Result<(), PlaneError> {
+        for (name, child) in self.children.lock().expect("children lock").iter_mut() {
             if let Ok(Some(status)) = child.try_wait() {
                 let log = self.dir.join("logs").join(format!("{name}.log"));
                 return Err(PlaneError::Exited {
@@ -401,7 +405,7 @@ impl Plane {
         }
     }
 
-    fn wait_tcp(&mut self, what: &str, port: u16, timeout: Duration) -> Result<(), PlaneError> {
+    fn wait_tcp(&self, what: &str, port: u16, timeout: Duration) -> Result<(), PlaneError> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.check_alive()?;
@@ -413,7 +417,7 @@ impl Plane {
         Err(self.not_ready(what, timeout, what))
     }
 
-    fn wait_ready(&mut self, timeout: Duration) -> Result<(), PlaneError> {
+    fn wait_ready(&self, timeout: Duration) -> Result<(), PlaneError> {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.check_alive()?;
@@ -429,7 +433,7 @@ impl Plane {
 
     /// Polls `cond` every 200 ms until it holds or `timeout` passes.
     pub fn wait_until(
-        &mut self,
+        &self,
         what: &str,
         timeout: Duration,
         mut cond: impl FnMut(&Plane) -> bool,
@@ -499,9 +503,21 @@ impl Plane {
     /// Pids of the processes the plane started, by name.
     pub fn pids(&self) -> Vec<(String, u32)> {
         self.children
+            .lock()
+            .expect("children lock")
             .iter()
             .map(|(n, c)| (n.clone(), c.id()))
             .collect()
+    }
+
+    /// Starts `cmd` in the plane's process group, so it is stopped with the plane, even
+    /// when this process dies without cleaning up.
+    pub fn spawn_in_group(&self, cmd: &mut Command) -> Result<Child, PlaneError> {
+        if let Some(pgid) = self.pgid {
+            cmd.process_group(pgid as i32);
+        }
+        cmd.spawn()
+            .map_err(io("starting a process in the plane's group"))
     }
 
     /// Signs a serving certificate for `sans` with the plane's CA: (cert PEM, key PEM).
@@ -526,7 +542,7 @@ impl Plane {
     /// The last lines of each process's log, for a failure message.
     pub fn log_tails(&self, lines: usize) -> String {
         let mut s = String::new();
-        for (name, _) in &self.children {
+        for (name, _) in self.children.lock().expect("children lock").iter() {
             let _ = writeln!(
                 s,
                 "--- {name} ({})",
@@ -550,7 +566,8 @@ impl Plane {
                 .status();
         }
         let deadline = Instant::now() + Duration::from_secs(5);
-        for (_, child) in &mut self.children {
+        let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, child) in children.iter_mut() {
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -566,7 +583,8 @@ impl Plane {
                 .stderr(Stdio::null())
                 .status();
         }
-        self.children.clear();
+        children.clear();
+        drop(children);
         if let Some((mut child, stdin)) = self.reaper.take() {
             drop(stdin);
             let _ = child.wait();

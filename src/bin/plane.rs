@@ -1,1 +1,79 @@
-fn main() {}
+//! `hashroll-plane`: starts the local control plane the tests use, for `make demo` and for
+//! poking around by hand. Stops everything on Ctrl-C / SIGTERM.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use hashroll::plane::{Plane, PlaneOptions, version};
+
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: hashroll-plane up [--dir DIR] [--ready-file FILE]\n       hashroll-plane versions"
+    );
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("versions") => {
+            println!(
+                "kubernetes {}  etcd {}  kwok {}",
+                version("KUBERNETES_VERSION"),
+                version("ETCD_VERSION"),
+                version("KWOK_VERSION")
+            );
+            ExitCode::SUCCESS
+        }
+        Some("up") => {
+            let mut opts = PlaneOptions::default();
+            let mut ready_file = None;
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match (a.as_str(), it.next()) {
+                    ("--dir", Some(d)) => opts.dir = Some(PathBuf::from(d)),
+                    ("--ready-file", Some(f)) => ready_file = Some(PathBuf::from(f)),
+                    _ => return usage(),
+                }
+            }
+            let plane = match Plane::start(opts) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!("hashroll-plane: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            println!(
+                "control plane up in {:.1}s: {}\n  kubeconfig: {}\n  logs: {}",
+                plane.startup.as_secs_f64(),
+                plane.server(),
+                plane.kubeconfig().display(),
+                plane.dir().join("logs").display()
+            );
+            if let Some(f) = ready_file
+                && let Err(e) = std::fs::write(&f, plane.kubeconfig().display().to_string())
+            {
+                eprintln!("hashroll-plane: cannot write {}: {e}", f.display());
+                return ExitCode::from(1);
+            }
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("signal");
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            drop(plane);
+            println!("control plane stopped");
+            ExitCode::SUCCESS
+        }
+        _ => usage(),
+    }
+}

@@ -191,12 +191,18 @@ mod tests {
         assert_eq!(source_digest(&key(), "ns", &s, None, &Keys::All), ABSENT);
         // namespace, name, kind and key all count
         assert_ne!(x, source_digest(&key(), "ns2", &s, Some(&d), &Keys::All));
-        assert_ne!(x, source_digest(&key(), "ns", &SourceRef::secret("cm"), Some(&d), &Keys::All));
+        assert_ne!(
+            x,
+            source_digest(&key(), "ns", &SourceRef::secret("cm"), Some(&d), &Keys::All)
+        );
         let other = DigestKey::new(b"another-key-of-16+bytes".to_vec()).unwrap();
         assert_ne!(x, source_digest(&other, "ns", &s, Some(&d), &Keys::All));
         // an empty source is present, not absent
         let empty = digests(&[]);
-        assert_ne!(source_digest(&key(), "ns", &s, Some(&empty), &Keys::All), ABSENT);
+        assert_ne!(
+            source_digest(&key(), "ns", &s, Some(&empty), &Keys::All),
+            ABSENT
+        );
     }
 
     #[test]

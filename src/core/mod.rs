@@ -6,4 +6,5 @@ pub mod patch;
 pub mod policy;
 pub mod record;
 pub mod refs;
+pub mod selector;
 pub mod workload;

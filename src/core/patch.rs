@@ -41,12 +41,20 @@ fn add(path: &str, value: Value) -> PatchOperation {
 }
 
 fn remove(path: &str) -> PatchOperation {
-    PatchOperation::Remove(RemoveOperation { path: pointer(path) })
+    PatchOperation::Remove(RemoveOperation {
+        path: pointer(path),
+    })
 }
 
 /// Ops that make `obj` at `base` (an object path) carry annotation `name` = `want`
 /// (`None`: absent), creating `metadata` / `annotations` maps when missing.
-fn annotation_ops(obj: &Value, base: &str, name: &str, want: Option<&str>, ops: &mut Vec<PatchOperation>) {
+fn annotation_ops(
+    obj: &Value,
+    base: &str,
+    name: &str,
+    want: Option<&str>,
+    ops: &mut Vec<PatchOperation>,
+) {
     let meta_path = format!("{base}/metadata");
     let ann_path = format!("{meta_path}/annotations");
     let current = obj.pointer(&ann_path).and_then(|a| a.get(name));
@@ -73,14 +81,24 @@ pub fn json_patch(obj: &Value, names: &RecordNames, decision: &Decision) -> Patc
     let record = decision.record.as_ref().map(render_record);
     annotation_ops(obj, "", &names.record, record.as_deref(), &mut ops);
     if obj.pointer("/spec/template").is_some_and(Value::is_object) {
-        annotation_ops(obj, "/spec/template", &names.token, decision.token.as_deref(), &mut ops);
+        annotation_ops(
+            obj,
+            "/spec/template",
+            &names.token,
+            decision.token.as_deref(),
+            &mut ops,
+        );
     }
     Patch(ops)
 }
 
 /// The merge patch the watcher sends: record and token in one write, guarded by
 /// `resourceVersion` so a concurrent change makes it fail with a conflict.
-pub fn merge_patch(resource_version: Option<&str>, names: &RecordNames, decision: &Decision) -> Value {
+pub fn merge_patch(
+    resource_version: Option<&str>,
+    names: &RecordNames,
+    decision: &Decision,
+) -> Value {
     let mut meta = Map::new();
     if let Some(rv) = resource_version {
         meta.insert("resourceVersion".into(), json!(rv));
@@ -104,7 +122,11 @@ mod tests {
 
     fn decision(record: Option<&[(&str, &str)]>, token: Option<&str>) -> Decision {
         Decision {
-            record: record.map(|r| r.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Record>()),
+            record: record.map(|r| {
+                r.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<Record>()
+            }),
             token: token.map(String::from),
             roll: false,
             changed: vec![],
@@ -122,24 +144,50 @@ mod tests {
         let names = RecordNames::default();
         let d = decision(Some(&[("configmap/a", "absent")]), Some("tok"));
         let cases = [
-            ("no_metadata_maps", json!({"spec": {"template": {"spec": {}}}})),
-            ("no_annotations", json!({"metadata": {"name": "x"}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}})),
-            ("existing_annotations", json!({"metadata": {"annotations": {"o": "1"}}, "spec": {"template": {"metadata": {"annotations": {"p": "2"}}}}})),
-            ("stale_values", json!({"metadata": {"annotations": {"hashroll.dev/sources": "{}"}}, "spec": {"template": {"metadata": {"annotations": {"hashroll.dev/config-hash": "old"}}}}})),
+            (
+                "no_metadata_maps",
+                json!({"spec": {"template": {"spec": {}}}}),
+            ),
+            (
+                "no_annotations",
+                json!({"metadata": {"name": "x"}, "spec": {"template": {"metadata": {"labels": {"a": "b"}}}}}),
+            ),
+            (
+                "existing_annotations",
+                json!({"metadata": {"annotations": {"o": "1"}}, "spec": {"template": {"metadata": {"annotations": {"p": "2"}}}}}),
+            ),
+            (
+                "stale_values",
+                json!({"metadata": {"annotations": {"hashroll.dev/sources": "{}"}}, "spec": {"template": {"metadata": {"annotations": {"hashroll.dev/config-hash": "old"}}}}}),
+            ),
         ];
         for (name, obj) in cases {
             let p = json_patch(&obj, &names, &d);
             assert!(!p.0.is_empty(), "case {name}");
             let out = apply(&obj, &p);
-            assert_eq!(out["metadata"]["annotations"]["hashroll.dev/sources"], json!(r#"{"configmap/a":"absent"}"#), "case {name}");
-            assert_eq!(out["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"], json!("tok"), "case {name}");
+            assert_eq!(
+                out["metadata"]["annotations"]["hashroll.dev/sources"],
+                json!(r#"{"configmap/a":"absent"}"#),
+                "case {name}"
+            );
+            assert_eq!(
+                out["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"],
+                json!("tok"),
+                "case {name}"
+            );
             // other annotations survive
             if name == "existing_annotations" {
                 assert_eq!(out["metadata"]["annotations"]["o"], json!("1"));
-                assert_eq!(out["spec"]["template"]["metadata"]["annotations"]["p"], json!("2"));
+                assert_eq!(
+                    out["spec"]["template"]["metadata"]["annotations"]["p"],
+                    json!("2")
+                );
             }
             // applied again: nothing left to do
-            assert!(json_patch(&out, &names, &d).0.is_empty(), "case {name} not idempotent");
+            assert!(
+                json_patch(&out, &names, &d).0.is_empty(),
+                "case {name} not idempotent"
+            );
         }
     }
 
@@ -149,7 +197,10 @@ mod tests {
         let obj = json!({"metadata": {"annotations": {}}, "spec": {"template": {"metadata": {"annotations": {}}}}});
         let p = json_patch(&obj, &names, &decision(Some(&[]), Some("t")));
         let text = serde_json::to_string(&p).unwrap();
-        assert!(text.contains("/metadata/annotations/hashroll.dev~1sources"), "{text}");
+        assert!(
+            text.contains("/metadata/annotations/hashroll.dev~1sources"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -163,9 +214,19 @@ mod tests {
     #[test]
     fn merge_patch_carries_both_and_the_version() {
         let names = RecordNames::default();
-        let m = merge_patch(Some("42"), &names, &decision(Some(&[("secret/s", "absent")]), Some("t2")));
+        let m = merge_patch(
+            Some("42"),
+            &names,
+            &decision(Some(&[("secret/s", "absent")]), Some("t2")),
+        );
         assert_eq!(m["metadata"]["resourceVersion"], json!("42"));
-        assert_eq!(m["metadata"]["annotations"]["hashroll.dev/sources"], json!(r#"{"secret/s":"absent"}"#));
-        assert_eq!(m["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"], json!("t2"));
+        assert_eq!(
+            m["metadata"]["annotations"]["hashroll.dev/sources"],
+            json!(r#"{"secret/s":"absent"}"#)
+        );
+        assert_eq!(
+            m["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"],
+            json!("t2")
+        );
     }
 }

@@ -89,7 +89,8 @@ impl SourceInfo {
         annotations: Option<&BTreeMap<String, String>>,
         selected: bool,
     ) -> SourceInfo {
-        let is_true = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str) == Some("true");
+        let is_true =
+            |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str) == Some("true");
         SourceInfo {
             matched: is_true(&names.search_match),
             ignored: is_true(&names.ignore),
@@ -194,7 +195,11 @@ pub fn effective_annotations<'a>(
     metadata: &'a BTreeMap<String, String>,
     template: &'a BTreeMap<String, String>,
 ) -> &'a BTreeMap<String, String> {
-    if names.opt_in_keys().iter().any(|k| metadata.contains_key(*k)) {
+    if names
+        .opt_in_keys()
+        .iter()
+        .any(|k| metadata.contains_key(*k))
+    {
         metadata
     } else {
         template
@@ -317,11 +322,7 @@ pub fn tracked(
     for r in refs {
         if let Some(reason) = typed_auto(r.source.kind) {
             add(&r.source, r.keys.clone(), r.optional, reason);
-        } else if search
-            && sources
-                .info(&r.source)
-                .is_some_and(|i| i.matched)
-        {
+        } else if search && sources.info(&r.source).is_some_and(|i| i.matched) {
             add(&r.source, r.keys.clone(), r.optional, Reason::Search);
         }
     }
@@ -376,10 +377,7 @@ pub fn tracked(
 }
 
 /// The `pause-period` of a Deployment, when it sets a valid one.
-pub fn pause_period(
-    cfg: &PolicyConfig,
-    metadata: &BTreeMap<String, String>,
-) -> Option<Duration> {
+pub fn pause_period(cfg: &PolicyConfig, metadata: &BTreeMap<String, String>) -> Option<Duration> {
     metadata
         .get(&cfg.names.pause_period)
         .and_then(|v| parse_go_duration(v))
@@ -398,7 +396,9 @@ pub(crate) mod tests {
 
     impl SourceView for FakeSources {
         fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>> {
-            self.0.contains_key(source).then(|| Arc::new(SourceDigests::default()))
+            self.0
+                .contains_key(source)
+                .then(|| Arc::new(SourceDigests::default()))
         }
         fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
             self.0.get(source).copied()
@@ -497,14 +497,50 @@ pub(crate) mod tests {
             ..Default::default()
         };
         let cases = vec![
-            Case { name: "no_annotation_tracks_nothing", ..base() },
-            Case { name: "auto_tracks_every_reference", metadata: vec![(AUTO, "true")], want: vec![cm("a"), sec("s")], ..base() },
-            Case { name: "auto_accepts_go_booleans", metadata: vec![(AUTO, "T")], want: vec![cm("a"), sec("s")], ..base() },
-            Case { name: "auto_false_tracks_nothing", metadata: vec![(AUTO, "false")], ..base() },
-            Case { name: "auto_garbage_tracks_nothing", metadata: vec![(AUTO, "yes please")], ..base() },
-            Case { name: "typed_auto_configmap_only", metadata: vec![(CM_AUTO, "true")], want: vec![cm("a")], ..base() },
-            Case { name: "typed_auto_secret_only", metadata: vec![(SECRET_AUTO, "true")], want: vec![sec("s")], ..base() },
-            Case { name: "auto_false_with_typed_true_tracks_that_type", metadata: vec![(AUTO, "false"), (SECRET_AUTO, "true")], want: vec![sec("s")], ..base() },
+            Case {
+                name: "no_annotation_tracks_nothing",
+                ..base()
+            },
+            Case {
+                name: "auto_tracks_every_reference",
+                metadata: vec![(AUTO, "true")],
+                want: vec![cm("a"), sec("s")],
+                ..base()
+            },
+            Case {
+                name: "auto_accepts_go_booleans",
+                metadata: vec![(AUTO, "T")],
+                want: vec![cm("a"), sec("s")],
+                ..base()
+            },
+            Case {
+                name: "auto_false_tracks_nothing",
+                metadata: vec![(AUTO, "false")],
+                ..base()
+            },
+            Case {
+                name: "auto_garbage_tracks_nothing",
+                metadata: vec![(AUTO, "yes please")],
+                ..base()
+            },
+            Case {
+                name: "typed_auto_configmap_only",
+                metadata: vec![(CM_AUTO, "true")],
+                want: vec![cm("a")],
+                ..base()
+            },
+            Case {
+                name: "typed_auto_secret_only",
+                metadata: vec![(SECRET_AUTO, "true")],
+                want: vec![sec("s")],
+                ..base()
+            },
+            Case {
+                name: "auto_false_with_typed_true_tracks_that_type",
+                metadata: vec![(AUTO, "false"), (SECRET_AUTO, "true")],
+                want: vec![sec("s")],
+                ..base()
+            },
             Case {
                 name: "search_with_match_tracks_matched_only",
                 metadata: vec![(SEARCH, "true")],
@@ -512,8 +548,17 @@ pub(crate) mod tests {
                 want: vec![cm("a")],
                 ..base()
             },
-            Case { name: "search_without_match_does_not_track", metadata: vec![(SEARCH, "true")], ..base() },
-            Case { name: "search_must_be_exactly_true", metadata: vec![(SEARCH, "True")], sources: vec![(cm("a"), matched())], ..base() },
+            Case {
+                name: "search_without_match_does_not_track",
+                metadata: vec![(SEARCH, "true")],
+                ..base()
+            },
+            Case {
+                name: "search_must_be_exactly_true",
+                metadata: vec![(SEARCH, "True")],
+                sources: vec![(cm("a"), matched())],
+                ..base()
+            },
             Case {
                 name: "match_without_search_does_not_track",
                 sources: vec![(cm("a"), matched()), (sec("s"), matched())],
@@ -575,7 +620,11 @@ pub(crate) mod tests {
             Case {
                 name: "auto_plus_list_naming_unreferenced_source",
                 metadata: vec![(AUTO, "true"), (CM_LIST, "extra")],
-                sources: vec![(cm("a"), plain()), (sec("s"), plain()), (cm("extra"), plain())],
+                sources: vec![
+                    (cm("a"), plain()),
+                    (sec("s"), plain()),
+                    (cm("extra"), plain()),
+                ],
                 want: vec![cm("a"), cm("extra"), sec("s")],
                 ..base()
             },
@@ -618,11 +667,24 @@ pub(crate) mod tests {
                 want: vec![sec("s")],
                 ..base()
             },
-            Case { name: "auto_reload_all_tracks_everything", cfg: all_cfg.clone(), want: vec![cm("a"), sec("s")], ..base() },
-            Case { name: "auto_reload_all_respects_auto_false", cfg: all_cfg.clone(), metadata: vec![(AUTO, "false")], ..base() },
+            Case {
+                name: "auto_reload_all_tracks_everything",
+                cfg: all_cfg.clone(),
+                want: vec![cm("a"), sec("s")],
+                ..base()
+            },
+            Case {
+                name: "auto_reload_all_respects_auto_false",
+                cfg: all_cfg.clone(),
+                metadata: vec![(AUTO, "false")],
+                ..base()
+            },
             Case {
                 name: "resources_to_ignore_secrets",
-                cfg: PolicyConfig { ignore_secrets: true, ..Default::default() },
+                cfg: PolicyConfig {
+                    ignore_secrets: true,
+                    ..Default::default()
+                },
                 metadata: vec![(AUTO, "true")],
                 want: vec![cm("a")],
                 ..base()
@@ -638,7 +700,10 @@ pub(crate) mod tests {
             Case {
                 name: "annotation_name_override",
                 cfg: PolicyConfig {
-                    names: AnnotationNames { auto: "example.com/roll".into(), ..Default::default() },
+                    names: AnnotationNames {
+                        auto: "example.com/roll".into(),
+                        ..Default::default()
+                    },
                     ..Default::default()
                 },
                 metadata: vec![("example.com/roll", "true"), (AUTO, "false")],
@@ -701,7 +766,10 @@ pub(crate) mod tests {
         assert!(!opted_in(&cfg, &map(&[(AUTO, "false")]), &map(&[])));
         assert!(opted_in(&cfg, &map(&[]), &map(&[(CM_LIST, "x")])));
         assert!(!opted_in(&cfg, &map(&[]), &map(&[])));
-        let all = PolicyConfig { auto_reload_all: true, ..Default::default() };
+        let all = PolicyConfig {
+            auto_reload_all: true,
+            ..Default::default()
+        };
         assert!(opted_in(&all, &map(&[]), &map(&[])));
     }
 }

@@ -253,7 +253,13 @@ mod tests {
 
     #[test]
     fn fresh_with_nothing_tracked_leaves_token_alone() {
-        let d = decide(&key(), Mode::Fresh, &Record::new(), &stored(None, Some("t")), O);
+        let d = decide(
+            &key(),
+            Mode::Fresh,
+            &Record::new(),
+            &stored(None, Some("t")),
+            O,
+        );
         assert_eq!(d.record, None);
         assert_eq!(d.token.as_deref(), Some("t"));
     }
@@ -269,12 +275,27 @@ mod tests {
 
     #[test]
     fn keep_keeps_stale_digests_and_adjusts_membership() {
-        let base = rec(&[("configmap/a", "aaaaaaaaaaaaaaaa"), ("configmap/gone", "0000000000000000")]);
-        let cur = rec(&[("configmap/a", "bbbbbbbbbbbbbbbb"), ("secret/new", "cccccccccccccccc")]);
-        let d = decide(&key(), Mode::Keep, &cur, &stored(Some(base), Some("tok")), O);
+        let base = rec(&[
+            ("configmap/a", "aaaaaaaaaaaaaaaa"),
+            ("configmap/gone", "0000000000000000"),
+        ]);
+        let cur = rec(&[
+            ("configmap/a", "bbbbbbbbbbbbbbbb"),
+            ("secret/new", "cccccccccccccccc"),
+        ]);
+        let d = decide(
+            &key(),
+            Mode::Keep,
+            &cur,
+            &stored(Some(base), Some("tok")),
+            O,
+        );
         assert_eq!(
             d.record,
-            Some(rec(&[("configmap/a", "aaaaaaaaaaaaaaaa"), ("secret/new", "cccccccccccccccc")]))
+            Some(rec(&[
+                ("configmap/a", "aaaaaaaaaaaaaaaa"),
+                ("secret/new", "cccccccccccccccc")
+            ]))
         );
         assert_eq!(d.token.as_deref(), Some("tok"));
         assert!(!d.roll);
@@ -295,26 +316,92 @@ mod tests {
         let a_absent = ("configmap/a", "absent");
         let b1 = ("secret/b", "3333333333333333");
         let cases = vec![
-            Case { name: "unchanged_does_nothing", base: Some(rec(&[a1])), current: rec(&[a1]), opts: O, roll: false, record: Some(rec(&[a1])) },
-            Case { name: "changed_digest_rolls", base: Some(rec(&[a1])), current: rec(&[a2]), opts: O, roll: true, record: Some(rec(&[a2])) },
-            Case { name: "joined_source_does_not_roll", base: Some(rec(&[a1])), current: rec(&[a1, b1]), opts: O, roll: false, record: Some(rec(&[a1, b1])) },
-            Case { name: "left_source_does_not_roll", base: Some(rec(&[a1, b1])), current: rec(&[a1]), opts: O, roll: false, record: Some(rec(&[a1])) },
-            Case { name: "no_record_records_without_roll", base: None, current: rec(&[a2]), opts: O, roll: false, record: Some(rec(&[a2])) },
-            Case { name: "created_source_rolls", base: Some(rec(&[a_absent])), current: rec(&[a1]), opts: O, roll: true, record: Some(rec(&[a1])) },
-            Case { name: "deleted_source_rolls", base: Some(rec(&[a1])), current: rec(&[a_absent]), opts: O, roll: true, record: Some(rec(&[a_absent])) },
+            Case {
+                name: "unchanged_does_nothing",
+                base: Some(rec(&[a1])),
+                current: rec(&[a1]),
+                opts: O,
+                roll: false,
+                record: Some(rec(&[a1])),
+            },
+            Case {
+                name: "changed_digest_rolls",
+                base: Some(rec(&[a1])),
+                current: rec(&[a2]),
+                opts: O,
+                roll: true,
+                record: Some(rec(&[a2])),
+            },
+            Case {
+                name: "joined_source_does_not_roll",
+                base: Some(rec(&[a1])),
+                current: rec(&[a1, b1]),
+                opts: O,
+                roll: false,
+                record: Some(rec(&[a1, b1])),
+            },
+            Case {
+                name: "left_source_does_not_roll",
+                base: Some(rec(&[a1, b1])),
+                current: rec(&[a1]),
+                opts: O,
+                roll: false,
+                record: Some(rec(&[a1])),
+            },
+            Case {
+                name: "no_record_records_without_roll",
+                base: None,
+                current: rec(&[a2]),
+                opts: O,
+                roll: false,
+                record: Some(rec(&[a2])),
+            },
+            Case {
+                name: "created_source_rolls",
+                base: Some(rec(&[a_absent])),
+                current: rec(&[a1]),
+                opts: O,
+                roll: true,
+                record: Some(rec(&[a1])),
+            },
+            Case {
+                name: "deleted_source_rolls",
+                base: Some(rec(&[a1])),
+                current: rec(&[a_absent]),
+                opts: O,
+                roll: true,
+                record: Some(rec(&[a_absent])),
+            },
             Case {
                 name: "created_source_with_reload_on_create_false_records_only",
-                base: Some(rec(&[a_absent])), current: rec(&[a1]),
-                opts: RollOptions { on_create: false, on_delete: true },
-                roll: false, record: Some(rec(&[a1])),
+                base: Some(rec(&[a_absent])),
+                current: rec(&[a1]),
+                opts: RollOptions {
+                    on_create: false,
+                    on_delete: true,
+                },
+                roll: false,
+                record: Some(rec(&[a1])),
             },
             Case {
                 name: "deleted_source_with_reload_on_delete_false_records_only",
-                base: Some(rec(&[a1])), current: rec(&[a_absent]),
-                opts: RollOptions { on_create: true, on_delete: false },
-                roll: false, record: Some(rec(&[a_absent])),
+                base: Some(rec(&[a1])),
+                current: rec(&[a_absent]),
+                opts: RollOptions {
+                    on_create: true,
+                    on_delete: false,
+                },
+                roll: false,
+                record: Some(rec(&[a_absent])),
             },
-            Case { name: "everything_left_removes_record", base: Some(rec(&[a1])), current: rec(&[]), opts: O, roll: false, record: None },
+            Case {
+                name: "everything_left_removes_record",
+                base: Some(rec(&[a1])),
+                current: rec(&[]),
+                opts: O,
+                roll: false,
+                record: None,
+            },
         ];
         for c in cases {
             let s = stored(c.base, Some("oldtoken00000000"));
@@ -333,7 +420,10 @@ mod tests {
     fn roll_token_never_repeats_the_stored_one() {
         let a2 = rec(&[("configmap/a", "2222222222222222")]);
         let same = record_digest(&key(), &a2, "");
-        let s = stored(Some(rec(&[("configmap/a", "1111111111111111")])), Some(&same));
+        let s = stored(
+            Some(rec(&[("configmap/a", "1111111111111111")])),
+            Some(&same),
+        );
         let d = decide(&key(), Mode::Reconcile, &a2, &s, O);
         assert!(d.roll);
         assert_ne!(d.token.as_deref(), Some(same.as_str()));
@@ -343,7 +433,10 @@ mod tests {
     fn record_text_round_trips() {
         let r = rec(&[("secret/x", "absent"), ("configmap/a", "1111111111111111")]);
         let t = render_record(&r);
-        assert_eq!(t, r#"{"configmap/a":"1111111111111111","secret/x":"absent"}"#);
+        assert_eq!(
+            t,
+            r#"{"configmap/a":"1111111111111111","secret/x":"absent"}"#
+        );
         assert_eq!(parse_record(&t), Some(r));
         assert_eq!(parse_record("not json"), None);
         assert_eq!(parse_record(r#"{"a": 1}"#), None);

@@ -327,7 +327,12 @@ mod tests {
             },
         ];
         for case in cases {
-            assert_eq!(references(&spec(case.spec)), case.want, "case {}", case.name);
+            assert_eq!(
+                references(&spec(case.spec)),
+                case.want,
+                "case {}",
+                case.name
+            );
         }
     }
 

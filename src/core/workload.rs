@@ -76,23 +76,35 @@ pub struct Workload {
     pub pod_spec: PodSpec,
 }
 
-fn string_map(v: Option<&Value>, what: &'static str) -> Result<BTreeMap<String, String>, WorkloadError> {
+fn string_map(
+    v: Option<&Value>,
+    what: &'static str,
+) -> Result<BTreeMap<String, String>, WorkloadError> {
     match v {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|_| WorkloadError::BadAnnotations(what)),
+        Some(v) => {
+            serde_json::from_value(v.clone()).map_err(|_| WorkloadError::BadAnnotations(what))
+        }
     }
 }
 
 impl Workload {
     /// Reads a Deployment, DaemonSet or StatefulSet given as JSON. `namespace` is the
     /// request's namespace when the object does not carry one (CREATE with generateName).
-    pub fn from_value(kind: WorkloadKind, namespace: &str, obj: &Value) -> Result<Workload, WorkloadError> {
+    pub fn from_value(
+        kind: WorkloadKind,
+        namespace: &str,
+        obj: &Value,
+    ) -> Result<Workload, WorkloadError> {
         let template = obj
             .pointer("/spec/template")
             .filter(|t| t.is_object())
             .ok_or(WorkloadError::NoTemplate)?;
         let pod_spec: PodSpec = serde_json::from_value(
-            template.get("spec").cloned().unwrap_or(Value::Object(Default::default())),
+            template
+                .get("spec")
+                .cloned()
+                .unwrap_or(Value::Object(Default::default())),
         )
         .map_err(|e| WorkloadError::BadPodSpec(e.to_string()))?;
         let meta = obj.get("metadata");
@@ -109,9 +121,16 @@ impl Workload {
         };
         Ok(Workload {
             kind,
-            namespace: if ns.is_empty() { namespace.to_string() } else { ns },
+            namespace: if ns.is_empty() {
+                namespace.to_string()
+            } else {
+                ns
+            },
             name,
-            annotations: string_map(meta.and_then(|m| m.get("annotations")), "metadata.annotations")?,
+            annotations: string_map(
+                meta.and_then(|m| m.get("annotations")),
+                "metadata.annotations",
+            )?,
             template_annotations: string_map(
                 template.pointer("/metadata/annotations"),
                 "spec.template.metadata.annotations",
@@ -143,7 +162,10 @@ pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -
         record: ann(obj.pointer("/metadata/annotations"), record_annotation)
             .and_then(|t| parse_record(&t))
             .map(|r: Record| r),
-        token: ann(obj.pointer("/spec/template/metadata/annotations"), token_annotation),
+        token: ann(
+            obj.pointer("/spec/template/metadata/annotations"),
+            token_annotation,
+        ),
     }
 }
 
@@ -151,7 +173,10 @@ pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -
 /// treating an empty annotation map like a missing one).
 pub fn template_changed(old: &Value, new: &Value, token_annotation: &str) -> bool {
     let norm = |obj: &Value| -> Value {
-        let mut t = obj.pointer("/spec/template").cloned().unwrap_or(Value::Null);
+        let mut t = obj
+            .pointer("/spec/template")
+            .cloned()
+            .unwrap_or(Value::Null);
         if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
             if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
                 ann.remove(token_annotation);
@@ -191,7 +216,10 @@ mod tests {
     #[test]
     fn bad_objects_are_errors_not_panics() {
         let cases = [
-            (json!({"metadata": {"name": "x"}}), WorkloadError::NoTemplate),
+            (
+                json!({"metadata": {"name": "x"}}),
+                WorkloadError::NoTemplate,
+            ),
             (json!({"spec": {"template": 3}}), WorkloadError::NoTemplate),
             (
                 json!({"metadata": {"annotations": {"a": 1}}, "spec": {"template": {"spec": {"containers": []}}}}),
@@ -199,10 +227,17 @@ mod tests {
             ),
         ];
         for (obj, want) in cases {
-            assert_eq!(Workload::from_value(WorkloadKind::DaemonSet, "n", &obj).unwrap_err(), want);
+            assert_eq!(
+                Workload::from_value(WorkloadKind::DaemonSet, "n", &obj).unwrap_err(),
+                want
+            );
         }
         assert!(matches!(
-            Workload::from_value(WorkloadKind::DaemonSet, "n", &json!({"spec": {"template": {"spec": {"containers": "no"}}}})),
+            Workload::from_value(
+                WorkloadKind::DaemonSet,
+                "n",
+                &json!({"spec": {"template": {"spec": {"containers": "no"}}}})
+            ),
             Err(WorkloadError::BadPodSpec(_))
         ));
     }

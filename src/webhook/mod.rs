@@ -1,1 +1,7 @@
-//! (filled in below)
+//! The mutating admission webhook: axum over rustls.
+
+pub mod review;
+pub mod server;
+pub mod tls;
+
+pub use server::{router, serve_metrics, serve_tls};

@@ -1,0 +1,45 @@
+# hashroll: `make demo` runs the example, `make test` runs every check.
+SHELL := /bin/bash
+HASHROLL_CACHE ?= $(HOME)/.cache/hashroll
+export HASHROLL_CACHE
+# build caches live outside the clone, so a fresh clone (CI included) reuses them
+CARGO_TARGET_DIR ?= $(HASHROLL_CACHE)/target
+export CARGO_TARGET_DIR
+include hack/versions.env
+PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
+
+.PHONY: all control-plane build fmt-check clippy lint unit e2e test no-plane-left versions
+
+all: build
+
+## control-plane: build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok once
+control-plane:
+	@hack/build-control-plane.sh
+
+build:
+	cargo build --all-targets
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy:
+	cargo clippy --all-targets -- -D warnings
+
+lint: fmt-check clippy
+
+unit:
+	cargo test --lib --bins
+
+## e2e: every tests/e2e_*.rs against a real control plane (one per test binary)
+e2e: control-plane
+	cargo test --test 'e2e_*'
+	@hack/no-plane-left.sh
+
+test: control-plane fmt-check clippy unit e2e
+	@echo "make test: all checks passed"
+
+versions: control-plane
+	@$(PLANE_BIN)/kube-apiserver --version
+	@$(PLANE_BIN)/etcd --version | head -1
+	@$(PLANE_BIN)/kubectl version --client
+	@$(PLANE_BIN)/kwok --version

@@ -1,0 +1,32 @@
+//! The one shared state of webhook, watcher and metrics server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kube::Client;
+
+use crate::cache::SourceCache;
+use crate::core::digest::DigestKey;
+use crate::core::patch::RecordNames;
+use crate::core::policy::PolicyConfig;
+use crate::core::record::RollOptions;
+use crate::metrics::Metrics;
+
+pub struct State {
+    pub policy: PolicyConfig,
+    pub names: RecordNames,
+    pub roll: RollOptions,
+    pub key: DigestKey,
+    pub cache: Arc<SourceCache>,
+    /// for the one GET that confirms a cache miss (none in unit tests)
+    pub client: Option<Client>,
+    pub metrics: Metrics,
+    /// the watcher finished its start-up reconcile (or does not run)
+    pub watcher_ready: AtomicBool,
+}
+
+impl State {
+    pub fn ready(&self) -> bool {
+        self.cache.is_synced() && self.watcher_ready.load(Ordering::Acquire)
+    }
+}
