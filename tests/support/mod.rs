@@ -96,3 +96,220 @@ pub async fn replicasets(client: &kube::Client, ns: &str, selector: &str) -> Vec
 
 /// Generous deadlines: the tests must pass on a loaded 2-core machine.
 pub const DEADLINE: Duration = Duration::from_secs(90);
+
+/// A hashroll process started against the plane (in the plane's process group, so it is
+/// stopped with it), with a serving certificate from the plane's CA.
+pub struct Hashroll {
+    pub webhook_port: u16,
+    pub metrics_port: u16,
+    pub dir: std::path::PathBuf,
+    pub child: std::sync::Mutex<Option<std::process::Child>>,
+    pub args: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Hashroll {
+    /// Starts `hashroll run` with `extra` flags and waits until /readyz answers 200.
+    pub async fn start(extra: &[&str]) -> Hashroll {
+        let p = plane();
+        let dir = tempfile::Builder::new()
+            .prefix("hashroll-e2e-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let (cert, key) = p.issue_serving_cert(&["127.0.0.1", "localhost"]).unwrap();
+        std::fs::write(dir.join("tls.crt"), cert).unwrap();
+        std::fs::write(dir.join("tls.key"), key).unwrap();
+        std::fs::write(dir.join("hmac.key"), "e2e-hmac-key-0123456789abcdef").unwrap();
+        let mut h = Hashroll {
+            webhook_port: free_port(),
+            metrics_port: free_port(),
+            dir,
+            child: std::sync::Mutex::new(None),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        h.spawn();
+        h.wait_ready().await;
+        h
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("hashroll.log"))
+            .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hashroll"));
+        cmd.arg("run")
+            .arg(format!(
+                "--tls-cert-file={}",
+                self.dir.join("tls.crt").display()
+            ))
+            .arg(format!(
+                "--tls-key-file={}",
+                self.dir.join("tls.key").display()
+            ))
+            .arg(format!(
+                "--hmac-key-file={}",
+                self.dir.join("hmac.key").display()
+            ))
+            .arg(format!("--webhook-addr=127.0.0.1:{}", self.webhook_port))
+            .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
+            .arg("--log-level=info,hashroll=debug")
+            .args(&self.args)
+            .env("KUBECONFIG", plane().kubeconfig())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = plane().spawn_in_group(&mut cmd).expect("start hashroll");
+        *self.child.lock().unwrap() = Some(child);
+    }
+
+    pub async fn wait_ready(&self) {
+        let url = format!("http://127.0.0.1:{}/readyz", self.metrics_port);
+        let http = reqwest::Client::new();
+        let log = self.dir.join("hashroll.log");
+        wait_for("hashroll /readyz", DEADLINE, || {
+            let http = http.clone();
+            let url = url.clone();
+            let log = log.clone();
+            async move {
+                if let Some(c) = self.child.lock().unwrap().as_mut()
+                    && let Ok(Some(status)) = c.try_wait()
+                {
+                    panic!(
+                        "hashroll exited ({status}):\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                let r = http.get(&url).send().await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// kill -9, no clean-up.
+    pub fn kill(&self) {
+        if let Some(mut c) = self.child.lock().unwrap().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again with the same flags, ports and key.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.webhook_port)
+    }
+
+    /// Registers this process as the cluster's mutating webhook (a 127.0.0.1 URL, the
+    /// plane's CA as caBundle), as the manifests do, excluding kube-system.
+    pub fn register_webhook(&self, name: &str) {
+        use base64::Engine;
+        let ca = base64::engine::general_purpose::STANDARD.encode(plane().ca_pem());
+        let yaml = format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: {name}
+webhooks:
+- name: stamp.hashroll.dev
+  admissionReviewVersions: ["v1"]
+  sideEffects: None
+  failurePolicy: Ignore
+  timeoutSeconds: 5
+  reinvocationPolicy: IfNeeded
+  clientConfig:
+    url: {url}
+    caBundle: {ca}
+  namespaceSelector:
+    matchExpressions:
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: ["kube-system", "hashroll"]
+  rules:
+  - apiGroups: ["apps"]
+    apiVersions: ["v1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["deployments", "daemonsets", "statefulsets"]
+    scope: Namespaced
+"#,
+            url = self.url("/mutate")
+        );
+        kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("hashroll.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Hashroll {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until the apiserver calls the registered webhook: a server-side dry-run create of
+/// an opted-in Deployment comes back stamped.
+pub async fn wait_webhook_active(ns: &str) {
+    let probe = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"probe","annotations":{"reloader.stakater.com/auto":"true"}},
+"spec":{"selector":{"matchLabels":{"app":"probe"}},"template":{"metadata":{"labels":{"app":"probe"}},"spec":{"containers":[{"name":"c","image":"x","envFrom":[{"configMapRef":{"name":"probe"}}]}]}}}}"#;
+    wait_for(
+        "the webhook to be called by the apiserver",
+        DEADLINE,
+        || async {
+            let out = plane()
+                .kubectl_stdin(
+                    &[
+                        "create",
+                        "-n",
+                        ns,
+                        "--dry-run=server",
+                        "-o",
+                        "json",
+                        "-f",
+                        "-",
+                    ],
+                    probe,
+                )
+                .ok()?;
+            out.contains("hashroll.dev/sources").then_some(())
+        },
+    )
+    .await;
+}
+
+/// Asserts that the ReplicaSets matching `selector` stay exactly `want` over `settle`.
+pub async fn assert_rs_count_stays(
+    client: &kube::Client,
+    ns: &str,
+    selector: &str,
+    want: usize,
+    settle: Duration,
+) {
+    let end = Instant::now() + settle;
+    loop {
+        let n = replicasets(client, ns, selector).await.len();
+        assert_eq!(n, want, "ReplicaSets of {selector} in {ns}");
+        if Instant::now() > end {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// How long "nothing rolled" is watched for.
+pub const SETTLE: Duration = Duration::from_secs(4);
