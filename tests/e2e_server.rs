@@ -1,0 +1,223 @@
+//! The webhook server against bad input and certificate rotation, running as the real
+//! binary against the real plane.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn https(ca_pem: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn review(object: Value, kind: &str, group: &str) -> Value {
+    json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "e2e-uid",
+            "kind": {"group": group, "version": "v1", "kind": kind},
+            "resource": {"group": group, "version": "v1", "resource": "things"},
+            "name": "web", "namespace": "default", "operation": "CREATE",
+            "userInfo": {"username": "e2e"},
+            "object": object, "dryRun": false
+        }
+    })
+}
+
+fn deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "annotations": {"reloader.stakater.com/auto": "true"}},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx", "envFrom": [{"configMapRef": {"name": "nope"}}]}]}}}})
+}
+
+async fn assert_serving(http: &reqwest::Client, h: &Hashroll) {
+    let r = http
+        .post(h.url("/mutate"))
+        .json(&review(deployment(), "Deployment", "apps"))
+        .send()
+        .await
+        .expect("the server still answers");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["response"]["allowed"], json!(true));
+    assert!(
+        body["response"]["patch"].is_string(),
+        "a stamped answer: {body}"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_answers_and_the_server_keeps_serving() {
+    let h = Hashroll::start(&[]).await;
+    let http = https(plane().ca_pem());
+    assert_serving(&http, &h).await;
+
+    // invalid JSON
+    let r = http
+        .post(h.url("/mutate"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not an AdmissionReview"));
+    // wrong apiVersion
+    let mut v = review(deployment(), "Deployment", "apps");
+    v["apiVersion"] = json!("admission.k8s.io/v1beta1");
+    let r = http.post(h.url("/mutate")).json(&v).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("admission.k8s.io/v1"));
+    // unknown kind: allowed, no patch, a warning
+    let r = http
+        .post(h.url("/mutate"))
+        .json(&review(json!({"metadata": {"name": "p"}}), "Pod", ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["response"]["allowed"], json!(true));
+    assert!(body["response"].get("patch").is_none());
+    assert!(
+        body["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("not a kind hashroll handles")
+    );
+    // missing object: allowed with a warning
+    let r = http
+        .post(h.url("/mutate"))
+        .json(&review(Value::Null, "Deployment", "apps"))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["response"]["allowed"], json!(true));
+    assert!(
+        body["response"]["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("no object")
+    );
+    // a body above the limit is refused cleanly
+    let huge = vec![b' '; 5 * 1024 * 1024];
+    let r = http.post(h.url("/mutate")).body(huge).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+
+    // plain HTTP on the TLS port
+    let mut s = TcpStream::connect(("127.0.0.1", h.webhook_port))
+        .await
+        .unwrap();
+    s.write_all(b"POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    assert!(text.contains("HTTPS"));
+
+    // slow clients: one that connects and says nothing, one that starts a handshake and
+    // stalls; others are served meanwhile
+    let _silent = TcpStream::connect(("127.0.0.1", h.webhook_port))
+        .await
+        .unwrap();
+    let mut stalled = TcpStream::connect(("127.0.0.1", h.webhook_port))
+        .await
+        .unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x00]).await.unwrap();
+    assert_serving(&http, &h).await;
+    // the stalled handshake is dropped by the server's deadline
+    let mut b = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(30), stalled.read(&mut b))
+        .await
+        .expect("the server closes a stalled handshake");
+    assert!(matches!(n, Ok(0) | Err(_)));
+
+    assert_serving(&http, &h).await;
+    assert!(
+        h.child
+            .lock()
+            .unwrap()
+            .as_mut()
+            .unwrap()
+            .try_wait()
+            .unwrap()
+            .is_none(),
+        "still running"
+    );
+    let log = h.log();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+async fn served_cert(port: u16, ca_pem: &str) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    tls.get_ref().1.peer_certificates().unwrap()[0]
+        .as_ref()
+        .to_vec()
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    rustls_pemfile::certs(&mut pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn rotated_certificate_files_are_served_to_new_connections() {
+    let h = Hashroll::start(&[]).await;
+    let first = std::fs::read_to_string(h.dir.join("tls.crt")).unwrap();
+    assert_eq!(
+        served_cert(h.webhook_port, plane().ca_pem()).await,
+        der_of(&first)
+    );
+
+    // swap both files the way cert-manager does: new content, renamed into place
+    let (cert, key) = plane()
+        .issue_serving_cert(&["127.0.0.1", "hashroll.hashroll.svc"])
+        .unwrap();
+    std::fs::write(h.dir.join("tls.key.new"), &key).unwrap();
+    std::fs::write(h.dir.join("tls.crt.new"), &cert).unwrap();
+    std::fs::rename(h.dir.join("tls.key.new"), h.dir.join("tls.key")).unwrap();
+    std::fs::rename(h.dir.join("tls.crt.new"), h.dir.join("tls.crt")).unwrap();
+    let want = der_of(&cert);
+    assert_ne!(want, der_of(&first));
+    wait_for(
+        "a new connection to see the new certificate",
+        Duration::from_secs(30),
+        || async { (served_cert(h.webhook_port, plane().ca_pem()).await == want).then_some(()) },
+    )
+    .await;
+    assert!(h.log().contains("serving certificate reloaded"));
+}
