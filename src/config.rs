@@ -96,13 +96,13 @@ pub struct RunArgs {
     #[arg(long, env = "HASHROLL_RESOURCE_LABEL_SELECTOR", default_value = "")]
     pub resource_label_selector: String,
     /// treat every workload as `reloader.stakater.com/auto: "true"` unless it says "false"
-    #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value_t = false)]
+    #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub auto_reload_all: bool,
     /// roll when a tracked source is created
-    #[arg(long, env = "HASHROLL_RELOAD_ON_CREATE", default_value = "true", value_parser = parse_bool_str)]
+    #[arg(long, env = "HASHROLL_RELOAD_ON_CREATE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub reload_on_create: bool,
     /// roll when a tracked source is deleted
-    #[arg(long, env = "HASHROLL_RELOAD_ON_DELETE", default_value = "true", value_parser = parse_bool_str)]
+    #[arg(long, env = "HASHROLL_RELOAD_ON_DELETE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub reload_on_delete: bool,
     /// comma list of workload types to ignore (jobs, cronjobs; accepted for compatibility)
     #[arg(long, env = "HASHROLL_IGNORED_WORKLOAD_TYPES", default_value = "")]
@@ -114,7 +114,7 @@ pub struct RunArgs {
     #[arg(long, env = "HASHROLL_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// only the holder of a Lease writes
-    #[arg(long, env = "HASHROLL_ENABLE_HA", default_value_t = false)]
+    #[arg(long, env = "HASHROLL_ENABLE_HA", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub enable_ha: bool,
     /// changes reaching one workload within this window end in one patch (0 turns it off)
     #[arg(long, env = "HASHROLL_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
@@ -376,6 +376,39 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(label_selector(input), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn reloader_boolean_flag_forms_parse() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["hashroll", "run", "--tls-cert-file=c", "--tls-key-file=k"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).expect("parses").command {
+                Command::Run(a) => *a,
+            }
+        };
+        let a = parse(&[]);
+        assert!(a.reload_on_create && a.reload_on_delete && !a.auto_reload_all && !a.enable_ha);
+        let a = parse(&[
+            "--reload-on-create=false",
+            "--reload-on-delete",
+            "false",
+            "--auto-reload-all",
+            "--enable-ha=true",
+        ]);
+        assert!(!a.reload_on_create && !a.reload_on_delete && a.auto_reload_all && a.enable_ha);
+        let a = parse(&["--auto-reload-all=false"]);
+        assert!(!a.auto_reload_all);
+        assert!(
+            Cli::try_parse_from([
+                "hashroll",
+                "run",
+                "--tls-cert-file=c",
+                "--tls-key-file=k",
+                "--reload-on-create=maybe"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

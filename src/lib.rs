@@ -17,7 +17,6 @@ pub mod webhook;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::cache::{NamespaceFilter, SourceCache};
@@ -149,18 +148,30 @@ async fn run(
         metrics: metrics::Metrics::new(),
         watcher_ready: std::sync::atomic::AtomicBool::new(false),
     });
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
         let st = state.clone();
-        tokio::spawn(
-            cache
-                .clone()
-                .run_watch(client.clone(), kind, None, move || {
-                    st.metrics.watch_restart(kind.as_str())
-                }),
-        );
+        tokio::spawn(cache.clone().run_watch(
+            client.clone(),
+            kind,
+            Some(changes_tx.clone()),
+            move || st.metrics.watch_restart(kind.as_str()),
+        ));
     }
-    // the watcher of the next issue flips this after its start-up reconcile
-    state.watcher_ready.store(true, Ordering::Release);
+    drop(changes_tx);
+    let watcher_cfg = watcher::WatcherConfig {
+        coalesce_window: settings.args.coalesce_window,
+        max_rollouts_per_second: settings.args.max_rollouts_per_second,
+        instance: std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("hashroll-{}", std::process::id())),
+    };
+    tokio::spawn(watcher::run(
+        state.clone(),
+        client.clone(),
+        watcher_cfg,
+        changes_rx,
+    ));
 
     let tls = certs.server_config()?;
     tokio::spawn(certs.clone().watch(Duration::from_secs(2)));

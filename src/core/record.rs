@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::digest::{DigestKey, record_digest, source_digest};
 use super::policy::{PolicyConfig, SourceView, Tracked, tracked};
-use super::refs::{SourceRef, references};
+use super::refs::{Reference, SourceRef, references};
 use super::workload::Workload;
 
 /// `"configmap/<name>"` / `"secret/<name>"` → 16 hex chars or `"absent"`.
@@ -97,14 +97,11 @@ pub fn current_record(
         .collect()
 }
 
+/// The token of a roll: the record chained onto the previous token, so every roll writes
+/// a template never seen before (a change back to older data is a new rollout, not a
+/// return to an old ReplicaSet), and two writers deciding the same roll agree.
 fn token_for(key: &DigestKey, record: &Record, previous: Option<&str>) -> String {
-    let t = record_digest(key, record, "");
-    if Some(t.as_str()) == previous {
-        // the same token would not roll: chain it onto the previous one
-        record_digest(key, record, previous.unwrap_or_default())
-    } else {
-        t
-    }
+    record_digest(key, record, previous.unwrap_or_default())
 }
 
 /// The one decision: given the record computed now, what the workload carries and why we
@@ -197,14 +194,42 @@ pub fn stamp(
     opts: RollOptions,
 ) -> Stamp {
     let refs = references(&workload.pod_spec);
+    let input = StampInput {
+        namespace: &workload.namespace,
+        annotations: &workload.annotations,
+        template_annotations: &workload.template_annotations,
+        refs: &refs,
+    };
+    stamp_refs(cfg, key, &input, sources, stored, mode, opts)
+}
+
+/// What [`stamp_refs`] reads of a workload: the watcher keeps only this, not the pod spec.
+#[derive(Debug, Clone, Copy)]
+pub struct StampInput<'a> {
+    pub namespace: &'a str,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub template_annotations: &'a BTreeMap<String, String>,
+    pub refs: &'a [Reference],
+}
+
+/// [`stamp`] from references already extracted.
+pub fn stamp_refs(
+    cfg: &PolicyConfig,
+    key: &DigestKey,
+    input: &StampInput<'_>,
+    sources: &dyn SourceView,
+    stored: &Stored,
+    mode: Mode,
+    opts: RollOptions,
+) -> Stamp {
     let tracked = tracked(
         cfg,
-        &workload.annotations,
-        &workload.template_annotations,
-        &refs,
+        input.annotations,
+        input.template_annotations,
+        input.refs,
         sources,
     );
-    let current = current_record(key, &workload.namespace, &tracked, sources);
+    let current = current_record(key, input.namespace, &tracked, sources);
     let decision = decide(key, mode, &current, stored, opts);
     Stamp {
         tracked,
@@ -427,6 +452,39 @@ mod tests {
         let d = decide(&key(), Mode::Reconcile, &a2, &s, O);
         assert!(d.roll);
         assert_ne!(d.token.as_deref(), Some(same.as_str()));
+    }
+
+    #[test]
+    fn a_change_back_gets_a_new_token() {
+        let a = rec(&[("configmap/a", "1111111111111111")]);
+        let b = rec(&[("configmap/a", "2222222222222222")]);
+        let first = decide(&key(), Mode::Fresh, &a, &Stored::default(), O);
+        let to_b = decide(
+            &key(),
+            Mode::Reconcile,
+            &b,
+            &stored(first.record.clone(), first.token.as_deref()),
+            O,
+        );
+        let back = decide(
+            &key(),
+            Mode::Reconcile,
+            &a,
+            &stored(to_b.record.clone(), to_b.token.as_deref()),
+            O,
+        );
+        assert!(to_b.roll && back.roll);
+        assert_ne!(back.token, first.token);
+        assert_ne!(back.token, to_b.token);
+        // and the same inputs give the same token (two writers agree)
+        let again = decide(
+            &key(),
+            Mode::Reconcile,
+            &a,
+            &stored(to_b.record.clone(), to_b.token.as_deref()),
+            O,
+        );
+        assert_eq!(again.token, back.token);
     }
 
     #[test]

@@ -180,9 +180,13 @@ impl Hashroll {
             let url = url.clone();
             let log = log.clone();
             async move {
-                if let Some(c) = self.child.lock().unwrap().as_mut()
-                    && let Ok(Some(status)) = c.try_wait()
-                {
+                let exited = self
+                    .child
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten());
+                if let Some(status) = exited {
                     panic!(
                         "hashroll exited ({status}):\n{}",
                         std::fs::read_to_string(&log).unwrap_or_default()
@@ -197,7 +201,7 @@ impl Hashroll {
 
     /// kill -9, no clean-up.
     pub fn kill(&self) {
-        if let Some(mut c) = self.child.lock().unwrap().take() {
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -217,6 +221,11 @@ impl Hashroll {
     /// Registers this process as the cluster's mutating webhook (a 127.0.0.1 URL, the
     /// plane's CA as caBundle), as the manifests do, excluding kube-system.
     pub fn register_webhook(&self, name: &str) {
+        self.register_webhook_for(name, None)
+    }
+
+    /// Same, limited to one namespace when `only` is given.
+    pub fn register_webhook_for(&self, name: &str, only: Option<&str>) {
         use base64::Engine;
         let ca = base64::engine::general_purpose::STANDARD.encode(plane().ca_pem());
         let yaml = format!(
@@ -237,8 +246,8 @@ webhooks:
   namespaceSelector:
     matchExpressions:
     - key: kubernetes.io/metadata.name
-      operator: NotIn
-      values: ["kube-system", "hashroll"]
+      operator: {op}
+      values: [{values}]
   rules:
   - apiGroups: ["apps"]
     apiVersions: ["v1"]
@@ -246,7 +255,12 @@ webhooks:
     resources: ["deployments", "daemonsets", "statefulsets"]
     scope: Namespaced
 "#,
-            url = self.url("/mutate")
+            url = self.url("/mutate"),
+            op = if only.is_some() { "In" } else { "NotIn" },
+            values = match only {
+                Some(ns) => format!("{ns:?}"),
+                None => r#""kube-system", "hashroll""#.to_string(),
+            },
         );
         kubectl_stdin(&["apply", "-f", "-"], &yaml);
     }
@@ -254,6 +268,47 @@ webhooks:
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("hashroll.log")).unwrap_or_default()
     }
+}
+
+impl Hashroll {
+    /// A hashroll that watches only `ns` (plus `extra` flags) and is the webhook of `ns`
+    /// only, so tests in one binary run side by side without seeing each other.
+    pub async fn for_namespace(ns: &str, extra: &[&str]) -> Hashroll {
+        Self::for_namespace_opts(ns, extra, true).await
+    }
+
+    /// [`Hashroll::for_namespace`]; `check_webhook: false` where the flags make it skip `ns`.
+    pub async fn for_namespace_opts(ns: &str, extra: &[&str], check_webhook: bool) -> Hashroll {
+        let only = format!("--namespaces={ns}");
+        let mut flags = vec![only.as_str()];
+        flags.extend_from_slice(extra);
+        let h = Hashroll::start(&flags).await;
+        h.register_webhook_for(&format!("hashroll-{ns}"), Some(ns));
+        if check_webhook {
+            wait_webhook_active(ns).await;
+        }
+        h
+    }
+
+    /// The text of /metrics.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+/// Waits until `selector` has exactly `n` ReplicaSets.
+pub async fn wait_rs(client: &kube::Client, ns: &str, selector: &str, n: usize) {
+    wait_for(
+        &format!("{n} ReplicaSet(s) of {selector} in {ns}"),
+        DEADLINE,
+        || async { (replicasets(client, ns, selector).await.len() == n).then_some(()) },
+    )
+    .await;
 }
 
 impl Drop for Hashroll {

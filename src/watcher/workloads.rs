@@ -1,0 +1,347 @@
+//! What the watcher keeps of each workload (references with used keys, the annotations the
+//! policy reads, the record), and the reverse index source → workloads.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::core::patch::RecordNames;
+use crate::core::policy::AnnotationNames;
+use crate::core::record::{StampInput, Stored, parse_record};
+use crate::core::refs::{Reference, SourceKind, SourceRef, references};
+use crate::core::workload::{Workload, WorkloadKind};
+
+/// A workload by kind, namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadKey {
+    pub kind: WorkloadKind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What the watcher keeps of one workload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadEntry {
+    pub key: WorkloadKey,
+    pub resource_version: Option<String>,
+    pub uid: Option<String>,
+    /// only the annotations the policy, the record and pause-period read
+    pub annotations: BTreeMap<String, String>,
+    pub template_annotations: BTreeMap<String, String>,
+    pub refs: Vec<Reference>,
+    /// `spec.paused` (Deployments)
+    pub paused: bool,
+}
+
+/// The annotation on a Deployment that hashroll paused, with the time it did.
+pub const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
+
+fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
+    k == names.auto
+        || k == names.configmap_auto
+        || k == names.secret_auto
+        || k == names.search
+        || k == names.configmap_reload
+        || k == names.secret_reload
+        || k == names.configmap_exclude
+        || k == names.secret_exclude
+        || k == names.pause_period
+        || k == record.record
+        || k == record.token
+        || k == PAUSED_AT
+}
+
+impl WorkloadEntry {
+    pub fn from_workload(
+        w: Workload,
+        resource_version: Option<String>,
+        uid: Option<String>,
+        paused: bool,
+        names: &AnnotationNames,
+        record: &RecordNames,
+    ) -> WorkloadEntry {
+        let refs = references(&w.pod_spec);
+        let filter = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.into_iter()
+                .filter(|(k, _)| keep(names, record, k))
+                .collect()
+        };
+        WorkloadEntry {
+            key: WorkloadKey {
+                kind: w.kind,
+                namespace: w.namespace,
+                name: w.name,
+            },
+            resource_version,
+            uid,
+            annotations: filter(w.annotations),
+            template_annotations: filter(w.template_annotations),
+            refs,
+            paused,
+        }
+    }
+
+    pub fn input(&self) -> StampInput<'_> {
+        StampInput {
+            namespace: &self.key.namespace,
+            annotations: &self.annotations,
+            template_annotations: &self.template_annotations,
+            refs: &self.refs,
+        }
+    }
+
+    pub fn stored(&self, names: &RecordNames) -> Stored {
+        Stored {
+            record: self
+                .annotations
+                .get(&names.record)
+                .and_then(|t| parse_record(t)),
+            token: self.template_annotations.get(&names.token).cloned(),
+        }
+    }
+
+    /// Sources this workload might track: what it references, plus plain names in its
+    /// reload lists (a regex entry is handled by `has_lists`), plus its record's sources.
+    fn index_keys(&self, names: &AnnotationNames, record: &RecordNames) -> HashSet<SourceRef> {
+        let mut out: HashSet<SourceRef> = self.refs.iter().map(|r| r.source.clone()).collect();
+        for ann in [&self.annotations, &self.template_annotations] {
+            for (key, kind) in [
+                (&names.configmap_reload, SourceKind::ConfigMap),
+                (&names.secret_reload, SourceKind::Secret),
+            ] {
+                if let Some(list) = ann.get(key) {
+                    out.extend(
+                        list.split(',')
+                            .map(str::trim)
+                            .filter(|e| !e.is_empty())
+                            .map(|e| SourceRef::new(kind, e)),
+                    );
+                }
+            }
+        }
+        if let Some(r) = self
+            .annotations
+            .get(&record.record)
+            .and_then(|t| parse_record(t))
+        {
+            out.extend(r.keys().filter_map(|k| SourceRef::from_record_key(k)));
+        }
+        out
+    }
+
+    fn has_lists(&self, names: &AnnotationNames) -> bool {
+        [&self.annotations, &self.template_annotations]
+            .iter()
+            .any(|a| {
+                a.contains_key(&names.configmap_reload) || a.contains_key(&names.secret_reload)
+            })
+    }
+}
+
+/// All workloads and the index source → workloads.
+#[derive(Debug, Default)]
+pub struct WorkloadStore {
+    entries: HashMap<WorkloadKey, WorkloadEntry>,
+    index: HashMap<(String, SourceRef), HashSet<WorkloadKey>>,
+    /// per namespace, the workloads with reload lists (their regexes may match any source)
+    listers: HashMap<String, HashSet<WorkloadKey>>,
+    names: AnnotationNames,
+    record: RecordNames,
+}
+
+impl WorkloadStore {
+    pub fn new(names: AnnotationNames, record: RecordNames) -> Self {
+        WorkloadStore {
+            names,
+            record,
+            ..Default::default()
+        }
+    }
+
+    fn unindex(&mut self, e: &WorkloadEntry) {
+        for s in e.index_keys(&self.names, &self.record) {
+            let k = (e.key.namespace.clone(), s);
+            if let Some(set) = self.index.get_mut(&k) {
+                set.remove(&e.key);
+                if set.is_empty() {
+                    self.index.remove(&k);
+                }
+            }
+        }
+        if let Some(set) = self.listers.get_mut(&e.key.namespace) {
+            set.remove(&e.key);
+            if set.is_empty() {
+                self.listers.remove(&e.key.namespace);
+            }
+        }
+    }
+
+    pub fn upsert(&mut self, e: WorkloadEntry) {
+        if let Some(old) = self.entries.remove(&e.key) {
+            self.unindex(&old);
+        }
+        for s in e.index_keys(&self.names, &self.record) {
+            self.index
+                .entry((e.key.namespace.clone(), s))
+                .or_default()
+                .insert(e.key.clone());
+        }
+        if e.has_lists(&self.names) {
+            self.listers
+                .entry(e.key.namespace.clone())
+                .or_default()
+                .insert(e.key.clone());
+        }
+        self.entries.insert(e.key.clone(), e);
+    }
+
+    pub fn remove(&mut self, key: &WorkloadKey) -> Option<WorkloadEntry> {
+        let e = self.entries.remove(key)?;
+        self.unindex(&e);
+        Some(e)
+    }
+
+    pub fn get(&self, key: &WorkloadKey) -> Option<&WorkloadEntry> {
+        self.entries.get(key)
+    }
+
+    /// The workloads a change of `source` in `namespace` may concern.
+    pub fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
+        let mut out: HashSet<WorkloadKey> = self
+            .index
+            .get(&(namespace.to_string(), source.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(l) = self.listers.get(namespace) {
+            out.extend(l.iter().cloned());
+        }
+        let mut v: Vec<_> = out.into_iter().collect();
+        v.sort();
+        v
+    }
+
+    pub fn keys(&self) -> Vec<WorkloadKey> {
+        let mut v: Vec<_> = self.entries.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Keeps only the workloads of `kind` in `seen` (after a relist).
+    pub fn retain_kind(&mut self, kind: WorkloadKind, seen: &HashSet<WorkloadKey>) {
+        let gone: Vec<WorkloadKey> = self
+            .entries
+            .keys()
+            .filter(|k| k.kind == kind && !seen.contains(*k))
+            .cloned()
+            .collect();
+        for k in gone {
+            self.remove(&k);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+    /// (sources indexed, workloads with a record)
+    pub fn counts(&self) -> (usize, usize) {
+        let tracked = self
+            .entries
+            .values()
+            .filter(|e| e.annotations.contains_key(&self.record.record))
+            .count();
+        (self.index.len(), tracked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn entry(name: &str, ann: serde_json::Value, spec: serde_json::Value) -> WorkloadEntry {
+        let obj = json!({"metadata": {"name": name, "namespace": "ns", "annotations": ann},
+            "spec": {"template": {"spec": spec}}});
+        let w = Workload::from_value(WorkloadKind::Deployment, "ns", &obj).unwrap();
+        WorkloadEntry::from_workload(
+            w,
+            Some("1".into()),
+            None,
+            false,
+            &AnnotationNames::default(),
+            &RecordNames::default(),
+        )
+    }
+
+    #[test]
+    fn index_finds_referencing_listing_and_recorded_workloads() {
+        let mut s = WorkloadStore::new(AnnotationNames::default(), RecordNames::default());
+        s.upsert(entry(
+            "uses",
+            json!({"reloader.stakater.com/auto": "true", "unrelated": "x"}),
+            json!({"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cfg"}}]}]}),
+        ));
+        s.upsert(entry(
+            "lists",
+            json!({"configmap.reloader.stakater.com/reload": "other, cfg-.*"}),
+            json!({"containers": [{"name": "c"}]}),
+        ));
+        s.upsert(entry(
+            "recorded",
+            json!({"hashroll.dev/sources": "{\"secret/old\":\"absent\"}"}),
+            json!({"containers": [{"name": "c"}]}),
+        ));
+        s.upsert(entry(
+            "none",
+            json!({}),
+            json!({"containers": [{"name": "c"}]}),
+        ));
+        let names = |v: Vec<WorkloadKey>| v.into_iter().map(|k| k.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(s.affected("ns", &SourceRef::configmap("cfg"))),
+            vec!["lists", "uses"]
+        );
+        assert_eq!(
+            names(s.affected("ns", &SourceRef::configmap("other"))),
+            vec!["lists"]
+        );
+        assert_eq!(
+            names(s.affected("ns", &SourceRef::secret("old"))),
+            vec!["lists", "recorded"]
+        );
+        assert!(
+            s.affected("elsewhere", &SourceRef::configmap("cfg"))
+                .is_empty()
+        );
+        // unrelated annotations are not kept
+        let k = WorkloadKey {
+            kind: WorkloadKind::Deployment,
+            namespace: "ns".into(),
+            name: "uses".into(),
+        };
+        assert!(!s.get(&k).unwrap().annotations.contains_key("unrelated"));
+        // an update that drops the reference drops it from the index
+        s.upsert(entry(
+            "uses",
+            json!({"reloader.stakater.com/auto": "true"}),
+            json!({"containers": [{"name": "c"}]}),
+        ));
+        assert_eq!(
+            names(s.affected("ns", &SourceRef::configmap("cfg"))),
+            vec!["lists"]
+        );
+        s.remove(&WorkloadKey {
+            name: "lists".into(),
+            ..k.clone()
+        });
+        assert!(s.affected("ns", &SourceRef::configmap("cfg")).is_empty());
+        s.retain_kind(WorkloadKind::Deployment, &HashSet::new());
+        assert!(s.is_empty());
+    }
+}

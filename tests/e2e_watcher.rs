@@ -1,0 +1,368 @@
+//! The watcher on the real plane: data changes of tracked sources roll the workloads that
+//! track them, once; nothing else rolls. Each test runs its own hashroll, scoped to its
+//! namespace and registered as that namespace's webhook, as in production.
+
+mod support;
+
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+use support::*;
+
+fn apply(ns: &str, yaml: &str) {
+    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], yaml);
+}
+
+fn patch_cm(ns: &str, name: &str, data: &str) {
+    kubectl(&[
+        "patch",
+        "configmap",
+        name,
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &format!(r#"{{"data":{data}}}"#),
+    ]);
+}
+
+fn deployment(name: &str, annotations: &str, containers_extra: &str, volumes: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  annotations: {{{annotations}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers:
+      - name: c
+        image: nginx
+{containers_extra}
+      volumes: {volumes}
+"#
+    )
+}
+
+#[tokio::test]
+async fn seed_walkthrough_rolls_once_per_edit() {
+    let client = client().await;
+    kubectl(&["create", "namespace", "ns1"]);
+    let h = Hashroll::for_namespace("ns1", &[]).await;
+    let root = env!("CARGO_MANIFEST_DIR");
+    kubectl(&[
+        "apply",
+        "-f",
+        &format!("{root}/examples/cm.yaml"),
+        "-f",
+        &format!("{root}/examples/nginx-deploy.yaml"),
+    ]);
+    wait_rs(&client, "ns1", "app=nginx", 1).await;
+    assert_rs_count_stays(&client, "ns1", "app=nginx", 1, SETTLE).await;
+
+    // kubectl edit cm test-config-file: user=ted
+    patch_cm(
+        "ns1",
+        "test-config-file",
+        r#"{"info.yaml":"user=ted\nage=22\n"}"#,
+    );
+    wait_rs(&client, "ns1", "app=nginx", 2).await;
+    assert_rs_count_stays(&client, "ns1", "app=nginx", 2, SETTLE).await;
+
+    // kubectl edit cm test-config-env: CITY=shenzhen
+    patch_cm("ns1", "test-config-env", r#"{"CITY":"shenzhen"}"#);
+    wait_rs(&client, "ns1", "app=nginx", 3).await;
+    assert_rs_count_stays(&client, "ns1", "app=nginx", 3, SETTLE).await;
+
+    // the Reloaded events name the sources; the counter Reloader users scrape counts both
+    let events = Api::<Event>::namespaced(client.clone(), "ns1");
+    let notes = wait_for("two Reloaded events", DEADLINE, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let notes: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("Reloaded"))
+            .filter_map(|e| e.note.clone())
+            .collect();
+        (notes.len() >= 2).then_some(notes)
+    })
+    .await;
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("configmap/test-config-file")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("configmap/test-config-env")),
+        "{notes:?}"
+    );
+    let m = h.metrics().await;
+    assert!(
+        m.contains("reloader_reload_executed_total{success=\"true\"} 2"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn metadata_edits_and_unused_keys_roll_nothing() {
+    let client = client().await;
+    let ns = namespace("quiet");
+    let _h = Hashroll::for_namespace(&ns, &[]).await;
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{used: a, unused: b, file: c, other: d}}\n---\n{}",
+            deployment(
+                "app",
+                "reloader.stakater.com/auto: \"true\"",
+                "        env: [{name: U, valueFrom: {configMapKeyRef: {name: cfg, key: used}}}]\n        volumeMounts: [{name: v, mountPath: /etc/v}]",
+                "[{name: v, configMap: {name: cfg, items: [{key: file, path: f}]}}]"
+            )
+        ),
+    );
+    wait_rs(&client, &ns, "app=app", 1).await;
+    kubectl(&["label", "configmap", "cfg", "-n", &ns, "team=x"]);
+    kubectl(&["annotate", "configmap", "cfg", "-n", &ns, "note=hello"]);
+    patch_cm(&ns, "cfg", r#"{"unused":"changed"}"#);
+    patch_cm(&ns, "cfg", r#"{"other":"changed too"}"#);
+    assert_rs_count_stays(&client, &ns, "app=app", 1, SETTLE).await;
+    // a used key (through items) does roll
+    patch_cm(&ns, "cfg", r#"{"file":"new"}"#);
+    wait_rs(&client, &ns, "app=app", 2).await;
+    // and the keyRef's key
+    patch_cm(&ns, "cfg", r#"{"used":"new"}"#);
+    wait_rs(&client, &ns, "app=app", 3).await;
+    assert_rs_count_stays(&client, &ns, "app=app", 3, SETTLE).await;
+}
+
+#[tokio::test]
+async fn only_the_tracking_workload_rolls() {
+    let client = client().await;
+    let ns = namespace("two");
+    let _h = Hashroll::for_namespace(&ns, &[]).await;
+    let env_from = |cm: &str| format!("        envFrom: [{{configMapRef: {{name: {cm}}}}}]");
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata: {{k: '1'}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: b}}\ndata: {{k: '1'}}\n---\n{}\n---\n{}",
+            deployment(
+                "one",
+                "reloader.stakater.com/auto: \"true\"",
+                &env_from("a"),
+                "[]"
+            ),
+            deployment(
+                "two",
+                "reloader.stakater.com/auto: \"true\"",
+                &env_from("b"),
+                "[]"
+            ),
+        ),
+    );
+    wait_rs(&client, &ns, "app=one", 1).await;
+    wait_rs(&client, &ns, "app=two", 1).await;
+    patch_cm(&ns, "a", r#"{"k":"2"}"#);
+    wait_rs(&client, &ns, "app=one", 2).await;
+    assert_rs_count_stays(&client, &ns, "app=two", 1, SETTLE).await;
+    assert_rs_count_stays(
+        &client,
+        &ns,
+        "app=one",
+        2,
+        std::time::Duration::from_secs(1),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn three_sources_changed_within_the_window_make_one_rollout() {
+    let client = client().await;
+    let ns = namespace("window");
+    let _h = Hashroll::for_namespace(&ns, &["--coalesce-window=3s"]).await;
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-x}}\ndata: {{k: '1'}}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-y}}\ndata: {{k: '1'}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: sec-z}}\nstringData: {{k: '1'}}\n---\n{}",
+            deployment(
+                "app",
+                "reloader.stakater.com/auto: \"true\"",
+                "        envFrom: [{configMapRef: {name: cm-x}}, {configMapRef: {name: cm-y}}, {secretRef: {name: sec-z}}]",
+                "[]"
+            ),
+        ),
+    );
+    wait_rs(&client, &ns, "app=app", 1).await;
+    // all three in one go
+    apply(
+        &ns,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-x}\ndata: {k: '2'}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-y}\ndata: {k: '2'}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: sec-z}\nstringData: {k: '2'}\n",
+    );
+    wait_rs(&client, &ns, "app=app", 2).await;
+    assert_rs_count_stays(&client, &ns, "app=app", 2, SETTLE).await;
+}
+
+const OPTIONAL_REF: &str = "        envFrom: [{configMapRef: {name: later, optional: true}}]";
+
+async fn create_then_delete(
+    ns: &str,
+    flags: &[&str],
+    rolls_on_create: bool,
+    rolls_on_delete: bool,
+) {
+    let client = client().await;
+    let _h = Hashroll::for_namespace(ns, flags).await;
+    apply(
+        ns,
+        &deployment(
+            "app",
+            "reloader.stakater.com/auto: \"true\"",
+            OPTIONAL_REF,
+            "[]",
+        ),
+    );
+    wait_rs(&client, ns, "app=app", 1).await;
+    apply(
+        ns,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later}\ndata: {k: v}\n",
+    );
+    let mut n = 1;
+    if rolls_on_create {
+        n += 1;
+        wait_rs(&client, ns, "app=app", n).await;
+    }
+    assert_rs_count_stays(&client, ns, "app=app", n, SETTLE).await;
+    kubectl(&["delete", "configmap", "later", "-n", ns]);
+    if rolls_on_delete {
+        n += 1;
+        wait_rs(&client, ns, "app=app", n).await;
+    }
+    assert_rs_count_stays(&client, ns, "app=app", n, SETTLE).await;
+}
+
+#[tokio::test]
+async fn creating_and_deleting_a_missing_source_rolls() {
+    create_then_delete(&namespace("create"), &[], true, true).await;
+}
+
+#[tokio::test]
+async fn reload_on_create_and_delete_false_roll_nothing() {
+    create_then_delete(
+        &namespace("nocreate"),
+        &["--reload-on-create=false", "--reload-on-delete=false"],
+        false,
+        false,
+    )
+    .await;
+}
+
+/// A ConfigMap and a Secret used by one auto Deployment; both edited; how many rollouts.
+async fn edits_under_flags(ns: &str, flags: &[&str], annotations: &str, cm_labels: &str) -> usize {
+    let client = client().await;
+    let ignored = flags
+        .iter()
+        .any(|f| f.starts_with("--namespaces-to-ignore"));
+    let _h = Hashroll::for_namespace_opts(ns, flags, !ignored).await;
+    apply(
+        ns,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c, labels: {{{cm_labels}}}}}\ndata: {{k: '1'}}\n---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{k: '1'}}\n---\n{}",
+            deployment(
+                "app",
+                annotations,
+                "        envFrom: [{configMapRef: {name: c}}, {secretRef: {name: s}}]",
+                "[]"
+            ),
+        ),
+    );
+    wait_rs(&client, ns, "app=app", 1).await;
+    patch_cm(ns, "c", r#"{"k":"2"}"#);
+    kubectl(&[
+        "patch",
+        "secret",
+        "s",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"stringData":{"k":"2"}}"#,
+    ]);
+    // let both edits be seen (each would roll on its own after the 1 s window)
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while std::time::Instant::now() < end {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    replicasets(&client, ns, "app=app").await.len() - 1
+}
+
+#[tokio::test]
+async fn flag_resources_to_ignore_secrets() {
+    let ns = namespace("ign-secrets");
+    // coalescing off: each tracked edit is its own rollout
+    let with = edits_under_flags(
+        &ns,
+        &["--coalesce-window=0", "--resources-to-ignore=secrets"],
+        "reloader.stakater.com/auto: \"true\"",
+        "",
+    )
+    .await;
+    assert_eq!(with, 1, "only the ConfigMap edit rolls");
+}
+
+#[tokio::test]
+async fn flag_auto_reload_all() {
+    let ns = namespace("auto-all");
+    let rolls = edits_under_flags(&ns, &["--coalesce-window=0", "--auto-reload-all"], "", "").await;
+    assert!(
+        rolls >= 1,
+        "an unannotated workload rolls under --auto-reload-all"
+    );
+    let ns2 = namespace("auto-all-off");
+    let rolls = edits_under_flags(
+        &ns2,
+        &["--auto-reload-all"],
+        "reloader.stakater.com/auto: \"false\"",
+        "",
+    )
+    .await;
+    assert_eq!(
+        rolls, 0,
+        "auto: false opts out even under --auto-reload-all"
+    );
+}
+
+#[tokio::test]
+async fn flag_resource_label_selector() {
+    let ns = namespace("label-sel");
+    let rolls = edits_under_flags(
+        &ns,
+        &[
+            "--coalesce-window=0",
+            "--resource-label-selector=reload:yes",
+        ],
+        "reloader.stakater.com/auto: \"true\"",
+        "reload: 'yes'",
+    )
+    .await;
+    assert_eq!(rolls, 1, "only the labelled ConfigMap's edit rolls");
+}
+
+#[tokio::test]
+async fn flag_namespaces_to_ignore() {
+    let ns = namespace("ns-ignored");
+    let rolls = edits_under_flags(
+        &ns,
+        &[&format!("--namespaces-to-ignore={ns}")],
+        "reloader.stakater.com/auto: \"true\"",
+        "",
+    )
+    .await;
+    assert_eq!(rolls, 0, "an ignored namespace rolls nothing");
+}
