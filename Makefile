@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: all control-plane build fmt-check clippy lint unit e2e test no-plane-left versions
+.PHONY: all control-plane build certs fmt-check clippy lint unit e2e test no-plane-left versions
 
 all: build
 
@@ -18,6 +18,10 @@ control-plane:
 
 build:
 	cargo build --all-targets
+
+## certs: a CA and a serving certificate for the webhook in webhook-certs/out/
+certs:
+	@webhook-certs/generate.sh
 
 fmt-check:
 	cargo fmt --all -- --check

@@ -33,7 +33,17 @@ spec:
 const CFG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: '1'}\n";
 
 fn set_cfg(ns: &str, v: &str) {
-    kubectl(&["patch", "configmap", "cfg", "-n", ns, "--type", "merge", "-p", &format!(r#"{{"data":{{"k":"{v}"}}}}"#)]);
+    kubectl(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &format!(r#"{{"data":{{"k":"{v}"}}}}"#),
+    ]);
 }
 
 #[tokio::test]
@@ -41,7 +51,10 @@ async fn kill_9_change_start_rolls_exactly_once_and_a_clean_restart_rolls_nothin
     let client = client().await;
     let ns = namespace("kill9");
     let mut h = Hashroll::for_namespace(&ns, &[]).await;
-    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &format!("{CFG}---\n{}", app("web")));
+    kubectl_stdin(
+        &["apply", "-n", &ns, "-f", "-"],
+        &format!("{CFG}---\n{}", app("web")),
+    );
     wait_rs(&client, &ns, "app=web", 1).await;
 
     h.kill();
@@ -65,14 +78,21 @@ async fn workloads_created_while_down_are_recorded_not_rolled_then_roll_once_on_
     let ns = namespace("down");
     let mut h = Hashroll::for_namespace(&ns, &[]).await;
     h.kill();
-    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &format!("{CFG}---\n{}---\n{}", app("a"), app("b")));
+    kubectl_stdin(
+        &["apply", "-n", &ns, "-f", "-"],
+        &format!("{CFG}---\n{}---\n{}", app("a"), app("b")),
+    );
     wait_rs(&client, &ns, "app=a", 1).await;
     wait_rs(&client, &ns, "app=b", 1).await;
     let api = Api::<Deployment>::namespaced(client.clone(), &ns);
     let record = |d: &Deployment| -> Option<BTreeMap<String, String>> {
         serde_json::from_str(d.metadata.annotations.as_ref()?.get(RECORD)?).ok()
     };
-    assert_eq!(record(&api.get("a").await.unwrap()), None, "the webhook was down: no record yet");
+    assert_eq!(
+        record(&api.get("a").await.unwrap()),
+        None,
+        "the webhook was down: no record yet"
+    );
 
     h.restart().await;
     for name in ["a", "b"] {

@@ -105,6 +105,10 @@ pub struct Hashroll {
     pub dir: std::path::PathBuf,
     pub child: std::sync::Mutex<Option<std::process::Child>>,
     pub args: Vec<String>,
+    /// run with this kubeconfig instead of the plane's admin one
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// no --hmac-key-file: the key comes from (or goes into) a Secret
+    pub hmac_from_secret: bool,
 }
 
 fn free_port() -> u16 {
@@ -134,6 +138,8 @@ impl Hashroll {
             dir,
             child: std::sync::Mutex::new(None),
             args: extra.iter().map(|s| s.to_string()).collect(),
+            kubeconfig: None,
+            hmac_from_secret: false,
         };
         h.spawn();
         h.wait_ready().await;
@@ -156,17 +162,22 @@ impl Hashroll {
                 "--tls-key-file={}",
                 self.dir.join("tls.key").display()
             ))
-            .arg(format!(
-                "--hmac-key-file={}",
-                self.dir.join("hmac.key").display()
-            ))
             .arg(format!("--webhook-addr=127.0.0.1:{}", self.webhook_port))
             .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
             .arg("--log-level=info,hashroll=debug")
             .args(&self.args)
-            .env("KUBECONFIG", plane().kubeconfig())
+            .env(
+                "KUBECONFIG",
+                self.kubeconfig.as_deref().unwrap_or(plane().kubeconfig()),
+            )
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if !self.hmac_from_secret {
+            cmd.arg(format!(
+                "--hmac-key-file={}",
+                self.dir.join("hmac.key").display()
+            ));
+        }
         let child = plane().spawn_in_group(&mut cmd).expect("start hashroll");
         *self.child.lock().unwrap() = Some(child);
     }
