@@ -8,9 +8,13 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: all control-plane build certs fmt-check clippy lint unit e2e test no-plane-left versions
+.PHONY: all demo control-plane build certs fmt-check clippy lint unit e2e test no-plane-left versions
 
 all: build
+
+## demo: local control plane + hashroll + the blog post's example rollout; stops it all after
+demo:
+	@hack/demo.sh
 
 ## control-plane: build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok once
 control-plane:

@@ -23,6 +23,47 @@ pub struct Cli {
 pub enum Command {
     /// Run the admission webhook and the watcher.
     Run(Box<RunArgs>),
+    /// Explain what a workload tracks and why, or what a change to a source would roll.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExplainArgs {
+    /// deployment/NAME, daemonset/NAME, statefulset/NAME, configmap/NAME or secret/NAME
+    pub target: String,
+    /// the namespace of the target
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    pub namespace: String,
+    /// text or json
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+    /// hashroll's own namespace (where the HMAC-key Secret lives)
+    #[arg(long, env = "HASHROLL_NAMESPACE", default_value = "hashroll")]
+    pub hashroll_namespace: String,
+    /// file holding the installation's HMAC key (else the Secret)
+    #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
+    pub hmac_key_file: Option<PathBuf>,
+    #[arg(
+        long,
+        env = "HASHROLL_HMAC_KEY_SECRET",
+        default_value = "hashroll-hmac-key"
+    )]
+    pub hmac_key_secret: String,
+    /// as the running hashroll's flag
+    #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub auto_reload_all: bool,
+    #[arg(
+        long,
+        env = "HASHROLL_RECORD_ANNOTATION",
+        default_value = "hashroll.dev/sources"
+    )]
+    pub record_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_TOKEN_ANNOTATION",
+        default_value = "hashroll.dev/config-hash"
+    )]
+    pub token_annotation: String,
 }
 
 fn parse_bool_str(s: &str) -> Result<bool, String> {
@@ -385,6 +426,7 @@ mod tests {
             args.extend_from_slice(extra);
             match Cli::try_parse_from(args).expect("parses").command {
                 Command::Run(a) => *a,
+                Command::Explain(_) => unreachable!("run was parsed"),
             }
         };
         let a = parse(&[]);

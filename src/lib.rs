@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod config;
 pub mod core;
+pub mod explain;
 pub mod key;
 pub mod metrics;
 #[cfg(feature = "plane")]
@@ -31,8 +32,11 @@ use crate::webhook::tls::CertReloader;
 fn init_logging(format: &str, level: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
+    // colours only on a terminal: log files and collectors get plain text
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let res = if format == "json" {
         builder.json().try_init()
@@ -45,6 +49,28 @@ fn init_logging(format: &str, level: &str) -> Result<(), String> {
 /// Runs the parsed command line; the process's exit code.
 pub fn run_cli(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Explain(args) => {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("hashroll: cannot start the runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match rt.block_on(explain_cmd(args)) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("hashroll explain: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run(args) => {
             // everything that can be checked before starting is checked here: exit code 2
             let settings = match Settings::from_args(*args) {
@@ -106,6 +132,63 @@ pub fn run_cli(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+async fn explain_cmd(args: config::ExplainArgs) -> Result<String, explain::ExplainError> {
+    use explain::{ExplainError, Target};
+    let target = explain::parse_target(&args.target)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| ExplainError::Cluster(e.to_string()))?;
+    let key = explain::read_key(
+        &client,
+        args.hmac_key_file.as_deref(),
+        &args.hashroll_namespace,
+        &args.hmac_key_secret,
+    )
+    .await?;
+    let cfg = core::policy::PolicyConfig {
+        auto_reload_all: args.auto_reload_all,
+        ..Default::default()
+    };
+    let names = RecordNames {
+        record: args.record_annotation.clone(),
+        token: args.token_annotation.clone(),
+    };
+    let json = args.output == "json";
+    Ok(match target {
+        Target::Workload(kind, name) => {
+            let r = explain::explain_workload(
+                &client,
+                &cfg,
+                &key,
+                &names,
+                &args.namespace,
+                kind,
+                &name,
+            )
+            .await?;
+            if json {
+                pretty(&r)
+            } else {
+                explain::render_workload(&r)
+            }
+        }
+        Target::Source(source) => {
+            let r = explain::explain_source(&client, &cfg, &key, &names, &args.namespace, &source)
+                .await?;
+            if json {
+                pretty(&r)
+            } else {
+                explain::render_source(&r)
+            }
+        }
+    })
+}
+
+/// Pretty JSON of a report, with a trailing newline.
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
 async fn run(
