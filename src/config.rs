@@ -157,6 +157,12 @@ pub struct RunArgs {
     /// only the holder of a Lease writes
     #[arg(long, env = "HASHROLL_ENABLE_HA", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub enable_ha: bool,
+    /// how long a Lease holder stays the writer without renewing (--enable-ha)
+    #[arg(long, env = "HASHROLL_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// name of the Lease in hashroll's namespace (--enable-ha)
+    #[arg(long, env = "HASHROLL_LEASE_NAME", default_value = "hashroll-leader")]
+    pub lease_name: String,
     /// changes reaching one workload within this window end in one patch (0 turns it off)
     #[arg(long, env = "HASHROLL_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
     pub coalesce_window: Duration,

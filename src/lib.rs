@@ -9,6 +9,7 @@ pub mod config;
 pub mod core;
 pub mod explain;
 pub mod key;
+pub mod lease;
 pub mod metrics;
 #[cfg(feature = "plane")]
 pub mod plane;
@@ -215,6 +216,22 @@ async fn run(
             ignore: settings.namespaces_to_ignore.clone(),
         },
     ));
+    let instance = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
+    let writer = if settings.args.enable_ha {
+        lease::start(
+            client.clone(),
+            lease::LeaseConfig {
+                namespace: settings.namespace.clone(),
+                name: settings.args.lease_name.clone(),
+                identity: instance.clone(),
+                duration: settings.args.lease_duration,
+            },
+        )
+    } else {
+        lease::Leadership::always()
+    };
     let state = Arc::new(State {
         policy: settings.policy.clone(),
         names: RecordNames {
@@ -230,6 +247,7 @@ async fn run(
         client: Some(client.clone()),
         metrics: metrics::Metrics::new(),
         watcher_ready: std::sync::atomic::AtomicBool::new(false),
+        writer,
     });
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
@@ -245,9 +263,7 @@ async fn run(
     let watcher_cfg = watcher::WatcherConfig {
         coalesce_window: settings.args.coalesce_window,
         max_rollouts_per_second: settings.args.max_rollouts_per_second,
-        instance: std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| format!("hashroll-{}", std::process::id())),
+        instance,
     };
     tokio::spawn(watcher::run(
         state.clone(),

@@ -10,6 +10,7 @@ use crate::core::digest::DigestKey;
 use crate::core::patch::RecordNames;
 use crate::core::policy::PolicyConfig;
 use crate::core::record::RollOptions;
+use crate::lease::Leadership;
 use crate::metrics::Metrics;
 
 pub struct State {
@@ -23,6 +24,8 @@ pub struct State {
     pub metrics: Metrics,
     /// the watcher finished its start-up reconcile (or does not run)
     pub watcher_ready: AtomicBool,
+    /// whether this replica may write (always, without --enable-ha)
+    pub writer: Arc<Leadership>,
 }
 
 impl State {

@@ -12,7 +12,10 @@ fn explain(h: &Hashroll, kubeconfig: &std::path::Path, args: &[&str]) -> (i32, S
     let out = Command::new(env!("CARGO_BIN_EXE_hashroll"))
         .arg("explain")
         .args(args)
-        .arg(format!("--hmac-key-file={}", h.dir.join("hmac.key").display()))
+        .arg(format!(
+            "--hmac-key-file={}",
+            h.dir.join("hmac.key").display()
+        ))
         .env("KUBECONFIG", kubeconfig)
         .output()
         .expect("run hashroll explain");
@@ -66,25 +69,52 @@ spec:
     let r: Value = serde_json::from_str(&out).unwrap();
     let tracked = r["tracked"].as_array().unwrap();
     assert_eq!(tracked.len(), 2, "{out}");
-    let cfg = tracked.iter().find(|t| t["source"] == "configmap/cfg").unwrap();
+    let cfg = tracked
+        .iter()
+        .find(|t| t["source"] == "configmap/cfg")
+        .unwrap();
     assert_eq!(cfg["exists"], Value::Bool(true));
     assert_eq!(cfg["keys"], serde_json::json!(["a"]));
-    assert!(cfg["reasons"][0].as_str().unwrap().contains("configmap.reloader.stakater.com/reload"));
-    let later = tracked.iter().find(|t| t["source"] == "configmap/later").unwrap();
+    assert!(
+        cfg["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("configmap.reloader.stakater.com/reload")
+    );
+    let later = tracked
+        .iter()
+        .find(|t| t["source"] == "configmap/later")
+        .unwrap();
     assert_eq!(later["exists"], Value::Bool(false));
     assert_eq!(r["roll_pending"], Value::Bool(false));
 
     // with hashroll stopped, a change shows as a pending roll
     h.kill();
-    kubectl(&["patch", "configmap", "cfg", "-n", &ns, "--type", "merge", "-p", r#"{"data":{"a":"9"}}"#]);
+    kubectl(&[
+        "patch",
+        "configmap",
+        "cfg",
+        "-n",
+        &ns,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"a":"9"}}"#,
+    ]);
     let (code, out, _) = explain(&h, &kc, &["deployment/web", "-n", &ns]);
     assert_eq!(code, 0);
-    assert!(out.contains("roll pending: yes, for configmap/cfg"), "{out}");
+    assert!(
+        out.contains("roll pending: yes, for configmap/cfg"),
+        "{out}"
+    );
 
     // a source: what a change to it would roll, and why
     let (code, out, _) = explain(&h, &kc, &["configmap/cfg", "-n", &ns]);
     assert_eq!(code, 0);
-    assert!(out.contains("would roll 1 workload(s)") && out.contains("deployment/web"), "{out}");
+    assert!(
+        out.contains("would roll 1 workload(s)") && out.contains("deployment/web"),
+        "{out}"
+    );
     let (_, out, _) = explain(&h, &kc, &["secret/nobody-uses", "-n", &ns]);
     assert!(out.contains("rolls nothing"), "{out}");
 
@@ -106,5 +136,8 @@ spec:
     .unwrap();
     let (code, _, err) = explain(&h, &bad, &["deployment/web", "-n", &ns]);
     assert_eq!(code, 1);
-    assert!(err.contains("cannot reach the cluster") || err.contains("connect"), "{err}");
+    assert!(
+        err.contains("cannot reach the cluster") || err.contains("connect"),
+        "{err}"
+    );
 }

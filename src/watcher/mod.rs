@@ -110,8 +110,16 @@ pub async fn run(
         .watcher_ready
         .store(true, std::sync::atomic::Ordering::Release);
     let mut gauges = tokio::time::interval(Duration::from_secs(5));
+    let mut leadership = state.writer.subscribe();
     loop {
         tokio::select! {
+            changed = leadership.changed() => {
+                if changed.is_ok() && *leadership.borrow_and_update() {
+                    // a new writer reconciles: rolls what is out of date, nothing else
+                    let n = roller.enqueue_all(Duration::ZERO);
+                    tracing::info!(workloads = n, "leader now; reconciling every workload");
+                }
+            }
             _ = gauges.tick() => roller.update_gauges(),
             change = changes.recv() => {
                 let Some(change) = change else { return };

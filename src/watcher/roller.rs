@@ -52,6 +52,8 @@ pub enum RollError {
     Patch(String, kube::Error),
     #[error("cannot refresh source {0}: {1}")]
     Source(String, kube::Error),
+    #[error("this replica does not hold the lease")]
+    NotLeader,
 }
 
 impl RollError {
@@ -62,6 +64,7 @@ impl RollError {
             RollError::Patch(_, kube::Error::Api(e)) if e.code == 404 => "gone",
             RollError::Patch(..) => "patch",
             RollError::Source(..) => "source",
+            RollError::NotLeader => "not_leader",
         }
     }
 }
@@ -225,6 +228,11 @@ impl Roller {
     }
 
     async fn work(&self, key: WorkloadKey, pending: Pending) {
+        if !self.state.writer.is_leader() {
+            // kept, not dropped: the next leader (maybe us) reconciles everything anyway
+            self.schedule(key, Duration::from_secs(1), pending.task, pending.attempts);
+            return;
+        }
         let result = match pending.task {
             Task::Check => self.check(&key).await,
             Task::Resume => self.resume(&key).await,
@@ -233,6 +241,10 @@ impl Roller {
             let label = e.label();
             if label == "gone" {
                 self.remove(&key);
+                return;
+            }
+            if label == "not_leader" {
+                self.schedule(key, Duration::from_secs(1), pending.task, pending.attempts);
                 return;
             }
             let attempts = pending.attempts + 1;
@@ -330,6 +342,10 @@ impl Roller {
         if decision.roll {
             self.rate_limit().await;
         }
+        // the lease may have gone while we waited: a replica that lost it writes nothing
+        if !self.state.writer.is_leader() {
+            return Err(RollError::NotLeader);
+        }
         let t0 = std::time::Instant::now();
         let res = self.patch(key, &body).await;
         self.state
@@ -361,7 +377,7 @@ impl Roller {
                 Ok(())
             }
             Err(e) => {
-                let conflict = matches!(&e, kube::Error::Api(a) if a.code == 409 || a.code == 404);
+                let conflict = matches!(&e, kube::Error::Api(a) if matches!(a.code, 404 | 409));
                 if decision.roll && !conflict {
                     self.state.metrics.reload(false);
                     self.event(
@@ -382,6 +398,9 @@ impl Roller {
             "metadata": {"annotations": {PAUSED_AT: null}},
             "spec": {"paused": false}
         });
+        if !self.state.writer.is_leader() {
+            return Err(RollError::NotLeader);
+        }
         let res = self.patch(key, &body).await;
         match res {
             Ok(e) => {

@@ -288,6 +288,7 @@ mod tests {
             client: None,
             metrics: Metrics::new(),
             watcher_ready: AtomicBool::new(true),
+            writer: crate::lease::Leadership::always(),
         }
     }
 

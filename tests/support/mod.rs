@@ -166,6 +166,7 @@ impl Hashroll {
             .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
             .arg("--log-level=info,hashroll=debug")
             .args(&self.args)
+            .env("POD_NAME", self.identity())
             .env(
                 "KUBECONFIG",
                 self.kubeconfig.as_deref().unwrap_or(plane().kubeconfig()),
@@ -223,6 +224,11 @@ impl Hashroll {
         self.kill();
         self.spawn();
         self.wait_ready().await;
+    }
+
+    /// The name this process goes by (its Lease identity).
+    pub fn identity(&self) -> String {
+        format!("hashroll-{}", self.webhook_port)
     }
 
     pub fn url(&self, path: &str) -> String {
