@@ -8,13 +8,20 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: all demo control-plane build certs fmt-check clippy lint unit e2e test no-plane-left versions
+.PHONY: all demo bench control-plane build certs fmt-check clippy lint unit e2e test no-plane-left versions
 
 all: build
 
 ## demo: local control plane + hashroll + the blog post's example rollout; stops it all after
 demo:
 	@hack/demo.sh
+
+## bench: webhook throughput/latency, reload latency at scale, peak RSS; each next to a
+## baseline measured in the same run (BENCH=webhook|reload|memory for one; BENCH_ARGS=--quick)
+BENCH ?= all
+bench: control-plane
+	cargo build --release --bins
+	$(CARGO_TARGET_DIR)/release/hashroll-bench $(BENCH) $(BENCH_ARGS)
 
 ## control-plane: build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok once
 control-plane:

@@ -1,0 +1,873 @@
+//! `hashroll-bench` (`make bench`): each figure next to a baseline measured in the same run.
+//!
+//! - `webhook`: admission throughput and p50/p99 over TLS with HTTP/1.1 keep-alive against
+//!   the webhook server (its own process, the real server code), next to a static endpoint of
+//!   the same server; saturation (32 connections, closed loop) and a fixed 1,000/s (open loop).
+//! - `reload`: source write accepted → workload template patched, at 10,000 ConfigMaps and
+//!   2,000 Deployments on the local control plane, next to the apiserver's own watch latency
+//!   for the source (the floor); `--coalesce-window=0` and the default.
+//! - `memory`: peak RSS (VmHWM) of hashroll with 10,000 Secrets of 8 KiB, next to its peak on
+//!   an empty cluster.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+use hashroll::plane::{Plane, PlaneOptions};
+
+type AnyErr = Box<dyn std::error::Error + Send + Sync>;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: hashroll-bench [all|webhook|reload|memory] [--quick]\n       hashroll-bench serve CERT KEY ADDR"
+    );
+    std::process::exit(2)
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let what = args.first().map(String::as_str).unwrap_or("all");
+    let res: Result<(), AnyErr> = rt.block_on(async {
+        match what {
+            "serve" => {
+                let [_, cert, key, addr] = &args[..] else {
+                    usage()
+                };
+                serve(cert, key, addr).await
+            }
+            "webhook" => webhook_bench(quick).await,
+            "reload" => reload_bench(quick).await,
+            "memory" => memory_bench(quick).await,
+            "all" => {
+                webhook_bench(quick).await?;
+                reload_bench(quick).await?;
+                memory_bench(quick).await
+            }
+            _ => usage(),
+        }
+    });
+    if let Err(e) = res {
+        eprintln!("hashroll-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+// ---------------------------------------------------------------- webhook
+
+/// The webhook server alone (no cluster): the sources the bench request uses are in its cache.
+async fn serve(cert: &str, key: &str, addr: &str) -> Result<(), AnyErr> {
+    use hashroll::cache::{NamespaceFilter, SourceCache};
+    use hashroll::core::policy::AnnotationNames;
+    use hashroll::core::refs::SourceRef;
+    use hashroll::core::selector::LabelSelector;
+    let cache = Arc::new(SourceCache::new(
+        AnnotationNames::default(),
+        LabelSelector::default(),
+        NamespaceFilter::default(),
+    ));
+    for (name, data) in [
+        (
+            "test-config-file",
+            json!({"info.yaml": "user=aliens\nage=22\n"}),
+        ),
+        (
+            "test-config-env",
+            json!({"COUNTRY": "china", "CITY": "beijing"}),
+        ),
+    ] {
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "ns1"}, "data": data}),
+        )?;
+        let e = cache.configmap_entry(&cm);
+        cache.upsert("ns1", &SourceRef::configmap(name), e);
+    }
+    let state = Arc::new(hashroll::state::State {
+        policy: Default::default(),
+        names: Default::default(),
+        roll: Default::default(),
+        key: hashroll::core::digest::DigestKey::new(b"bench-key-0123456789abcdef".to_vec())
+            .expect("key"),
+        cache,
+        client: None,
+        metrics: hashroll::metrics::Metrics::new(),
+        watcher_ready: std::sync::atomic::AtomicBool::new(true),
+        writer: hashroll::lease::Leadership::always(),
+    });
+    let certs = hashroll::webhook::tls::CertReloader::load(Path::new(cert), Path::new(key))?;
+    let tls = certs.server_config()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("ready");
+    hashroll::webhook::serve_tls(listener, tls, hashroll::webhook::router(state, 4 << 20)).await;
+    Ok(())
+}
+
+fn admission_body() -> Bytes {
+    let deploy: serde_json::Value = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "nginx", "namespace": "ns1", "annotations": {"reloader.stakater.com/auto": "true"}},
+        "spec": {"selector": {"matchLabels": {"app": "nginx"}}, "replicas": 1, "template": {
+            "metadata": {"labels": {"app": "nginx"}},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx",
+                "env": [{"name": "COUNTRY", "valueFrom": {"configMapKeyRef": {"name": "test-config-env", "key": "COUNTRY"}}},
+                        {"name": "CITY", "valueFrom": {"configMapKeyRef": {"name": "test-config-env", "key": "CITY"}}}],
+                "volumeMounts": [{"name": "foo", "mountPath": "/etc/foo", "readOnly": true}]}],
+                "volumes": [{"name": "foo", "configMap": {"name": "test-config-file"}}]}}}
+    });
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "name": "nginx", "namespace": "ns1", "operation": "CREATE",
+            "userInfo": {"username": "admin", "groups": ["system:masters", "system:authenticated"]},
+            "object": deploy, "oldObject": null, "dryRun": false,
+            "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions", "fieldManager": "kubectl-client-side-apply"}
+        }
+    });
+    Bytes::from(serde_json::to_vec(&review).expect("json"))
+}
+
+async fn connect(
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<SendRequest<Full<Bytes>>, AnyErr> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
+async fn call(
+    sender: &mut SendRequest<Full<Bytes>>,
+    path: &str,
+    body: &Bytes,
+) -> Result<Bytes, AnyErr> {
+    sender.ready().await?;
+    let req = hyper::Request::post(path)
+        .header("host", "127.0.0.1")
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))?;
+    let resp = sender.send_request(req).await?;
+    if !resp.status().is_success() {
+        return Err(format!("{path}: HTTP {}", resp.status()).into());
+    }
+    Ok(resp.into_body().collect().await?.to_bytes())
+}
+
+struct Sample {
+    requests: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Sample {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> Duration {
+        let mut v = self.latencies.clone();
+        v.sort();
+        if v.is_empty() {
+            return Duration::ZERO;
+        }
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+    }
+}
+
+async fn closed_loop(
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    path: &'static str,
+    body: Bytes,
+    conns: usize,
+    dur: Duration,
+) -> Result<Sample, AnyErr> {
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    let end = start + dur;
+    for _ in 0..conns {
+        let mut s = connect(addr, tls.clone()).await?;
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            while Instant::now() < end {
+                let t = Instant::now();
+                if call(&mut s, path, &body).await.is_err() {
+                    break;
+                }
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await?);
+    }
+    Ok(Sample {
+        requests: latencies.len(),
+        elapsed: start.elapsed(),
+        latencies,
+    })
+}
+
+async fn open_loop(
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    path: &'static str,
+    body: Bytes,
+    rate: u32,
+    dur: Duration,
+) -> Result<Sample, AnyErr> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let mut s = connect(addr, tls.clone()).await?;
+        let rx = rx.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let intended = { rx.lock().await.recv().await };
+                let Some(intended) = intended else { break };
+                if call(&mut s, path, &body).await.is_err() {
+                    break;
+                }
+                // from the moment it was due: queueing counts (no coordinated omission)
+                lat.push(intended.elapsed());
+            }
+            lat
+        }));
+    }
+    let start = Instant::now();
+    let total = (rate as f64 * dur.as_secs_f64()) as u64;
+    let step = Duration::from_secs_f64(1.0 / rate as f64);
+    for i in 0..total {
+        let due = start + step * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        tx.send(due)?;
+    }
+    drop(tx);
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await?);
+    }
+    Ok(Sample {
+        requests: latencies.len(),
+        elapsed: start.elapsed(),
+        latencies,
+    })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn exe_dir() -> PathBuf {
+    std::env::current_exe()
+        .expect("exe")
+        .parent()
+        .expect("dir")
+        .to_path_buf()
+}
+
+async fn webhook_bench(quick: bool) -> Result<(), AnyErr> {
+    let dir = tempfile::tempdir()?;
+    let ca_key = rcgen::KeyPair::generate()?;
+    let mut ca_params = rcgen::CertificateParams::default();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = rcgen::Issuer::new(ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate()?;
+    let mut p = rcgen::CertificateParams::default();
+    p.subject_alt_names
+        .push(rcgen::SanType::IpAddress([127, 0, 0, 1].into()));
+    let cert = p.signed_by(&key, &issuer)?;
+    std::fs::write(dir.path().join("tls.crt"), cert.pem())?;
+    std::fs::write(dir.path().join("tls.key"), key.serialize_pem())?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
+    let mut server = KillOnDrop(
+        Command::new(std::env::current_exe()?)
+            .args([
+                "serve",
+                &dir.path().join("tls.crt").display().to_string(),
+                &dir.path().join("tls.key").display().to_string(),
+                &addr.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?,
+    );
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(server.0.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        if line.trim() != "ready" {
+            return Err("the bench server did not start".into());
+        }
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone())?;
+    let tls = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let body = admission_body();
+    // the answer is a real stamp
+    let mut s = connect(addr, tls.clone()).await?;
+    let answer: serde_json::Value = serde_json::from_slice(&call(&mut s, "/mutate", &body).await?)?;
+    if answer["response"]["patch"].as_str().is_none() {
+        return Err(format!("the webhook did not stamp the bench request: {answer}").into());
+    }
+    let dur = if quick {
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs(10)
+    };
+    println!(
+        "\n## webhook admission over TLS (HTTP/1.1 keep-alive), AdmissionReview of {} bytes",
+        body.len()
+    );
+    println!(
+        "{:<34} {:<8} {:>12} {:>11} {:>11}",
+        "load", "endpoint", "req/s", "p50", "p99"
+    );
+    closed_loop(
+        addr,
+        tls.clone(),
+        "/static",
+        body.clone(),
+        32,
+        Duration::from_secs(1),
+    )
+    .await?; // warm-up
+    let st = closed_loop(addr, tls.clone(), "/static", body.clone(), 32, dur).await?;
+    let mu = closed_loop(addr, tls.clone(), "/mutate", body.clone(), 32, dur).await?;
+    for (name, s) in [("static", &st), ("mutate", &mu)] {
+        println!(
+            "{:<34} {:<8} {:>12.0} {:>11} {:>11}",
+            "saturation, 32 connections",
+            name,
+            s.rate(),
+            ms(s.pct(0.5)),
+            ms(s.pct(0.99))
+        );
+    }
+    let ratio = mu.rate() / st.rate();
+    println!(
+        "throughput ratio mutate/static: {ratio:.2} (target >= 0.80: {})",
+        if ratio >= 0.8 { "met" } else { "NOT met" }
+    );
+    let st = open_loop(addr, tls.clone(), "/static", body.clone(), 1000, dur).await?;
+    let mu = open_loop(addr, tls.clone(), "/mutate", body.clone(), 1000, dur).await?;
+    for (name, s) in [("static", &st), ("mutate", &mu)] {
+        println!(
+            "{:<34} {:<8} {:>12.0} {:>11} {:>11}",
+            "open loop, 1000/s offered",
+            name,
+            s.rate(),
+            ms(s.pct(0.5)),
+            ms(s.pct(0.99))
+        );
+    }
+    let p99 = mu.pct(0.99);
+    println!(
+        "open-loop p99 mutate: {} (target <= 1 ms: {}); p99 ratio mutate/static: {:.2}",
+        ms(p99),
+        if p99 <= Duration::from_millis(1) {
+            "met"
+        } else {
+            "NOT met"
+        },
+        p99.as_secs_f64() / st.pct(0.99).as_secs_f64().max(1e-9)
+    );
+    drop(server);
+    Ok(())
+}
+
+struct KillOnDrop(Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// ---------------------------------------------------------------- cluster benches
+
+async fn client_of(plane: &Plane) -> Result<kube::Client, AnyErr> {
+    let kc = kube::config::Kubeconfig::read_from(plane.kubeconfig())?;
+    let mut cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    cfg.read_timeout = Some(Duration::from_secs(60));
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// hashroll (the release binary next to this one) against the plane.
+fn start_hashroll(plane: &Plane, dir: &Path, flags: &[&str]) -> Result<KillOnDrop, AnyErr> {
+    let (cert, key) = plane.issue_serving_cert(&["127.0.0.1"])?;
+    std::fs::write(dir.join("tls.crt"), cert)?;
+    std::fs::write(dir.join("tls.key"), key)?;
+    std::fs::write(dir.join("hmac.key"), "bench-hmac-key-0123456789abcdef")?;
+    let wport = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mport = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    std::fs::write(dir.join("ports"), format!("{wport} {mport}"))?;
+    let log = std::fs::File::create(dir.join("hashroll.log"))?;
+    let mut cmd = Command::new(exe_dir().join("hashroll"));
+    cmd.arg("run")
+        .arg(format!("--tls-cert-file={}", dir.join("tls.crt").display()))
+        .arg(format!("--tls-key-file={}", dir.join("tls.key").display()))
+        .arg(format!(
+            "--hmac-key-file={}",
+            dir.join("hmac.key").display()
+        ))
+        .arg(format!("--webhook-addr=127.0.0.1:{wport}"))
+        .arg(format!("--metrics-addr=127.0.0.1:{mport}"))
+        .arg("--log-level=warn")
+        .args(flags)
+        .env("KUBECONFIG", plane.kubeconfig())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Ok(KillOnDrop(plane.spawn_in_group(&mut cmd)?))
+}
+
+async fn wait_ready(dir: &Path) -> Result<(), AnyErr> {
+    let ports = std::fs::read_to_string(dir.join("ports"))?;
+    let mport = ports.split_whitespace().nth(1).ok_or("ports")?;
+    let url = format!("http://127.0.0.1:{mport}/readyz");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest_like_get(&url).await
+            && r
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!(
+        "hashroll not ready; log:\n{}",
+        std::fs::read_to_string(dir.join("hashroll.log")).unwrap_or_default()
+    )
+    .into())
+}
+
+/// A plain-HTTP GET returning whether it answered 200.
+async fn reqwest_like_get(url: &str) -> Result<bool, AnyErr> {
+    let rest = url.strip_prefix("http://").ok_or("url")?;
+    let (host, path) = rest.split_once('/').ok_or("url")?;
+    let tcp = tokio::net::TcpStream::connect(host).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    let resp = sender
+        .send_request(
+            hyper::Request::get(format!("/{path}"))
+                .header("host", host)
+                .body(Full::new(Bytes::new()))?,
+        )
+        .await?;
+    Ok(resp.status().is_success())
+}
+
+async fn create_many<K, F>(api: &Api<K>, n: usize, make: F) -> Result<(), AnyErr>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+    F: Fn(usize) -> K,
+{
+    let done = AtomicUsize::new(0);
+    futures::stream::iter((0..n).map(make))
+        .map(|obj| {
+            let api = api.clone();
+            let done = &done;
+            async move {
+                api.create(&PostParams::default(), &obj).await?;
+                done.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, AnyErr>(())
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+fn meta(name: String, ns: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: Some(ns.to_string()),
+        ..Default::default()
+    }
+}
+
+fn register_webhook(plane: &Plane, dir: &Path) -> Result<(), AnyErr> {
+    use base64::Engine;
+    let ports = std::fs::read_to_string(dir.join("ports"))?;
+    let wport = ports.split_whitespace().next().ok_or("ports")?;
+    let ca = base64::engine::general_purpose::STANDARD.encode(plane.ca_pem());
+    let yaml = format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata: {{name: hashroll-bench}}\nwebhooks:\n- name: stamp.hashroll.dev\n  admissionReviewVersions: [v1]\n  sideEffects: None\n  failurePolicy: Ignore\n  timeoutSeconds: 5\n  clientConfig: {{url: 'https://127.0.0.1:{wport}/mutate', caBundle: {ca}}}\n  rules: [{{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments], scope: Namespaced}}]\n"
+    );
+    plane.kubectl_stdin(&["apply", "-f", "-"], &yaml)?;
+    Ok(())
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+}
+
+/// 200 changes (20/s, each to a different ConfigMap used by one Deployment): time from the
+/// write being accepted to (a) the ConfigMap's watch event (the floor) and (b) the
+/// Deployment's token changing.
+async fn measure_reloads(
+    client: &kube::Client,
+    ns: &str,
+    changes: usize,
+    deployments: usize,
+    round: usize,
+) -> Result<(Vec<Duration>, Vec<Duration>), AnyErr> {
+    let seen_cm: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
+    let seen_dep: Arc<std::sync::Mutex<HashMap<String, (String, Instant)>>> = Default::default();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    // record, per object, the first time each new state is seen
+    let w1 = {
+        let seen = seen_cm.clone();
+        let cms = cms.clone();
+        tokio::spawn(async move {
+            let mut s = watcher(cms, watcher::Config::default().any_semantic()).boxed();
+            while let Ok(Some(ev)) = s.try_next().await {
+                if let watcher::Event::Apply(cm) = ev {
+                    let v = cm
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.get("v").cloned())
+                        .unwrap_or_default();
+                    seen.lock()
+                        .unwrap()
+                        .entry(format!("{}={v}", cm.metadata.name.unwrap_or_default()))
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    let w2 = {
+        let seen = seen_dep.clone();
+        let deps = deps.clone();
+        tokio::spawn(async move {
+            let mut s = watcher(deps, watcher::Config::default().any_semantic()).boxed();
+            while let Ok(Some(ev)) = s.try_next().await {
+                if let watcher::Event::Apply(d) | watcher::Event::InitApply(d) = ev {
+                    let tok = d
+                        .spec
+                        .template
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.annotations.as_ref())
+                        .and_then(|a| a.get("hashroll.dev/config-hash").cloned())
+                        .unwrap_or_default();
+                    let name = d.metadata.name.unwrap_or_default();
+                    let mut m = seen.lock().unwrap();
+                    let changed = m.get(&name).map(|(t, _)| *t != tok).unwrap_or(true);
+                    if changed {
+                        m.insert(name, (tok, Instant::now()));
+                    }
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await; // both watches listed
+    let mut floor = Vec::new();
+    let mut total = Vec::new();
+    let mut pending = Vec::new();
+    for i in 0..changes {
+        let idx = (i * 7 + round * 3) % deployments;
+        let name = format!("cm-{idx}");
+        let v = format!("r{round}-{i}");
+        let before = seen_dep
+            .lock()
+            .unwrap()
+            .get(&format!("dep-{idx}"))
+            .map(|(t, _)| t.clone())
+            .unwrap_or_default();
+        cms.patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": v}})),
+        )
+        .await?;
+        let accepted = Instant::now();
+        pending.push((idx, format!("{name}={v}"), before, accepted));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (idx, cm_key, before, accepted) in pending {
+        loop {
+            let c = seen_cm.lock().unwrap().get(&cm_key).copied();
+            let d = seen_dep
+                .lock()
+                .unwrap()
+                .get(&format!("dep-{idx}"))
+                .filter(|(t, _)| *t != before)
+                .map(|(_, at)| *at);
+            if let (Some(c), Some(d)) = (c, d) {
+                floor.push(c.saturating_duration_since(accepted));
+                total.push(d.saturating_duration_since(accepted));
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no reload seen for dep-{idx} within 120 s").into());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    w1.abort();
+    w2.abort();
+    Ok((floor, total))
+}
+
+async fn reload_bench(quick: bool) -> Result<(), AnyErr> {
+    let (n_cm, n_dep, changes) = if quick {
+        (1_000, 200, 40)
+    } else {
+        (10_000, 2_000, 200)
+    };
+    let plane = Plane::start(PlaneOptions::default())?;
+    let client = client_of(&plane).await?;
+    let ns = "bench";
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta(ns.into(), ""),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let dir = tempfile::tempdir()?;
+    let t = Instant::now();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    create_many(&cms, n_cm, |i| ConfigMap {
+        metadata: meta(format!("cm-{i}"), ns),
+        data: Some(
+            [
+                ("v".to_string(), "0".to_string()),
+                ("payload".to_string(), "x".repeat(256)),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    })
+    .await?;
+    eprintln!(
+        "created {n_cm} ConfigMaps in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut results = Vec::new();
+    for (round, window) in ["0", "1s"].into_iter().enumerate() {
+        let hdir = dir.path().join(format!("h{round}"));
+        std::fs::create_dir_all(&hdir)?;
+        let flags = [
+            format!("--coalesce-window={window}"),
+            "--max-rollouts-per-second=100000".to_string(),
+        ];
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let h = start_hashroll(&plane, &hdir, &flags)?;
+        wait_ready(&hdir).await?;
+        if round == 0 {
+            register_webhook(&plane, &hdir)?;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let t = Instant::now();
+            let deps: Api<Deployment> = Api::namespaced(client.clone(), ns);
+            create_many(&deps, n_dep, |i| {
+                serde_json::from_value(json!({
+                    "metadata": {"name": format!("dep-{i}"), "namespace": ns, "annotations": {"reloader.stakater.com/auto": "true"}},
+                    "spec": {"replicas": 0, "selector": {"matchLabels": {"app": format!("dep-{i}")}},
+                        "template": {"metadata": {"labels": {"app": format!("dep-{i}")}},
+                            "spec": {"containers": [{"name": "c", "image": "x", "env": [{"name": "V", "valueFrom": {"configMapKeyRef": {"name": format!("cm-{i}"), "key": "v"}}}]}]}}}
+                }))
+                .expect("deployment")
+            })
+            .await?;
+            eprintln!(
+                "created {n_dep} Deployments in {:.1}s",
+                t.elapsed().as_secs_f64()
+            );
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        let (mut floor, mut total) = measure_reloads(&client, ns, changes, n_dep, round).await?;
+        let mut added: Vec<Duration> = floor
+            .iter()
+            .zip(&total)
+            .map(|(f, t)| t.saturating_sub(*f))
+            .collect();
+        results.push((
+            window,
+            pct(&mut floor, 0.5),
+            pct(&mut floor, 0.99),
+            pct(&mut total, 0.5),
+            pct(&mut total, 0.99),
+            pct(&mut added, 0.5),
+        ));
+        drop(h);
+    }
+    println!(
+        "\n## reload latency: source write accepted -> workload template patched ({n_cm} ConfigMaps, {n_dep} Deployments, {changes} changes)"
+    );
+    println!(
+        "{:<22} {:>14} {:>14} {:>14} {:>14} {:>16}",
+        "--coalesce-window", "floor p50", "floor p99", "hashroll p50", "hashroll p99", "added p50"
+    );
+    for (w, fp50, fp99, tp50, tp99, a50) in &results {
+        println!(
+            "{:<22} {:>14} {:>14} {:>14} {:>14} {:>16}",
+            w,
+            ms(*fp50),
+            ms(*fp99),
+            ms(*tp50),
+            ms(*tp99),
+            ms(*a50)
+        );
+    }
+    let a0 = results[0].5;
+    println!(
+        "added over the floor at p50 with window 0: {} (target <= 20 ms: {})",
+        ms(a0),
+        if a0 <= Duration::from_millis(20) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    Ok(())
+}
+
+fn vm_hwm(pid: u32) -> Result<u64, AnyErr> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .ok_or("VmHWM")?
+        .parse::<u64>()?
+        * 1024)
+}
+
+async fn memory_bench(quick: bool) -> Result<(), AnyErr> {
+    let n = if quick { 1_000 } else { 10_000 };
+    let plane = Plane::start(PlaneOptions::default())?;
+    let client = client_of(&plane).await?;
+    let dir = tempfile::tempdir()?;
+    // baseline: the same binary on the empty cluster
+    let bdir = dir.path().join("base");
+    std::fs::create_dir_all(&bdir)?;
+    let base = start_hashroll(&plane, &bdir, &[])?;
+    wait_ready(&bdir).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let base_hwm = vm_hwm(base.0.id())?;
+    drop(base);
+
+    let ns = "secrets";
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta(ns.into(), ""),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let t = Instant::now();
+    create_many(&secrets, n, |i| {
+        let mut bytes = vec![0u8; 8192];
+        let mut x = (i as u64 + 1).wrapping_mul(0x9E3779B97F4A7C15);
+        for b in bytes.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        Secret {
+            metadata: meta(format!("s-{i}"), ns),
+            data: Some([("blob".to_string(), k8s_openapi::ByteString(bytes))].into()),
+            ..Default::default()
+        }
+    })
+    .await?;
+    eprintln!(
+        "created {n} Secrets of 8 KiB in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    let hdir = dir.path().join("full");
+    std::fs::create_dir_all(&hdir)?;
+    let h = start_hashroll(&plane, &hdir, &[])?;
+    wait_ready(&hdir).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let hwm = vm_hwm(h.0.id())?;
+    drop(h);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("\n## peak RSS (VmHWM) of hashroll");
+    println!(
+        "{:<36} {:>12}",
+        "empty cluster (baseline)",
+        format!("{:.1} MiB", mib(base_hwm))
+    );
+    println!(
+        "{:<36} {:>12}",
+        format!("{n} Secrets of 8 KiB"),
+        format!("{:.1} MiB", mib(hwm))
+    );
+    println!(
+        "ratio to baseline: {:.2}; target <= 24 MiB: {}",
+        hwm as f64 / base_hwm as f64,
+        if mib(hwm) <= 24.0 { "met" } else { "NOT met" }
+    );
+    Ok(())
+}
