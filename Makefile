@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: all demo bench control-plane build certs fmt-check clippy lint unit e2e test no-plane-left versions
+.PHONY: all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -40,7 +40,14 @@ fmt-check:
 clippy:
 	cargo clippy --all-targets -- -D warnings
 
-lint: fmt-check clippy
+hadolint:
+	@hack/hadolint.sh
+
+lint: fmt-check clippy hadolint
+
+## release: the binary the Dockerfile copies
+release:
+	cargo build --release --bin hashroll
 
 unit:
 	cargo test --lib --bins
@@ -50,7 +57,7 @@ e2e: control-plane
 	cargo test --test 'e2e_*'
 	@hack/no-plane-left.sh
 
-test: control-plane fmt-check clippy unit e2e
+test: control-plane lint unit e2e release
 	@echo "make test: all checks passed"
 
 versions: control-plane

@@ -46,17 +46,30 @@ pub struct SourceChange {
 
 type Key = (String, SourceKind, String);
 
-/// Which namespaces hashroll looks at (`--namespaces`, `--namespaces-to-ignore`).
+/// Which namespaces hashroll acts in (`--namespaces`, `--namespaces-to-ignore`, and the
+/// namespaces `--namespace-selector` currently selects).
 #[derive(Debug, Clone, Default)]
 pub struct NamespaceFilter {
     pub only: Vec<String>,
     pub ignore: Vec<String>,
+    /// with `--namespace-selector`: the namespaces it selects now (kept by a watch)
+    pub selected: Option<Arc<RwLock<HashSet<String>>>>,
 }
 
 impl NamespaceFilter {
-    pub fn allows(&self, ns: &str) -> bool {
+    /// The fixed lists only: what is worth caching.
+    pub fn allows_static(&self, ns: &str) -> bool {
         (self.only.is_empty() || self.only.iter().any(|n| n == ns))
             && !self.ignore.iter().any(|n| n == ns)
+    }
+
+    /// Whether hashroll acts in `ns` now.
+    pub fn allows(&self, ns: &str) -> bool {
+        self.allows_static(ns)
+            && self
+                .selected
+                .as_ref()
+                .is_none_or(|s| s.read().expect("namespace set lock").contains(ns))
     }
 }
 
@@ -289,7 +302,7 @@ impl SourceCache {
                     watcher::Event::Init => seen.clear(),
                     watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
                         let ns = obj.namespace().unwrap_or_default();
-                        if !self.namespaces.allows(&ns) {
+                        if !self.namespaces.allows_static(&ns) {
                             continue;
                         }
                         let name = obj.name_any();

@@ -187,6 +187,58 @@ async fn explain_cmd(args: config::ExplainArgs) -> Result<String, explain::Expla
     })
 }
 
+/// `--namespace-selector`: keeps the set of selected namespaces; sends each newly selected
+/// one so its workloads are reconciled.
+async fn watch_namespaces(
+    client: kube::Client,
+    selector: String,
+    set: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    added: tokio::sync::mpsc::UnboundedSender<String>,
+) {
+    use futures::{StreamExt, TryStreamExt};
+    use kube::ResourceExt;
+    use kube::runtime::watcher;
+    let api: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client);
+    let mut stream = watcher(api, watcher::Config::default().labels(&selector)).boxed();
+    let mut listing = std::collections::HashSet::new();
+    loop {
+        match stream.try_next().await {
+            Ok(Some(watcher::Event::Init)) => listing.clear(),
+            Ok(Some(watcher::Event::InitApply(ns))) => {
+                listing.insert(ns.name_any());
+            }
+            Ok(Some(watcher::Event::InitDone)) => {
+                let new = std::mem::take(&mut listing);
+                let mut cur = set.write().expect("namespace set lock");
+                for n in new.difference(&cur) {
+                    let _ = added.send(n.clone());
+                }
+                *cur = new;
+            }
+            Ok(Some(watcher::Event::Apply(ns))) => {
+                if set
+                    .write()
+                    .expect("namespace set lock")
+                    .insert(ns.name_any())
+                {
+                    tracing::info!(namespace = %ns.name_any(), "namespace selected");
+                    let _ = added.send(ns.name_any());
+                }
+            }
+            Ok(Some(watcher::Event::Delete(ns))) => {
+                set.write()
+                    .expect("namespace set lock")
+                    .remove(&ns.name_any());
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "namespace watch failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
 /// Pretty JSON of a report, with a trailing newline.
 fn pretty<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
@@ -208,12 +260,17 @@ async fn run(
             key::from_secret(&client, &settings.namespace, &settings.args.hmac_key_secret).await?
         }
     };
+    let selected = settings
+        .namespace_selector
+        .as_ref()
+        .map(|_| Arc::new(std::sync::RwLock::new(std::collections::HashSet::new())));
     let cache = Arc::new(SourceCache::new(
         settings.policy.names.clone(),
         selector,
         NamespaceFilter {
             only: settings.namespaces.clone(),
             ignore: settings.namespaces_to_ignore.clone(),
+            selected: selected.clone(),
         },
     ));
     let instance = std::env::var("POD_NAME")
@@ -265,11 +322,16 @@ async fn run(
         max_rollouts_per_second: settings.args.max_rollouts_per_second,
         instance,
     };
+    let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
+    if let (Some(sel), Some(set)) = (settings.namespace_selector.clone(), selected) {
+        tokio::spawn(watch_namespaces(client.clone(), sel, set, ns_tx));
+    }
     tokio::spawn(watcher::run(
         state.clone(),
         client.clone(),
         watcher_cfg,
         changes_rx,
+        ns_rx,
     ));
 
     let tls = certs.server_config()?;

@@ -366,3 +366,55 @@ async fn flag_namespaces_to_ignore() {
     .await;
     assert_eq!(rolls, 0, "an ignored namespace rolls nothing");
 }
+
+#[tokio::test]
+async fn flag_namespace_selector() {
+    let client = client().await;
+    let ns = namespace("ns-sel");
+    let _h = Hashroll::for_namespace_opts(
+        &ns,
+        &[
+            "--coalesce-window=0",
+            "--namespace-selector=hashroll-e2e:on",
+        ],
+        false,
+    )
+    .await;
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\ndata: {{k: '1'}}\n---\n{}",
+            deployment(
+                "app",
+                "reloader.stakater.com/auto: \"true\"",
+                "        envFrom: [{configMapRef: {name: c}}]",
+                "[]"
+            ),
+        ),
+    );
+    wait_rs(&client, &ns, "app=app", 1).await;
+    patch_cm(&ns, "c", r#"{"k":"2"}"#);
+    assert_rs_count_stays(&client, &ns, "app=app", 1, SETTLE).await;
+    // selected now: recorded (no roll), then the next change rolls
+    kubectl(&["label", "namespace", &ns, "hashroll-e2e=on"]);
+    let api = kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns);
+    wait_for(
+        "a record once the namespace is selected",
+        DEADLINE,
+        || async {
+            let d = api.get("app").await.ok()?;
+            d.metadata.annotations?.get("hashroll.dev/sources").cloned()
+        },
+    )
+    .await;
+    assert_rs_count_stays(
+        &client,
+        &ns,
+        "app=app",
+        1,
+        std::time::Duration::from_secs(2),
+    )
+    .await;
+    patch_cm(&ns, "c", r#"{"k":"3"}"#);
+    wait_rs(&client, &ns, "app=app", 2).await;
+}

@@ -64,6 +64,7 @@ pub async fn run(
     client: Client,
     cfg: WatcherConfig,
     mut changes: mpsc::UnboundedReceiver<SourceChange>,
+    mut selected_namespaces: mpsc::UnboundedReceiver<String>,
 ) {
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
     let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
@@ -121,6 +122,7 @@ pub async fn run(
                 }
             }
             _ = gauges.tick() => roller.update_gauges(),
+            Some(ns) = selected_namespaces.recv() => roller.enqueue_namespace(&ns),
             change = changes.recv() => {
                 let Some(change) = change else { return };
                 on_source_change(&roller, &cfg, change);
@@ -181,7 +183,7 @@ async fn watch_kind<K>(
                 watcher::Event::Init => seen.clear(),
                 watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
                     let ns = obj.namespace().unwrap_or_default();
-                    if !state.cache.namespaces().allows(&ns) {
+                    if !state.cache.namespaces().allows_static(&ns) {
                         continue;
                     }
                     let Some(entry) = entry_of(&state, kind, &obj) else {

@@ -173,6 +173,14 @@ impl Roller {
         self.notify.notify_one();
     }
 
+    /// Schedules every workload of one namespace (it just became selected).
+    pub fn enqueue_namespace(&self, ns: &str) {
+        let keys = self.store.lock().expect("store lock").keys();
+        for k in keys.into_iter().filter(|k| k.namespace == ns) {
+            self.enqueue(k, Duration::ZERO);
+        }
+    }
+
     /// Schedules every known workload; how many.
     pub fn enqueue_all(&self, delay: Duration) -> usize {
         let keys = self.store.lock().expect("store lock").keys();
@@ -290,6 +298,10 @@ impl Roller {
     }
 
     async fn check(&self, key: &WorkloadKey) -> Result<(), RollError> {
+        // --namespace-selector: a namespace that is not selected now is left alone
+        if !self.state.cache.namespaces().allows(&key.namespace) {
+            return Ok(());
+        }
         let Some(entry) = self.store.lock().expect("store lock").get(key).cloned() else {
             return Ok(());
         };
