@@ -156,7 +156,13 @@ async fn seed_walkthrough_with_exactly_the_manifests_rights() {
     install_rbac_and_webhook(&h.url("/mutate"));
     let kubeconfig = service_account_kubeconfig(&h.dir);
     // no --hmac-key-file: the key Secret is created with the SA's rights
-    h.args = vec!["--namespace=hashroll".into(), "--namespaces=ns1".into()];
+    // as the manifests run it: --enable-ha, so the Lease rights are exercised too
+    h.args = vec![
+        "--namespace=hashroll".into(),
+        "--namespaces=ns1".into(),
+        "--enable-ha".into(),
+        "--lease-duration=4s".into(),
+    ];
     h.hmac_from_secret = true;
     h.kubeconfig = Some(kubeconfig);
     h.restart().await;
