@@ -21,20 +21,6 @@ async fn holder(client: &kube::Client, ns: &str) -> Option<String> {
         .holder_identity
 }
 
-fn set_cfg(ns: &str, v: &str) {
-    kubectl(&[
-        "patch",
-        "configmap",
-        "cfg",
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        &format!(r#"{{"data":{{"k":"{v}"}}}}"#),
-    ]);
-}
-
 #[tokio::test]
 async fn the_other_replica_takes_over_and_every_change_lands_once() {
     let client = client().await;
@@ -50,23 +36,7 @@ async fn the_other_replica_takes_over_and_every_change_lands_once() {
 
     kubectl_stdin(
         &["apply", "-n", &ns, "-f", "-"],
-        r#"
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: cfg}
-data: {k: "1"}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  annotations: {reloader.stakater.com/auto: "true"}
-spec:
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec: {containers: [{name: c, image: nginx, envFrom: [{configMapRef: {name: cfg}}]}]}
-"#,
+        &cfg_and_app("1", &["web"]),
     );
     wait_rs(&client, &ns, "app=web", 1).await;
     let first = wait_for("a lease holder", DEADLINE, || holder(&client, &ns)).await;

@@ -12,40 +12,6 @@ use support::*;
 
 const RECORD: &str = "hashroll.dev/sources";
 
-fn app(name: &str) -> String {
-    format!(
-        r#"
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  annotations: {{reloader.stakater.com/auto: "true"}}
-spec:
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg}}}}]}}]
-"#
-    )
-}
-
-const CFG: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: '1'}\n";
-
-fn set_cfg(ns: &str, v: &str) {
-    kubectl(&[
-        "patch",
-        "configmap",
-        "cfg",
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        &format!(r#"{{"data":{{"k":"{v}"}}}}"#),
-    ]);
-}
-
 #[tokio::test]
 async fn kill_9_change_start_rolls_exactly_once_and_a_clean_restart_rolls_nothing() {
     let client = client().await;
@@ -53,7 +19,7 @@ async fn kill_9_change_start_rolls_exactly_once_and_a_clean_restart_rolls_nothin
     let mut h = Hashroll::for_namespace(&ns, &[]).await;
     kubectl_stdin(
         &["apply", "-n", &ns, "-f", "-"],
-        &format!("{CFG}---\n{}", app("web")),
+        &cfg_and_app("1", &["web"]),
     );
     wait_rs(&client, &ns, "app=web", 1).await;
 
@@ -80,7 +46,7 @@ async fn workloads_created_while_down_are_recorded_not_rolled_then_roll_once_on_
     h.kill();
     kubectl_stdin(
         &["apply", "-n", &ns, "-f", "-"],
-        &format!("{CFG}---\n{}---\n{}", app("a"), app("b")),
+        &cfg_and_app("1", &["a", "b"]),
     );
     wait_rs(&client, &ns, "app=a", 1).await;
     wait_rs(&client, &ns, "app=b", 1).await;

@@ -12,20 +12,6 @@ fn apply(ns: &str, yaml: &str) {
     kubectl_stdin(&["apply", "-n", ns, "-f", "-"], yaml);
 }
 
-fn patch_cm(ns: &str, name: &str, data: &str) {
-    kubectl(&[
-        "patch",
-        "configmap",
-        name,
-        "-n",
-        ns,
-        "--type",
-        "merge",
-        "-p",
-        &format!(r#"{{"data":{data}}}"#),
-    ]);
-}
-
 fn deployment(name: &str, annotations: &str, containers_extra: &str, volumes: &str) -> String {
     format!(
         r#"

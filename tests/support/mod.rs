@@ -385,3 +385,47 @@ pub async fn assert_rs_count_stays(
 
 /// How long "nothing rolled" is watched for.
 pub const SETTLE: Duration = Duration::from_secs(4);
+
+/// `kubectl patch configmap NAME --type merge` of its `data` (`data` is a JSON object).
+pub fn patch_cm(ns: &str, name: &str, data: &str) {
+    kubectl(&[
+        "patch",
+        "configmap",
+        name,
+        "-n",
+        ns,
+        "--type",
+        "merge",
+        "-p",
+        &format!(r#"{{"data":{data}}}"#),
+    ]);
+}
+
+/// A ConfigMap `cfg` with `k: v`, and an opted-in Deployment `name` using it (envFrom).
+pub fn cfg_and_app(v: &str, apps: &[&str]) -> String {
+    let mut out =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{k: '{v}'}}\n");
+    for name in apps {
+        out.push_str(&format!(
+            r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  annotations: {{reloader.stakater.com/auto: "true"}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg}}}}]}}]
+"#
+        ));
+    }
+    out
+}
+
+/// Sets `k` of ConfigMap `cfg`.
+pub fn set_cfg(ns: &str, v: &str) {
+    patch_cm(ns, "cfg", &format!(r#"{{"k":"{v}"}}"#));
+}
