@@ -404,3 +404,40 @@ async fn flag_namespace_selector() {
     patch_cm(&ns, "c", r#"{"k":"3"}"#);
     wait_rs(&client, &ns, "app=app", 2).await;
 }
+
+#[tokio::test]
+async fn pause_period_batches_changes_into_one_rollout() {
+    let client = client().await;
+    let ns = namespace("pause");
+    let _h = Hashroll::for_namespace(&ns, &["--coalesce-window=0"]).await;
+    let yaml = cfg_and_app("1", &["app"]).replace(
+        "annotations: {reloader.stakater.com/auto: \"true\"}",
+        "annotations: {reloader.stakater.com/auto: \"true\", deployment.reloader.stakater.com/pause-period: 6s}",
+    );
+    apply(&ns, &yaml);
+    wait_rs(&client, &ns, "app=app", 1).await;
+    let api = kube::Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns);
+    set_cfg(&ns, "2");
+    wait_for("the Deployment paused by the roll", DEADLINE, || async {
+        (api.get("app").await.ok()?.spec.paused == Some(true)).then_some(())
+    })
+    .await;
+    set_cfg(&ns, "3");
+    // paused: the template changes, no rollout yet
+    assert_rs_count_stays(
+        &client,
+        &ns,
+        "app=app",
+        1,
+        std::time::Duration::from_secs(2),
+    )
+    .await;
+    wait_for(
+        "the Deployment resumed after the period",
+        DEADLINE,
+        || async { (api.get("app").await.ok()?.spec.paused != Some(true)).then_some(()) },
+    )
+    .await;
+    wait_rs(&client, &ns, "app=app", 2).await;
+    assert_rs_count_stays(&client, &ns, "app=app", 2, SETTLE).await;
+}

@@ -31,7 +31,7 @@ use crate::core::refs::SourceRef;
 use crate::core::workload::WorkloadKind;
 use crate::state::State;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Task {
     /// check the record, roll if due
     Check,
@@ -43,7 +43,6 @@ enum Task {
 struct Pending {
     due: Instant,
     attempts: u32,
-    task: Task,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +72,8 @@ pub struct Roller {
     state: Arc<State>,
     client: Client,
     store: Mutex<WorkloadStore>,
-    queue: Mutex<BTreeMap<WorkloadKey, Pending>>,
+    /// one entry per workload and task: a check never moves a pending resume, nor back
+    queue: Mutex<BTreeMap<(WorkloadKey, Task), Pending>>,
     notify: Notify,
     /// the next free slot of the global rate limit
     next_slot: tokio::sync::Mutex<Instant>,
@@ -121,7 +121,9 @@ impl Roller {
 
     pub fn remove(&self, key: &WorkloadKey) {
         self.store.lock().expect("store lock").remove(key);
-        self.queue.lock().expect("queue lock").remove(key);
+        let mut q = self.queue.lock().expect("queue lock");
+        q.remove(&(key.clone(), Task::Check));
+        q.remove(&(key.clone(), Task::Resume));
     }
 
     pub fn retain_kind(&self, kind: WorkloadKind, seen: &std::collections::HashSet<WorkloadKey>) {
@@ -147,25 +149,13 @@ impl Roller {
     fn schedule(&self, key: WorkloadKey, delay: Duration, task: Task, attempts: u32) {
         let due = Instant::now() + delay;
         let mut q = self.queue.lock().expect("queue lock");
-        match q.get_mut(&key) {
-            // a pending resume keeps its time; a check joins whatever is pending
-            Some(p) if matches!(task, Task::Resume) && matches!(p.task, Task::Check) => {
-                p.task = Task::Resume;
-                p.due = p.due.min(due);
-            }
+        match q.get_mut(&(key.clone(), task)) {
             Some(p) => {
                 p.due = p.due.min(due);
                 p.attempts = p.attempts.max(attempts);
             }
             None => {
-                q.insert(
-                    key,
-                    Pending {
-                        due,
-                        attempts,
-                        task,
-                    },
-                );
+                q.insert((key, task), Pending { due, attempts });
             }
         }
         self.state.metrics.pending_rolls.set(q.len() as i64);
@@ -195,9 +185,10 @@ impl Roller {
     pub async fn run(self: Arc<Self>) {
         loop {
             let now = Instant::now();
-            let (ready, next): (Vec<(WorkloadKey, Pending)>, Option<Instant>) = {
+            type Ready = Vec<((WorkloadKey, Task), Pending)>;
+            let (ready, next): (Ready, Option<Instant>) = {
                 let mut q = self.queue.lock().expect("queue lock");
-                let ready_keys: Vec<WorkloadKey> = q
+                let ready_keys: Vec<(WorkloadKey, Task)> = q
                     .iter()
                     .filter(|(_, p)| p.due <= now)
                     .map(|(k, _)| k.clone())
@@ -210,7 +201,7 @@ impl Roller {
                 self.state.metrics.pending_rolls.set(q.len() as i64);
                 (ready, next)
             };
-            for (key, pending) in ready {
+            for ((key, task), pending) in ready {
                 let permit = self
                     .workers
                     .clone()
@@ -219,7 +210,7 @@ impl Roller {
                     .expect("semaphore open");
                 let me = self.clone();
                 tokio::spawn(async move {
-                    me.work(key, pending).await;
+                    me.work(key, task, pending).await;
                     drop(permit);
                 });
             }
@@ -235,13 +226,13 @@ impl Roller {
         }
     }
 
-    async fn work(&self, key: WorkloadKey, pending: Pending) {
+    async fn work(&self, key: WorkloadKey, task: Task, pending: Pending) {
         if !self.state.writer.is_leader() {
             // kept, not dropped: the next leader (maybe us) reconciles everything anyway
-            self.schedule(key, Duration::from_secs(1), pending.task, pending.attempts);
+            self.schedule(key, Duration::from_secs(1), task, pending.attempts);
             return;
         }
-        let result = match pending.task {
+        let result = match task {
             Task::Check => self.check(&key).await,
             Task::Resume => self.resume(&key).await,
         };
@@ -252,7 +243,7 @@ impl Roller {
                 return;
             }
             if label == "not_leader" {
-                self.schedule(key, Duration::from_secs(1), pending.task, pending.attempts);
+                self.schedule(key, Duration::from_secs(1), task, pending.attempts);
                 return;
             }
             let attempts = pending.attempts + 1;
@@ -266,7 +257,7 @@ impl Roller {
                 // our copy is stale: read the workload again before retrying
                 self.refresh_workload(&key).await;
             }
-            self.schedule(key, delay, pending.task, attempts);
+            self.schedule(key, delay, task, attempts);
         }
     }
 
