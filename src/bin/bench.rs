@@ -57,6 +57,7 @@ fn main() {
                 serve(cert, key, addr).await
             }
             "webhook" => webhook_bench(quick).await,
+            "inproc" => inproc().await,
             "reload" => reload_bench(quick).await,
             "memory" => memory_bench(quick).await,
             "all" => {
@@ -77,6 +78,16 @@ fn main() {
 
 /// The webhook server alone (no cluster): the sources the bench request uses are in its cache.
 async fn serve(cert: &str, key: &str, addr: &str) -> Result<(), AnyErr> {
+    let state = bench_state()?;
+    let certs = hashroll::webhook::tls::CertReloader::load(Path::new(cert), Path::new(key))?;
+    let tls = certs.server_config()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("ready");
+    hashroll::webhook::serve_tls(listener, tls, hashroll::webhook::router(state, 4 << 20)).await;
+    Ok(())
+}
+
+fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
     use hashroll::cache::{NamespaceFilter, SourceCache};
     use hashroll::core::policy::AnnotationNames;
     use hashroll::core::refs::SourceRef;
@@ -114,11 +125,25 @@ async fn serve(cert: &str, key: &str, addr: &str) -> Result<(), AnyErr> {
         watcher_ready: std::sync::atomic::AtomicBool::new(true),
         writer: hashroll::lease::Leadership::always(),
     });
-    let certs = hashroll::webhook::tls::CertReloader::load(Path::new(cert), Path::new(key))?;
-    let tls = certs.server_config()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("ready");
-    hashroll::webhook::serve_tls(listener, tls, hashroll::webhook::router(state, 4 << 20)).await;
+    Ok(state)
+}
+
+/// The admission path without network: µs per review, for profiling.
+async fn inproc() -> Result<(), AnyErr> {
+    let state = bench_state()?;
+    let body = admission_body();
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        let (out, _) = hashroll::webhook::review::handle(&state, &body)
+            .await
+            .map_err(|e| e.to_string())?;
+        std::hint::black_box(serde_json::to_vec(&out)?);
+    }
+    println!(
+        "admission path in-process: {:.1} µs per review",
+        t.elapsed().as_secs_f64() * 1e6 / n as f64
+    );
     Ok(())
 }
 

@@ -13,23 +13,35 @@ use super::refs::{Keys, SourceRef};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The installation's HMAC key. Its `Debug` never shows the bytes.
+/// The installation's HMAC key (kept as the keyed state, ready to clone). Its `Debug` never
+/// shows the key.
 #[derive(Clone)]
-pub struct DigestKey(Vec<u8>);
+pub struct DigestKey {
+    mac: HmacSha256,
+    len: usize,
+}
 
 impl DigestKey {
     /// Keys shorter than 16 bytes are refused.
     pub fn new(bytes: Vec<u8>) -> Option<DigestKey> {
-        (bytes.len() >= 16).then_some(DigestKey(bytes))
+        if bytes.len() < 16 {
+            return None;
+        }
+        let mac = <HmacSha256 as KeyInit>::new_from_slice(&bytes)
+            .expect("HMAC takes a key of any length");
+        Some(DigestKey {
+            mac,
+            len: bytes.len(),
+        })
     }
     fn mac(&self) -> HmacSha256 {
-        <HmacSha256 as KeyInit>::new_from_slice(&self.0).expect("HMAC takes a key of any length")
+        self.mac.clone()
     }
 }
 
 impl fmt::Debug for DigestKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DigestKey(<{} bytes, redacted>)", self.0.len())
+        write!(f, "DigestKey(<{} bytes, redacted>)", self.len)
     }
 }
 

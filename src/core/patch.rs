@@ -5,6 +5,7 @@ use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
 use serde_json::{Map, Value, json};
 
 use super::record::{Decision, render_record};
+use super::workload::at;
 
 /// The two annotation names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,21 +51,24 @@ fn remove(path: &str) -> PatchOperation {
 /// (`None`: absent), creating `metadata` / `annotations` maps when missing.
 fn annotation_ops(
     obj: &Value,
-    base: &str,
+    base: &[&str],
     name: &str,
     want: Option<&str>,
     ops: &mut Vec<PatchOperation>,
 ) {
-    let meta_path = format!("{base}/metadata");
+    let prefix: String = base.iter().map(|s| format!("/{s}")).collect();
+    let meta_path = format!("{prefix}/metadata");
     let ann_path = format!("{meta_path}/annotations");
-    let current = obj.pointer(&ann_path).and_then(|a| a.get(name));
+    let meta = at(obj, base).and_then(|b| b.get("metadata"));
+    let annotations = meta.and_then(|m| m.get("annotations"));
+    let current = annotations.and_then(|a| a.get(name));
     let current_str = current.and_then(Value::as_str);
     match want {
         Some(v) if current_str == Some(v) => {}
         Some(v) => {
-            if obj.pointer(&ann_path).is_some_and(Value::is_object) {
+            if annotations.is_some_and(Value::is_object) {
                 ops.push(add(&format!("{ann_path}/{}", escape(name)), json!(v)));
-            } else if obj.pointer(&meta_path).is_some_and(Value::is_object) {
+            } else if meta.is_some_and(Value::is_object) {
                 ops.push(add(&ann_path, json!({ name: v })));
             } else {
                 ops.push(add(&meta_path, json!({ "annotations": { name: v } })));
@@ -79,11 +83,11 @@ fn annotation_ops(
 pub fn json_patch(obj: &Value, names: &RecordNames, decision: &Decision) -> Patch {
     let mut ops = Vec::new();
     let record = decision.record.as_ref().map(render_record);
-    annotation_ops(obj, "", &names.record, record.as_deref(), &mut ops);
-    if obj.pointer("/spec/template").is_some_and(Value::is_object) {
+    annotation_ops(obj, &[], &names.record, record.as_deref(), &mut ops);
+    if at(obj, &["spec", "template"]).is_some_and(Value::is_object) {
         annotation_ops(
             obj,
-            "/spec/template",
+            &["spec", "template"],
             &names.token,
             decision.token.as_deref(),
             &mut ops,

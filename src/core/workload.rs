@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::PodSpec;
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::record::{Record, Stored, parse_record};
@@ -65,6 +66,11 @@ impl WorkloadError {
     }
 }
 
+/// `v` at the path of object keys `path` (a cheap `Value::pointer` for fixed paths).
+pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, k| v.get(*k))
+}
+
 /// What the core reads of a workload.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
@@ -96,16 +102,14 @@ impl Workload {
         namespace: &str,
         obj: &Value,
     ) -> Result<Workload, WorkloadError> {
-        let template = obj
-            .pointer("/spec/template")
+        let template = at(obj, &["spec", "template"])
             .filter(|t| t.is_object())
             .ok_or(WorkloadError::NoTemplate)?;
-        let pod_spec: PodSpec = serde_json::from_value(
-            template
-                .get("spec")
-                .cloned()
-                .unwrap_or(Value::Object(Default::default())),
-        )
+        // deserialized from the borrowed value: no copy of the template
+        let pod_spec = match template.get("spec") {
+            Some(spec) => PodSpec::deserialize(spec),
+            None => PodSpec::deserialize(&Value::Object(Default::default())),
+        }
         .map_err(|e| WorkloadError::BadPodSpec(e.to_string()))?;
         let meta = obj.get("metadata");
         let s = |p: &str| {
@@ -132,7 +136,7 @@ impl Workload {
                 "metadata.annotations",
             )?,
             template_annotations: string_map(
-                template.pointer("/metadata/annotations"),
+                at(template, &["metadata", "annotations"]),
                 "spec.template.metadata.annotations",
             )?,
             pod_spec,
@@ -159,11 +163,11 @@ pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -
             .map(String::from)
     };
     Stored {
-        record: ann(obj.pointer("/metadata/annotations"), record_annotation)
+        record: ann(at(obj, &["metadata", "annotations"]), record_annotation)
             .and_then(|t| parse_record(&t))
             .map(|r: Record| r),
         token: ann(
-            obj.pointer("/spec/template/metadata/annotations"),
+            at(obj, &["spec", "template", "metadata", "annotations"]),
             token_annotation,
         ),
     }
@@ -173,8 +177,7 @@ pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -
 /// treating an empty annotation map like a missing one).
 pub fn template_changed(old: &Value, new: &Value, token_annotation: &str) -> bool {
     let norm = |obj: &Value| -> Value {
-        let mut t = obj
-            .pointer("/spec/template")
+        let mut t = at(obj, &["spec", "template"])
             .cloned()
             .unwrap_or(Value::Null);
         if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {

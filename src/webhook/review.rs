@@ -1,8 +1,10 @@
 //! AdmissionReview → response: reads the workload, stamps it with the one core function,
 //! answers with the JSON patch. Never denies.
+//!
+//! The request is read into a lean type of its own (the object as one `serde_json::Value`,
+//! parsed once): this is the hot path of every apply in the cluster.
 
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 
@@ -44,46 +46,125 @@ impl Outcome {
     }
 }
 
-pub fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, BadRequest> {
-    let review: AdmissionReview<DynamicObject> =
-        serde_json::from_slice(body).map_err(|e| BadRequest::Json(e.to_string()))?;
-    if review.types.api_version != "admission.k8s.io/v1" || review.types.kind != "AdmissionReview" {
-        return Err(BadRequest::Version(format!(
-            "{}/{}",
-            review.types.api_version, review.types.kind
-        )));
-    }
-    review.try_into().map_err(|_| BadRequest::NoRequest)
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewIn {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    request: Option<Request>,
 }
 
-fn warn(resp: AdmissionResponse, message: String) -> (AdmissionResponse, Outcome) {
+/// `group`/`version`/`kind` of the request.
+#[derive(Debug, Deserialize, Default)]
+pub struct Gvk {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// What hashroll reads of an AdmissionRequest.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Request {
+    pub uid: String,
+    #[serde(default)]
+    pub kind: Gvk,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub operation: String,
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    #[serde(default)]
+    pub object: Option<Value>,
+    #[serde(default)]
+    pub old_object: Option<Value>,
+}
+
+pub fn parse(body: &[u8]) -> Result<Request, BadRequest> {
+    let review: ReviewIn =
+        serde_json::from_slice(body).map_err(|e| BadRequest::Json(e.to_string()))?;
+    if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
+        return Err(BadRequest::Version(format!(
+            "{}/{}",
+            review.api_version, review.kind
+        )));
+    }
+    review.request.ok_or(BadRequest::NoRequest)
+}
+
+/// The AdmissionReview sent back: the patch as base64, as the API defines `[]byte` in JSON.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReviewOut {
+    pub api_version: String,
+    pub kind: String,
+    pub response: ResponseOut,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResponseOut {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warnings: Option<Vec<String>>,
+}
+
+impl ResponseOut {
+    fn allow(uid: &str) -> ResponseOut {
+        ResponseOut {
+            uid: uid.to_string(),
+            allowed: true,
+            patch: None,
+            patch_type: None,
+            warnings: None,
+        }
+    }
+
+    /// The decoded JSON patch, if any.
+    pub fn json_patch(&self) -> Option<json_patch::Patch> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(self.patch.as_ref()?)
+            .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+}
+
+fn warn(mut resp: ResponseOut, message: String) -> (ResponseOut, Outcome) {
     tracing::warn!(%message, "admitted without a patch");
-    let mut resp = resp;
     resp.warnings = Some(vec![format!("hashroll: {message}")]);
     (resp, Outcome::Warning)
 }
 
 /// Answers one request. Never denies.
-pub async fn admit(
-    state: &State,
-    req: &AdmissionRequest<DynamicObject>,
-) -> (AdmissionResponse, Outcome) {
+pub async fn admit(state: &State, req: &Request) -> (ResponseOut, Outcome) {
     let span = tracing::info_span!(
         "admission",
         uid = %req.uid,
         kind = %req.kind.kind,
         namespace = req.namespace.as_deref().unwrap_or(""),
         name = %req.name,
-        operation = ?req.operation,
+        operation = %req.operation,
     );
     admit_inner(state, req).instrument(span).await
 }
 
-async fn admit_inner(
-    state: &State,
-    req: &AdmissionRequest<DynamicObject>,
-) -> (AdmissionResponse, Outcome) {
-    let resp = AdmissionResponse::from(req);
+async fn admit_inner(state: &State, req: &Request) -> (ResponseOut, Outcome) {
+    let resp = ResponseOut::allow(&req.uid);
     let kind = match (req.kind.group.as_str(), WorkloadKind::parse(&req.kind.kind)) {
         ("apps", Some(k)) => k,
         _ => {
@@ -96,46 +177,38 @@ async fn admit_inner(
             );
         }
     };
-    if !matches!(req.operation, Operation::Create | Operation::Update) || req.sub_resource.is_some()
-    {
+    let update = match req.operation.as_str() {
+        "CREATE" => false,
+        "UPDATE" => true,
+        _ => return (resp, Outcome::Skipped),
+    };
+    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         return (resp, Outcome::Skipped);
     }
-    let Some(obj) = &req.object else {
+    let Some(new) = req.object.as_ref().filter(|o| !o.is_null()) else {
         return warn(resp, "the request carries no object".into());
     };
     let namespace = req.namespace.clone().unwrap_or_default();
     if !state.cache.namespaces().allows(&namespace) {
         return (resp, Outcome::Skipped);
     }
-    let new = match serde_json::to_value(obj) {
-        Ok(v) => v,
-        Err(e) => return warn(resp, format!("cannot read the object: {e}")),
-    };
-    let workload = match Workload::from_value(kind, &namespace, &new) {
+    let workload = match Workload::from_value(kind, &namespace, new) {
         Ok(w) => w,
         Err(e) => return warn(resp, format!("cannot read the {kind}: {e}")),
     };
     let names = &state.names;
-    let sent = stored_of(&new, &names.record, &names.token);
-    let (mode, stored) = match (&req.operation, &req.old_object) {
-        (Operation::Update, Some(old_obj)) => {
-            let old = match serde_json::to_value(old_obj) {
-                Ok(v) => v,
-                Err(e) => return warn(resp, format!("cannot read the old object: {e}")),
-            };
-            if template_changed(&old, &new, &names.token) {
-                (Mode::Fresh, sent)
-            } else {
-                // what the request carries stands; what it dropped comes back from the old object
-                let before = stored_of(&old, &names.record, &names.token);
-                (
-                    Mode::Keep,
-                    Stored {
-                        record: sent.record.or(before.record),
-                        token: sent.token.or(before.token),
-                    },
-                )
-            }
+    let sent = stored_of(new, &names.record, &names.token);
+    let (mode, stored) = match req.old_object.as_ref().filter(|o| update && !o.is_null()) {
+        Some(old) if !template_changed(old, new, &names.token) => {
+            // what the request carries stands; what it dropped comes back from the old object
+            let before = stored_of(old, &names.record, &names.token);
+            (
+                Mode::Keep,
+                Stored {
+                    record: sent.record.or(before.record),
+                    token: sent.token.or(before.token),
+                },
+            )
         }
         _ => (Mode::Fresh, sent),
     };
@@ -170,7 +243,7 @@ async fn admit_inner(
             result = run(&workload);
         }
     }
-    let patch = json_patch(&new, names, &result.decision);
+    let patch = json_patch(new, names, &result.decision);
     if patch.0.is_empty() {
         return (resp, Outcome::Unchanged);
     }
@@ -185,71 +258,30 @@ async fn admit_inner(
         token = result.decision.token.as_deref().unwrap_or(""),
         "stamped"
     );
-    match resp.clone().with_patch(patch) {
-        Ok(r) => (r, Outcome::Patched),
-        Err(e) => warn(resp, format!("cannot serialize the patch: {e}")),
-    }
-}
-
-/// The AdmissionReview sent back: the patch as base64, as the API defines `[]byte` in JSON.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReviewOut {
-    pub api_version: String,
-    pub kind: String,
-    pub response: ResponseOut,
-}
-
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResponseOut {
-    pub uid: String,
-    pub allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patch_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub warnings: Option<Vec<String>>,
-}
-
-impl From<AdmissionResponse> for ReviewOut {
-    fn from(r: AdmissionResponse) -> Self {
-        use base64::Engine;
-        let patch = r
-            .patch
-            .as_ref()
-            .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
-        ReviewOut {
-            api_version: "admission.k8s.io/v1".into(),
-            kind: "AdmissionReview".into(),
-            response: ResponseOut {
-                uid: r.uid,
-                allowed: r.allowed,
-                patch_type: patch.as_ref().map(|_| "JSONPatch".to_string()),
-                patch,
-                warnings: r.warnings,
-            },
+    match serde_json::to_vec(&patch) {
+        Ok(bytes) => {
+            use base64::Engine;
+            let mut resp = resp;
+            resp.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            resp.patch_type = Some("JSONPatch".into());
+            (resp, Outcome::Patched)
         }
-    }
-}
-
-impl ResponseOut {
-    /// The decoded JSON patch, if any.
-    pub fn json_patch(&self) -> Option<json_patch::Patch> {
-        use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(self.patch.as_ref()?)
-            .ok()?;
-        serde_json::from_slice(&bytes).ok()
+        Err(e) => warn(resp, format!("cannot serialize the patch: {e}")),
     }
 }
 
 /// The whole exchange: body bytes → the review to send back.
 pub async fn handle(state: &State, body: &[u8]) -> Result<(ReviewOut, Outcome), BadRequest> {
     let req = parse(body)?;
-    let (resp, outcome) = admit(state, &req).await;
-    Ok((ReviewOut::from(resp), outcome))
+    let (response, outcome) = admit(state, &req).await;
+    Ok((
+        ReviewOut {
+            api_version: "admission.k8s.io/v1".into(),
+            kind: "AdmissionReview".into(),
+            response,
+        },
+        outcome,
+    ))
 }
 
 /// A JSON value's pointer as a string, for tests and logs.
