@@ -297,12 +297,23 @@ async fn open_loop(
     let start = Instant::now();
     let total = (rate as f64 * dur.as_secs_f64()) as u64;
     let step = Duration::from_secs_f64(1.0 / rate as f64);
-    for i in 0..total {
-        let due = start + step * i as u32;
-        tokio::time::sleep_until(due.into()).await;
-        tx.send(due)?;
-    }
-    drop(tx);
+    // the schedule runs on a thread of its own with std's fine-grained sleep: tokio's timer
+    // has millisecond ticks, which would add up to 1 ms of its own to every latency
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let due = start + step * i as u32;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if tx.send(due).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || pacer.join())
+        .await?
+        .map_err(|_| "pacer thread panicked")?;
     let mut latencies = Vec::new();
     for t in tasks {
         latencies.extend(t.await?);
