@@ -3,7 +3,7 @@
 //! webhook and watcher.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use futures::{StreamExt, TryStreamExt};
@@ -23,6 +23,8 @@ use crate::core::selector::LabelSelector;
 pub struct SourceEntry {
     pub info: SourceInfo,
     pub digests: Arc<SourceDigests>,
+    /// the list generation that last saw it (entries a relist did not see are gone)
+    generation: u32,
 }
 
 /// How a source changed.
@@ -76,6 +78,8 @@ impl NamespaceFilter {
 pub struct SourceCache {
     map: RwLock<BTreeMap<Key, SourceEntry>>,
     synced: [AtomicBool; 2],
+    /// per kind, the generation of the current (re)list
+    generations: [AtomicU32; 2],
     names: AnnotationNames,
     selector: LabelSelector,
     namespaces: NamespaceFilter,
@@ -97,6 +101,7 @@ impl SourceCache {
         SourceCache {
             map: RwLock::new(BTreeMap::new()),
             synced: [AtomicBool::new(false), AtomicBool::new(false)],
+            generations: [AtomicU32::new(0), AtomicU32::new(0)],
             names,
             selector,
             namespaces,
@@ -127,6 +132,7 @@ impl SourceCache {
                 self.selector.matches(meta.labels.as_ref()),
             ),
             digests: Arc::new(digests),
+            generation: 0,
         }
     }
 
@@ -168,12 +174,17 @@ impl SourceCache {
         entry: SourceEntry,
     ) -> Option<SourceChange> {
         let key = (namespace.to_string(), source.kind, source.name.clone());
+        let mut entry = entry;
+        entry.generation = self.generations[idx(source.kind)].load(Ordering::Acquire);
         let mut map = self.map.write().expect("cache lock");
-        let kind = match map.get(&key) {
+        let kind = match map.get_mut(&key) {
             None => ChangeKind::Created,
             Some(old) if old.digests != entry.digests => ChangeKind::Data,
             Some(old) if old.info != entry.info => ChangeKind::Meta,
-            Some(_) => return None,
+            Some(old) => {
+                old.generation = entry.generation;
+                return None;
+            }
         };
         map.insert(key, entry);
         Some(SourceChange {
@@ -196,13 +207,19 @@ impl SourceCache {
             })
     }
 
-    /// After a relist: drops the entries of `kind` not seen in it.
-    fn retain_seen(&self, kind: SourceKind, seen: &HashSet<(String, String)>) -> Vec<SourceChange> {
+    /// A (re)list of `kind` starts: entries it does not see again are gone at its end.
+    fn begin_list(&self, kind: SourceKind) {
+        self.generations[idx(kind)].fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// After a (re)list: drops the entries of `kind` it did not see.
+    fn end_list(&self, kind: SourceKind) -> Vec<SourceChange> {
+        let current = self.generations[idx(kind)].load(Ordering::Acquire);
         let mut map = self.map.write().expect("cache lock");
         let gone: Vec<Key> = map
-            .keys()
-            .filter(|(ns, k, name)| *k == kind && !seen.contains(&(ns.clone(), name.clone())))
-            .cloned()
+            .iter()
+            .filter(|((_, k, _), e)| *k == kind && e.generation != current)
+            .map(|(key, _)| key.clone())
             .collect();
         gone.into_iter()
             .map(|key| {
@@ -293,13 +310,13 @@ impl SourceCache {
                 let _ = tx.send(c);
             }
         };
-        let cfg = watcher::Config::default().page_size(100).any_semantic();
+        // small pages: the list of 8 KiB Secrets is held a page at a time
+        let cfg = watcher::Config::default().page_size(50).any_semantic();
         let mut stream = watcher(api, cfg).boxed();
-        let mut seen: HashSet<(String, String)> = HashSet::new();
         loop {
             match stream.try_next().await {
                 Ok(Some(ev)) => match ev {
-                    watcher::Event::Init => seen.clear(),
+                    watcher::Event::Init => self.begin_list(kind),
                     watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
                         let ns = obj.namespace().unwrap_or_default();
                         if !self.namespaces.allows_static(&ns) {
@@ -307,15 +324,13 @@ impl SourceCache {
                         }
                         let name = obj.name_any();
                         let e = entry(self, &obj);
-                        let source = SourceRef::new(kind, name.clone());
-                        seen.insert((ns.clone(), name));
+                        let source = SourceRef::new(kind, name);
                         send(self.upsert(&ns, &source, e));
                     }
                     watcher::Event::InitDone => {
-                        for c in self.retain_seen(kind, &seen) {
+                        for c in self.end_list(kind) {
                             send(Some(c));
                         }
-                        seen = HashSet::new();
                         if !self.synced[idx(kind)].swap(true, Ordering::AcqRel) {
                             tracing::info!(
                                 kind = kind.as_str(),

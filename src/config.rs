@@ -83,10 +83,26 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct RunArgs {
     /// PEM serving certificate of the webhook (reloaded when its content changes)
     #[arg(long, env = "HASHROLL_TLS_CERT_FILE")]
-    pub tls_cert_file: PathBuf,
+    pub tls_cert_file: Option<PathBuf>,
     /// PEM private key of the webhook
     #[arg(long, env = "HASHROLL_TLS_KEY_FILE")]
-    pub tls_key_file: PathBuf,
+    pub tls_key_file: Option<PathBuf>,
+    /// make a CA and serving certificate once, keep them in --tls-secret, and keep the
+    /// caBundle of --webhook-config pointing at the CA (instead of the two files)
+    #[arg(long, env = "HASHROLL_SELF_MANAGED_CERTS", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub self_managed_certs: bool,
+    /// the Secret holding the self-managed certificate (in hashroll's namespace)
+    #[arg(long, env = "HASHROLL_TLS_SECRET", default_value = "hashroll-tls")]
+    pub tls_secret: String,
+    /// the MutatingWebhookConfiguration whose caBundle self-managed mode keeps
+    #[arg(long, env = "HASHROLL_WEBHOOK_CONFIG", default_value = "hashroll")]
+    pub webhook_config: String,
+    /// the Service in front of the webhook (the certificate's names)
+    #[arg(long, env = "HASHROLL_SERVICE_NAME", default_value = "hashroll")]
+    pub service_name: String,
+    /// extra names or IPs of the self-managed certificate (comma list)
+    #[arg(long, env = "HASHROLL_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
     /// HTTPS address of the admission webhook
     #[arg(long, env = "HASHROLL_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
     pub webhook_addr: SocketAddr,
@@ -329,9 +345,16 @@ pub enum ConfigError {
 
 impl Settings {
     pub fn from_args(args: RunArgs) -> Result<Settings, ConfigError> {
+        if !args.self_managed_certs && (args.tls_cert_file.is_none() || args.tls_key_file.is_none())
+        {
+            return Err(ConfigError::Invalid {
+                what: "serving certificate",
+                why: "give --tls-cert-file and --tls-key-file, or --self-managed-certs".into(),
+            });
+        }
         for (what, path) in [
-            ("--tls-cert-file", Some(&args.tls_cert_file)),
-            ("--tls-key-file", Some(&args.tls_key_file)),
+            ("--tls-cert-file", args.tls_cert_file.as_ref()),
+            ("--tls-key-file", args.tls_key_file.as_ref()),
             ("--hmac-key-file", args.hmac_key_file.as_ref()),
         ] {
             if let Some(path) = path {

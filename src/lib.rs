@@ -13,6 +13,7 @@ pub mod lease;
 pub mod metrics;
 #[cfg(feature = "plane")]
 pub mod plane;
+pub mod selfcert;
 pub mod state;
 pub mod watcher;
 pub mod webhook;
@@ -85,15 +86,19 @@ pub fn run_cli(cli: Cli) -> ExitCode {
                 eprintln!("hashroll: {e}");
                 return ExitCode::from(2);
             }
-            let certs =
-                match CertReloader::load(&settings.args.tls_cert_file, &settings.args.tls_key_file)
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("hashroll: {e}");
-                        return ExitCode::from(2);
+            // the files now (a start-up error); self-managed certificates once the client exists
+            let certs = match (&settings.args.tls_cert_file, &settings.args.tls_key_file) {
+                (Some(c), Some(k)) if !settings.args.self_managed_certs => {
+                    match CertReloader::load(c, k) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            eprintln!("hashroll: {e}");
+                            return ExitCode::from(2);
+                        }
                     }
-                };
+                }
+                _ => None,
+            };
             let selector = match LabelSelector::parse(
                 settings.resource_label_selector.as_deref().unwrap_or(""),
             ) {
@@ -246,7 +251,7 @@ fn pretty<T: serde::Serialize>(v: &T) -> String {
 
 async fn run(
     settings: Settings,
-    certs: Arc<CertReloader>,
+    certs: Option<Arc<CertReloader>>,
     selector: LabelSelector,
     file_key: Option<core::digest::DigestKey>,
 ) -> anyhow::Result<()> {
@@ -334,8 +339,34 @@ async fn run(
         ns_rx,
     ));
 
+    let certs = match certs {
+        Some(c) => {
+            tokio::spawn(c.clone().watch(Duration::from_secs(2)));
+            c
+        }
+        None => {
+            let names = selfcert::sans(
+                &settings.args.service_name,
+                &settings.namespace,
+                &settings.args.tls_san,
+            );
+            let pems = selfcert::ensure(
+                &client,
+                &settings.namespace,
+                &settings.args.tls_secret,
+                &names,
+            )
+            .await?;
+            tokio::spawn(selfcert::keep_ca_bundle(
+                client.clone(),
+                settings.args.webhook_config.clone(),
+                pems.ca.clone(),
+                Duration::from_secs(30),
+            ));
+            CertReloader::from_pems(&pems.cert, &pems.key)?
+        }
+    };
     let tls = certs.server_config()?;
-    tokio::spawn(certs.clone().watch(Duration::from_secs(2)));
     let webhook = tokio::net::TcpListener::bind(settings.args.webhook_addr)
         .await
         .with_context(|| format!("cannot listen on {}", settings.args.webhook_addr))?;

@@ -87,6 +87,21 @@ impl CertReloader {
         }))
     }
 
+    /// From PEMs held in memory (self-managed certificates): nothing to re-read.
+    pub fn from_pems(cert_pem: &str, key_pem: &str) -> Result<Arc<CertReloader>, TlsError> {
+        let memory = Path::new("<memory>");
+        let key = certified(memory, cert_pem.as_bytes(), memory, key_pem.as_bytes())?;
+        Ok(Arc::new(CertReloader {
+            cert_path: memory.to_path_buf(),
+            key_path: memory.to_path_buf(),
+            current: RwLock::new(Loaded {
+                cert_pem: cert_pem.as_bytes().to_vec(),
+                key_pem: key_pem.as_bytes().to_vec(),
+                key,
+            }),
+        }))
+    }
+
     /// Re-reads the files; swaps the certificate when their content changed and is valid.
     /// `Ok(true)` when it swapped.
     pub fn reload(&self) -> Result<bool, TlsError> {

@@ -146,6 +146,25 @@ impl Hashroll {
         h
     }
 
+    /// Ports, certificate and key files, no process yet (`restart` starts it).
+    pub fn prepare(extra: &[&str]) -> Hashroll {
+        let dir = tempfile::Builder::new()
+            .prefix("hashroll-e2e-")
+            .tempdir()
+            .unwrap()
+            .keep();
+        std::fs::write(dir.join("hmac.key"), "e2e-hmac-key-0123456789abcdef").unwrap();
+        Hashroll {
+            webhook_port: free_port(),
+            metrics_port: free_port(),
+            dir,
+            child: std::sync::Mutex::new(None),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            kubeconfig: None,
+            hmac_from_secret: false,
+        }
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -153,16 +172,19 @@ impl Hashroll {
             .open(self.dir.join("hashroll.log"))
             .unwrap();
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hashroll"));
-        cmd.arg("run")
-            .arg(format!(
+        cmd.arg("run");
+        // no files: self-managed certificates
+        if self.dir.join("tls.crt").exists() {
+            cmd.arg(format!(
                 "--tls-cert-file={}",
                 self.dir.join("tls.crt").display()
             ))
             .arg(format!(
                 "--tls-key-file={}",
                 self.dir.join("tls.key").display()
-            ))
-            .arg(format!("--webhook-addr=127.0.0.1:{}", self.webhook_port))
+            ));
+        }
+        cmd.arg(format!("--webhook-addr=127.0.0.1:{}", self.webhook_port))
             .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
             .arg("--log-level=info,hashroll=debug")
             .args(&self.args)
