@@ -126,7 +126,24 @@ fn key_pem(k: &KeyPair) -> String {
 
 impl Plane {
     /// Starts a plane and waits until the apiserver is ready and the fake node is Ready.
+    /// A free port can be taken by someone else between choosing and binding it: a start
+    /// that fails that way is retried with new ports.
     pub fn start(opts: PlaneOptions) -> Result<Plane, PlaneError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(opts.clone()) {
+                Err(PlaneError::Exited { tail, .. } | PlaneError::NotReady { tail, .. })
+                    if attempt < 4 && tail.contains("address already in use") =>
+                {
+                    eprintln!("control plane: a port was taken meanwhile; starting again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(opts: PlaneOptions) -> Result<Plane, PlaneError> {
         let t0 = Instant::now();
         let root = opts.bin_dir.unwrap_or_else(default_bin_dir);
         let bin = root.join("bin");

@@ -79,7 +79,12 @@ async fn manifests_render_and_pass_a_server_side_dry_run() {
     // the self-managed overlay
     let selfm = format!("{}/manifests/overlays/self-managed", root());
     let out = kubectl(&["apply", "--dry-run=server", "-k", &selfm]);
-    assert!(out.contains("clusterrole.rbac.authorization.k8s.io/hashroll-webhook-ca created (server dry run)"), "{out}");
+    assert!(
+        out.contains(
+            "clusterrole.rbac.authorization.k8s.io/hashroll-webhook-ca created (server dry run)"
+        ),
+        "{out}"
+    );
     // the cert-manager overlay, against stand-in CRDs of cert-manager's kinds
     kubectl_stdin(&["apply", "-f", "-"], CERT_MANAGER_CRDS);
     let overlay = format!("{}/manifests/overlays/cert-manager", root());
