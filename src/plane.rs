@@ -383,7 +383,7 @@ impl Plane {
     /// A `sh` that waits for EOF on its stdin, then kills the process group.
     fn start_reaper(&mut self, pgid: u32) -> Result<(), PlaneError> {
         let script = format!(
-            "read _ignored; kill -TERM -{pgid} 2>/dev/null; sleep 2; kill -KILL -{pgid} 2>/dev/null; exit 0"
+            "read _ignored; kill -s TERM -- -{pgid} 2>/dev/null; sleep 2; kill -s KILL -- -{pgid} 2>/dev/null; exit 0"
         );
         let mut child = Command::new("sh")
             .args(["-c", &script])
@@ -577,10 +577,7 @@ impl Plane {
     /// Stops every process the plane started (TERM, then KILL after 5 s).
     pub fn stop(&mut self) {
         if let Some(pgid) = self.pgid {
-            let _ = Command::new("kill")
-                .args(["-TERM", &format!("-{pgid}")])
-                .stderr(Stdio::null())
-                .status();
+            signal_group("TERM", pgid);
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut children = self.children.lock().unwrap_or_else(|e| e.into_inner());
@@ -595,10 +592,7 @@ impl Plane {
             let _ = child.wait();
         }
         if let Some(pgid) = self.pgid.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", &format!("-{pgid}")])
-                .stderr(Stdio::null())
-                .status();
+            signal_group("KILL", pgid);
         }
         children.clear();
         drop(children);
@@ -609,8 +603,55 @@ impl Plane {
     }
 }
 
+/// Sends `signal` to process group `pgid`. The `-s SIG -- -PGID` form matters: procps'
+/// `kill -TERM -12345` reads `-12345` as an option and signals process group 1 (everything).
+fn signal_group(signal: &str, pgid: u32) {
+    if pgid <= 1 {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pgid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Drop for Plane {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_group_hits_that_group_and_nothing_else() {
+        let mut target = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut bystander = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        signal_group("TERM", target.id());
+        let status = target.wait().unwrap();
+        assert!(!status.success(), "the group's process was signalled");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            bystander.try_wait().unwrap().is_none(),
+            "another group is untouched"
+        );
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+    }
+
+    #[test]
+    fn versions_come_from_the_one_file() {
+        assert!(version("KUBERNETES_VERSION").starts_with("v1."));
+        assert_eq!(version("NOPE"), "unknown");
     }
 }
