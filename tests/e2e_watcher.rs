@@ -441,3 +441,85 @@ async fn pause_period_batches_changes_into_one_rollout() {
     wait_rs(&client, &ns, "app=app", 2).await;
     assert_rs_count_stays(&client, &ns, "app=app", 2, SETTLE).await;
 }
+
+#[tokio::test]
+async fn flag_namespaces_limits_where_it_acts() {
+    let client = client().await;
+    let watched = namespace("ns-only");
+    let other = namespace("ns-other");
+    // watches `watched` only, but is the webhook of `other` too
+    let h = Hashroll::for_namespace(&watched, &["--coalesce-window=0"]).await;
+    h.register_webhook_for(&format!("hashroll-{other}"), Some(&other));
+    for ns in [&watched, &other] {
+        apply(ns, &cfg_and_app("1", &["app"]));
+        wait_rs(&client, ns, "app=app", 1).await;
+        set_cfg(ns, "2");
+    }
+    wait_rs(&client, &watched, "app=app", 2).await;
+    assert_rs_count_stays(&client, &other, "app=app", 1, SETTLE).await;
+}
+
+#[tokio::test]
+async fn flag_auto_annotation_override() {
+    let client = client().await;
+    let ns = namespace("override");
+    let _h = Hashroll::for_namespace_opts(
+        &ns,
+        &["--coalesce-window=0", "--auto-annotation=example.com/roll"],
+        false,
+    )
+    .await;
+    let yaml = cfg_and_app("1", &["reloader-name", "own-name"]);
+    // the second Deployment uses the overriding name instead of Reloader's
+    let (a, b) = yaml.split_at(yaml.find("name: own-name").unwrap());
+    let b = b.replacen("reloader.stakater.com/auto", "example.com/roll", 1);
+    apply(&ns, &format!("{a}{b}"));
+    wait_rs(&client, &ns, "app=own-name", 1).await;
+    wait_rs(&client, &ns, "app=reloader-name", 1).await;
+    set_cfg(&ns, "2");
+    wait_rs(&client, &ns, "app=own-name", 2).await;
+    assert_rs_count_stays(&client, &ns, "app=reloader-name", 1, SETTLE).await;
+}
+
+#[tokio::test]
+async fn flag_max_rollouts_per_second_spaces_the_patches() {
+    let client = client().await;
+    let ns = namespace("rate");
+    let _h = Hashroll::for_namespace(
+        &ns,
+        &["--coalesce-window=0", "--max-rollouts-per-second=0.5"],
+    )
+    .await;
+    apply(&ns, &cfg_and_app("1", &["a", "b", "c"]));
+    for app in ["a", "b", "c"] {
+        wait_rs(&client, &ns, &format!("app={app}"), 1).await;
+    }
+    let t0 = std::time::Instant::now();
+    set_cfg(&ns, "2");
+    // one patch every 2 s: all three rolled only after about 4 s, each once
+    wait_for("all three rolled", DEADLINE, || async {
+        let mut n = 0;
+        for app in ["a", "b", "c"] {
+            if replicasets(&client, &ns, &format!("app={app}")).await.len() == 2 {
+                n += 1;
+            }
+        }
+        (n == 3).then_some(())
+    })
+    .await;
+    let all = t0.elapsed();
+    assert!(
+        all >= std::time::Duration::from_millis(3500),
+        "three patches at 0.5/s took only {all:?}"
+    );
+    for app in ["a", "b", "c"] {
+        assert_rs_count_stays(
+            &client,
+            &ns,
+            &format!("app={app}"),
+            2,
+            std::time::Duration::ZERO,
+        )
+        .await;
+    }
+}
