@@ -27,8 +27,40 @@ pub enum Command {
     Explain(ExplainArgs),
 }
 
+/// Flags `run` and `explain` share: where the key is, and the names of what is written.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArgs {
+    /// file holding the installation's HMAC key (else the Secret --hmac-key-secret in
+    /// hashroll's namespace)
+    #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
+    pub hmac_key_file: Option<PathBuf>,
+    /// name of the Secret holding the HMAC key when no file is given
+    #[arg(
+        long,
+        env = "HASHROLL_HMAC_KEY_SECRET",
+        default_value = "hashroll-hmac-key"
+    )]
+    pub hmac_key_secret: String,
+    /// annotation on the workload holding the record
+    #[arg(
+        long,
+        env = "HASHROLL_RECORD_ANNOTATION",
+        default_value = "hashroll.dev/sources"
+    )]
+    pub record_annotation: String,
+    /// annotation on the pod template holding the roll token
+    #[arg(
+        long,
+        env = "HASHROLL_TOKEN_ANNOTATION",
+        default_value = "hashroll.dev/config-hash"
+    )]
+    pub token_annotation: String,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ExplainArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// deployment/NAME, daemonset/NAME, statefulset/NAME, configmap/NAME or secret/NAME
     pub target: String,
     /// the namespace of the target
@@ -40,30 +72,9 @@ pub struct ExplainArgs {
     /// hashroll's own namespace (where the HMAC-key Secret lives)
     #[arg(long, env = "HASHROLL_NAMESPACE", default_value = "hashroll")]
     pub hashroll_namespace: String,
-    /// file holding the installation's HMAC key (else the Secret)
-    #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
-    pub hmac_key_file: Option<PathBuf>,
-    #[arg(
-        long,
-        env = "HASHROLL_HMAC_KEY_SECRET",
-        default_value = "hashroll-hmac-key"
-    )]
-    pub hmac_key_secret: String,
     /// as the running hashroll's flag
     #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub auto_reload_all: bool,
-    #[arg(
-        long,
-        env = "HASHROLL_RECORD_ANNOTATION",
-        default_value = "hashroll.dev/sources"
-    )]
-    pub record_annotation: String,
-    #[arg(
-        long,
-        env = "HASHROLL_TOKEN_ANNOTATION",
-        default_value = "hashroll.dev/config-hash"
-    )]
-    pub token_annotation: String,
 }
 
 fn parse_bool_str(s: &str) -> Result<bool, String> {
@@ -81,6 +92,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// PEM serving certificate of the webhook (reloaded when its content changes)
     #[arg(long, env = "HASHROLL_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
@@ -112,30 +125,6 @@ pub struct RunArgs {
     /// hashroll's own namespace (default: $POD_NAMESPACE, else "hashroll")
     #[arg(long, env = "HASHROLL_NAMESPACE")]
     pub namespace: Option<String>,
-    /// file holding the installation's HMAC key (else a Secret in hashroll's namespace)
-    #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
-    pub hmac_key_file: Option<PathBuf>,
-    /// name of the Secret holding the HMAC key when no file is given
-    #[arg(
-        long,
-        env = "HASHROLL_HMAC_KEY_SECRET",
-        default_value = "hashroll-hmac-key"
-    )]
-    pub hmac_key_secret: String,
-    /// annotation on the workload holding the record
-    #[arg(
-        long,
-        env = "HASHROLL_RECORD_ANNOTATION",
-        default_value = "hashroll.dev/sources"
-    )]
-    pub record_annotation: String,
-    /// annotation on the pod template holding the roll token
-    #[arg(
-        long,
-        env = "HASHROLL_TOKEN_ANNOTATION",
-        default_value = "hashroll.dev/config-hash"
-    )]
-    pub token_annotation: String,
 
     /// configMaps or secrets: never react to this kind
     #[arg(long, env = "HASHROLL_RESOURCES_TO_IGNORE", value_parser = ["configMaps", "configmaps", "secrets"])]
@@ -355,7 +344,7 @@ impl Settings {
         for (what, path) in [
             ("--tls-cert-file", args.tls_cert_file.as_ref()),
             ("--tls-key-file", args.tls_key_file.as_ref()),
-            ("--hmac-key-file", args.hmac_key_file.as_ref()),
+            ("--hmac-key-file", args.key.hmac_key_file.as_ref()),
         ] {
             if let Some(path) = path {
                 std::fs::File::open(path).map_err(|source| ConfigError::Unreadable {
@@ -372,8 +361,8 @@ impl Settings {
             });
         }
         for (what, v) in [
-            ("--record-annotation", &args.record_annotation),
-            ("--token-annotation", &args.token_annotation),
+            ("--record-annotation", &args.key.record_annotation),
+            ("--token-annotation", &args.key.token_annotation),
         ] {
             if v.is_empty() || v.contains(char::is_whitespace) {
                 return Err(ConfigError::Invalid {
@@ -421,8 +410,8 @@ impl Settings {
             namespaces_to_ignore: comma_list(&args.namespaces_to_ignore),
             namespace_selector: opt(&args.namespace_selector),
             resource_label_selector: opt(&args.resource_label_selector),
-            record_annotation: args.record_annotation.clone(),
-            token_annotation: args.token_annotation.clone(),
+            record_annotation: args.key.record_annotation.clone(),
+            token_annotation: args.key.token_annotation.clone(),
             args,
         })
     }

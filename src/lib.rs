@@ -108,7 +108,7 @@ pub fn run_cli(cli: Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let file_key = match &settings.args.hmac_key_file {
+            let file_key = match &settings.args.key.hmac_key_file {
                 Some(p) => match key::from_file(p) {
                     Ok(k) => Some(k),
                     Err(e) => {
@@ -148,9 +148,9 @@ async fn explain_cmd(args: config::ExplainArgs) -> Result<String, explain::Expla
         .map_err(|e| ExplainError::Cluster(e.to_string()))?;
     let key = explain::read_key(
         &client,
-        args.hmac_key_file.as_deref(),
+        args.key.hmac_key_file.as_deref(),
         &args.hashroll_namespace,
-        &args.hmac_key_secret,
+        &args.key.hmac_key_secret,
     )
     .await?;
     let cfg = core::policy::PolicyConfig {
@@ -158,8 +158,8 @@ async fn explain_cmd(args: config::ExplainArgs) -> Result<String, explain::Expla
         ..Default::default()
     };
     let names = RecordNames {
-        record: args.record_annotation.clone(),
-        token: args.token_annotation.clone(),
+        record: args.key.record_annotation.clone(),
+        token: args.key.token_annotation.clone(),
     };
     let json = args.output == "json";
     Ok(match target {
@@ -262,7 +262,12 @@ async fn run(
     let key = match file_key {
         Some(k) => k,
         None => {
-            key::from_secret(&client, &settings.namespace, &settings.args.hmac_key_secret).await?
+            key::from_secret(
+                &client,
+                &settings.namespace,
+                &settings.args.key.hmac_key_secret,
+            )
+            .await?
         }
     };
     let selected = settings
