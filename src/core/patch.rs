@@ -4,8 +4,10 @@
 use json_patch::{AddOperation, Patch, PatchOperation, RemoveOperation};
 use serde_json::{Map, Value, json};
 
+use std::collections::BTreeMap;
+
 use super::record::{Decision, render_record};
-use super::workload::at;
+use super::workload::Workload;
 
 /// The two annotation names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,28 +49,26 @@ fn remove(path: &str) -> PatchOperation {
     })
 }
 
-/// Ops that make `obj` at `base` (an object path) carry annotation `name` = `want`
-/// (`None`: absent), creating `metadata` / `annotations` maps when missing.
+/// Ops that make the annotation map at `prefix` (`""` or `/spec/template`) carry
+/// annotation `name` = `want` (`None`: absent), creating `metadata` / `annotations` maps
+/// when the object lacks them.
 fn annotation_ops(
-    obj: &Value,
-    base: &[&str],
+    prefix: &str,
+    (has_meta, has_annotations): (bool, bool),
+    annotations: &BTreeMap<String, String>,
     name: &str,
     want: Option<&str>,
     ops: &mut Vec<PatchOperation>,
 ) {
-    let prefix: String = base.iter().map(|s| format!("/{s}")).collect();
     let meta_path = format!("{prefix}/metadata");
     let ann_path = format!("{meta_path}/annotations");
-    let meta = at(obj, base).and_then(|b| b.get("metadata"));
-    let annotations = meta.and_then(|m| m.get("annotations"));
-    let current = annotations.and_then(|a| a.get(name));
-    let current_str = current.and_then(Value::as_str);
+    let current = annotations.get(name);
     match want {
-        Some(v) if current_str == Some(v) => {}
+        Some(v) if current.map(String::as_str) == Some(v) => {}
         Some(v) => {
-            if annotations.is_some_and(Value::is_object) {
+            if has_annotations {
                 ops.push(add(&format!("{ann_path}/{}", escape(name)), json!(v)));
-            } else if meta.is_some_and(Value::is_object) {
+            } else if has_meta {
                 ops.push(add(&ann_path, json!({ name: v })));
             } else {
                 ops.push(add(&meta_path, json!({ "annotations": { name: v } })));
@@ -79,20 +79,27 @@ fn annotation_ops(
     }
 }
 
-/// The JSON patch that makes `obj` carry `decision`; empty when it already does.
-pub fn json_patch(obj: &Value, names: &RecordNames, decision: &Decision) -> Patch {
+/// The JSON patch that makes workload `w` (as the request carries it) carry `decision`;
+/// empty when it already does.
+pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Patch {
     let mut ops = Vec::new();
     let record = decision.record.as_ref().map(render_record);
-    annotation_ops(obj, &[], &names.record, record.as_deref(), &mut ops);
-    if at(obj, &["spec", "template"]).is_some_and(Value::is_object) {
-        annotation_ops(
-            obj,
-            &["spec", "template"],
-            &names.token,
-            decision.token.as_deref(),
-            &mut ops,
-        );
-    }
+    annotation_ops(
+        "",
+        (w.shape.metadata, w.shape.annotations),
+        &w.annotations,
+        &names.record,
+        record.as_deref(),
+        &mut ops,
+    );
+    annotation_ops(
+        "/spec/template",
+        (w.shape.template_metadata, w.shape.template_annotations),
+        &w.template_annotations,
+        &names.token,
+        decision.token.as_deref(),
+        &mut ops,
+    );
     Patch(ops)
 }
 
@@ -135,6 +142,12 @@ mod tests {
             roll: false,
             changed: vec![],
         }
+    }
+
+    fn json_patch(obj: &Value, names: &RecordNames, d: &Decision) -> Patch {
+        let w = Workload::from_value(crate::core::workload::WorkloadKind::Deployment, "n", obj)
+            .expect("a workload");
+        super::json_patch(&w, names, d)
     }
 
     fn apply(obj: &Value, p: &Patch) -> Value {

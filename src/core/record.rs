@@ -193,7 +193,7 @@ pub fn stamp(
     mode: Mode,
     opts: RollOptions,
 ) -> Stamp {
-    let refs = references(&workload.pod_spec);
+    let refs = references(&workload.pod);
     let input = StampInput {
         namespace: &workload.namespace,
         annotations: &workload.annotations,

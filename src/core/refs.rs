@@ -1,9 +1,14 @@
 //! PodSpec → the ConfigMaps and Secrets it uses, with the keys it uses.
+//!
+//! A pod spec is read into [`PodRefs`], the few fields that name sources; serde skips
+//! everything else (images, probes, resources...) without building it. That is what keeps
+//! admission cheap: a typed `PodSpec` allocates every field of every container.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{KeyToPath, PodSpec};
+use k8s_openapi::api::core::v1::PodSpec;
+use serde::Deserialize;
 
 /// The two kinds of source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -84,7 +89,7 @@ impl Keys {
             (Keys::Some(a), Keys::Some(b)) => a.extend(b),
         }
     }
-    fn from_items(items: Option<&Vec<KeyToPath>>) -> Keys {
+    fn from_items(items: Option<&Vec<ItemRef>>) -> Keys {
         match items {
             Some(items) if !items.is_empty() => {
                 Keys::Some(items.iter().map(|i| i.key.clone()).collect())
@@ -94,6 +99,218 @@ impl Keys {
     }
     fn one(key: &str) -> Keys {
         Keys::Some(BTreeSet::from([key.to_string()]))
+    }
+}
+
+/// The fields of a PodSpec that name ConfigMaps and Secrets; all others are skipped when
+/// read. Field names and nesting as in the Kubernetes API (`null` reads as absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodRefs {
+    #[serde(default)]
+    pub containers: Option<Vec<ContainerRefs>>,
+    #[serde(default)]
+    pub init_containers: Option<Vec<ContainerRefs>>,
+    #[serde(default)]
+    pub volumes: Option<Vec<VolumeRefs>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerRefs {
+    #[serde(default)]
+    pub env: Option<Vec<EnvRefs>>,
+    #[serde(default)]
+    pub env_from: Option<Vec<EnvFromRefs>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvRefs {
+    #[serde(default)]
+    pub value_from: Option<ValueFromRefs>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValueFromRefs {
+    #[serde(default)]
+    pub config_map_key_ref: Option<KeyRef>,
+    #[serde(default)]
+    pub secret_key_ref: Option<KeyRef>,
+}
+
+/// `configMapKeyRef` / `secretKeyRef`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct KeyRef {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub key: String,
+    #[serde(default)]
+    pub optional: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvFromRefs {
+    #[serde(default)]
+    pub config_map_ref: Option<NameRef>,
+    #[serde(default)]
+    pub secret_ref: Option<NameRef>,
+}
+
+/// `configMapRef` / `secretRef` of envFrom.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NameRef {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub optional: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeRefs {
+    #[serde(default)]
+    pub config_map: Option<ItemsRef>,
+    #[serde(default)]
+    pub secret: Option<SecretVolumeRef>,
+    #[serde(default)]
+    pub projected: Option<ProjectedRefs>,
+}
+
+/// A `configMap` volume, or a projected `configMap` / `secret` source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ItemsRef {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub items: Option<Vec<ItemRef>>,
+    #[serde(default)]
+    pub optional: Option<bool>,
+}
+
+/// A `secret` volume (its name field is `secretName`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVolumeRef {
+    #[serde(default)]
+    pub secret_name: Option<String>,
+    #[serde(default)]
+    pub items: Option<Vec<ItemRef>>,
+    #[serde(default)]
+    pub optional: Option<bool>,
+}
+
+/// One `items[]` entry: only its key matters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ItemRef {
+    #[serde(default)]
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct ProjectedRefs {
+    #[serde(default)]
+    pub sources: Option<Vec<ProjectionRefs>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectionRefs {
+    #[serde(default)]
+    pub config_map: Option<ItemsRef>,
+    #[serde(default)]
+    pub secret: Option<ItemsRef>,
+}
+
+impl From<&PodSpec> for PodRefs {
+    /// The same fields out of a typed PodSpec.
+    fn from(spec: &PodSpec) -> PodRefs {
+        let items = |items: &Option<Vec<k8s_openapi::api::core::v1::KeyToPath>>| {
+            items
+                .as_ref()
+                .map(|v| v.iter().map(|i| ItemRef { key: i.key.clone() }).collect())
+        };
+        let container = |c: &k8s_openapi::api::core::v1::Container| ContainerRefs {
+            env: c.env.as_ref().map(|env| {
+                env.iter()
+                    .map(|e| EnvRefs {
+                        value_from: e.value_from.as_ref().map(|f| ValueFromRefs {
+                            config_map_key_ref: f.config_map_key_ref.as_ref().map(|r| KeyRef {
+                                name: Some(r.name.clone()),
+                                key: r.key.clone(),
+                                optional: r.optional,
+                            }),
+                            secret_key_ref: f.secret_key_ref.as_ref().map(|r| KeyRef {
+                                name: Some(r.name.clone()),
+                                key: r.key.clone(),
+                                optional: r.optional,
+                            }),
+                        }),
+                    })
+                    .collect()
+            }),
+            env_from: c.env_from.as_ref().map(|env_from| {
+                env_from
+                    .iter()
+                    .map(|e| EnvFromRefs {
+                        config_map_ref: e.config_map_ref.as_ref().map(|r| NameRef {
+                            name: Some(r.name.clone()),
+                            optional: r.optional,
+                        }),
+                        secret_ref: e.secret_ref.as_ref().map(|r| NameRef {
+                            name: Some(r.name.clone()),
+                            optional: r.optional,
+                        }),
+                    })
+                    .collect()
+            }),
+        };
+        PodRefs {
+            containers: Some(spec.containers.iter().map(container).collect()),
+            init_containers: spec
+                .init_containers
+                .as_ref()
+                .map(|v| v.iter().map(container).collect()),
+            volumes: spec.volumes.as_ref().map(|volumes| {
+                volumes
+                    .iter()
+                    .map(|v| VolumeRefs {
+                        config_map: v.config_map.as_ref().map(|c| ItemsRef {
+                            name: Some(c.name.clone()),
+                            items: items(&c.items),
+                            optional: c.optional,
+                        }),
+                        secret: v.secret.as_ref().map(|s| SecretVolumeRef {
+                            secret_name: s.secret_name.clone(),
+                            items: items(&s.items),
+                            optional: s.optional,
+                        }),
+                        projected: v.projected.as_ref().map(|p| ProjectedRefs {
+                            sources: p.sources.as_ref().map(|sources| {
+                                sources
+                                    .iter()
+                                    .map(|s| ProjectionRefs {
+                                        config_map: s.config_map.as_ref().map(|c| ItemsRef {
+                                            name: Some(c.name.clone()),
+                                            items: items(&c.items),
+                                            optional: c.optional,
+                                        }),
+                                        secret: s.secret.as_ref().map(|c| ItemsRef {
+                                            name: Some(c.name.clone()),
+                                            items: items(&c.items),
+                                            optional: c.optional,
+                                        }),
+                                    })
+                                    .collect()
+                            }),
+                        }),
+                    })
+                    .collect()
+            }),
+        }
     }
 }
 
@@ -129,11 +346,12 @@ impl Collector {
 
 /// Every ConfigMap and Secret `spec` uses, in containers and init containers (ephemeral
 /// containers are ignored), sorted by kind and name, one entry per source.
-pub fn references(spec: &PodSpec) -> Vec<Reference> {
+pub fn references(spec: &PodRefs) -> Vec<Reference> {
     let mut c = Collector::default();
     let containers = spec
         .containers
         .iter()
+        .flatten()
         .chain(spec.init_containers.iter().flatten());
     for container in containers {
         for env in container.env.iter().flatten() {
@@ -141,65 +359,50 @@ pub fn references(spec: &PodSpec) -> Vec<Reference> {
                 continue;
             };
             if let Some(r) = &from.config_map_key_ref {
-                c.add(
-                    SourceKind::ConfigMap,
-                    Some(&r.name),
-                    Keys::one(&r.key),
-                    r.optional,
-                );
+                let keys = Keys::one(&r.key);
+                c.add(SourceKind::ConfigMap, r.name.as_deref(), keys, r.optional);
             }
             if let Some(r) = &from.secret_key_ref {
-                c.add(
-                    SourceKind::Secret,
-                    Some(&r.name),
-                    Keys::one(&r.key),
-                    r.optional,
-                );
+                let keys = Keys::one(&r.key);
+                c.add(SourceKind::Secret, r.name.as_deref(), keys, r.optional);
             }
         }
         for env_from in container.env_from.iter().flatten() {
             if let Some(r) = &env_from.config_map_ref {
-                c.add(SourceKind::ConfigMap, Some(&r.name), Keys::All, r.optional);
+                c.add(
+                    SourceKind::ConfigMap,
+                    r.name.as_deref(),
+                    Keys::All,
+                    r.optional,
+                );
             }
             if let Some(r) = &env_from.secret_ref {
-                c.add(SourceKind::Secret, Some(&r.name), Keys::All, r.optional);
+                c.add(SourceKind::Secret, r.name.as_deref(), Keys::All, r.optional);
             }
         }
     }
+    let mut items_ref = |kind, name: &Option<String>, items: &Option<Vec<ItemRef>>, optional| {
+        c.add(
+            kind,
+            name.as_deref(),
+            Keys::from_items(items.as_ref()),
+            optional,
+        );
+    };
     for volume in spec.volumes.iter().flatten() {
         if let Some(cm) = &volume.config_map {
-            c.add(
-                SourceKind::ConfigMap,
-                Some(&cm.name),
-                Keys::from_items(cm.items.as_ref()),
-                cm.optional,
-            );
+            items_ref(SourceKind::ConfigMap, &cm.name, &cm.items, cm.optional);
         }
         if let Some(s) = &volume.secret {
-            c.add(
-                SourceKind::Secret,
-                s.secret_name.as_deref(),
-                Keys::from_items(s.items.as_ref()),
-                s.optional,
-            );
+            items_ref(SourceKind::Secret, &s.secret_name, &s.items, s.optional);
         }
         if let Some(projected) = &volume.projected {
             for source in projected.sources.iter().flatten() {
                 if let Some(cm) = &source.config_map {
-                    c.add(
-                        SourceKind::ConfigMap,
-                        Some(&cm.name),
-                        Keys::from_items(cm.items.as_ref()),
-                        cm.optional,
-                    );
+                    items_ref(SourceKind::ConfigMap, &cm.name, &cm.items, cm.optional);
                 }
                 if let Some(s) = &source.secret {
-                    c.add(
-                        SourceKind::Secret,
-                        Some(&s.name),
-                        Keys::from_items(s.items.as_ref()),
-                        s.optional,
-                    );
+                    items_ref(SourceKind::Secret, &s.name, &s.items, s.optional);
                 }
             }
         }
@@ -219,8 +422,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn spec(v: serde_json::Value) -> PodSpec {
-        serde_json::from_value(v).expect("valid PodSpec")
+    /// Both ways in: straight from JSON (the webhook, the watcher) and through a typed
+    /// PodSpec; they must agree.
+    fn spec(v: serde_json::Value) -> PodRefs {
+        let lean: PodRefs = serde_json::from_value(v.clone()).expect("valid pod refs");
+        let typed: PodSpec = serde_json::from_value(v.clone()).expect("valid PodSpec");
+        assert_eq!(PodRefs::from(&typed), lean, "typed and lean reads of {v}");
+        let from_text: PodRefs = serde_json::from_str(&v.to_string()).expect("valid text");
+        assert_eq!(from_text, lean);
+        lean
     }
 
     fn keys(ks: &[&str]) -> Keys {

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::PodSpec;
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::record::{Record, Stored, parse_record};
+use super::refs::PodRefs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum WorkloadKind {
@@ -50,18 +51,16 @@ impl fmt::Display for WorkloadKind {
 pub enum WorkloadError {
     #[error("object has no spec.template")]
     NoTemplate,
-    #[error("spec.template.spec is not a valid PodSpec: {0}")]
-    BadPodSpec(String),
-    #[error("{0} is not a map of strings")]
-    BadAnnotations(&'static str),
+    /// a field hashroll reads has the wrong type; the text names it
+    #[error("{0}")]
+    Malformed(String),
 }
 
 impl WorkloadError {
     pub fn label(&self) -> &'static str {
         match self {
             WorkloadError::NoTemplate => "no_template",
-            WorkloadError::BadPodSpec(_) => "bad_pod_spec",
-            WorkloadError::BadAnnotations(_) => "bad_annotations",
+            WorkloadError::Malformed(_) => "malformed",
         }
     }
 }
@@ -69,6 +68,16 @@ impl WorkloadError {
 /// `v` at the path of object keys `path` (a cheap `Value::pointer` for fixed paths).
 pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(*k))
+}
+
+/// Which of the maps a JSON patch writes into exist on the object (an `add` needs its
+/// parent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shape {
+    pub metadata: bool,
+    pub annotations: bool,
+    pub template_metadata: bool,
+    pub template_annotations: bool,
 }
 
 /// What the core reads of a workload.
@@ -79,19 +88,80 @@ pub struct Workload {
     pub name: String,
     pub annotations: BTreeMap<String, String>,
     pub template_annotations: BTreeMap<String, String>,
-    pub pod_spec: PodSpec,
+    /// the fields of the pod spec that name sources
+    pub pod: PodRefs,
+    pub shape: Shape,
 }
 
-fn string_map(
-    v: Option<&Value>,
-    what: &'static str,
-) -> Result<BTreeMap<String, String>, WorkloadError> {
-    match v {
-        None | Some(Value::Null) => Ok(BTreeMap::new()),
-        Some(v) => {
-            serde_json::from_value(v.clone()).map_err(|_| WorkloadError::BadAnnotations(what))
-        }
-    }
+// The lean document a workload is read into: serde skips every other field.
+
+#[derive(Deserialize)]
+struct Doc {
+    #[serde(default)]
+    metadata: Option<MetaDoc>,
+    #[serde(default)]
+    spec: Option<SpecDoc>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaDoc {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    generate_name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default, deserialize_with = "meta_annotations")]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+struct SpecDoc {
+    #[serde(default)]
+    template: Option<TemplateDoc>,
+}
+
+#[derive(Deserialize)]
+struct TemplateDoc {
+    #[serde(default)]
+    metadata: Option<TemplateMetaDoc>,
+    #[serde(default, deserialize_with = "pod_refs")]
+    spec: Option<PodRefs>,
+}
+
+#[derive(Deserialize)]
+struct TemplateMetaDoc {
+    #[serde(default, deserialize_with = "template_annotations")]
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// Reads a field, naming it in the error.
+fn named<'de, D, T>(d: D, what: &str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map_err(|e| D::Error::custom(format!("{what}: {e}")))
+}
+
+fn meta_annotations<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    named(d, "metadata.annotations is not a map of strings")
+}
+
+fn template_annotations<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<BTreeMap<String, String>>, D::Error> {
+    named(
+        d,
+        "spec.template.metadata.annotations is not a map of strings",
+    )
+}
+
+fn pod_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodRefs>, D::Error> {
+    named(d, "spec.template.spec is not a valid pod spec")
 }
 
 impl Workload {
@@ -102,44 +172,61 @@ impl Workload {
         namespace: &str,
         obj: &Value,
     ) -> Result<Workload, WorkloadError> {
-        let template = at(obj, &["spec", "template"])
-            .filter(|t| t.is_object())
+        let doc = Doc::deserialize(obj).map_err(|e| WorkloadError::Malformed(e.to_string()))?;
+        Self::from_doc(kind, namespace, doc)
+    }
+
+    /// [`Workload::from_value`] straight from JSON text: only the fields hashroll reads are
+    /// built (the admission path).
+    pub fn from_json(
+        kind: WorkloadKind,
+        namespace: &str,
+        text: &str,
+    ) -> Result<Workload, WorkloadError> {
+        let doc: Doc =
+            serde_json::from_str(text).map_err(|e| WorkloadError::Malformed(e.to_string()))?;
+        Self::from_doc(kind, namespace, doc)
+    }
+
+    fn from_doc(kind: WorkloadKind, namespace: &str, doc: Doc) -> Result<Workload, WorkloadError> {
+        let template = doc
+            .spec
+            .and_then(|s| s.template)
             .ok_or(WorkloadError::NoTemplate)?;
-        // deserialized from the borrowed value: no copy of the template
-        let pod_spec = match template.get("spec") {
-            Some(spec) => PodSpec::deserialize(spec),
-            None => PodSpec::deserialize(&Value::Object(Default::default())),
-        }
-        .map_err(|e| WorkloadError::BadPodSpec(e.to_string()))?;
-        let meta = obj.get("metadata");
-        let s = |p: &str| {
-            meta.and_then(|m| m.get(p))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
+        let template_meta = template.metadata;
+        let meta = doc.metadata;
+        let mut shape = Shape {
+            metadata: meta.is_some(),
+            template_metadata: template_meta.is_some(),
+            ..Shape::default()
         };
-        let ns = s("namespace");
-        let name = match s("name") {
-            n if n.is_empty() => s("generateName"),
-            n => n,
+        let (name, ns, annotations) = match meta {
+            Some(m) => {
+                shape.annotations = m.annotations.is_some();
+                let name = m.name.filter(|n| !n.is_empty());
+                (
+                    name.or(m.generate_name).unwrap_or_default(),
+                    m.namespace.filter(|n| !n.is_empty()),
+                    m.annotations.unwrap_or_default(),
+                )
+            }
+            None => (String::new(), None, BTreeMap::new()),
+        };
+        let template_annotations = match template_meta {
+            Some(m) => {
+                shape.template_annotations = m.annotations.is_some();
+                m.annotations.unwrap_or_default()
+            }
+            None => BTreeMap::new(),
         };
         Ok(Workload {
             kind,
-            namespace: if ns.is_empty() {
-                namespace.to_string()
-            } else {
-                ns
-            },
+            namespace: ns.unwrap_or_else(|| namespace.to_string()),
             name,
-            annotations: string_map(
-                meta.and_then(|m| m.get("annotations")),
-                "metadata.annotations",
-            )?,
-            template_annotations: string_map(
-                at(template, &["metadata", "annotations"]),
-                "spec.template.metadata.annotations",
-            )?,
-            pod_spec,
+            annotations,
+            template_annotations,
+            pod: template.spec.unwrap_or_default(),
+            shape,
         })
     }
 
@@ -176,10 +263,21 @@ pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -
 /// Whether the pod template differs between two objects, ignoring the roll token (and
 /// treating an empty annotation map like a missing one).
 pub fn template_changed(old: &Value, new: &Value, token_annotation: &str) -> bool {
-    let norm = |obj: &Value| -> Value {
-        let mut t = at(obj, &["spec", "template"])
-            .cloned()
-            .unwrap_or(Value::Null);
+    templates_differ(
+        at(old, &["spec", "template"]),
+        at(new, &["spec", "template"]),
+        token_annotation,
+    )
+}
+
+/// [`template_changed`] given the two `spec.template` values.
+pub fn templates_differ(old: Option<&Value>, new: Option<&Value>, token_annotation: &str) -> bool {
+    // the common case: equal as sent, token included
+    if old == new {
+        return false;
+    }
+    let norm = |t: Option<&Value>| -> Value {
+        let mut t = t.cloned().unwrap_or(Value::Null);
         if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
             if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
                 ann.remove(token_annotation);
@@ -214,6 +312,12 @@ mod tests {
         assert_eq!(w.name, "web");
         assert_eq!(w.annotations["a"], "b");
         assert_eq!(w.template_annotations["t"], "u");
+        // generateName stands in for a name not yet given; the object's namespace wins
+        let obj = json!({"metadata": {"generateName": "web-", "namespace": "own"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cm"}}]}]}}}});
+        let w = Workload::from_json(WorkloadKind::Deployment, "req", &obj.to_string()).unwrap();
+        assert_eq!((w.name.as_str(), w.namespace.as_str()), ("web-", "own"));
+        assert_eq!(crate::core::refs::references(&w.pod).len(), 1);
     }
 
     #[test]
@@ -223,10 +327,9 @@ mod tests {
                 json!({"metadata": {"name": "x"}}),
                 WorkloadError::NoTemplate,
             ),
-            (json!({"spec": {"template": 3}}), WorkloadError::NoTemplate),
             (
-                json!({"metadata": {"annotations": {"a": 1}}, "spec": {"template": {"spec": {"containers": []}}}}),
-                WorkloadError::BadAnnotations("metadata.annotations"),
+                json!({"spec": {"template": null}}),
+                WorkloadError::NoTemplate,
             ),
         ];
         for (obj, want) in cases {
@@ -234,15 +337,79 @@ mod tests {
                 Workload::from_value(WorkloadKind::DaemonSet, "n", &obj).unwrap_err(),
                 want
             );
+            assert_eq!(
+                Workload::from_json(WorkloadKind::DaemonSet, "n", &obj.to_string()).unwrap_err(),
+                want
+            );
         }
-        assert!(matches!(
-            Workload::from_value(
-                WorkloadKind::DaemonSet,
-                "n",
-                &json!({"spec": {"template": {"spec": {"containers": "no"}}}})
+        // a field hashroll reads with the wrong type: the error names it
+        let malformed = [
+            (
+                json!({"spec": {"template": 3}}),
+                "invalid type: integer `3`",
             ),
-            Err(WorkloadError::BadPodSpec(_))
-        ));
+            (
+                json!({"metadata": {"annotations": {"a": 1}}, "spec": {"template": {"spec": {"containers": []}}}}),
+                "metadata.annotations is not a map of strings",
+            ),
+            (
+                json!({"spec": {"template": {"metadata": {"annotations": ["x"]}}}}),
+                "spec.template.metadata.annotations is not a map of strings",
+            ),
+            (
+                json!({"spec": {"template": {"spec": {"containers": "no"}}}}),
+                "spec.template.spec is not a valid pod spec",
+            ),
+            (
+                json!({"spec": {"template": {"spec": {"volumes": [{"configMap": {"items": [{"key": 7}]}}]}}}}),
+                "spec.template.spec is not a valid pod spec",
+            ),
+        ];
+        for (obj, want) in malformed {
+            for err in [
+                Workload::from_value(WorkloadKind::DaemonSet, "n", &obj).unwrap_err(),
+                Workload::from_json(WorkloadKind::DaemonSet, "n", &obj.to_string()).unwrap_err(),
+            ] {
+                match err {
+                    WorkloadError::Malformed(text) => {
+                        assert!(text.contains(want), "{obj}: {text:?} lacks {want:?}")
+                    }
+                    other => panic!("{obj}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shape_says_which_maps_exist() {
+        let read = |v: serde_json::Value| {
+            let w = Workload::from_json(WorkloadKind::Deployment, "n", &v.to_string()).unwrap();
+            assert_eq!(
+                w,
+                Workload::from_value(WorkloadKind::Deployment, "n", &v).unwrap()
+            );
+            w.shape
+        };
+        assert_eq!(read(json!({"spec": {"template": {}}})), Shape::default());
+        assert_eq!(
+            read(json!({"metadata": {"name": "a"}, "spec": {"template": {"metadata": {}}}})),
+            Shape {
+                metadata: true,
+                template_metadata: true,
+                ..Shape::default()
+            }
+        );
+        assert_eq!(
+            read(
+                json!({"metadata": {"annotations": {}}, "spec": {"template": {"metadata": {"annotations": null}}}})
+            ),
+            Shape {
+                metadata: true,
+                annotations: true,
+                template_metadata: true,
+                template_annotations: false,
+            }
+        );
     }
 
     #[test]

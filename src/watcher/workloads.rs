@@ -64,7 +64,7 @@ impl WorkloadEntry {
         names: &AnnotationNames,
         record: &RecordNames,
     ) -> WorkloadEntry {
-        let refs = references(&w.pod_spec);
+        let refs = references(&w.pod);
         let filter = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
             m.into_iter()
                 .filter(|(k, _)| keep(names, record, k))

@@ -4,15 +4,18 @@
 //! The request is read into a lean type of its own (the object as one `serde_json::Value`,
 //! parsed once): this is the hot path of every apply in the cluster.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use crate::core::digest::ABSENT;
 use crate::core::patch::json_patch;
 use crate::core::record::{Mode, Stamp, Stored, stamp};
 use crate::core::refs::SourceRef;
-use crate::core::workload::{Workload, WorkloadKind, stored_of, template_changed};
+use crate::core::workload::{Workload, WorkloadKind, templates_differ};
 use crate::state::State;
 
 /// A body that is not an AdmissionReview v1: HTTP 400.
@@ -48,48 +51,50 @@ impl Outcome {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewIn {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    request: Option<Request>,
+struct ReviewIn<'a> {
+    #[serde(default, borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    request: Option<Request<'a>>,
 }
 
 /// `group`/`version`/`kind` of the request.
 #[derive(Debug, Deserialize, Default)]
-pub struct Gvk {
-    #[serde(default)]
-    pub group: String,
-    #[serde(default)]
-    pub version: String,
-    #[serde(default)]
-    pub kind: String,
+pub struct Gvk<'a> {
+    #[serde(default, borrow)]
+    pub group: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub kind: Cow<'a, str>,
 }
 
-/// What hashroll reads of an AdmissionRequest.
+/// What hashroll reads of an AdmissionRequest, borrowed from the body. The objects stay
+/// raw JSON text here: only the fields the stamp needs are read out of them later.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Request {
-    pub uid: String,
-    #[serde(default)]
-    pub kind: Gvk,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub operation: String,
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub object: Option<Value>,
-    #[serde(default)]
-    pub old_object: Option<Value>,
+pub struct Request<'a> {
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub kind: Gvk<'a>,
+    #[serde(default, borrow)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub operation: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub object: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub old_object: Option<&'a RawValue>,
 }
 
-pub fn parse(body: &[u8]) -> Result<Request, BadRequest> {
+pub fn parse(body: &[u8]) -> Result<Request<'_>, BadRequest> {
     let review: ReviewIn =
         serde_json::from_slice(body).map_err(|e| BadRequest::Json(e.to_string()))?;
     if review.api_version != "admission.k8s.io/v1" || review.kind != "AdmissionReview" {
@@ -99,6 +104,27 @@ pub fn parse(body: &[u8]) -> Result<Request, BadRequest> {
         )));
     }
     review.request.ok_or(BadRequest::NoRequest)
+}
+
+/// `spec.template` of an object, for the UPDATE comparison (nothing else is built).
+fn template_of(raw: &RawValue) -> Result<Option<Value>, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Obj {
+        #[serde(default)]
+        spec: Option<Spec>,
+    }
+    #[derive(Deserialize)]
+    struct Spec {
+        #[serde(default)]
+        template: Option<Value>,
+    }
+    let obj: Obj = serde_json::from_str(raw.get())?;
+    Ok(obj.spec.and_then(|s| s.template))
+}
+
+/// A raw object that is there and not `null`.
+fn present(raw: Option<&RawValue>) -> Option<&RawValue> {
+    raw.filter(|r| r.get().trim() != "null")
 }
 
 /// The AdmissionReview sent back: the patch as base64, as the API defines `[]byte` in JSON.
@@ -151,7 +177,7 @@ fn warn(mut resp: ResponseOut, message: String) -> (ResponseOut, Outcome) {
 }
 
 /// Answers one request. Never denies.
-pub async fn admit(state: &State, req: &Request) -> (ResponseOut, Outcome) {
+pub async fn admit(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
     let span = tracing::info_span!(
         "admission",
         uid = %req.uid,
@@ -163,9 +189,9 @@ pub async fn admit(state: &State, req: &Request) -> (ResponseOut, Outcome) {
     admit_inner(state, req).instrument(span).await
 }
 
-async fn admit_inner(state: &State, req: &Request) -> (ResponseOut, Outcome) {
+async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
     let resp = ResponseOut::allow(&req.uid);
-    let kind = match (req.kind.group.as_str(), WorkloadKind::parse(&req.kind.kind)) {
+    let kind = match (req.kind.group.as_ref(), WorkloadKind::parse(&req.kind.kind)) {
         ("apps", Some(k)) => k,
         _ => {
             return warn(
@@ -177,7 +203,7 @@ async fn admit_inner(state: &State, req: &Request) -> (ResponseOut, Outcome) {
             );
         }
     };
-    let update = match req.operation.as_str() {
+    let update = match req.operation.as_ref() {
         "CREATE" => false,
         "UPDATE" => true,
         _ => return (resp, Outcome::Skipped),
@@ -185,39 +211,50 @@ async fn admit_inner(state: &State, req: &Request) -> (ResponseOut, Outcome) {
     if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
         return (resp, Outcome::Skipped);
     }
-    let Some(new) = req.object.as_ref().filter(|o| !o.is_null()) else {
+    let Some(new) = present(req.object) else {
         return warn(resp, "the request carries no object".into());
     };
-    let namespace = req.namespace.clone().unwrap_or_default();
-    if !state.cache.namespaces().allows(&namespace) {
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    if !state.cache.namespaces().allows(namespace) {
         return (resp, Outcome::Skipped);
     }
-    let workload = match Workload::from_value(kind, &namespace, new) {
+    let workload = match Workload::from_json(kind, namespace, new.get()) {
         Ok(w) => w,
         Err(e) => return warn(resp, format!("cannot read the {kind}: {e}")),
     };
+    let namespace = workload.namespace.as_str();
     let names = &state.names;
-    let sent = stored_of(new, &names.record, &names.token);
-    let (mode, stored) = match req.old_object.as_ref().filter(|o| update && !o.is_null()) {
-        Some(old) if !template_changed(old, new, &names.token) => {
-            // what the request carries stands; what it dropped comes back from the old object
-            let before = stored_of(old, &names.record, &names.token);
-            (
-                Mode::Keep,
-                Stored {
-                    record: sent.record.or(before.record),
-                    token: sent.token.or(before.token),
-                },
-            )
+    let sent = workload.stored(&names.record, &names.token);
+    let old = present(req.old_object).filter(|_| update);
+    let (mode, stored) = match old {
+        Some(old) => {
+            let templates = template_of(old).and_then(|o| Ok((o, template_of(new)?)));
+            match templates {
+                Ok((o, n)) if !templates_differ(o.as_ref(), n.as_ref(), &names.token) => {
+                    // what the request carries stands; what it dropped comes back from the
+                    // old object
+                    let before = Workload::from_json(kind, namespace, old.get())
+                        .map(|w| w.stored(&names.record, &names.token))
+                        .unwrap_or_default();
+                    (
+                        Mode::Keep,
+                        Stored {
+                            record: sent.record.or(before.record),
+                            token: sent.token.or(before.token),
+                        },
+                    )
+                }
+                _ => (Mode::Fresh, sent),
+            }
         }
-        _ => (Mode::Fresh, sent),
+        None => (Mode::Fresh, sent),
     };
     let run = |w: &Workload| {
         stamp(
             &state.policy,
             &state.key,
             w,
-            &state.cache.view(&namespace),
+            &state.cache.view(namespace),
             &stored,
             mode,
             state.roll,
@@ -234,7 +271,7 @@ async fn admit_inner(state: &State, req: &Request) -> (ResponseOut, Outcome) {
             .collect();
         let mut found = false;
         for s in &missing {
-            match state.cache.confirm_miss(client, &namespace, s).await {
+            match state.cache.confirm_miss(client, namespace, s).await {
                 Ok(exists) => found |= exists,
                 Err(e) => return warn(resp, format!("cannot confirm that {s} is absent: {e}")),
             }
@@ -243,7 +280,7 @@ async fn admit_inner(state: &State, req: &Request) -> (ResponseOut, Outcome) {
             result = run(&workload);
         }
     }
-    let patch = json_patch(new, names, &result.decision);
+    let patch = json_patch(&workload, names, &result.decision);
     if patch.0.is_empty() {
         return (resp, Outcome::Unchanged);
     }
