@@ -46,7 +46,9 @@ pub struct SourceChange {
     pub kind: ChangeKind,
 }
 
-type Key = (String, SourceKind, String);
+/// namespace → source → entry: a lookup borrows its key (no allocation on the admission
+/// path), and a namespace's name is stored once, not once per source.
+type Map = BTreeMap<String, BTreeMap<SourceRef, SourceEntry>>;
 
 /// Which namespaces hashroll acts in (`--namespaces`, `--namespaces-to-ignore`, and the
 /// namespaces `--namespace-selector` currently selects).
@@ -76,7 +78,7 @@ impl NamespaceFilter {
 }
 
 pub struct SourceCache {
-    map: RwLock<BTreeMap<Key, SourceEntry>>,
+    map: RwLock<Map>,
     synced: [AtomicBool; 2],
     /// per kind, the generation of the current (re)list
     generations: [AtomicU32; 2],
@@ -118,7 +120,12 @@ impl SourceCache {
     }
 
     pub fn len(&self) -> usize {
-        self.map.read().expect("cache lock").len()
+        self.map
+            .read()
+            .expect("cache lock")
+            .values()
+            .map(BTreeMap::len)
+            .sum()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -173,11 +180,14 @@ impl SourceCache {
         source: &SourceRef,
         entry: SourceEntry,
     ) -> Option<SourceChange> {
-        let key = (namespace.to_string(), source.kind, source.name.clone());
         let mut entry = entry;
         entry.generation = self.generations[idx(source.kind)].load(Ordering::Acquire);
         let mut map = self.map.write().expect("cache lock");
-        let kind = match map.get_mut(&key) {
+        if !map.contains_key(namespace) {
+            map.insert(namespace.to_string(), BTreeMap::new());
+        }
+        let map = map.get_mut(namespace).expect("inserted above");
+        let kind = match map.get_mut(source) {
             None => ChangeKind::Created,
             Some(old) if old.digests != entry.digests => ChangeKind::Data,
             Some(old) if old.info != entry.info => ChangeKind::Meta,
@@ -186,7 +196,7 @@ impl SourceCache {
                 return None;
             }
         };
-        map.insert(key, entry);
+        map.insert(source.clone(), entry);
         Some(SourceChange {
             namespace: namespace.to_string(),
             source: source.clone(),
@@ -195,16 +205,17 @@ impl SourceCache {
     }
 
     pub fn remove(&self, namespace: &str, source: &SourceRef) -> Option<SourceChange> {
-        let key = (namespace.to_string(), source.kind, source.name.clone());
-        self.map
-            .write()
-            .expect("cache lock")
-            .remove(&key)
-            .map(|_| SourceChange {
-                namespace: namespace.to_string(),
-                source: source.clone(),
-                kind: ChangeKind::Deleted,
-            })
+        let mut map = self.map.write().expect("cache lock");
+        let sources = map.get_mut(namespace)?;
+        let removed = sources.remove(source);
+        if sources.is_empty() {
+            map.remove(namespace);
+        }
+        removed.map(|_| SourceChange {
+            namespace: namespace.to_string(),
+            source: source.clone(),
+            kind: ChangeKind::Deleted,
+        })
     }
 
     /// A (re)list of `kind` starts: entries it does not see again are gone at its end.
@@ -216,26 +227,31 @@ impl SourceCache {
     fn end_list(&self, kind: SourceKind) -> Vec<SourceChange> {
         let current = self.generations[idx(kind)].load(Ordering::Acquire);
         let mut map = self.map.write().expect("cache lock");
-        let gone: Vec<Key> = map
-            .iter()
-            .filter(|((_, k, _), e)| *k == kind && e.generation != current)
-            .map(|(key, _)| key.clone())
-            .collect();
-        gone.into_iter()
-            .map(|key| {
-                map.remove(&key);
-                SourceChange {
-                    namespace: key.0,
-                    source: SourceRef::new(key.1, key.2),
-                    kind: ChangeKind::Deleted,
+        let mut gone = Vec::new();
+        map.retain(|namespace, sources| {
+            sources.retain(|source, e| {
+                let stale = source.kind == kind && e.generation != current;
+                if stale {
+                    gone.push(SourceChange {
+                        namespace: namespace.clone(),
+                        source: source.clone(),
+                        kind: ChangeKind::Deleted,
+                    });
                 }
-            })
-            .collect()
+                !stale
+            });
+            !sources.is_empty()
+        });
+        gone
     }
 
     pub fn get(&self, namespace: &str, source: &SourceRef) -> Option<SourceEntry> {
-        let key = (namespace.to_string(), source.kind, source.name.clone());
-        self.map.read().expect("cache lock").get(&key).cloned()
+        self.map
+            .read()
+            .expect("cache lock")
+            .get(namespace)?
+            .get(source)
+            .cloned()
     }
 
     /// The view of one namespace the policy reads.
@@ -367,10 +383,13 @@ impl SourceView for NamespaceView<'_> {
     }
     fn names(&self, kind: SourceKind) -> Vec<String> {
         let map = self.cache.map.read().expect("cache lock");
-        let lo = (self.namespace.to_string(), kind, String::new());
-        map.range(lo..)
-            .take_while(|((ns, k, _), _)| ns == self.namespace && *k == kind)
-            .map(|((_, _, n), _)| n.clone())
+        let Some(sources) = map.get(self.namespace) else {
+            return Vec::new();
+        };
+        sources
+            .range(SourceRef::new(kind, "")..)
+            .take_while(|(s, _)| s.kind == kind)
+            .map(|(s, _)| s.name.clone())
             .collect()
     }
     fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>> {
