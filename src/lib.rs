@@ -36,7 +36,8 @@ use crate::core::selector::LabelSelector;
 use crate::state::State;
 use crate::webhook::tls::CertReloader;
 
-fn init_logging(format: &str, level: &str) -> Result<(), String> {
+/// Logging as `hashroll run` sets it up (the bench server uses it too).
+pub fn init_logging(format: &str, level: &str) -> Result<(), String> {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
     // colours only on a terminal: log files and collectors get plain text

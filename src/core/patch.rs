@@ -27,54 +27,42 @@ impl Default for RecordNames {
     }
 }
 
-/// RFC 6901 escaping of one path segment (`~` → `~0`, `/` → `~1`).
-pub fn escape(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+/// The pointer to `base` + `rest` (segments unescaped; `~` and `/` are escaped here).
+fn pointer(base: &[&str], rest: &[&str]) -> jsonptr::PointerBuf {
+    jsonptr::PointerBuf::from_tokens(base.iter().chain(rest).copied())
 }
 
-fn pointer(path: &str) -> jsonptr::PointerBuf {
-    jsonptr::PointerBuf::parse(path).expect("paths built here are valid JSON pointers")
-}
-
-fn add(path: &str, value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation {
-        path: pointer(path),
-        value,
-    })
-}
-
-fn remove(path: &str) -> PatchOperation {
-    PatchOperation::Remove(RemoveOperation {
-        path: pointer(path),
-    })
-}
-
-/// Ops that make the annotation map at `prefix` (`""` or `/spec/template`) carry
-/// annotation `name` = `want` (`None`: absent), creating `metadata` / `annotations` maps
-/// when the object lacks them.
+/// Ops that make the object at `base` (`[]` or `["spec", "template"]`) carry annotation
+/// `name` = `want` (`None`: absent), creating `metadata` / `annotations` maps when the
+/// object lacks them.
 fn annotation_ops(
-    prefix: &str,
+    base: &[&str],
     (has_meta, has_annotations): (bool, bool),
     annotations: &BTreeMap<String, String>,
     name: &str,
     want: Option<&str>,
     ops: &mut Vec<PatchOperation>,
 ) {
-    let meta_path = format!("{prefix}/metadata");
-    let ann_path = format!("{meta_path}/annotations");
+    let add = |path, value| PatchOperation::Add(AddOperation { path, value });
     let current = annotations.get(name);
     match want {
         Some(v) if current.map(String::as_str) == Some(v) => {}
-        Some(v) => {
-            if has_annotations {
-                ops.push(add(&format!("{ann_path}/{}", escape(name)), json!(v)));
-            } else if has_meta {
-                ops.push(add(&ann_path, json!({ name: v })));
-            } else {
-                ops.push(add(&meta_path, json!({ "annotations": { name: v } })));
-            }
-        }
-        None if current.is_some() => ops.push(remove(&format!("{ann_path}/{}", escape(name)))),
+        Some(v) => ops.push(if has_annotations {
+            add(pointer(base, &["metadata", "annotations", name]), json!(v))
+        } else if has_meta {
+            add(
+                pointer(base, &["metadata", "annotations"]),
+                json!({ name: v }),
+            )
+        } else {
+            add(
+                pointer(base, &["metadata"]),
+                json!({ "annotations": { name: v } }),
+            )
+        }),
+        None if current.is_some() => ops.push(PatchOperation::Remove(RemoveOperation {
+            path: pointer(base, &["metadata", "annotations", name]),
+        })),
         None => {}
     }
 }
@@ -85,7 +73,7 @@ pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Pat
     let mut ops = Vec::new();
     let record = decision.record.as_ref().map(render_record);
     annotation_ops(
-        "",
+        &[],
         (w.shape.metadata, w.shape.annotations),
         &w.annotations,
         &names.record,
@@ -93,7 +81,7 @@ pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Pat
         &mut ops,
     );
     annotation_ops(
-        "/spec/template",
+        &["spec", "template"],
         (w.shape.template_metadata, w.shape.template_annotations),
         &w.template_annotations,
         &names.token,

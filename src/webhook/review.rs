@@ -284,7 +284,8 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
     if patch.0.is_empty() {
         return (resp, Outcome::Unchanged);
     }
-    tracing::info!(
+    // routine (every apply of an opted-in workload): debug; rolls are logged by the watcher
+    tracing::debug!(
         ?mode,
         sources = result
             .decision
