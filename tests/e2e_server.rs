@@ -114,6 +114,12 @@ async fn bad_input_gets_clear_answers_and_the_server_keeps_serving() {
     let huge = vec![b' '; 5 * 1024 * 1024];
     let r = http.post(h.url("/mutate")).body(huge).send().await.unwrap();
     assert_eq!(r.status(), 413);
+    // ...on a connection the server then closes, and says so
+    assert_eq!(
+        r.headers().get("connection").map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    assert_serving(&http, &h).await;
 
     // plain HTTP on the TLS port
     let mut s = TcpStream::connect(("127.0.0.1", h.webhook_port))

@@ -49,12 +49,25 @@ async fn static_answer(_body: Bytes) -> Response {
         .into_response()
 }
 
+/// A body refused for its size was not read to its end: the connection cannot carry another
+/// request, so the answer says so (a client would otherwise reuse it and fail).
+async fn close_after_refusal(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
 /// The webhook's routes.
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
         .route("/static", post(static_answer))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(close_after_refusal))
         .with_state(state)
 }
 
