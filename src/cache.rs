@@ -381,7 +381,7 @@ impl SourceView for NamespaceView<'_> {
     fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
         self.cache.get(self.namespace, source).map(|e| e.info)
     }
-    fn names(&self, kind: SourceKind) -> Vec<String> {
+    fn names_matching(&self, kind: SourceKind, matches: &dyn Fn(&str) -> bool) -> Vec<String> {
         let map = self.cache.map.read().expect("cache lock");
         let Some(sources) = map.get(self.namespace) else {
             return Vec::new();
@@ -389,6 +389,7 @@ impl SourceView for NamespaceView<'_> {
         sources
             .range(SourceRef::new(kind, "")..)
             .take_while(|(s, _)| s.kind == kind)
+            .filter(|(s, _)| matches(&s.name))
             .map(|(s, _)| s.name.clone())
             .collect()
     }
@@ -485,9 +486,24 @@ mod tests {
             &SourceRef::secret("s"),
             c.configmap_entry(&cm("a", "s", &[], &[])),
         );
-        assert_eq!(c.view("a").names(SourceKind::ConfigMap), vec!["x", "y"]);
-        assert_eq!(c.view("a").names(SourceKind::Secret), vec!["s"]);
-        assert_eq!(c.view("b").names(SourceKind::ConfigMap), vec!["z"]);
+        let all = |_: &str| true;
+        assert_eq!(
+            c.view("a").names_matching(SourceKind::ConfigMap, &all),
+            vec!["x", "y"]
+        );
+        assert_eq!(
+            c.view("a").names_matching(SourceKind::Secret, &all),
+            vec!["s"]
+        );
+        assert_eq!(
+            c.view("b").names_matching(SourceKind::ConfigMap, &all),
+            vec!["z"]
+        );
+        assert_eq!(
+            c.view("a")
+                .names_matching(SourceKind::ConfigMap, &|n| n == "y"),
+            vec!["y"]
+        );
         assert!(c.view("a").digests(&SourceRef::configmap("z")).is_none());
     }
 }

@@ -18,11 +18,6 @@ pub mod state;
 pub mod watcher;
 pub mod webhook;
 
-/// mimalloc: the admission path allocates many small strings on tokio workers that free
-/// them on another thread; glibc's malloc spent a quarter of the webhook's CPU on that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

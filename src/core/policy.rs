@@ -1,9 +1,9 @@
 //! Reloader's opt-in rules: which of a workload's references (and which listed sources) it
 //! tracks, and why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use regex::Regex;
@@ -103,8 +103,9 @@ impl SourceInfo {
 pub trait SourceView {
     /// `None` when the source does not exist (as far as the view knows).
     fn info(&self, source: &SourceRef) -> Option<SourceInfo>;
-    /// Names of the existing sources of `kind`, for reload-list regexes.
-    fn names(&self, kind: SourceKind) -> Vec<String>;
+    /// Names of the existing sources of `kind` that `matches` accepts (reload-list regexes);
+    /// only those are copied out.
+    fn names_matching(&self, kind: SourceKind, matches: &dyn Fn(&str) -> bool) -> Vec<String>;
     /// The key digests of an existing source.
     fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>>;
 }
@@ -213,6 +214,30 @@ struct ListEntry {
     literal: bool,
 }
 
+/// The anchored regex of a reload-list entry (`None`: not a valid regex), compiled once per
+/// distinct entry: the same lists come back on every admission and every source change.
+fn list_regex(entry: &str) -> Option<Regex> {
+    const MAX: usize = 4096;
+    static COMPILED: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
+    let compiled = COMPILED.get_or_init(Default::default);
+    if let Some(r) = compiled.lock().expect("regex memo lock").get(entry) {
+        return r.clone();
+    }
+    let regex = match Regex::new(&format!("^(?:{entry})$")) {
+        Ok(r) => Some(r),
+        Err(err) => {
+            tracing::warn!(entry, error = %err, "reload list entry is not a valid regex; skipped");
+            None
+        }
+    };
+    let mut memo = compiled.lock().expect("regex memo lock");
+    if memo.len() >= MAX {
+        memo.clear();
+    }
+    memo.insert(entry.to_string(), regex.clone());
+    regex
+}
+
 fn parse_list(value: Option<&String>) -> Vec<ListEntry> {
     let Some(value) = value else {
         return Vec::new();
@@ -222,13 +247,7 @@ fn parse_list(value: Option<&String>) -> Vec<ListEntry> {
         .map(str::trim)
         .filter(|e| !e.is_empty())
         .map(|e| {
-            let regex = match Regex::new(&format!("^(?:{e})$")) {
-                Ok(r) => Some(r),
-                Err(err) => {
-                    tracing::warn!(entry = e, error = %err, "reload list entry is not a valid regex; skipped");
-                    None
-                }
-            };
+            let regex = list_regex(e);
             let literal = e
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
@@ -336,7 +355,6 @@ pub fn tracked(
         if entries.is_empty() {
             continue;
         }
-        let existing = sources.names(kind);
         for entry in &entries {
             let Some(re) = &entry.regex else { continue };
             let reason = Reason::ReloadList {
@@ -350,8 +368,8 @@ pub fn tracked(
                 }
             }
             // unreferenced existing sources the entry matches: the whole source
-            for name in existing.iter().filter(|n| re.is_match(n)) {
-                let s = SourceRef::new(kind, name.clone());
+            for name in sources.names_matching(kind, &|n| re.is_match(n)) {
+                let s = SourceRef::new(kind, name);
                 add(&s, Keys::All, false, reason.clone());
             }
             // a plain name that exists nowhere yet: tracked as absent, so creating it rolls
@@ -403,10 +421,10 @@ pub(crate) mod tests {
         fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
             self.0.get(source).copied()
         }
-        fn names(&self, kind: SourceKind) -> Vec<String> {
+        fn names_matching(&self, kind: SourceKind, matches: &dyn Fn(&str) -> bool) -> Vec<String> {
             self.0
                 .keys()
-                .filter(|s| s.kind == kind)
+                .filter(|s| s.kind == kind && matches(&s.name))
                 .map(|s| s.name.clone())
                 .collect()
         }
