@@ -20,15 +20,14 @@ demo:
 ## baseline measured in the same run (BENCH=webhook|reload|memory for one; BENCH_ARGS=--quick)
 BENCH ?= all
 bench: control-plane
-	cargo build --release --bins
-	$(CARGO_TARGET_DIR)/release/hashroll-bench $(BENCH) $(BENCH_ARGS)
+	cargo bench --bench hashroll -- $(BENCH) $(BENCH_ARGS)
 
 ## control-plane: build etcd, kube-apiserver, controller-manager, scheduler, kubectl, kwok once
 control-plane:
 	@hack/build-control-plane.sh
 
 build:
-	cargo build --all-targets
+	cargo build --workspace --all-targets
 
 ## certs: a CA and a serving certificate for the webhook in webhook-certs/out/
 certs:
@@ -38,7 +37,7 @@ fmt-check:
 	cargo fmt --all -- --check
 
 clippy:
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 hadolint:
 	@hack/hadolint.sh
@@ -50,7 +49,7 @@ release:
 	cargo build --release --bin hashroll
 
 unit:
-	cargo test --lib --bins
+	cargo test --workspace --lib --bins
 
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary)
 e2e: control-plane

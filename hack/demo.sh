@@ -31,7 +31,7 @@ hack/build-control-plane.sh | sed 's/^/    /'
 done_step
 
 step "building hashroll (first time: a few minutes; then cached)"
-cargo build --bins --quiet
+cargo build --workspace --bins --quiet
 done_step
 
 step "starting a local control plane: etcd, kube-apiserver, controller-manager, scheduler, kwok (about 5 s)"
@@ -61,25 +61,8 @@ for _ in $(seq 1 300); do
   kill -0 "$hashroll_pid" 2>/dev/null || { cat "$work/hashroll.log"; exit 1; }
   sleep 0.2
 done
-cat <<YAML | kubectl apply -f - | sed 's/^/    /'
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {name: hashroll}
-webhooks:
-- name: stamp.hashroll.dev
-  admissionReviewVersions: ["v1"]
-  sideEffects: None
-  failurePolicy: Ignore
-  timeoutSeconds: 5
-  reinvocationPolicy: IfNeeded
-  clientConfig:
-    url: https://127.0.0.1:$wport/mutate
-    caBundle: $(base64 -w0 < "$work/certs/ca.crt")
-  namespaceSelector:
-    matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system, hashroll]}]
-  rules:
-  - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments, daemonsets, statefulsets], scope: Namespaced}
-YAML
+"$CARGO_TARGET_DIR/debug/hashroll-plane" webhook-config --url "https://127.0.0.1:$wport/mutate" \
+  --ca-file "$work/certs/ca.crt" | kubectl apply -f - | sed 's/^/    /'
 # the apiserver picks the configuration up within a moment: wait until a dry run is stamped
 kubectl create namespace ns1 >/dev/null
 probe='{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"probe","namespace":"ns1","annotations":{"reloader.stakater.com/auto":"true"}},"spec":{"selector":{"matchLabels":{"app":"probe"}},"template":{"metadata":{"labels":{"app":"probe"}},"spec":{"containers":[{"name":"c","image":"x","envFrom":[{"configMapRef":{"name":"probe"}}]}]}}}}'

@@ -2,16 +2,19 @@
 //! the few annotations the policy reads. Filled by a watch (paged initial list), shared by
 //! webhook and watcher.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
-use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Client;
 use kube::api::{Api, ObjectMeta};
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
+
+use crate::k8s::{self, watch::Handler};
+use crate::namespaces::NamespaceFilter;
+use crate::state::State;
 
 use crate::core::digest::SourceDigests;
 use crate::core::policy::{AnnotationNames, SourceInfo, SourceView};
@@ -49,33 +52,6 @@ pub struct SourceChange {
 /// namespace → source → entry: a lookup borrows its key (no allocation on the admission
 /// path), and a namespace's name is stored once, not once per source.
 type Map = BTreeMap<String, BTreeMap<SourceRef, SourceEntry>>;
-
-/// Which namespaces hashroll acts in (`--namespaces`, `--namespaces-to-ignore`, and the
-/// namespaces `--namespace-selector` currently selects).
-#[derive(Debug, Clone, Default)]
-pub struct NamespaceFilter {
-    pub only: Vec<String>,
-    pub ignore: Vec<String>,
-    /// with `--namespace-selector`: the namespaces it selects now (kept by a watch)
-    pub selected: Option<Arc<RwLock<HashSet<String>>>>,
-}
-
-impl NamespaceFilter {
-    /// The fixed lists only: what is worth caching.
-    pub fn allows_static(&self, ns: &str) -> bool {
-        (self.only.is_empty() || self.only.iter().any(|n| n == ns))
-            && !self.ignore.iter().any(|n| n == ns)
-    }
-
-    /// Whether hashroll acts in `ns` now.
-    pub fn allows(&self, ns: &str) -> bool {
-        self.allows_static(ns)
-            && self
-                .selected
-                .as_ref()
-                .is_none_or(|s| s.read().expect("namespace set lock").contains(ns))
-    }
-}
 
 pub struct SourceCache {
     map: RwLock<Map>,
@@ -288,85 +264,94 @@ impl SourceCache {
             None => false,
         })
     }
+}
 
-    /// Watches one kind of source into the cache forever, sending every change to `tx`.
-    pub async fn run_watch(
-        self: Arc<Self>,
-        client: Client,
-        kind: SourceKind,
-        tx: Option<mpsc::UnboundedSender<SourceChange>>,
-        on_restart: impl Fn() + Send + Sync,
-    ) {
-        match kind {
-            SourceKind::ConfigMap => {
-                let api: Api<ConfigMap> = Api::all(client);
-                self.watch_loop(api, kind, tx, on_restart, |c, cm| c.configmap_entry(cm))
-                    .await
-            }
-            SourceKind::Secret => {
-                let api: Api<Secret> = Api::all(client);
-                self.watch_loop(api, kind, tx, on_restart, |c, s| c.secret_entry(s))
-                    .await
-            }
+/// A ConfigMap or a Secret, as the cache reads it.
+trait SourceObject: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned {
+    fn entry(&self, cache: &SourceCache) -> SourceEntry;
+}
+
+impl SourceObject for ConfigMap {
+    fn entry(&self, cache: &SourceCache) -> SourceEntry {
+        cache.configmap_entry(self)
+    }
+}
+
+impl SourceObject for Secret {
+    fn entry(&self, cache: &SourceCache) -> SourceEntry {
+        cache.secret_entry(self)
+    }
+}
+
+/// The watch of one kind of source: keeps the cache and sends every change on.
+struct SourceWatch {
+    state: Arc<State>,
+    kind: SourceKind,
+    tx: mpsc::UnboundedSender<SourceChange>,
+}
+
+impl SourceWatch {
+    fn send(&self, c: Option<SourceChange>) {
+        if let Some(c) = c {
+            let _ = self.tx.send(c);
         }
     }
+}
 
-    async fn watch_loop<K>(
-        &self,
-        api: Api<K>,
-        kind: SourceKind,
-        tx: Option<mpsc::UnboundedSender<SourceChange>>,
-        on_restart: impl Fn() + Send + Sync,
-        entry: impl Fn(&Self, &K) -> SourceEntry,
-    ) where
-        K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
-    {
-        let send = |c: Option<SourceChange>| {
-            if let (Some(tx), Some(c)) = (&tx, c) {
-                let _ = tx.send(c);
-            }
-        };
-        // small pages: the list of 8 KiB Secrets is held a page at a time
-        let cfg = watcher::Config::default().page_size(50).any_semantic();
-        let mut stream = watcher(api, cfg).boxed();
-        loop {
-            match stream.try_next().await {
-                Ok(Some(ev)) => match ev {
-                    watcher::Event::Init => self.begin_list(kind),
-                    watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
-                        let ns = obj.namespace().unwrap_or_default();
-                        if !self.namespaces.allows_static(&ns) {
-                            continue;
-                        }
-                        let name = obj.name_any();
-                        let e = entry(self, &obj);
-                        let source = SourceRef::new(kind, name);
-                        send(self.upsert(&ns, &source, e));
-                    }
-                    watcher::Event::InitDone => {
-                        for c in self.end_list(kind) {
-                            send(Some(c));
-                        }
-                        if !self.synced[idx(kind)].swap(true, Ordering::AcqRel) {
-                            tracing::info!(
-                                kind = kind.as_str(),
-                                sources = self.len(),
-                                "source cache synced"
-                            );
-                        }
-                    }
-                    watcher::Event::Delete(obj) => {
-                        let ns = obj.namespace().unwrap_or_default();
-                        send(self.remove(&ns, &SourceRef::new(kind, obj.name_any())));
-                    }
-                },
-                Ok(None) => return,
-                Err(e) => {
-                    on_restart();
-                    tracing::warn!(kind = kind.as_str(), error = %e, "source watch failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                }
-            }
+impl<K: SourceObject> Handler<K> for SourceWatch {
+    fn relist_start(&mut self) {
+        self.state.cache.begin_list(self.kind);
+    }
+    fn apply(&mut self, obj: K) {
+        let cache = &self.state.cache;
+        let ns = obj.meta().namespace.as_deref().unwrap_or_default();
+        if !cache.namespaces.allows_static(ns) {
+            return;
+        }
+        let source = SourceRef::new(self.kind, obj.meta().name.clone().unwrap_or_default());
+        self.send(cache.upsert(ns, &source, obj.entry(cache)));
+    }
+    fn delete(&mut self, obj: K) {
+        let ns = obj.meta().namespace.as_deref().unwrap_or_default();
+        let source = SourceRef::new(self.kind, obj.meta().name.clone().unwrap_or_default());
+        self.send(self.state.cache.remove(ns, &source));
+    }
+    fn relist_done(&mut self) {
+        let cache = &self.state.cache;
+        for c in cache.end_list(self.kind) {
+            self.send(Some(c));
+        }
+        if !cache.synced[idx(self.kind)].swap(true, Ordering::AcqRel) {
+            tracing::info!(
+                kind = self.kind.as_str(),
+                sources = cache.len(),
+                "source cache synced"
+            );
+        }
+    }
+    fn restarted(&mut self) {
+        self.state.metrics.watch_restart(self.kind.as_str());
+    }
+}
+
+/// Watches one kind of source into the cache forever, sending every change to `tx`.
+pub async fn watch(
+    state: Arc<State>,
+    client: Client,
+    kind: SourceKind,
+    tx: mpsc::UnboundedSender<SourceChange>,
+) {
+    // small pages: the list of 8 KiB Secrets is held a page at a time
+    let cfg = watcher::Config::default().page_size(50).any_semantic();
+    let mut h = SourceWatch { state, kind, tx };
+    match kind {
+        SourceKind::ConfigMap => {
+            let api: Api<ConfigMap> = Api::all(client);
+            k8s::watch::run(api, cfg, "configmaps", &mut h).await
+        }
+        SourceKind::Secret => {
+            let api: Api<Secret> = Api::all(client);
+            k8s::watch::run(api, cfg, "secrets", &mut h).await
         }
     }
 }

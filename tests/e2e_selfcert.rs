@@ -53,24 +53,14 @@ async fn self_managed_certificate_is_made_once_shared_and_trusted_by_the_apiserv
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut a = Hashroll::prepare(&flags);
     // the configuration exists first, without a caBundle: hashroll fills it in
-    kubectl_stdin(
-        &["apply", "-f", "-"],
-        &format!(
-            r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {{name: {config}}}
-webhooks:
-- name: stamp.hashroll.dev
-  admissionReviewVersions: ["v1"]
-  sideEffects: None
-  failurePolicy: Ignore
-  clientConfig: {{url: "{url}"}}
-  namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
-  rules: [{{apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments], scope: Namespaced}}]
-"#,
-            url = a.url("/mutate")
-        ),
-    );
+    let url = a.url("/mutate");
+    let cfg = hashroll_harness::webhook_config::WebhookConfig {
+        name: &config,
+        url: &url,
+        ca_pem: None,
+        scope: hashroll_harness::webhook_config::Scope::Only(&ns),
+    };
+    kubectl_stdin(&["apply", "-f", "-"], &cfg.yaml());
     a.restart().await;
     wait_webhook_active(&ns).await;
 

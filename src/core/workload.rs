@@ -17,27 +17,77 @@ pub enum WorkloadKind {
     StatefulSet,
 }
 
+/// Where a kind lives in the API, the words that name it, and where it keeps its pod
+/// template. Everything kind-specific in hashroll reads this table: a new kind is a row.
+#[derive(Debug)]
+pub struct KindRow {
+    pub kind: WorkloadKind,
+    pub group: &'static str,
+    pub version: &'static str,
+    /// the kind as the API spells it
+    pub name: &'static str,
+    pub plural: &'static str,
+    /// what `explain` accepts besides the name and the plural
+    pub short: &'static str,
+    /// the path of the pod template in the object
+    pub template: &'static [&'static str],
+}
+
+/// The kinds hashroll handles, in the order of [`WorkloadKind`].
+pub const KINDS: [KindRow; 3] = [
+    KindRow {
+        kind: WorkloadKind::Deployment,
+        group: "apps",
+        version: "v1",
+        name: "Deployment",
+        plural: "deployments",
+        short: "deploy",
+        template: &["spec", "template"],
+    },
+    KindRow {
+        kind: WorkloadKind::DaemonSet,
+        group: "apps",
+        version: "v1",
+        name: "DaemonSet",
+        plural: "daemonsets",
+        short: "ds",
+        template: &["spec", "template"],
+    },
+    KindRow {
+        kind: WorkloadKind::StatefulSet,
+        group: "apps",
+        version: "v1",
+        name: "StatefulSet",
+        plural: "statefulsets",
+        short: "sts",
+        template: &["spec", "template"],
+    },
+];
+
 impl WorkloadKind {
     pub const ALL: [WorkloadKind; 3] = [
         WorkloadKind::Deployment,
         WorkloadKind::DaemonSet,
         WorkloadKind::StatefulSet,
     ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Deployment => "Deployment",
-            WorkloadKind::DaemonSet => "DaemonSet",
-            WorkloadKind::StatefulSet => "StatefulSet",
-        }
+    /// This kind's row of [`KINDS`].
+    pub fn row(self) -> &'static KindRow {
+        &KINDS[self as usize]
     }
-    /// From an AdmissionReview's `kind.kind` (group `apps`) or a CLI word.
+    pub fn as_str(self) -> &'static str {
+        self.row().name
+    }
+    /// From a CLI word: the kind, its plural or its short name, in any case.
     pub fn parse(s: &str) -> Option<WorkloadKind> {
-        match s.to_ascii_lowercase().as_str() {
-            "deployment" | "deployments" | "deploy" => Some(WorkloadKind::Deployment),
-            "daemonset" | "daemonsets" | "ds" => Some(WorkloadKind::DaemonSet),
-            "statefulset" | "statefulsets" | "sts" => Some(WorkloadKind::StatefulSet),
-            _ => None,
-        }
+        let s = s.to_ascii_lowercase();
+        KINDS
+            .iter()
+            .find(|r| r.name.eq_ignore_ascii_case(&s) || r.plural == s || r.short == s)
+            .map(|r| r.kind)
+    }
+    /// From an AdmissionReview's `kind` (its group, and a word [`WorkloadKind::parse`] takes).
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<WorkloadKind> {
+        Self::parse(kind).filter(|k| k.row().group == group)
     }
 }
 
@@ -302,6 +352,23 @@ mod tests {
     use serde_json::json;
 
     const TOKEN: &str = "hashroll.dev/config-hash";
+
+    #[test]
+    fn the_kind_table_is_in_enum_order_and_parses_each_word() {
+        for (i, k) in WorkloadKind::ALL.iter().enumerate() {
+            assert_eq!(KINDS[i].kind, *k);
+            for w in [k.row().name, k.row().plural, k.row().short] {
+                assert_eq!(WorkloadKind::parse(w), Some(*k), "{w}");
+            }
+            assert_eq!(WorkloadKind::from_group_kind("apps", k.as_str()), Some(*k));
+            assert_eq!(WorkloadKind::from_group_kind("", k.as_str()), None);
+        }
+        assert_eq!(
+            WorkloadKind::parse("DEPLOYMENT"),
+            Some(WorkloadKind::Deployment)
+        );
+        assert_eq!(WorkloadKind::parse("pod"), None);
+    }
 
     #[test]
     fn reads_a_deployment() {

@@ -1,23 +1,28 @@
 //! The watcher: when the data of a tracked ConfigMap or Secret changes, write the new
 //! record and roll token into every workload that tracks it, in one patch per workload.
 //! Same pure core (`core::record::stamp_refs`) and same source cache as the webhook.
+//!
+//! Data path: the workload watches (one per row of the kind table) feed the store
+//! (`workloads`); source changes and relists enqueue checks (`queue`); the roller works the
+//! queue and the writer (`writer`) patches, re-reads and posts Events.
 
+pub mod queue;
 pub mod roller;
 pub mod workloads;
+pub mod writer;
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use kube::api::Api;
+use kube::Client;
+use kube::api::DynamicObject;
 use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
 use tokio::sync::mpsc;
 
 use crate::cache::{ChangeKind, SourceChange};
-use crate::core::workload::{Workload, WorkloadKind};
+use crate::core::workload::WorkloadKind;
+use crate::k8s::{self, watch::Handler};
 use crate::state::State;
 use roller::Roller;
 use workloads::{WorkloadEntry, WorkloadKey};
@@ -31,33 +36,6 @@ pub struct WatcherConfig {
     pub instance: String,
 }
 
-/// Reads a workload object into what the watcher keeps.
-fn entry_of<K>(state: &State, kind: WorkloadKind, obj: &K) -> Option<WorkloadEntry>
-where
-    K: kube::Resource + serde::Serialize,
-{
-    let ns = obj.meta().namespace.clone().unwrap_or_default();
-    let value = serde_json::to_value(obj).ok()?;
-    let paused = value
-        .pointer("/spec/paused")
-        .and_then(serde_json::Value::as_bool)
-        .unwrap_or(false);
-    match Workload::from_value(kind, &ns, &value) {
-        Ok(w) => Some(WorkloadEntry::from_workload(
-            w,
-            obj.meta().resource_version.clone(),
-            obj.meta().uid.clone(),
-            paused,
-            &state.policy.names,
-            &state.names,
-        )),
-        Err(e) => {
-            tracing::warn!(workload = %format!("{kind}/{ns}/{}", obj.meta().name.clone().unwrap_or_default()), error = %e, "cannot read workload; skipped");
-            None
-        }
-    }
-}
-
 /// Runs the watcher until the process ends: workload watches, source changes, the roller.
 pub async fn run(
     state: Arc<State>,
@@ -69,27 +47,16 @@ pub async fn run(
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
     let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
     for kind in WorkloadKind::ALL {
-        let roller = roller.clone();
-        let client = client.clone();
-        let state = state.clone();
-        let synced_tx = synced_tx.clone();
-        tokio::spawn(async move {
-            match kind {
-                WorkloadKind::Deployment => {
-                    watch_kind::<Deployment>(state, Api::all(client), kind, roller, synced_tx).await
-                }
-                WorkloadKind::DaemonSet => {
-                    watch_kind::<DaemonSet>(state, Api::all(client), kind, roller, synced_tx).await
-                }
-                WorkloadKind::StatefulSet => {
-                    watch_kind::<StatefulSet>(state, Api::all(client), kind, roller, synced_tx)
-                        .await
-                }
-            }
-        });
+        tokio::spawn(watch_kind(
+            state.clone(),
+            client.clone(),
+            kind,
+            roller.clone(),
+            synced_tx.clone(),
+        ));
     }
     drop(synced_tx);
-    // wait for the three initial lists and the source cache
+    // wait for the initial list of every kind and the source cache
     let mut synced: HashSet<WorkloadKind> = HashSet::new();
     while synced.len() < WorkloadKind::ALL.len() {
         match synced_rx.recv().await {
@@ -158,67 +125,69 @@ fn on_source_change(roller: &Roller, cfg: &WatcherConfig, change: SourceChange) 
     }
 }
 
-async fn watch_kind<K>(
+/// The watch of one workload kind: keeps the store; after start-up, a workload that changed
+/// is checked at once (one created while the webhook was unreachable gets its record here).
+struct WorkloadWatch {
     state: Arc<State>,
-    api: Api<K>,
     kind: WorkloadKind,
     roller: Arc<Roller>,
     synced: mpsc::UnboundedSender<WorkloadKind>,
-) where
-    K: kube::Resource
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + serde::Serialize
-        + Send
-        + 'static,
-{
-    let cfg = watcher::Config::default().page_size(500).any_semantic();
-    let mut stream = watcher(api, cfg).boxed();
-    let mut seen: HashSet<WorkloadKey> = HashSet::new();
-    let mut initial = true;
-    loop {
-        match stream.try_next().await {
-            Ok(Some(ev)) => match ev {
-                watcher::Event::Init => seen.clear(),
-                watcher::Event::InitApply(obj) | watcher::Event::Apply(obj) => {
-                    let ns = obj.namespace().unwrap_or_default();
-                    if !state.cache.namespaces().allows_static(&ns) {
-                        continue;
-                    }
-                    let Some(entry) = entry_of(&state, kind, &obj) else {
-                        continue;
-                    };
-                    let key = entry.key.clone();
-                    seen.insert(key.clone());
-                    let changed = roller.upsert(entry);
-                    // after start-up, a workload that changed is checked at once (a workload
-                    // created while the webhook was unreachable gets its record here)
-                    if !initial && changed {
-                        roller.enqueue(key, Duration::ZERO);
-                    }
-                }
-                watcher::Event::InitDone => {
-                    roller.retain_kind(kind, &seen);
-                    seen = HashSet::new();
-                    initial = false;
-                    let _ = synced.send(kind);
-                }
-                watcher::Event::Delete(obj) => {
-                    let key = WorkloadKey {
-                        kind,
-                        namespace: obj.namespace().unwrap_or_default(),
-                        name: obj.name_any(),
-                    };
-                    roller.remove(&key);
-                }
-            },
-            Ok(None) => return,
-            Err(e) => {
-                state.metrics.watch_restart(kind.as_str());
-                tracing::warn!(kind = %kind, error = %e, "workload watch failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
+    seen: HashSet<WorkloadKey>,
+    initial: bool,
+}
+
+impl Handler<DynamicObject> for WorkloadWatch {
+    fn relist_start(&mut self) {
+        self.seen.clear();
+    }
+    fn apply(&mut self, obj: DynamicObject) {
+        let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
+        if !self.state.cache.namespaces().allows_static(ns) {
+            return;
+        }
+        let names = (&self.state.policy.names, &self.state.names);
+        let Some(entry) = WorkloadEntry::from_object(self.kind, &obj, names.0, names.1) else {
+            return;
+        };
+        let key = entry.key.clone();
+        self.seen.insert(key.clone());
+        if self.roller.upsert(entry) && !self.initial {
+            self.roller.enqueue(key, Duration::ZERO);
         }
     }
+    fn delete(&mut self, obj: DynamicObject) {
+        self.roller.remove(&WorkloadKey {
+            kind: self.kind,
+            namespace: obj.metadata.namespace.unwrap_or_default(),
+            name: obj.metadata.name.unwrap_or_default(),
+        });
+    }
+    fn relist_done(&mut self) {
+        self.roller
+            .retain_kind(self.kind, &std::mem::take(&mut self.seen));
+        self.initial = false;
+        let _ = self.synced.send(self.kind);
+    }
+    fn restarted(&mut self) {
+        self.state.metrics.watch_restart(self.kind.as_str());
+    }
+}
+
+async fn watch_kind(
+    state: Arc<State>,
+    client: Client,
+    kind: WorkloadKind,
+    roller: Arc<Roller>,
+    synced: mpsc::UnboundedSender<WorkloadKind>,
+) {
+    let cfg = watcher::Config::default().page_size(500).any_semantic();
+    let mut h = WorkloadWatch {
+        state,
+        kind,
+        roller,
+        synced,
+        seen: HashSet::new(),
+        initial: true,
+    };
+    k8s::watch::run(k8s::api::all(client, kind), cfg, kind.row().plural, &mut h).await;
 }

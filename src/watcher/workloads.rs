@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use kube::api::DynamicObject;
+
 use crate::core::patch::RecordNames;
 use crate::core::policy::AnnotationNames;
 use crate::core::record::{StampInput, Stored, parse_record};
@@ -82,6 +84,32 @@ impl WorkloadEntry {
             template_annotations: filter(w.template_annotations),
             refs,
             paused,
+        }
+    }
+
+    /// Reads a watched (or patched) object; `None`, with a log line, for one hashroll cannot
+    /// read.
+    pub fn from_object(
+        kind: WorkloadKind,
+        obj: &DynamicObject,
+        names: &AnnotationNames,
+        record: &RecordNames,
+    ) -> Option<WorkloadEntry> {
+        match crate::k8s::api::workload(kind, obj) {
+            Ok((w, paused)) => Some(WorkloadEntry::from_workload(
+                w,
+                obj.metadata.resource_version.clone(),
+                obj.metadata.uid.clone(),
+                paused,
+                names,
+                record,
+            )),
+            Err(e) => {
+                let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
+                let name = obj.metadata.name.as_deref().unwrap_or_default();
+                tracing::warn!(workload = %format!("{kind}/{ns}/{name}"), error = %e, "cannot read workload; skipped");
+                None
+            }
         }
     }
 

@@ -4,4 +4,4 @@ pub mod review;
 pub mod server;
 pub mod tls;
 
-pub use server::{router, serve_metrics, serve_tls};
+pub use server::{router, serve_tls};

@@ -192,9 +192,9 @@ pub async fn admit(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
 
 async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
     let resp = ResponseOut::allow(&req.uid);
-    let kind = match (req.kind.group.as_ref(), WorkloadKind::parse(&req.kind.kind)) {
-        ("apps", Some(k)) => k,
-        _ => {
+    let kind = match WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind) {
+        Some(k) => k,
+        None => {
             return warn(
                 resp,
                 format!(
@@ -331,13 +331,14 @@ pub fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::{NamespaceFilter, SourceCache};
+    use crate::cache::SourceCache;
     use crate::core::digest::DigestKey;
     use crate::core::patch::{RecordNames, merge_patch};
     use crate::core::policy::{AnnotationNames, PolicyConfig};
     use crate::core::record::{Decision, RollOptions, parse_record};
     use crate::core::selector::LabelSelector;
     use crate::metrics::Metrics;
+    use crate::namespaces::NamespaceFilter;
     use k8s_openapi::api::core::v1::ConfigMap;
     use kube::api::ObjectMeta;
     use serde_json::json;

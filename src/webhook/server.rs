@@ -1,4 +1,4 @@
-//! The HTTPS server of the webhook (axum over rustls) and the plain metrics server.
+//! The HTTPS server of the webhook (axum over rustls): routes, TLS accept, connections.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
@@ -40,15 +40,6 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     out
 }
 
-/// A fixed answer from the same server, the baseline of `make bench`.
-async fn static_answer(_body: Bytes) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"","allowed":true}}"#,
-    )
-        .into_response()
-}
-
 /// A body refused for its size was not read to its end: the connection cannot carry another
 /// request, so the answer says so (a client would otherwise reuse it and fail).
 async fn close_after_refusal(mut resp: Response) -> Response {
@@ -65,7 +56,6 @@ async fn close_after_refusal(mut resp: Response) -> Response {
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/mutate", post(mutate))
-        .route("/static", post(static_answer))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::map_response(close_after_refusal))
         .with_state(state)
@@ -129,38 +119,4 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Ro
             }
         });
     }
-}
-
-/// `/metrics`, `/healthz`, `/readyz` on plain HTTP.
-pub async fn serve_metrics(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
-    let app = Router::new()
-        .route(
-            "/metrics",
-            get(|State(s): State<Arc<AppState>>| async move {
-                s.metrics.sources_cached.set(s.cache.len() as i64);
-                (
-                    [(
-                        axum::http::header::CONTENT_TYPE,
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    s.metrics.render(),
-                )
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            get(|State(s): State<Arc<AppState>>| async move {
-                if s.ready() {
-                    (StatusCode::OK, "ok\n")
-                } else {
-                    (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "waiting for the source cache to sync\n",
-                    )
-                }
-            }),
-        )
-        .with_state(state);
-    axum::serve(listener, app).await
 }

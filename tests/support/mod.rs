@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hashroll::plane::{Plane, PlaneOptions};
+use hashroll_harness::launch::{Launch, readyz};
+use hashroll_harness::plane::{Plane, PlaneOptions};
+use hashroll_harness::webhook_config::Scope;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -98,11 +100,10 @@ pub async fn replicasets(client: &kube::Client, ns: &str, selector: &str) -> Vec
 pub const DEADLINE: Duration = Duration::from_secs(90);
 
 /// A hashroll process started against the plane (in the plane's process group, so it is
-/// stopped with it), with a serving certificate from the plane's CA.
+/// stopped with it), with a serving certificate from the plane's CA. Its files and ports are
+/// the harness's [`Launch`] (`h.dir`, `h.webhook_port`, ... through `Deref`).
 pub struct Hashroll {
-    pub webhook_port: u16,
-    pub metrics_port: u16,
-    pub dir: std::path::PathBuf,
+    pub launch: Launch,
     pub child: std::sync::Mutex<Option<std::process::Child>>,
     pub args: Vec<String>,
     /// run with this kubeconfig instead of the plane's admin one
@@ -111,53 +112,27 @@ pub struct Hashroll {
     pub hmac_from_secret: bool,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+impl std::ops::Deref for Hashroll {
+    type Target = Launch;
+    fn deref(&self) -> &Launch {
+        &self.launch
+    }
 }
 
 impl Hashroll {
     /// Starts `hashroll run` with `extra` flags and waits until /readyz answers 200.
     pub async fn start(extra: &[&str]) -> Hashroll {
-        let p = plane();
-        let dir = tempfile::Builder::new()
-            .prefix("hashroll-e2e-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        let (cert, key) = p.issue_serving_cert(&["127.0.0.1", "localhost"]).unwrap();
-        std::fs::write(dir.join("tls.crt"), cert).unwrap();
-        std::fs::write(dir.join("tls.key"), key).unwrap();
-        std::fs::write(dir.join("hmac.key"), "e2e-hmac-key-0123456789abcdef").unwrap();
-        let mut h = Hashroll {
-            webhook_port: free_port(),
-            metrics_port: free_port(),
-            dir,
-            child: std::sync::Mutex::new(None),
-            args: extra.iter().map(|s| s.to_string()).collect(),
-            kubeconfig: None,
-            hmac_from_secret: false,
-        };
+        let mut h = Hashroll::prepare(extra);
+        h.launch.issue_cert(plane()).unwrap();
         h.spawn();
         h.wait_ready().await;
         h
     }
 
-    /// Ports, certificate and key files, no process yet (`restart` starts it).
+    /// Ports and key file, no certificate and no process yet (`restart` starts it).
     pub fn prepare(extra: &[&str]) -> Hashroll {
-        let dir = tempfile::Builder::new()
-            .prefix("hashroll-e2e-")
-            .tempdir()
-            .unwrap()
-            .keep();
-        std::fs::write(dir.join("hmac.key"), "e2e-hmac-key-0123456789abcdef").unwrap();
         Hashroll {
-            webhook_port: free_port(),
-            metrics_port: free_port(),
-            dir,
+            launch: Launch::prepare(std::path::Path::new(env!("CARGO_BIN_EXE_hashroll"))).unwrap(),
             child: std::sync::Mutex::new(None),
             args: extra.iter().map(|s| s.to_string()).collect(),
             kubeconfig: None,
@@ -166,52 +141,23 @@ impl Hashroll {
     }
 
     fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("hashroll.log"))
-            .unwrap();
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hashroll"));
-        cmd.arg("run");
-        // no files: self-managed certificates
-        if self.dir.join("tls.crt").exists() {
-            cmd.arg(format!(
-                "--tls-cert-file={}",
-                self.dir.join("tls.crt").display()
-            ))
-            .arg(format!(
-                "--tls-key-file={}",
-                self.dir.join("tls.key").display()
-            ));
-        }
-        cmd.arg(format!("--webhook-addr=127.0.0.1:{}", self.webhook_port))
-            .arg(format!("--metrics-addr=127.0.0.1:{}", self.metrics_port))
-            .arg("--log-level=info,hashroll=debug")
-            .args(&self.args)
-            .env("POD_NAME", self.identity())
-            .env(
-                "KUBECONFIG",
-                self.kubeconfig.as_deref().unwrap_or(plane().kubeconfig()),
+        let kubeconfig = self.kubeconfig.as_deref().unwrap_or(plane().kubeconfig());
+        let mut cmd = self
+            .launch
+            .command(
+                kubeconfig,
+                "info,hashroll=debug",
+                self.hmac_from_secret,
+                &self.args,
             )
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        if !self.hmac_from_secret {
-            cmd.arg(format!(
-                "--hmac-key-file={}",
-                self.dir.join("hmac.key").display()
-            ));
-        }
+            .unwrap();
         let child = plane().spawn_in_group(&mut cmd).expect("start hashroll");
         *self.child.lock().unwrap() = Some(child);
     }
 
     pub async fn wait_ready(&self) {
-        let url = format!("http://127.0.0.1:{}/readyz", self.metrics_port);
-        let http = reqwest::Client::new();
-        let log = self.dir.join("hashroll.log");
+        let log = self.log_path();
         wait_for("hashroll /readyz", DEADLINE, || {
-            let http = http.clone();
-            let url = url.clone();
             let log = log.clone();
             async move {
                 let exited = self
@@ -226,8 +172,9 @@ impl Hashroll {
                         std::fs::read_to_string(&log).unwrap_or_default()
                     );
                 }
-                let r = http.get(&url).send().await.ok()?;
-                r.status().is_success().then_some(())
+                let port = self.metrics_port;
+                let ready = tokio::task::spawn_blocking(move || readyz(port)).await;
+                ready.unwrap_or(false).then_some(())
             }
         })
         .await;
@@ -248,15 +195,6 @@ impl Hashroll {
         self.wait_ready().await;
     }
 
-    /// The name this process goes by (its Lease identity).
-    pub fn identity(&self) -> String {
-        format!("hashroll-{}", self.webhook_port)
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.webhook_port)
-    }
-
     /// Registers this process as the cluster's mutating webhook (a 127.0.0.1 URL, the
     /// plane's CA as caBundle), as the manifests do, excluding kube-system.
     pub fn register_webhook(&self, name: &str) {
@@ -265,47 +203,16 @@ impl Hashroll {
 
     /// Same, limited to one namespace when `only` is given.
     pub fn register_webhook_for(&self, name: &str, only: Option<&str>) {
-        use base64::Engine;
-        let ca = base64::engine::general_purpose::STANDARD.encode(plane().ca_pem());
-        let yaml = format!(
-            r#"apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata:
-  name: {name}
-webhooks:
-- name: stamp.hashroll.dev
-  admissionReviewVersions: ["v1"]
-  sideEffects: None
-  failurePolicy: Ignore
-  timeoutSeconds: 5
-  reinvocationPolicy: IfNeeded
-  clientConfig:
-    url: {url}
-    caBundle: {ca}
-  namespaceSelector:
-    matchExpressions:
-    - key: kubernetes.io/metadata.name
-      operator: {op}
-      values: [{values}]
-  rules:
-  - apiGroups: ["apps"]
-    apiVersions: ["v1"]
-    operations: ["CREATE", "UPDATE"]
-    resources: ["deployments", "daemonsets", "statefulsets"]
-    scope: Namespaced
-"#,
-            url = self.url("/mutate"),
-            op = if only.is_some() { "In" } else { "NotIn" },
-            values = match only {
-                Some(ns) => format!("{ns:?}"),
-                None => r#""kube-system", "hashroll""#.to_string(),
-            },
-        );
+        let scope = match only {
+            Some(ns) => Scope::Only(ns),
+            None => Scope::AllButSystem,
+        };
+        let yaml = self.launch.webhook_config(plane(), name, scope);
         kubectl_stdin(&["apply", "-f", "-"], &yaml);
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("hashroll.log")).unwrap_or_default()
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 }
 

@@ -1,15 +1,17 @@
 //! `hashroll-plane`: starts the local control plane the tests use, for `make demo` and for
-//! poking around by hand. Stops everything on Ctrl-C / SIGTERM.
+//! poking around by hand (stops everything on Ctrl-C / SIGTERM); prints the webhook
+//! configuration that registers a hashroll at a URL.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use hashroll::plane::{Plane, PlaneOptions, version};
+use hashroll_harness::plane::{Plane, PlaneOptions, version};
+use hashroll_harness::webhook_config::{Scope, WebhookConfig};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: hashroll-plane up [--dir DIR] [--ready-file FILE]\n       hashroll-plane versions"
+        "usage: hashroll-plane up [--dir DIR] [--ready-file FILE]\n       hashroll-plane versions\n       hashroll-plane webhook-config --url URL --ca-file FILE [--name NAME]"
     );
     ExitCode::from(2)
 }
@@ -24,6 +26,36 @@ fn main() -> ExitCode {
                 version("ETCD_VERSION"),
                 version("KWOK_VERSION")
             );
+            ExitCode::SUCCESS
+        }
+        Some("webhook-config") => {
+            let (mut url, mut ca_file, mut name) = (None, None, "hashroll".to_string());
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match (a.as_str(), it.next()) {
+                    ("--url", Some(u)) => url = Some(u.clone()),
+                    ("--ca-file", Some(f)) => ca_file = Some(PathBuf::from(f)),
+                    ("--name", Some(n)) => name = n.clone(),
+                    _ => return usage(),
+                }
+            }
+            let (Some(url), Some(ca_file)) = (url, ca_file) else {
+                return usage();
+            };
+            let ca = match std::fs::read_to_string(&ca_file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("hashroll-plane: cannot read {}: {e}", ca_file.display());
+                    return ExitCode::from(1);
+                }
+            };
+            let cfg = WebhookConfig {
+                name: &name,
+                url: &url,
+                ca_pem: Some(&ca),
+                scope: Scope::AllButSystem,
+            };
+            print!("{}", cfg.yaml());
             ExitCode::SUCCESS
         }
         Some("up") => {

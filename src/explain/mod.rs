@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cache::{NamespaceFilter, SourceCache};
+use crate::cache::SourceCache;
+use crate::cli::ExplainArgs;
 use crate::core::digest::{ABSENT, DigestKey};
 use crate::core::patch::RecordNames;
 use crate::core::policy::{PolicyConfig, opted_in};
@@ -18,6 +18,55 @@ use crate::core::record::{Mode, RollOptions, Stamp, stamp};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
 use crate::core::workload::{Workload, WorkloadKind, stored_of};
+use crate::k8s;
+use crate::namespaces::NamespaceFilter;
+
+mod render;
+
+pub use render::{render_source, render_workload};
+
+/// `hashroll explain`: the report on the target, as text or JSON.
+pub async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
+    let target = parse_target(&args.target)?;
+    let client = Client::try_default()
+        .await
+        .map_err(|e| ExplainError::Cluster(e.to_string()))?;
+    let key = read_key(
+        &client,
+        args.key.hmac_key_file.as_deref(),
+        &args.hashroll_namespace,
+        &args.key.hmac_key_secret,
+    )
+    .await?;
+    let cfg = PolicyConfig {
+        auto_reload_all: args.auto_reload_all,
+        ..Default::default()
+    };
+    let names = RecordNames {
+        record: args.key.record_annotation.clone(),
+        token: args.key.token_annotation.clone(),
+    };
+    let json = args.output == "json";
+    let ns = &args.namespace;
+    Ok(match target {
+        Target::Workload(kind, name) => {
+            let r = explain_workload(&client, &cfg, &key, &names, ns, kind, &name).await?;
+            if json {
+                render::pretty(&r)
+            } else {
+                render_workload(&r)
+            }
+        }
+        Target::Source(source) => {
+            let r = explain_source(&client, &cfg, &key, &names, ns, &source).await?;
+            if json {
+                render::pretty(&r)
+            } else {
+                render_source(&r)
+            }
+        }
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
@@ -116,44 +165,22 @@ async fn workload_objects(
     kind: WorkloadKind,
     name: Option<&str>,
 ) -> Result<Vec<Value>, ExplainError> {
-    async fn get<K>(api: Api<K>, name: Option<&str>, what: &str) -> Result<Vec<Value>, ExplainError>
-    where
-        K: kube::Resource
-            + Clone
-            + serde::de::DeserializeOwned
-            + serde::Serialize
-            + std::fmt::Debug,
-    {
-        let objs = match name {
-            Some(n) => vec![
-                api.get(n)
-                    .await
-                    .map_err(|e| api_err(&format!("{what}/{n}"), e))?,
-            ],
-            None => {
-                api.list(&ListParams::default())
-                    .await
-                    .map_err(|e| api_err(what, e))?
-                    .items
-            }
-        };
-        Ok(objs
-            .iter()
-            .filter_map(|o| serde_json::to_value(o).ok())
-            .collect())
-    }
-    let c = client.clone();
-    match kind {
-        WorkloadKind::Deployment => {
-            get(Api::<Deployment>::namespaced(c, ns), name, "deployment").await
+    let api = k8s::api::namespaced(client.clone(), ns, kind);
+    let what = kind.as_str().to_lowercase();
+    let objs = match name {
+        Some(n) => vec![
+            api.get(n)
+                .await
+                .map_err(|e| api_err(&format!("{what}/{n}"), e))?,
+        ],
+        None => {
+            api.list(&ListParams::default())
+                .await
+                .map_err(|e| api_err(&what, e))?
+                .items
         }
-        WorkloadKind::DaemonSet => {
-            get(Api::<DaemonSet>::namespaced(c, ns), name, "daemonset").await
-        }
-        WorkloadKind::StatefulSet => {
-            get(Api::<StatefulSet>::namespaced(c, ns), name, "statefulset").await
-        }
-    }
+    };
+    Ok(objs.iter().map(k8s::api::to_value).collect())
 }
 
 fn run_stamp(
@@ -277,100 +304,6 @@ pub fn parse_target(s: &str) -> Result<Target, ExplainError> {
         return Ok(Target::Source(SourceRef::new(k, name)));
     }
     Err(ExplainError::Kind(kind.to_string()))
-}
-
-fn short(d: &str) -> &str {
-    if d == ABSENT { d } else { &d[..d.len().min(8)] }
-}
-
-pub fn render_workload(r: &WorkloadReport) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(s, "{} in namespace {}", r.workload, r.namespace);
-    if !r.opted_in && r.tracked.is_empty() {
-        let _ = writeln!(
-            s,
-            "  not opted in: no reloader.stakater.com/* annotation (and no --auto-reload-all); nothing is tracked"
-        );
-        return s;
-    }
-    let _ = writeln!(s, "  tracks {} source(s):", r.tracked.len());
-    for t in &r.tracked {
-        let keys = t
-            .keys
-            .as_ref()
-            .map(|k| format!(" (keys: {})", k.join(", ")))
-            .unwrap_or_default();
-        let state = if t.exists {
-            format!("exists, digest {}", short(&t.digest))
-        } else {
-            "absent".to_string()
-        };
-        let rec = match &t.recorded {
-            Some(d) if *d == t.digest => "recorded: same".to_string(),
-            Some(d) => format!("recorded: {} (differs)", short(d)),
-            None => "not recorded yet".to_string(),
-        };
-        let _ = writeln!(s, "    {}{keys}: {state}; {rec}", t.source);
-        for reason in &t.reasons {
-            let _ = writeln!(s, "        because {reason}");
-        }
-    }
-    let _ = writeln!(
-        s,
-        "  record it carries: {}",
-        r.record
-            .as_ref()
-            .map(|m| serde_json::to_string(m).unwrap_or_default())
-            .unwrap_or_else(|| "none".into())
-    );
-    let _ = writeln!(
-        s,
-        "  record it should carry: {}",
-        r.should_be
-            .as_ref()
-            .map(|m| serde_json::to_string(m).unwrap_or_default())
-            .unwrap_or_else(|| "none".into())
-    );
-    let _ = writeln!(s, "  roll token: {}", r.token.as_deref().unwrap_or("none"));
-    if r.roll_pending {
-        let _ = writeln!(
-            s,
-            "  roll pending: yes, for {}",
-            r.pending_sources.join(", ")
-        );
-    } else {
-        let _ = writeln!(s, "  roll pending: no");
-    }
-    s
-}
-
-pub fn render_source(r: &SourceReport) -> String {
-    use std::fmt::Write;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "{} in namespace {} ({})",
-        r.source,
-        r.namespace,
-        if r.exists { "exists" } else { "absent" }
-    );
-    if r.would_roll.is_empty() {
-        let _ = writeln!(s, "  no workload tracks it: a change to it rolls nothing");
-    } else {
-        let _ = writeln!(
-            s,
-            "  a change to its data would roll {} workload(s):",
-            r.would_roll.len()
-        );
-        for t in &r.would_roll {
-            let _ = writeln!(s, "    {}", t.workload);
-            for reason in &t.reasons {
-                let _ = writeln!(s, "        because {reason}");
-            }
-        }
-    }
-    s
 }
 
 /// Reads the key the installation uses: the file, else the Secret (never created here).

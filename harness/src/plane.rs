@@ -24,7 +24,7 @@ use rcgen::{
 };
 
 /// The versions the control plane is built at (one place: `hack/versions.env`).
-pub const VERSIONS: &str = include_str!("../hack/versions.env");
+pub const VERSIONS: &str = include_str!("../../hack/versions.env");
 
 /// Value of `KEY=value` in `hack/versions.env`.
 pub fn version(key: &str) -> &'static str {

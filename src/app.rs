@@ -1,0 +1,152 @@
+//! `hashroll run`: builds the parts from the settings and starts them. Each watch is one
+//! line; the logic lives in the modules this wires together.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use crate::Error;
+use crate::cache::SourceCache;
+use crate::config::Settings;
+use crate::core::patch::RecordNames;
+use crate::core::record::RollOptions;
+use crate::core::refs::SourceKind;
+use crate::namespaces::NamespaceFilter;
+use crate::state::State;
+use crate::webhook::tls::CertReloader;
+use crate::{health, key, lease, metrics, namespaces, selfcert, watcher, webhook};
+
+/// Runs until SIGTERM or Ctrl-C, or until a server fails.
+pub async fn run(settings: Settings) -> Result<(), Error> {
+    let client = kube::Client::try_default().await.map_err(Error::Client)?;
+    let key = match settings.file_key.clone() {
+        Some(k) => k,
+        None => {
+            let secret = &settings.args.key.hmac_key_secret;
+            key::from_secret(&client, &settings.namespace, secret).await?
+        }
+    };
+    let selected = settings
+        .namespace_selector
+        .as_ref()
+        .map(|_| namespaces::Selected::default());
+    let cache = Arc::new(SourceCache::new(
+        settings.policy.names.clone(),
+        settings.selector.clone(),
+        NamespaceFilter {
+            only: settings.namespaces.clone(),
+            ignore: settings.namespaces_to_ignore.clone(),
+            selected: selected.clone(),
+        },
+    ));
+    let instance = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
+    let writer = if settings.args.enable_ha {
+        lease::start(
+            client.clone(),
+            lease::LeaseConfig {
+                namespace: settings.namespace.clone(),
+                name: settings.args.lease_name.clone(),
+                identity: instance.clone(),
+                duration: settings.args.lease_duration,
+            },
+        )
+    } else {
+        lease::Leadership::always()
+    };
+    let state = Arc::new(State {
+        policy: settings.policy.clone(),
+        names: RecordNames {
+            record: settings.record_annotation.clone(),
+            token: settings.token_annotation.clone(),
+        },
+        roll: RollOptions {
+            on_create: settings.args.reload_on_create,
+            on_delete: settings.args.reload_on_delete,
+        },
+        key,
+        cache: cache.clone(),
+        client: Some(client.clone()),
+        metrics: metrics::Metrics::new(),
+        watcher_ready: AtomicBool::new(false),
+        writer,
+    });
+
+    let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
+        let watch = crate::cache::watch(state.clone(), client.clone(), kind, changes_tx.clone());
+        tokio::spawn(watch);
+    }
+    drop(changes_tx);
+    let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
+    if let (Some(sel), Some(set)) = (settings.namespace_selector.clone(), selected) {
+        tokio::spawn(namespaces::watch(client.clone(), sel, set, ns_tx));
+    }
+    let watcher_cfg = watcher::WatcherConfig {
+        coalesce_window: settings.args.coalesce_window,
+        max_rollouts_per_second: settings.args.max_rollouts_per_second,
+        instance,
+    };
+    let watch = watcher::run(
+        state.clone(),
+        client.clone(),
+        watcher_cfg,
+        changes_rx,
+        ns_rx,
+    );
+    tokio::spawn(watch);
+
+    let certs = match settings.certs.clone() {
+        Some(c) => {
+            tokio::spawn(c.clone().watch(Duration::from_secs(2)));
+            c
+        }
+        None => self_managed_certs(&client, &settings).await?,
+    };
+    let tls = certs.server_config()?;
+    let bind = |addr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::Listen(addr, e))
+    };
+    let webhook_l = bind(settings.args.webhook_addr).await?;
+    let metrics_l = bind(settings.args.metrics_addr).await?;
+    tracing::info!(
+        webhook = %addr(&webhook_l),
+        metrics = %addr(&metrics_l),
+        namespace = %settings.namespace,
+        "hashroll started"
+    );
+    let router = webhook::router(state.clone(), settings.args.max_body_bytes);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
+    tokio::select! {
+        _ = webhook::serve_tls(webhook_l, tls, router) => {}
+        r = health::serve(metrics_l, state.clone()) => r.map_err(|e| Error::Serve("metrics server", e))?,
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+        _ = term.recv() => tracing::info!("terminated; stopping"),
+    }
+    Ok(())
+}
+
+/// `--self-managed-certs`: the certificate from (or into) its Secret, and the caBundle kept.
+async fn self_managed_certs(
+    client: &kube::Client,
+    settings: &Settings,
+) -> Result<Arc<CertReloader>, Error> {
+    let args = &settings.args;
+    let names = selfcert::sans(&args.service_name, &settings.namespace, &args.tls_san);
+    let pems = selfcert::ensure(client, &settings.namespace, &args.tls_secret, &names).await?;
+    tokio::spawn(selfcert::keep_ca_bundle(
+        client.clone(),
+        args.webhook_config.clone(),
+        pems.ca.clone(),
+        Duration::from_secs(30),
+    ));
+    Ok(CertReloader::from_pems(&pems.cert, &pems.key)?)
+}
+
+fn addr(l: &tokio::net::TcpListener) -> String {
+    l.local_addr().map(|a| a.to_string()).unwrap_or_default()
+}

@@ -1,0 +1,356 @@
+//! The command line: flags (Reloader's names where Reloader has one), the subcommands, and
+//! the one path from an error to an exit code (2: bad flags or files, 1: failed at run time).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::Error;
+use crate::config::Settings;
+
+/// The binary's entry: parse, then run the command; every error leaves through one place.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    // one crypto provider, installed explicitly, before any TLS is set up
+    if rustls::crypto::ring::default_provider()
+        .install_default()
+        .is_err()
+    {
+        eprintln!("hashroll: a rustls crypto provider was already installed");
+    }
+    let (who, result) = match cli.command {
+        Command::Explain(args) => ("hashroll explain", explain(*args)),
+        Command::Run(args) => ("hashroll", run(*args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{who}: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Error> {
+    let mut b = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    b.enable_all().build().map_err(Error::Runtime)
+}
+
+fn explain(args: ExplainArgs) -> Result<(), Error> {
+    let text = runtime(false)?.block_on(crate::explain::command(args))?;
+    print!("{text}");
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<(), Error> {
+    // everything that can be checked before starting is checked here: exit code 2
+    let settings = Settings::from_args(args)?;
+    crate::telemetry::init(&settings.args.log_format, &settings.args.log_level)?;
+    let res = runtime(true)?.block_on(crate::app::run(settings));
+    if let Err(e) = &res {
+        tracing::error!(error = %e, "hashroll stopped");
+    }
+    res
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hashroll",
+    version,
+    about = "Rolls workloads when the ConfigMaps and Secrets they use change (Reloader-compatible)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook and the watcher.
+    Run(Box<RunArgs>),
+    /// Explain what a workload tracks and why, or what a change to a source would roll.
+    Explain(Box<ExplainArgs>),
+}
+
+/// Flags `run` and `explain` share: where the key is, and the names of what is written.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArgs {
+    /// file holding the installation's HMAC key (else the Secret --hmac-key-secret in
+    /// hashroll's namespace)
+    #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
+    pub hmac_key_file: Option<PathBuf>,
+    /// name of the Secret holding the HMAC key when no file is given
+    #[arg(
+        long,
+        env = "HASHROLL_HMAC_KEY_SECRET",
+        default_value = "hashroll-hmac-key"
+    )]
+    pub hmac_key_secret: String,
+    /// annotation on the workload holding the record
+    #[arg(
+        long,
+        env = "HASHROLL_RECORD_ANNOTATION",
+        default_value = "hashroll.dev/sources"
+    )]
+    pub record_annotation: String,
+    /// annotation on the pod template holding the roll token
+    #[arg(
+        long,
+        env = "HASHROLL_TOKEN_ANNOTATION",
+        default_value = "hashroll.dev/config-hash"
+    )]
+    pub token_annotation: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// deployment/NAME, daemonset/NAME, statefulset/NAME, configmap/NAME or secret/NAME
+    pub target: String,
+    /// the namespace of the target
+    #[arg(short = 'n', long = "namespace", default_value = "default")]
+    pub namespace: String,
+    /// text or json
+    #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
+    pub output: String,
+    /// hashroll's own namespace (where the HMAC-key Secret lives)
+    #[arg(long, env = "HASHROLL_NAMESPACE", default_value = "hashroll")]
+    pub hashroll_namespace: String,
+    /// as the running hashroll's flag
+    #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub auto_reload_all: bool,
+}
+
+pub(crate) fn parse_bool_str(s: &str) -> Result<bool, String> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::core::policy::parse_go_duration(s)
+        .ok_or_else(|| format!("expected a duration such as 500ms, 1s or 2m, got {s:?}"))
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// PEM serving certificate of the webhook (reloaded when its content changes)
+    #[arg(long, env = "HASHROLL_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of the webhook
+    #[arg(long, env = "HASHROLL_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// make a CA and serving certificate once, keep them in --tls-secret, and keep the
+    /// caBundle of --webhook-config pointing at the CA (instead of the two files)
+    #[arg(long, env = "HASHROLL_SELF_MANAGED_CERTS", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub self_managed_certs: bool,
+    /// the Secret holding the self-managed certificate (in hashroll's namespace)
+    #[arg(long, env = "HASHROLL_TLS_SECRET", default_value = "hashroll-tls")]
+    pub tls_secret: String,
+    /// the MutatingWebhookConfiguration whose caBundle self-managed mode keeps
+    #[arg(long, env = "HASHROLL_WEBHOOK_CONFIG", default_value = "hashroll")]
+    pub webhook_config: String,
+    /// the Service in front of the webhook (the certificate's names)
+    #[arg(long, env = "HASHROLL_SERVICE_NAME", default_value = "hashroll")]
+    pub service_name: String,
+    /// extra names or IPs of the self-managed certificate (comma list)
+    #[arg(long, env = "HASHROLL_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// HTTPS address of the admission webhook
+    #[arg(long, env = "HASHROLL_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    pub webhook_addr: SocketAddr,
+    /// plain-HTTP address of /metrics, /healthz, /readyz
+    #[arg(long, env = "HASHROLL_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    pub metrics_addr: SocketAddr,
+    /// hashroll's own namespace (default: $POD_NAMESPACE, else "hashroll")
+    #[arg(long, env = "HASHROLL_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// configMaps or secrets: never react to this kind
+    #[arg(long, env = "HASHROLL_RESOURCES_TO_IGNORE", value_parser = ["configMaps", "configmaps", "secrets"])]
+    pub resources_to_ignore: Option<String>,
+    /// comma list of namespaces to ignore
+    #[arg(long, env = "HASHROLL_NAMESPACES_TO_IGNORE", default_value = "")]
+    pub namespaces_to_ignore: String,
+    /// comma list of namespaces to watch (all when empty)
+    #[arg(long, env = "HASHROLL_NAMESPACES", default_value = "")]
+    pub namespaces: String,
+    /// label selector of namespaces to watch
+    #[arg(long, env = "HASHROLL_NAMESPACE_SELECTOR", default_value = "")]
+    pub namespace_selector: String,
+    /// label selector of ConfigMaps/Secrets to react to
+    #[arg(long, env = "HASHROLL_RESOURCE_LABEL_SELECTOR", default_value = "")]
+    pub resource_label_selector: String,
+    /// treat every workload as `reloader.stakater.com/auto: "true"` unless it says "false"
+    #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub auto_reload_all: bool,
+    /// roll when a tracked source is created
+    #[arg(long, env = "HASHROLL_RELOAD_ON_CREATE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub reload_on_create: bool,
+    /// roll when a tracked source is deleted
+    #[arg(long, env = "HASHROLL_RELOAD_ON_DELETE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub reload_on_delete: bool,
+    /// comma list of workload types to ignore (jobs, cronjobs; accepted for compatibility)
+    #[arg(long, env = "HASHROLL_IGNORED_WORKLOAD_TYPES", default_value = "")]
+    pub ignored_workload_types: String,
+    /// text or json
+    #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// a tracing filter: info, debug, hashroll=debug,kube=info, ...
+    #[arg(long, env = "HASHROLL_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// only the holder of a Lease writes
+    #[arg(long, env = "HASHROLL_ENABLE_HA", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub enable_ha: bool,
+    /// how long a Lease holder stays the writer without renewing (--enable-ha)
+    #[arg(long, env = "HASHROLL_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// name of the Lease in hashroll's namespace (--enable-ha)
+    #[arg(long, env = "HASHROLL_LEASE_NAME", default_value = "hashroll-leader")]
+    pub lease_name: String,
+    /// changes reaching one workload within this window end in one patch (0 turns it off)
+    #[arg(long, env = "HASHROLL_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
+    pub coalesce_window: Duration,
+    /// global limit on roll patches per second
+    #[arg(
+        long,
+        env = "HASHROLL_MAX_ROLLOUTS_PER_SECOND",
+        default_value_t = 200.0
+    )]
+    pub max_rollouts_per_second: f64,
+    /// largest AdmissionReview body accepted, in bytes
+    #[arg(long, env = "HASHROLL_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    #[arg(
+        long,
+        env = "HASHROLL_AUTO_ANNOTATION",
+        default_value = "reloader.stakater.com/auto"
+    )]
+    pub auto_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_CONFIGMAP_AUTO_ANNOTATION",
+        default_value = "configmap.reloader.stakater.com/auto"
+    )]
+    pub configmap_auto_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_SECRET_AUTO_ANNOTATION",
+        default_value = "secret.reloader.stakater.com/auto"
+    )]
+    pub secret_auto_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_CONFIGMAP_ANNOTATION",
+        default_value = "configmap.reloader.stakater.com/reload"
+    )]
+    pub configmap_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_SECRET_ANNOTATION",
+        default_value = "secret.reloader.stakater.com/reload"
+    )]
+    pub secret_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_CONFIGMAP_EXCLUDE_ANNOTATION",
+        default_value = "configmaps.exclude.reloader.stakater.com/reload"
+    )]
+    pub configmap_exclude_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_SECRET_EXCLUDE_ANNOTATION",
+        default_value = "secrets.exclude.reloader.stakater.com/reload"
+    )]
+    pub secret_exclude_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_AUTO_SEARCH_ANNOTATION",
+        default_value = "reloader.stakater.com/search"
+    )]
+    pub auto_search_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_SEARCH_MATCH_ANNOTATION",
+        default_value = "reloader.stakater.com/match"
+    )]
+    pub search_match_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_IGNORE_ANNOTATION",
+        default_value = "reloader.stakater.com/ignore"
+    )]
+    pub ignore_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_PAUSE_DEPLOYMENT_ANNOTATION",
+        default_value = "deployment.reloader.stakater.com/pause-period"
+    )]
+    pub pause_deployment_annotation: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reloader_boolean_flag_forms_parse() {
+        let parse = |extra: &[&str]| {
+            let mut args = vec!["hashroll", "run", "--tls-cert-file=c", "--tls-key-file=k"];
+            args.extend_from_slice(extra);
+            match Cli::try_parse_from(args).expect("parses").command {
+                Command::Run(a) => *a,
+                Command::Explain(_) => unreachable!("run was parsed"),
+            }
+        };
+        let a = parse(&[]);
+        assert!(a.reload_on_create && a.reload_on_delete && !a.auto_reload_all && !a.enable_ha);
+        let a = parse(&[
+            "--reload-on-create=false",
+            "--reload-on-delete",
+            "false",
+            "--auto-reload-all",
+            "--enable-ha=true",
+        ]);
+        assert!(!a.reload_on_create && !a.reload_on_delete && a.auto_reload_all && a.enable_ha);
+        let a = parse(&["--auto-reload-all=false"]);
+        assert!(!a.auto_reload_all);
+        assert!(
+            Cli::try_parse_from([
+                "hashroll",
+                "run",
+                "--tls-cert-file=c",
+                "--tls-key-file=k",
+                "--reload-on-create=maybe"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn bool_strings_follow_go_parse_bool() {
+        assert_eq!(parse_bool_str("True"), Ok(true));
+        assert_eq!(parse_bool_str("0"), Ok(false));
+        assert!(parse_bool_str("yes").is_err());
+    }
+}

@@ -1,0 +1,203 @@
+//! The roll queue, pure: which workload is due for which task when, coalescing and
+//! backoff. No I/O and no clock of its own (the caller passes `now`), so it is unit-tested
+//! with tokio's paused clock.
+//!
+//! One entry per workload and task: a check never moves a pending resume, nor back, so a
+//! backlog of checks cannot delay the end of a pause-period. An earlier schedule stands, so
+//! changes within one coalesce window end in one patch. Delays come from tenants'
+//! annotations (pause-period): due times are computed with `checked_add` and capped at
+//! [`MAX_DELAY`], so no delay can overflow the clock.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// What to do with a workload when it is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Task {
+    /// check the record, roll if due
+    Check,
+    /// end a pause-period: resume the Deployment
+    Resume,
+}
+
+/// When a task is due, and how many attempts failed so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pending {
+    pub due: Instant,
+    pub attempts: u32,
+}
+
+/// The longest any task is put off (a longer delay is taken as this).
+pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `now + delay`, with the delay capped at [`MAX_DELAY`]; never panics.
+pub fn due_at(now: Instant, delay: Duration) -> Instant {
+    let delay = delay.min(MAX_DELAY);
+    now.checked_add(delay)
+        .or_else(|| now.checked_add(Duration::from_secs(3600)))
+        .unwrap_or(now)
+}
+
+/// The wait before retry number `attempts` of a failed write: 100 ms doubling, at most 30 s.
+pub fn backoff(attempts: u32) -> Duration {
+    let ms = 100u64.saturating_mul(1u64 << attempts.min(9));
+    Duration::from_millis(ms.min(30_000))
+}
+
+/// Pending tasks by key.
+#[derive(Debug)]
+pub struct Queue<K> {
+    pending: BTreeMap<(K, Task), Pending>,
+}
+
+impl<K> Default for Queue<K> {
+    fn default() -> Self {
+        Queue {
+            pending: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Ord + Clone> Queue<K> {
+    /// Schedules `task` for `key` after `delay`; an earlier schedule stands.
+    pub fn schedule(&mut self, key: K, task: Task, now: Instant, delay: Duration, attempts: u32) {
+        let due = due_at(now, delay);
+        self.pending
+            .entry((key, task))
+            .and_modify(|p| {
+                p.due = p.due.min(due);
+                p.attempts = p.attempts.max(attempts);
+            })
+            .or_insert(Pending { due, attempts });
+    }
+
+    /// Takes every task due at `now`.
+    pub fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
+        let due: Vec<(K, Task)> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|k| self.pending.remove(&k).map(|p| (k.0, k.1, p)))
+            .collect()
+    }
+
+    /// When the next task is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.values().map(|p| p.due).min()
+    }
+
+    /// Forgets every task of `key` (the workload is gone).
+    pub fn remove(&mut self, key: &K) {
+        self.pending.remove(&(key.clone(), Task::Check));
+        self.pending.remove(&(key.clone(), Task::Resume));
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn keys(taken: &[(&'static str, Task, Pending)]) -> Vec<(&'static str, Task)> {
+        taken.iter().map(|(k, t, _)| (*k, *t)).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn changes_within_the_window_end_in_one_check() {
+        let mut q = Queue::default();
+        q.schedule("web", Task::Check, Instant::now(), WINDOW, 0);
+        tokio::time::advance(Duration::from_millis(400)).await;
+        q.schedule("web", Task::Check, Instant::now(), WINDOW, 0);
+        assert_eq!(q.len(), 1);
+        tokio::time::advance(Duration::from_millis(599)).await;
+        assert!(
+            q.take_due(Instant::now()).is_empty(),
+            "not due before the first window ends"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        let taken = q.take_due(Instant::now());
+        assert_eq!(keys(&taken), [("web", Task::Check)]);
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_earlier_schedule_stands() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.schedule("a", Task::Check, t0, Duration::from_secs(5), 0);
+        q.schedule("a", Task::Check, t0, Duration::from_secs(1), 0);
+        assert_eq!(q.next_due(), Some(t0 + Duration::from_secs(1)));
+        q.schedule("a", Task::Check, t0, Duration::from_secs(9), 3);
+        assert_eq!(q.next_due(), Some(t0 + Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let taken = q.take_due(Instant::now());
+        assert_eq!(taken[0].2.attempts, 3, "the most attempts are kept");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let waits: Vec<u64> = (0..14).map(|a| backoff(a).as_millis() as u64).collect();
+        assert_eq!(&waits[..4], &[100, 200, 400, 800]);
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+        assert_eq!(backoff(9), Duration::from_secs(30));
+        assert_eq!(backoff(u32::MAX), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_resume_is_not_delayed_by_a_backlog_of_checks() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.schedule("web", Task::Resume, t0, Duration::from_secs(2), 0);
+        for i in 0..100 {
+            // checks keep coming, some later, some retried
+            q.schedule(
+                "web",
+                Task::Check,
+                Instant::now(),
+                Duration::from_secs(5),
+                i,
+            );
+            tokio::time::advance(Duration::from_millis(10)).await;
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let taken = q.take_due(Instant::now());
+        assert_eq!(keys(&taken), [("web", Task::Resume)]);
+        assert_eq!(taken[0].2.due, t0 + Duration::from_secs(2));
+        assert_eq!(q.len(), 1, "the check is still pending");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_delay_does_not_overflow_the_clock() {
+        let mut q = Queue::default();
+        let now = Instant::now();
+        q.schedule("x", Task::Resume, now, Duration::MAX, 0);
+        q.schedule("y", Task::Check, now, Duration::from_secs(u64::MAX / 2), 0);
+        assert_eq!(q.next_due(), Some(now + MAX_DELAY));
+        assert!(q.take_due(now + Duration::from_secs(3600)).is_empty());
+    }
+
+    #[test]
+    fn removing_a_workload_forgets_both_tasks() {
+        let mut q = Queue::default();
+        let now = Instant::now();
+        q.schedule("a", Task::Check, now, Duration::ZERO, 0);
+        q.schedule("a", Task::Resume, now, Duration::ZERO, 0);
+        q.schedule("b", Task::Check, now, Duration::ZERO, 0);
+        q.remove(&"a");
+        assert_eq!(keys(&q.take_due(now)), [("b", Task::Check)]);
+    }
+}
