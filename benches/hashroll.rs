@@ -183,7 +183,7 @@ async fn inproc() -> Result<(), AnyErr> {
         parse = parse.min(per(t));
         let t = Instant::now();
         for _ in 0..N {
-            let (out, _) = hashroll::webhook::review::handle(&state, &body)
+            let (out, _) = hashroll::webhook::admit::handle(&state, &body)
                 .await
                 .map_err(|e| e.to_string())?;
             std::hint::black_box(serde_json::to_vec(&out)?);

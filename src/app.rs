@@ -17,7 +17,7 @@ use crate::webhook::tls::CertReloader;
 use crate::{health, key, lease, metrics, namespaces, selfcert, watcher, webhook};
 
 /// Runs until SIGTERM or Ctrl-C, or until a server fails.
-pub async fn run(settings: Settings) -> Result<(), Error> {
+pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
     let key = match settings.file_key.clone() {
         Some(k) => k,

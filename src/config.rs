@@ -45,7 +45,7 @@ fn split_terms(s: &str) -> Vec<String> {
 
 /// Translates Reloader's selector forms (`k=v`, `k:v`, `k=*`, `k:*`) into a Kubernetes label
 /// selector; anything else a label selector accepts passes through as it is.
-pub fn label_selector(s: &str) -> String {
+pub(crate) fn label_selector(s: &str) -> String {
     split_terms(s)
         .into_iter()
         .map(|term| {
@@ -67,14 +67,13 @@ pub fn label_selector(s: &str) -> String {
 }
 
 /// Everything `run` needs, validated.
-pub struct Settings {
+pub(crate) struct Settings {
     pub args: RunArgs,
     pub namespace: String,
     pub policy: PolicyConfig,
     pub namespaces: Vec<String>,
     pub namespaces_to_ignore: Vec<String>,
     pub namespace_selector: Option<String>,
-    pub resource_label_selector: Option<String>,
     pub record_annotation: String,
     pub token_annotation: String,
     /// the serving certificate from files (none with --self-managed-certs)
@@ -105,7 +104,7 @@ pub enum ConfigError {
 }
 
 impl Settings {
-    pub fn from_args(args: RunArgs) -> Result<Settings, ConfigError> {
+    pub(crate) fn from_args(args: RunArgs) -> Result<Settings, ConfigError> {
         if !args.self_managed_certs && (args.tls_cert_file.is_none() || args.tls_key_file.is_none())
         {
             return Err(ConfigError::Invalid {
@@ -199,7 +198,6 @@ impl Settings {
             namespaces: comma_list(&args.namespaces),
             namespaces_to_ignore: comma_list(&args.namespaces_to_ignore),
             namespace_selector: opt(&args.namespace_selector),
-            resource_label_selector,
             record_annotation: args.key.record_annotation.clone(),
             token_annotation: args.key.token_annotation.clone(),
             args,

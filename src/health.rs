@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use crate::state::State as AppState;
 
 /// `/metrics`, `/healthz`, `/readyz` on plain HTTP.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
+pub(crate) async fn serve(listener: TcpListener, state: Arc<AppState>) -> std::io::Result<()> {
     let app = Router::new()
         .route(
             "/metrics",

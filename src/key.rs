@@ -26,7 +26,7 @@ pub enum KeyError {
     Malformed(String),
 }
 
-pub fn from_file(path: &Path) -> Result<DigestKey, KeyError> {
+pub(crate) fn from_file(path: &Path) -> Result<DigestKey, KeyError> {
     let mut bytes =
         std::fs::read(path).map_err(|e| KeyError::File(path.display().to_string(), e))?;
     while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
@@ -35,7 +35,7 @@ pub fn from_file(path: &Path) -> Result<DigestKey, KeyError> {
     DigestKey::new(bytes).ok_or(KeyError::TooShort)
 }
 
-pub async fn from_secret(
+pub(crate) async fn from_secret(
     client: &Client,
     namespace: &str,
     name: &str,

@@ -4,6 +4,7 @@
 //! are; the shell (`webhook`, `watcher`, `cache`, `k8s`) talks to the world and calls into
 //! it. `cli` parses, `config` validates, `app` wires the parts together.
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 /// Wiring of `hashroll run`: client, key, caches, watches, roller, servers.
 pub(crate) mod app;
@@ -12,17 +13,17 @@ pub mod cache;
 /// The command line: flags, subcommands, exit codes.
 pub mod cli;
 /// Flags validated into settings; every start-up check.
-pub mod config;
+pub(crate) mod config;
 /// The pure core: references, policy, digests, record, stamp, patch, workload kinds.
 pub mod core;
 /// `hashroll explain`: what a workload tracks and why, what a source change would roll.
-pub mod explain;
+pub(crate) mod explain;
 /// `/metrics`, `/healthz`, `/readyz` on plain HTTP.
 pub(crate) mod health;
 /// The shell's Kubernetes plumbing: the one watch driver and the per-kind API table.
-pub mod k8s;
+pub(crate) mod k8s;
 /// The installation's HMAC key (file or Secret).
-pub mod key;
+pub(crate) mod key;
 /// Who may write (HA): a Lease.
 pub mod lease;
 /// The Prometheus registry.
@@ -36,7 +37,7 @@ pub mod state;
 /// Logging set-up.
 pub mod telemetry;
 /// The watcher: workload store, roll queue, writer.
-pub mod watcher;
+pub(crate) mod watcher;
 /// The mutating admission webhook.
 pub mod webhook;
 

@@ -28,14 +28,14 @@ pub enum SelfCertError {
 
 /// The PEMs a replica serves with.
 #[derive(Clone)]
-pub struct Pems {
+pub(crate) struct Pems {
     pub cert: String,
     pub key: String,
     pub ca: String,
 }
 
 /// SANs of the serving certificate: the Service's names, plus `extra`.
-pub fn sans(service: &str, namespace: &str, extra: &[String]) -> Vec<String> {
+pub(crate) fn sans(service: &str, namespace: &str, extra: &[String]) -> Vec<String> {
     let mut v = vec![
         format!("{service}.{namespace}.svc"),
         format!("{service}.{namespace}.svc.cluster.local"),
@@ -98,7 +98,7 @@ fn read(name: &str, s: &Secret) -> Result<Pems, SelfCertError> {
 
 /// The serving certificate of this installation: the Secret's, or a new one stored there
 /// first (another replica that was faster wins, and we use its).
-pub async fn ensure(
+pub(crate) async fn ensure(
     client: &Client,
     namespace: &str,
     secret: &str,
@@ -158,7 +158,7 @@ pub async fn ensure(
 }
 
 /// Sets `caBundle` of every webhook of the configuration; returns whether it changed anything.
-pub async fn set_ca_bundle(
+pub(crate) async fn set_ca_bundle(
     client: &Client,
     config: &str,
     ca_pem: &str,
@@ -191,7 +191,12 @@ pub async fn set_ca_bundle(
 
 /// Keeps the caBundle right (the configuration may be applied after hashroll starts, or
 /// re-applied without it by a GitOps tool).
-pub async fn keep_ca_bundle(client: Client, config: String, ca_pem: String, every: Duration) {
+pub(crate) async fn keep_ca_bundle(
+    client: Client,
+    config: String,
+    ca_pem: String,
+    every: Duration,
+) {
     loop {
         match set_ca_bundle(&client, &config, &ca_pem).await {
             Ok(true) => tracing::info!(webhook = %config, "set the webhook's caBundle"),

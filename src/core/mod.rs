@@ -7,4 +7,5 @@ pub mod policy;
 pub mod record;
 pub mod refs;
 pub mod selector;
+pub mod stamp;
 pub mod workload;

@@ -1,13 +1,12 @@
-//! The record (each tracked source and its keyed digest) and the ONE function that decides
-//! what record and roll token a workload should carry. Webhook and watcher both call
-//! [`stamp`]; if they disagreed, workloads would roll forever.
+//! The record (each tracked source and its keyed digest) and [`decide`]: given the record a
+//! workload should carry now and what it carries, the record and roll token to write. The
+//! whole path from a workload to that decision is `core::stamp`.
 
 use std::collections::BTreeMap;
 
 use super::digest::{DigestKey, record_digest, source_digest};
-use super::policy::{PolicyConfig, SourceView, Tracked, tracked};
-use super::refs::{Reference, SourceRef, references};
-use super::workload::Workload;
+use super::policy::{SourceView, Tracked};
+use super::refs::SourceRef;
 
 /// `"configmap/<name>"` / `"secret/<name>"` → 16 hex chars or `"absent"`.
 pub type Record = BTreeMap<String, String>;
@@ -171,70 +170,6 @@ pub fn decide(
                 changed,
             }
         }
-    }
-}
-
-/// Everything [`stamp`] decides for one workload.
-#[derive(Debug, Clone)]
-pub struct Stamp {
-    pub tracked: BTreeMap<SourceRef, Tracked>,
-    pub current: Record,
-    pub decision: Decision,
-}
-
-/// References → policy → digests → decision, for one workload. The one function webhook
-/// and watcher both call.
-pub fn stamp(
-    cfg: &PolicyConfig,
-    key: &DigestKey,
-    workload: &Workload,
-    sources: &dyn SourceView,
-    stored: &Stored,
-    mode: Mode,
-    opts: RollOptions,
-) -> Stamp {
-    let refs = references(&workload.pod);
-    let input = StampInput {
-        namespace: &workload.namespace,
-        annotations: &workload.annotations,
-        template_annotations: &workload.template_annotations,
-        refs: &refs,
-    };
-    stamp_refs(cfg, key, &input, sources, stored, mode, opts)
-}
-
-/// What [`stamp_refs`] reads of a workload: the watcher keeps only this, not the pod spec.
-#[derive(Debug, Clone, Copy)]
-pub struct StampInput<'a> {
-    pub namespace: &'a str,
-    pub annotations: &'a BTreeMap<String, String>,
-    pub template_annotations: &'a BTreeMap<String, String>,
-    pub refs: &'a [Reference],
-}
-
-/// [`stamp`] from references already extracted.
-pub fn stamp_refs(
-    cfg: &PolicyConfig,
-    key: &DigestKey,
-    input: &StampInput<'_>,
-    sources: &dyn SourceView,
-    stored: &Stored,
-    mode: Mode,
-    opts: RollOptions,
-) -> Stamp {
-    let tracked = tracked(
-        cfg,
-        input.annotations,
-        input.template_annotations,
-        input.refs,
-        sources,
-    );
-    let current = current_record(key, input.namespace, &tracked, sources);
-    let decision = decide(key, mode, &current, stored, opts);
-    Stamp {
-        tracked,
-        current,
-        decision,
     }
 }
 

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+#[cfg(test)]
 use k8s_openapi::api::core::v1::PodSpec;
 use serde::Deserialize;
 
@@ -225,6 +226,7 @@ pub struct ProjectionRefs {
     pub secret: Option<ItemsRef>,
 }
 
+#[cfg(test)]
 impl From<&PodSpec> for PodRefs {
     /// The same fields out of a typed PodSpec.
     fn from(spec: &PodSpec) -> PodRefs {

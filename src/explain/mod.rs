@@ -14,19 +14,20 @@ use crate::cli::ExplainArgs;
 use crate::core::digest::{ABSENT, DigestKey};
 use crate::core::patch::RecordNames;
 use crate::core::policy::{PolicyConfig, opted_in};
-use crate::core::record::{Mode, RollOptions, Stamp, stamp};
+use crate::core::record::{Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
+use crate::core::stamp::{Stamp, stamp};
 use crate::core::workload::{Workload, WorkloadKind, stored_of};
 use crate::k8s;
 use crate::namespaces::NamespaceFilter;
 
 mod render;
 
-pub use render::{render_source, render_workload};
+pub(crate) use render::{render_source, render_workload};
 
 /// `hashroll explain`: the report on the target, as text or JSON.
-pub async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
+pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let target = parse_target(&args.target)?;
     let client = Client::try_default()
         .await
@@ -93,7 +94,7 @@ fn api_err(what: &str, e: kube::Error) -> ExplainError {
 }
 
 #[derive(Debug, Serialize)]
-pub struct TrackedSource {
+pub(crate) struct TrackedSource {
     pub source: String,
     pub reasons: Vec<String>,
     pub keys: Option<Vec<String>>,
@@ -103,7 +104,7 @@ pub struct TrackedSource {
 }
 
 #[derive(Debug, Serialize)]
-pub struct WorkloadReport {
+pub(crate) struct WorkloadReport {
     pub workload: String,
     pub namespace: String,
     pub opted_in: bool,
@@ -116,7 +117,7 @@ pub struct WorkloadReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct SourceReport {
+pub(crate) struct SourceReport {
     pub source: String,
     pub namespace: String,
     pub exists: bool,
@@ -124,7 +125,7 @@ pub struct SourceReport {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     pub workload: String,
     pub reasons: Vec<String>,
 }
@@ -203,7 +204,7 @@ fn run_stamp(
     )
 }
 
-pub async fn explain_workload(
+pub(crate) async fn explain_workload(
     client: &Client,
     cfg: &PolicyConfig,
     key: &DigestKey,
@@ -251,7 +252,7 @@ pub async fn explain_workload(
     })
 }
 
-pub async fn explain_source(
+pub(crate) async fn explain_source(
     client: &Client,
     cfg: &PolicyConfig,
     key: &DigestKey,
@@ -285,12 +286,12 @@ pub async fn explain_source(
 }
 
 /// What `explain` was asked about.
-pub enum Target {
+pub(crate) enum Target {
     Workload(WorkloadKind, String),
     Source(SourceRef),
 }
 
-pub fn parse_target(s: &str) -> Result<Target, ExplainError> {
+pub(crate) fn parse_target(s: &str) -> Result<Target, ExplainError> {
     let (kind, name) = s
         .split_once('/')
         .ok_or_else(|| ExplainError::Target(s.to_string()))?;
@@ -307,7 +308,7 @@ pub fn parse_target(s: &str) -> Result<Target, ExplainError> {
 }
 
 /// Reads the key the installation uses: the file, else the Secret (never created here).
-pub async fn read_key(
+pub(crate) async fn read_key(
     client: &Client,
     file: Option<&std::path::Path>,
     ns: &str,

@@ -17,7 +17,7 @@ pub(super) fn pretty<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
-pub fn render_workload(r: &WorkloadReport) -> String {
+pub(crate) fn render_workload(r: &WorkloadReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "{} in namespace {}", r.workload, r.namespace);
@@ -79,7 +79,7 @@ pub fn render_workload(r: &WorkloadReport) -> String {
     s
 }
 
-pub fn render_source(r: &SourceReport) -> String {
+pub(crate) fn render_source(r: &SourceReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::core::workload::{Workload, WorkloadError, WorkloadKind};
 
 /// The API resource of `kind`.
-pub fn resource(kind: WorkloadKind) -> ApiResource {
+pub(crate) fn resource(kind: WorkloadKind) -> ApiResource {
     let r = kind.row();
     ApiResource {
         group: r.group.to_string(),
@@ -25,17 +25,21 @@ pub fn resource(kind: WorkloadKind) -> ApiResource {
 }
 
 /// Every object of `kind`, cluster-wide.
-pub fn all(client: Client, kind: WorkloadKind) -> Api<DynamicObject> {
+pub(crate) fn all(client: Client, kind: WorkloadKind) -> Api<DynamicObject> {
     Api::all_with(client, &resource(kind))
 }
 
 /// The objects of `kind` in `namespace`.
-pub fn namespaced(client: Client, namespace: &str, kind: WorkloadKind) -> Api<DynamicObject> {
+pub(crate) fn namespaced(
+    client: Client,
+    namespace: &str,
+    kind: WorkloadKind,
+) -> Api<DynamicObject> {
     Api::namespaced_with(client, namespace, &resource(kind))
 }
 
 /// What the core reads of a workload given as a dynamic object, and whether it is paused.
-pub fn workload(
+pub(crate) fn workload(
     kind: WorkloadKind,
     obj: &DynamicObject,
 ) -> Result<(Workload, bool), WorkloadError> {
@@ -56,7 +60,7 @@ pub fn workload(
 }
 
 /// The whole object as JSON (what `explain` reads).
-pub fn to_value(obj: &DynamicObject) -> Value {
+pub(crate) fn to_value(obj: &DynamicObject) -> Value {
     serde_json::to_value(obj).unwrap_or(Value::Null)
 }
 

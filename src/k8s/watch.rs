@@ -14,7 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use serde::de::DeserializeOwned;
 
 /// What one watch does with what it sees.
-pub trait Handler<K> {
+pub(crate) trait Handler<K> {
     /// A (re)list starts: whatever it does not see again is gone at [`Handler::relist_done`].
     fn relist_start(&mut self);
     /// An object was listed, added or modified.
@@ -29,7 +29,7 @@ pub trait Handler<K> {
 
 /// Runs `handler` on the watch of `api` until the stream ends (it does not, in practice).
 /// `what` names the watch in logs.
-pub async fn run<K, H>(api: Api<K>, cfg: watcher::Config, what: &str, handler: &mut H)
+pub(crate) async fn run<K, H>(api: Api<K>, cfg: watcher::Config, what: &str, handler: &mut H)
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     H: Handler<K>,

@@ -6,10 +6,10 @@
 //! (`workloads`); source changes and relists enqueue checks (`queue`); the roller works the
 //! queue and the writer (`writer`) patches, re-reads and posts Events.
 
-pub mod queue;
-pub mod roller;
-pub mod workloads;
-pub mod writer;
+pub(crate) mod queue;
+pub(crate) mod roller;
+pub(crate) mod workloads;
+pub(crate) mod writer;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use workloads::{WorkloadEntry, WorkloadKey};
 
 /// Flags of the watcher.
 #[derive(Debug, Clone)]
-pub struct WatcherConfig {
+pub(crate) struct WatcherConfig {
     pub coalesce_window: Duration,
     pub max_rollouts_per_second: f64,
     /// who we are in Events
@@ -37,7 +37,7 @@ pub struct WatcherConfig {
 }
 
 /// Runs the watcher until the process ends: workload watches, source changes, the roller.
-pub async fn run(
+pub(crate) async fn run(
     state: Arc<State>,
     client: Client,
     cfg: WatcherConfig,

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 /// What to do with a workload when it is due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Task {
+pub(crate) enum Task {
     /// check the record, roll if due
     Check,
     /// end a pause-period: resume the Deployment
@@ -24,16 +24,16 @@ pub enum Task {
 
 /// When a task is due, and how many attempts failed so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub due: Instant,
     pub attempts: u32,
 }
 
 /// The longest any task is put off (a longer delay is taken as this).
-pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// `now + delay`, with the delay capped at [`MAX_DELAY`]; never panics.
-pub fn due_at(now: Instant, delay: Duration) -> Instant {
+pub(crate) fn due_at(now: Instant, delay: Duration) -> Instant {
     let delay = delay.min(MAX_DELAY);
     now.checked_add(delay)
         .or_else(|| now.checked_add(Duration::from_secs(3600)))
@@ -41,14 +41,14 @@ pub fn due_at(now: Instant, delay: Duration) -> Instant {
 }
 
 /// The wait before retry number `attempts` of a failed write: 100 ms doubling, at most 30 s.
-pub fn backoff(attempts: u32) -> Duration {
+pub(crate) fn backoff(attempts: u32) -> Duration {
     let ms = 100u64.saturating_mul(1u64 << attempts.min(9));
     Duration::from_millis(ms.min(30_000))
 }
 
 /// Pending tasks by key.
 #[derive(Debug)]
-pub struct Queue<K> {
+pub(crate) struct Queue<K> {
     pending: BTreeMap<(K, Task), Pending>,
 }
 
@@ -62,7 +62,14 @@ impl<K> Default for Queue<K> {
 
 impl<K: Ord + Clone> Queue<K> {
     /// Schedules `task` for `key` after `delay`; an earlier schedule stands.
-    pub fn schedule(&mut self, key: K, task: Task, now: Instant, delay: Duration, attempts: u32) {
+    pub(crate) fn schedule(
+        &mut self,
+        key: K,
+        task: Task,
+        now: Instant,
+        delay: Duration,
+        attempts: u32,
+    ) {
         let due = due_at(now, delay);
         self.pending
             .entry((key, task))
@@ -74,7 +81,7 @@ impl<K: Ord + Clone> Queue<K> {
     }
 
     /// Takes every task due at `now`.
-    pub fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
         let due: Vec<(K, Task)> = self
             .pending
             .iter()
@@ -87,21 +94,22 @@ impl<K: Ord + Clone> Queue<K> {
     }
 
     /// When the next task is due.
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.pending.values().map(|p| p.due).min()
     }
 
     /// Forgets every task of `key` (the workload is gone).
-    pub fn remove(&mut self, key: &K) {
+    pub(crate) fn remove(&mut self, key: &K) {
         self.pending.remove(&(key.clone(), Task::Check));
         self.pending.remove(&(key.clone(), Task::Resume));
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.pending.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
 }

@@ -16,15 +16,16 @@ use super::queue::{Pending, Queue, Task, backoff};
 use super::workloads::{PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore};
 use super::writer::{WriteError, Writer};
 use crate::core::policy::pause_period;
-use crate::core::record::{Mode, Stamp, stamp_refs};
+use crate::core::record::Mode;
 use crate::core::refs::SourceRef;
+use crate::core::stamp::{Stamp, stamp_refs};
 use crate::core::workload::WorkloadKind;
 use crate::state::State;
 
 /// How many checks and writes run at once.
 const WORKERS: usize = 16;
 
-pub struct Roller {
+pub(crate) struct Roller {
     state: Arc<State>,
     store: Mutex<WorkloadStore>,
     queue: Mutex<Queue<WorkloadKey>>,
@@ -34,7 +35,7 @@ pub struct Roller {
 }
 
 impl Roller {
-    pub fn new(state: Arc<State>, client: Client, cfg: &WatcherConfig) -> Roller {
+    pub(crate) fn new(state: Arc<State>, client: Client, cfg: &WatcherConfig) -> Roller {
         let store = WorkloadStore::new(state.policy.names.clone(), state.names.clone());
         let writer = Writer::new(
             state.clone(),
@@ -65,7 +66,7 @@ impl Roller {
     }
 
     /// Stores a workload; whether anything the watcher reads changed.
-    pub fn upsert(&self, entry: WorkloadEntry) -> bool {
+    pub(crate) fn upsert(&self, entry: WorkloadEntry) -> bool {
         let mut store = self.store();
         let changed = match store.get(&entry.key) {
             Some(old) => {
@@ -80,22 +81,26 @@ impl Roller {
         changed
     }
 
-    pub fn remove(&self, key: &WorkloadKey) {
+    pub(crate) fn remove(&self, key: &WorkloadKey) {
         self.store().remove(key);
         self.queue().remove(key);
     }
 
-    pub fn retain_kind(&self, kind: WorkloadKind, seen: &std::collections::HashSet<WorkloadKey>) {
+    pub(crate) fn retain_kind(
+        &self,
+        kind: WorkloadKind,
+        seen: &std::collections::HashSet<WorkloadKey>,
+    ) {
         self.store().retain_kind(kind, seen);
     }
 
-    pub fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
+    pub(crate) fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
         self.store().affected(namespace, source)
     }
 
     /// Schedules a check of `key` after `delay`; an earlier schedule stands, so changes
     /// within one window end in one patch.
-    pub fn enqueue(&self, key: WorkloadKey, delay: Duration) {
+    pub(crate) fn enqueue(&self, key: WorkloadKey, delay: Duration) {
         self.schedule(key, delay, Task::Check, 0);
     }
 
@@ -108,7 +113,7 @@ impl Roller {
     }
 
     /// Schedules every workload of one namespace (it just became selected).
-    pub fn enqueue_namespace(&self, ns: &str) {
+    pub(crate) fn enqueue_namespace(&self, ns: &str) {
         let keys = self.store().keys();
         for k in keys.into_iter().filter(|k| k.namespace == ns) {
             self.enqueue(k, Duration::ZERO);
@@ -116,7 +121,7 @@ impl Roller {
     }
 
     /// Schedules every known workload; how many.
-    pub fn enqueue_all(&self, delay: Duration) -> usize {
+    pub(crate) fn enqueue_all(&self, delay: Duration) -> usize {
         let keys = self.store().keys();
         let n = keys.len();
         for k in keys {
@@ -126,7 +131,7 @@ impl Roller {
     }
 
     /// Works the queue forever.
-    pub async fn run(self: Arc<Self>) {
+    pub(crate) async fn run(self: Arc<Self>) {
         loop {
             let (ready, next) = {
                 let mut q = self.queue();
@@ -254,7 +259,7 @@ impl Roller {
     }
 
     /// Schedules the end of pause-periods found at start-up (nothing lost across restarts).
-    pub fn resume_pending_pauses(&self) {
+    pub(crate) fn resume_pending_pauses(&self) {
         let store = self.store();
         let mut due = Vec::new();
         for k in store.keys() {
@@ -280,7 +285,7 @@ impl Roller {
     }
 
     /// Counts for the gauges.
-    pub fn update_gauges(&self) {
+    pub(crate) fn update_gauges(&self) {
         let (sources, workloads) = self.store().counts();
         self.state.metrics.sources_tracked.set(sources as i64);
         self.state.metrics.workloads_tracked.set(workloads as i64);

@@ -7,13 +7,14 @@ use kube::api::DynamicObject;
 
 use crate::core::patch::RecordNames;
 use crate::core::policy::AnnotationNames;
-use crate::core::record::{StampInput, Stored, parse_record};
+use crate::core::record::{Stored, parse_record};
 use crate::core::refs::{Reference, SourceKind, SourceRef, references};
+use crate::core::stamp::StampInput;
 use crate::core::workload::{Workload, WorkloadKind};
 
 /// A workload by kind, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct WorkloadKey {
+pub(crate) struct WorkloadKey {
     pub kind: WorkloadKind,
     pub namespace: String,
     pub name: String,
@@ -27,7 +28,7 @@ impl std::fmt::Display for WorkloadKey {
 
 /// What the watcher keeps of one workload.
 #[derive(Debug, Clone, PartialEq)]
-pub struct WorkloadEntry {
+pub(crate) struct WorkloadEntry {
     pub key: WorkloadKey,
     pub resource_version: Option<String>,
     pub uid: Option<String>,
@@ -40,7 +41,7 @@ pub struct WorkloadEntry {
 }
 
 /// The annotation on a Deployment that hashroll paused, with the time it did.
-pub const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
+pub(crate) const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
 
 fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
     k == names.auto
@@ -58,7 +59,7 @@ fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
 }
 
 impl WorkloadEntry {
-    pub fn from_workload(
+    pub(crate) fn from_workload(
         w: Workload,
         resource_version: Option<String>,
         uid: Option<String>,
@@ -89,7 +90,7 @@ impl WorkloadEntry {
 
     /// Reads a watched (or patched) object; `None`, with a log line, for one hashroll cannot
     /// read.
-    pub fn from_object(
+    pub(crate) fn from_object(
         kind: WorkloadKind,
         obj: &DynamicObject,
         names: &AnnotationNames,
@@ -113,7 +114,7 @@ impl WorkloadEntry {
         }
     }
 
-    pub fn input(&self) -> StampInput<'_> {
+    pub(crate) fn input(&self) -> StampInput<'_> {
         StampInput {
             namespace: &self.key.namespace,
             annotations: &self.annotations,
@@ -122,7 +123,7 @@ impl WorkloadEntry {
         }
     }
 
-    pub fn stored(&self, names: &RecordNames) -> Stored {
+    pub(crate) fn stored(&self, names: &RecordNames) -> Stored {
         Stored {
             record: self
                 .annotations
@@ -172,7 +173,7 @@ impl WorkloadEntry {
 
 /// All workloads and the index source → workloads.
 #[derive(Debug, Default)]
-pub struct WorkloadStore {
+pub(crate) struct WorkloadStore {
     entries: HashMap<WorkloadKey, WorkloadEntry>,
     index: HashMap<(String, SourceRef), HashSet<WorkloadKey>>,
     /// per namespace, the workloads with reload lists (their regexes may match any source)
@@ -182,7 +183,7 @@ pub struct WorkloadStore {
 }
 
 impl WorkloadStore {
-    pub fn new(names: AnnotationNames, record: RecordNames) -> Self {
+    pub(crate) fn new(names: AnnotationNames, record: RecordNames) -> Self {
         WorkloadStore {
             names,
             record,
@@ -208,7 +209,7 @@ impl WorkloadStore {
         }
     }
 
-    pub fn upsert(&mut self, e: WorkloadEntry) {
+    pub(crate) fn upsert(&mut self, e: WorkloadEntry) {
         if let Some(old) = self.entries.remove(&e.key) {
             self.unindex(&old);
         }
@@ -227,18 +228,18 @@ impl WorkloadStore {
         self.entries.insert(e.key.clone(), e);
     }
 
-    pub fn remove(&mut self, key: &WorkloadKey) -> Option<WorkloadEntry> {
+    pub(crate) fn remove(&mut self, key: &WorkloadKey) -> Option<WorkloadEntry> {
         let e = self.entries.remove(key)?;
         self.unindex(&e);
         Some(e)
     }
 
-    pub fn get(&self, key: &WorkloadKey) -> Option<&WorkloadEntry> {
+    pub(crate) fn get(&self, key: &WorkloadKey) -> Option<&WorkloadEntry> {
         self.entries.get(key)
     }
 
     /// The workloads a change of `source` in `namespace` may concern.
-    pub fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
+    pub(crate) fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
         let mut out: HashSet<WorkloadKey> = self
             .index
             .get(&(namespace.to_string(), source.clone()))
@@ -252,14 +253,14 @@ impl WorkloadStore {
         v
     }
 
-    pub fn keys(&self) -> Vec<WorkloadKey> {
+    pub(crate) fn keys(&self) -> Vec<WorkloadKey> {
         let mut v: Vec<_> = self.entries.keys().cloned().collect();
         v.sort();
         v
     }
 
     /// Keeps only the workloads of `kind` in `seen` (after a relist).
-    pub fn retain_kind(&mut self, kind: WorkloadKind, seen: &HashSet<WorkloadKey>) {
+    pub(crate) fn retain_kind(&mut self, kind: WorkloadKind, seen: &HashSet<WorkloadKey>) {
         let gone: Vec<WorkloadKey> = self
             .entries
             .keys()
@@ -271,14 +272,12 @@ impl WorkloadStore {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
     /// (sources indexed, workloads with a record)
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         let tracked = self
             .entries
             .values()

@@ -27,7 +27,7 @@ use crate::state::State;
 
 /// Why a write did not land; the roller decides from the variant what to do next.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// our copy is stale (409): re-read, then retry soon
     #[error("patch of {0} conflicted: {1}")]
     Conflict(String, kube::Error),
@@ -44,7 +44,7 @@ pub enum WriteError {
 
 impl WriteError {
     /// A short label for logs and metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             WriteError::Conflict(..) => "conflict",
             WriteError::Gone(_) => "gone",
@@ -65,7 +65,7 @@ impl WriteError {
 
 /// A roll patch that landed.
 #[derive(Debug)]
-pub struct Written {
+pub(crate) struct Written {
     /// the workload as the patch left it
     pub entry: Option<WorkloadEntry>,
     /// a pause-period to end with a resume
@@ -97,7 +97,7 @@ impl RateLimit {
     }
 }
 
-pub struct Writer {
+pub(crate) struct Writer {
     state: Arc<State>,
     client: Client,
     /// who we are in Events
@@ -106,7 +106,7 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn new(
+    pub(crate) fn new(
         state: Arc<State>,
         client: Client,
         instance: String,
@@ -125,7 +125,7 @@ impl Writer {
 
     /// Writes record and token (and, for a roll of a Deployment with a pause-period, the
     /// pause) in one merge patch.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         entry: &WorkloadEntry,
         decision: &Decision,
@@ -188,7 +188,10 @@ impl Writer {
     }
 
     /// Ends a pause-period: unpauses the Deployment and drops the paused-at mark.
-    pub async fn resume(&self, key: &WorkloadKey) -> Result<Option<WorkloadEntry>, WriteError> {
+    pub(crate) async fn resume(
+        &self,
+        key: &WorkloadKey,
+    ) -> Result<Option<WorkloadEntry>, WriteError> {
         let body = json!({
             "metadata": {"annotations": {PAUSED_AT: null}},
             "spec": {"paused": false}
@@ -221,7 +224,10 @@ impl Writer {
     }
 
     /// The workload as the apiserver has it now (`None`: gone).
-    pub async fn get(&self, key: &WorkloadKey) -> Result<Option<WorkloadEntry>, kube::Error> {
+    pub(crate) async fn get(
+        &self,
+        key: &WorkloadKey,
+    ) -> Result<Option<WorkloadEntry>, kube::Error> {
         let api = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
         Ok(api
             .get_opt(&key.name)
@@ -230,7 +236,11 @@ impl Writer {
     }
 
     /// One GET of a source: the cache's copy may lag behind what the webhook saw.
-    pub async fn refresh_source(&self, ns: &str, source: &SourceRef) -> Result<(), WriteError> {
+    pub(crate) async fn refresh_source(
+        &self,
+        ns: &str,
+        source: &SourceRef,
+    ) -> Result<(), WriteError> {
         let exists = self
             .state
             .cache

@@ -1,5 +1,6 @@
 //! The mutating admission webhook: axum over rustls.
 
+pub mod admit;
 pub mod review;
 pub mod server;
 pub mod tls;

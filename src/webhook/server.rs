@@ -17,12 +17,12 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use super::review;
+use super::admit;
 use crate::state::State as AppState;
 
 async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let t0 = Instant::now();
-    let out = match review::handle(&state, &body).await {
+    let out = match admit::handle(&state, &body).await {
         Ok((review, outcome)) => {
             state.metrics.webhook_result(outcome.label());
             axum::Json(review).into_response()

@@ -1,0 +1,148 @@
+//! The ONE function that decides what record and roll token a workload should carry:
+//! references → policy → digests → [`decide`]. Webhook and watcher both call [`stamp`] (or
+//! [`stamp_refs`], from references the watcher kept); if they disagreed, workloads would
+//! roll forever. Also what an UPDATE keeps of the old object ([`keep_from_old`]).
+
+use std::collections::BTreeMap;
+
+use super::digest::DigestKey;
+use super::policy::{PolicyConfig, SourceView, Tracked, tracked};
+use super::record::{Decision, Mode, Record, RollOptions, Stored, current_record, decide};
+use super::refs::{Reference, SourceRef, references};
+use super::workload::Workload;
+
+/// Everything [`stamp`] decides for one workload.
+#[derive(Debug, Clone)]
+pub struct Stamp {
+    pub tracked: BTreeMap<SourceRef, Tracked>,
+    pub current: Record,
+    pub decision: Decision,
+}
+
+/// References → policy → digests → decision, for one workload. The one function webhook
+/// and watcher both call.
+pub fn stamp(
+    cfg: &PolicyConfig,
+    key: &DigestKey,
+    workload: &Workload,
+    sources: &dyn SourceView,
+    stored: &Stored,
+    mode: Mode,
+    opts: RollOptions,
+) -> Stamp {
+    let refs = references(&workload.pod);
+    let input = StampInput {
+        namespace: &workload.namespace,
+        annotations: &workload.annotations,
+        template_annotations: &workload.template_annotations,
+        refs: &refs,
+    };
+    stamp_refs(cfg, key, &input, sources, stored, mode, opts)
+}
+
+/// What [`stamp_refs`] reads of a workload: the watcher keeps only this, not the pod spec.
+#[derive(Debug, Clone, Copy)]
+pub struct StampInput<'a> {
+    pub namespace: &'a str,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub template_annotations: &'a BTreeMap<String, String>,
+    pub refs: &'a [Reference],
+}
+
+/// [`stamp`] from references already extracted.
+pub fn stamp_refs(
+    cfg: &PolicyConfig,
+    key: &DigestKey,
+    input: &StampInput<'_>,
+    sources: &dyn SourceView,
+    stored: &Stored,
+    mode: Mode,
+    opts: RollOptions,
+) -> Stamp {
+    let tracked = tracked(
+        cfg,
+        input.annotations,
+        input.template_annotations,
+        input.refs,
+        sources,
+    );
+    let current = current_record(key, input.namespace, &tracked, sources);
+    let decision = decide(key, mode, &current, stored, opts);
+    Stamp {
+        tracked,
+        current,
+        decision,
+    }
+}
+
+/// The old object of an UPDATE, as far as the stamp cares.
+#[derive(Debug, Clone, Default)]
+pub struct OldObject {
+    /// record and token it carried
+    pub stored: Stored,
+    /// whether the update changes the pod template (the roll token aside)
+    pub template_changed: bool,
+}
+
+/// What stands for an admission: an UPDATE that leaves the pod template alone keeps the
+/// running pods, so what the request carries stands and what it dropped (a `kubectl
+/// replace`, a GitOps re-apply without our annotations) comes back from the old object
+/// ([`Mode::Keep`]); a CREATE or a template change starts anew ([`Mode::Fresh`]).
+pub fn keep_from_old(sent: Stored, old: Option<OldObject>) -> (Mode, Stored) {
+    match old {
+        Some(old) if !old.template_changed => (
+            Mode::Keep,
+            Stored {
+                record: sent.record.or(old.stored.record),
+                token: sent.token.or(old.stored.token),
+            },
+        ),
+        _ => (Mode::Fresh, sent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(r: Option<&str>, t: Option<&str>) -> Stored {
+        Stored {
+            record: r.map(|s| [(s.to_string(), "0123456789abcdef".to_string())].into()),
+            token: t.map(String::from),
+        }
+    }
+
+    #[test]
+    fn an_update_keeps_what_it_dropped_unless_the_template_changed() {
+        let old = |changed| OldObject {
+            stored: stored(Some("configmap/old"), Some("old-token")),
+            template_changed: changed,
+        };
+        let cases = [
+            // (what it sends, old object, mode, what stands)
+            (stored(None, None), None, Mode::Fresh, stored(None, None)),
+            (
+                stored(None, None),
+                Some(old(false)),
+                Mode::Keep,
+                stored(Some("configmap/old"), Some("old-token")),
+            ),
+            (
+                stored(Some("configmap/new"), None),
+                Some(old(false)),
+                Mode::Keep,
+                stored(Some("configmap/new"), Some("old-token")),
+            ),
+            (
+                stored(None, Some("sent")),
+                Some(old(true)),
+                Mode::Fresh,
+                stored(None, Some("sent")),
+            ),
+        ];
+        for (sent, old, mode, want) in cases {
+            let (m, got) = keep_from_old(sent.clone(), old.clone());
+            assert_eq!((m, &got), (mode, &want), "sent {sent:?}, old {old:?}");
+        }
+    }
+}

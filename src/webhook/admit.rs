@@ -1,0 +1,381 @@
+//! AdmissionReview → response: reads the workload, stamps it with the one core function,
+//! answers with the JSON patch. Never denies. The glue between the wire types (`review`)
+//! and the core (`core::stamp`); the decisions are the core's.
+
+use tracing::Instrument;
+
+use super::review::{
+    BadRequest, Outcome, Request, ResponseOut, ReviewOut, parse, present, template_of,
+};
+use crate::core::digest::ABSENT;
+use crate::core::patch::json_patch;
+use crate::core::refs::SourceRef;
+use crate::core::stamp::{OldObject, Stamp, keep_from_old, stamp};
+use crate::core::workload::{Workload, WorkloadKind, templates_differ};
+use crate::state::State;
+
+fn warn(mut resp: ResponseOut, message: String) -> (ResponseOut, Outcome) {
+    tracing::warn!(%message, "admitted without a patch");
+    resp.warnings = Some(vec![format!("hashroll: {message}")]);
+    (resp, Outcome::Warning)
+}
+
+/// Answers one request. Never denies.
+pub async fn admit(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
+    let span = tracing::info_span!(
+        "admission",
+        uid = %req.uid,
+        kind = %req.kind.kind,
+        namespace = req.namespace.as_deref().unwrap_or(""),
+        name = %req.name,
+        operation = %req.operation,
+    );
+    admit_inner(state, req).instrument(span).await
+}
+
+async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
+    let resp = ResponseOut::allow(&req.uid);
+    let kind = match WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind) {
+        Some(k) => k,
+        None => {
+            return warn(
+                resp,
+                format!(
+                    "{}/{} is not a kind hashroll handles",
+                    req.kind.group, req.kind.kind
+                ),
+            );
+        }
+    };
+    let update = match req.operation.as_ref() {
+        "CREATE" => false,
+        "UPDATE" => true,
+        _ => return (resp, Outcome::Skipped),
+    };
+    if req.sub_resource.as_deref().is_some_and(|s| !s.is_empty()) {
+        return (resp, Outcome::Skipped);
+    }
+    let Some(new) = present(req.object) else {
+        return warn(resp, "the request carries no object".into());
+    };
+    let namespace = req.namespace.as_deref().unwrap_or_default();
+    if !state.cache.namespaces().allows(namespace) {
+        return (resp, Outcome::Skipped);
+    }
+    let workload = match Workload::from_json(kind, namespace, new.get()) {
+        Ok(w) => w,
+        Err(e) => return warn(resp, format!("cannot read the {kind}: {e}")),
+    };
+    let namespace = workload.namespace.as_str();
+    let names = &state.names;
+    let sent = workload.stored(&names.record, &names.token);
+    let old = present(req.old_object).filter(|_| update).map(|old| {
+        let templates = template_of(old).and_then(|o| Ok((o, template_of(new)?)));
+        OldObject {
+            stored: Workload::from_json(kind, namespace, old.get())
+                .map(|w| w.stored(&names.record, &names.token))
+                .unwrap_or_default(),
+            template_changed: match templates {
+                Ok((o, n)) => templates_differ(o.as_ref(), n.as_ref(), &names.token),
+                Err(_) => true,
+            },
+        }
+    });
+    let (mode, stored) = keep_from_old(sent, old);
+    let run = |w: &Workload| {
+        stamp(
+            &state.policy,
+            &state.key,
+            w,
+            &state.cache.view(namespace),
+            &stored,
+            mode,
+            state.roll,
+        )
+    };
+    let mut result: Stamp = run(&workload);
+    // a miss may only mean the source is newer than the cache: one GET each decides
+    if let Some(client) = &state.client {
+        let missing: Vec<SourceRef> = result
+            .current
+            .iter()
+            .filter(|(_, v)| v.as_str() == ABSENT)
+            .filter_map(|(k, _)| SourceRef::from_record_key(k))
+            .collect();
+        let mut found = false;
+        for s in &missing {
+            match state.cache.confirm_miss(client, namespace, s).await {
+                Ok(exists) => found |= exists,
+                Err(e) => return warn(resp, format!("cannot confirm that {s} is absent: {e}")),
+            }
+        }
+        if found {
+            result = run(&workload);
+        }
+    }
+    let patch = json_patch(&workload, names, &result.decision);
+    if patch.0.is_empty() {
+        return (resp, Outcome::Unchanged);
+    }
+    // routine (every apply of an opted-in workload): debug; rolls are logged by the watcher
+    tracing::debug!(
+        ?mode,
+        sources = result
+            .decision
+            .record
+            .as_ref()
+            .map(|r| r.len())
+            .unwrap_or(0),
+        token = result.decision.token.as_deref().unwrap_or(""),
+        "stamped"
+    );
+    match serde_json::to_vec(&patch) {
+        Ok(bytes) => {
+            use base64::Engine;
+            let mut resp = resp;
+            resp.patch = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+            resp.patch_type = Some("JSONPatch".into());
+            (resp, Outcome::Patched)
+        }
+        Err(e) => warn(resp, format!("cannot serialize the patch: {e}")),
+    }
+}
+
+/// The whole exchange: body bytes → the review to send back.
+pub async fn handle(state: &State, body: &[u8]) -> Result<(ReviewOut, Outcome), BadRequest> {
+    let req = parse(body)?;
+    let (response, outcome) = admit(state, &req).await;
+    Ok((
+        ReviewOut {
+            api_version: "admission.k8s.io/v1".into(),
+            kind: "AdmissionReview".into(),
+            response,
+        },
+        outcome,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The decoded JSON patch of a response, if any.
+    fn decoded_patch(r: &ResponseOut) -> Option<json_patch::Patch> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(r.patch.as_ref()?)
+            .ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
+        v.pointer(ptr).and_then(Value::as_str)
+    }
+    use crate::cache::SourceCache;
+    use crate::core::digest::DigestKey;
+    use crate::core::patch::{RecordNames, merge_patch};
+    use crate::core::policy::{AnnotationNames, PolicyConfig};
+    use crate::core::record::{Decision, RollOptions, parse_record};
+    use crate::core::selector::LabelSelector;
+    use crate::metrics::Metrics;
+    use crate::namespaces::NamespaceFilter;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::ObjectMeta;
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    fn state() -> State {
+        let cache = Arc::new(SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        ));
+        State {
+            policy: PolicyConfig::default(),
+            names: RecordNames::default(),
+            roll: RollOptions::default(),
+            key: DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap(),
+            cache,
+            client: None,
+            metrics: Metrics::new(),
+            watcher_ready: AtomicBool::new(true),
+            writer: crate::lease::Leadership::always(),
+        }
+    }
+
+    fn put_cm(state: &State, name: &str, value: &str) {
+        let cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                ..Default::default()
+            },
+            data: Some([("k".to_string(), value.to_string())].into()),
+            ..Default::default()
+        };
+        let e = state.cache.configmap_entry(&cm);
+        state.cache.upsert("ns", &SourceRef::configmap(name), e);
+    }
+
+    fn deployment() -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "ns", "annotations": {"reloader.stakater.com/auto": "true"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx", "envFrom": [{"configMapRef": {"name": "cfg"}}]}]}
+            }}
+        })
+    }
+
+    fn review(op: &str, object: &Value, old: Option<&Value>) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": "u1",
+                "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
+                "name": "web", "namespace": "ns", "operation": op,
+                "userInfo": {"username": "test"},
+                "object": object, "oldObject": old, "dryRun": false,
+                "options": null
+            }
+        }))
+        .unwrap()
+    }
+
+    /// Runs the admission and applies its patch to `object`.
+    async fn admit_apply(
+        state: &State,
+        op: &str,
+        object: &Value,
+        old: Option<&Value>,
+    ) -> (Value, Outcome) {
+        let (resp, outcome) = handle(state, &review(op, object, old))
+            .await
+            .expect("valid review");
+        let resp = resp.response;
+        assert!(resp.allowed, "never denies");
+        let mut out = object.clone();
+        if resp.patch.is_some() {
+            let patch = decoded_patch(&resp).expect("a base64 JSON patch");
+            json_patch::patch(&mut out, &patch).unwrap();
+        }
+        (out, outcome)
+    }
+
+    fn stamp_of(v: &Value) -> (Option<String>, Option<String>) {
+        (
+            str_at(v, "/metadata/annotations/hashroll.dev~1sources").map(String::from),
+            str_at(
+                v,
+                "/spec/template/metadata/annotations/hashroll.dev~1config-hash",
+            )
+            .map(String::from),
+        )
+    }
+
+    #[tokio::test]
+    async fn create_is_stamped_and_reapply_changes_nothing() {
+        let s = state();
+        put_cm(&s, "cfg", "1");
+        let (created, outcome) = admit_apply(&s, "CREATE", &deployment(), None).await;
+        assert_eq!(outcome, Outcome::Patched);
+        let (record, token) = stamp_of(&created);
+        let record = parse_record(&record.unwrap()).unwrap();
+        assert_eq!(record.keys().collect::<Vec<_>>(), vec!["configmap/cfg"]);
+        assert!(token.is_some());
+        // re-applying the manifest as written (no stamp) onto the stamped object
+        let (again, outcome) = admit_apply(&s, "UPDATE", &deployment(), Some(&created)).await;
+        assert_eq!(outcome, Outcome::Patched, "the dropped stamp is restored");
+        assert_eq!(stamp_of(&again), stamp_of(&created));
+        let (again, outcome) = admit_apply(&s, "UPDATE", &created, Some(&created)).await;
+        assert_eq!(outcome, Outcome::Unchanged);
+        assert_eq!(again, created);
+    }
+
+    #[tokio::test]
+    async fn the_watchers_patch_survives_admission_on_a_lagging_replica() {
+        let s = state();
+        put_cm(&s, "cfg", "1");
+        let (created, _) = admit_apply(&s, "CREATE", &deployment(), None).await;
+        // the watcher (another replica, with a newer cache) writes a new record and token
+        let mut newer_record = parse_record(&stamp_of(&created).0.unwrap()).unwrap();
+        newer_record.insert("configmap/cfg".into(), "00000000000000ff".into());
+        let decision = Decision {
+            record: Some(newer_record.clone()),
+            token: Some("feedfacefeedface".into()),
+            roll: true,
+            changed: vec!["configmap/cfg".into()],
+        };
+        let mut patched = created.clone();
+        json_patch::merge(&mut patched, &merge_patch(None, &s.names, &decision));
+        // this replica's cache still has the old data
+        let (after, _) = admit_apply(&s, "UPDATE", &patched, Some(&created)).await;
+        let (record, token) = stamp_of(&after);
+        assert_eq!(parse_record(&record.unwrap()).unwrap(), newer_record);
+        assert_eq!(token.as_deref(), Some("feedfacefeedface"));
+    }
+
+    #[tokio::test]
+    async fn opting_in_records_without_a_token() {
+        let s = state();
+        put_cm(&s, "cfg", "1");
+        let mut plain = deployment();
+        plain["metadata"]["annotations"] = json!({});
+        let (old, outcome) = admit_apply(&s, "CREATE", &plain, None).await;
+        assert_eq!(
+            outcome,
+            Outcome::Unchanged,
+            "not opted in: nothing to write"
+        );
+        let (after, _) = admit_apply(&s, "UPDATE", &deployment(), Some(&old)).await;
+        let (record, token) = stamp_of(&after);
+        assert!(record.is_some());
+        assert_eq!(token, None);
+    }
+
+    #[tokio::test]
+    async fn bad_bodies_are_bad_requests_and_odd_requests_are_allowed() {
+        let s = state();
+        assert!(matches!(
+            handle(&s, b"{not json").await,
+            Err(BadRequest::Json(_))
+        ));
+        assert!(matches!(
+            handle(&s, br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#).await,
+            Err(BadRequest::Version(_))
+        ));
+        assert!(matches!(
+            handle(
+                &s,
+                br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#
+            )
+            .await,
+            Err(BadRequest::NoRequest)
+        ));
+        // no object: allowed, with a warning
+        let mut v: Value = serde_json::from_slice(&review("CREATE", &deployment(), None)).unwrap();
+        v["request"]["object"] = Value::Null;
+        let (resp, outcome) = handle(&s, &serde_json::to_vec(&v).unwrap()).await.unwrap();
+        assert_eq!(outcome, Outcome::Warning);
+        let resp = resp.response;
+        assert!(resp.allowed && resp.patch.is_none() && resp.warnings.is_some());
+        // a pod template that is not a PodSpec: allowed, with a warning
+        let mut bad = deployment();
+        bad["spec"]["template"]["spec"]["containers"] = json!("nope");
+        let (resp, outcome) = handle(&s, &review("CREATE", &bad, None)).await.unwrap();
+        assert_eq!(outcome, Outcome::Warning);
+        assert!(resp.response.allowed);
+        // an unknown kind: allowed, with a warning
+        let mut v: Value = serde_json::from_slice(&review("CREATE", &deployment(), None)).unwrap();
+        v["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "Pod"});
+        let (resp, outcome) = handle(&s, &serde_json::to_vec(&v).unwrap()).await.unwrap();
+        assert_eq!(outcome, Outcome::Warning);
+        assert!(resp.response.allowed);
+    }
+}
