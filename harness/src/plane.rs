@@ -124,61 +124,43 @@ fn key_pem(k: &KeyPair) -> String {
     k.serialize_pem()
 }
 
-impl Plane {
-    /// Starts a plane and waits until the apiserver is ready and the fake node is Ready.
-    /// A free port can be taken by someone else between choosing and binding it: a start
-    /// that fails that way is retried with new ports.
-    pub fn start(opts: PlaneOptions) -> Result<Plane, PlaneError> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match Self::start_once(opts.clone()) {
-                Err(PlaneError::Exited { tail, .. } | PlaneError::NotReady { tail, .. })
-                    if attempt < 4 && tail.contains("address already in use") =>
-                {
-                    eprintln!("control plane: a port was taken meanwhile; starting again");
-                }
-                other => return other,
-            }
+/// The plane's binaries folder, once each binary is there.
+fn check_binaries(root: &Path) -> Result<PathBuf, PlaneError> {
+    let bin = root.join("bin");
+    for b in [
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubectl",
+        "kwok",
+    ] {
+        if !bin.join(b).exists() {
+            return Err(PlaneError::MissingBinary(bin.join(b)));
         }
     }
+    Ok(bin)
+}
 
-    fn start_once(opts: PlaneOptions) -> Result<Plane, PlaneError> {
-        let t0 = Instant::now();
-        let root = opts.bin_dir.unwrap_or_else(default_bin_dir);
-        let bin = root.join("bin");
-        for b in [
-            "etcd",
-            "kube-apiserver",
-            "kube-controller-manager",
-            "kube-scheduler",
-            "kubectl",
-            "kwok",
-        ] {
-            if !bin.join(b).exists() {
-                return Err(PlaneError::MissingBinary(bin.join(b)));
-            }
-        }
-        let (tempdir, dir) = match opts.dir {
-            Some(d) => {
-                std::fs::create_dir_all(&d).map_err(io("creating plane dir"))?;
-                (None, d)
-            }
-            None => {
-                let t = tempfile::Builder::new()
-                    .prefix("hashroll-plane-")
-                    .tempdir()
-                    .map_err(io("creating temp dir"))?;
-                let p = t.path().to_path_buf();
-                (Some(t), p)
-            }
-        };
-        let logs = dir.join("logs");
-        let pki = dir.join("pki");
-        std::fs::create_dir_all(&logs).map_err(io("creating logs dir"))?;
-        std::fs::create_dir_all(&pki).map_err(io("creating pki dir"))?;
+/// The plane's certificates and keys, written to files, and the admin kubeconfig.
+struct Pki {
+    dir: PathBuf,
+    ca_pem: String,
+    ca_file: PathBuf,
+    serving_crt: PathBuf,
+    serving_key: PathBuf,
+    sa_key: PathBuf,
+    sa_pub: PathBuf,
+    kubeconfig: PathBuf,
+}
 
-        // --- certificates
+impl Pki {
+    /// A CA, the apiserver's serving certificate, an admin client certificate and the
+    /// service-account key pair, in `pki`; a kubeconfig for `server`.
+    /// Also returns the CA, which the plane keeps to issue serving certificates later.
+    #[allow(clippy::type_complexity)]
+    fn write(pki: &Path, server: &str) -> Result<(Pki, (CertificateParams, KeyPair)), PlaneError> {
+        std::fs::create_dir_all(pki).map_err(io("creating pki dir"))?;
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::default();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -228,10 +210,6 @@ impl Plane {
         let sa_key_f = write("sa.key", &key_pem(&sa_key))?;
         let sa_pub_f = write("sa.pub", &sa_key.public_key_pem())?;
 
-        let etcd_port = free_port()?;
-        let peer_port = free_port()?;
-        let api_port = free_port()?;
-        let server = format!("https://127.0.0.1:{api_port}");
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let kubeconfig_text = format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: hashroll-plane\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: admin\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: hashroll-plane\n  context:\n    cluster: hashroll-plane\n    user: admin\ncurrent-context: hashroll-plane\n",
@@ -241,28 +219,92 @@ impl Plane {
         );
         let kubeconfig = write("kubeconfig", &kubeconfig_text)?;
 
+        let pki = Pki {
+            dir: pki.to_path_buf(),
+            ca_pem,
+            ca_file,
+            serving_crt,
+            serving_key: serving_key_f,
+            sa_key: sa_key_f,
+            sa_pub: sa_pub_f,
+            kubeconfig,
+        };
+        Ok((pki, (ca_params, ca_key)))
+    }
+}
+
+impl Plane {
+    /// Starts a plane and waits until the apiserver is ready and the fake node is Ready.
+    /// A free port can be taken by someone else between choosing and binding it: a start
+    /// that fails that way is retried with new ports.
+    pub fn start(opts: PlaneOptions) -> Result<Plane, PlaneError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Self::start_once(opts.clone()) {
+                Err(PlaneError::Exited { tail, .. } | PlaneError::NotReady { tail, .. })
+                    if attempt < 4 && tail.contains("address already in use") =>
+                {
+                    eprintln!("control plane: a port was taken meanwhile; starting again");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(opts: PlaneOptions) -> Result<Plane, PlaneError> {
+        let t0 = Instant::now();
+        let root = opts.bin_dir.unwrap_or_else(default_bin_dir);
+        let bin = check_binaries(&root)?;
+        let (tempdir, dir) = match opts.dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d).map_err(io("creating plane dir"))?;
+                (None, d)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("hashroll-plane-")
+                    .tempdir()
+                    .map_err(io("creating temp dir"))?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        std::fs::create_dir_all(dir.join("logs")).map_err(io("creating logs dir"))?;
+        let etcd_port = free_port()?;
+        let api_port = free_port()?;
+        let server = format!("https://127.0.0.1:{api_port}");
+        let (pki, ca) = Pki::write(&dir.join("pki"), &server)?;
         let mut plane = Plane {
             dir: dir.clone(),
             _tempdir: tempdir,
-            bin: bin.clone(),
-            kubeconfig: kubeconfig.clone(),
-            server: server.clone(),
-            ca_pem,
-            ca: (ca_params, ca_key),
+            bin,
+            kubeconfig: pki.kubeconfig.clone(),
+            server,
+            ca_pem: pki.ca_pem.clone(),
+            ca,
             children: Mutex::new(Vec::new()),
             pgid: None,
             reaper: None,
             startup: Duration::ZERO,
         };
+        let etcd_url = plane.start_etcd(etcd_port)?;
+        plane.start_apiserver(&etcd_url, api_port, &pki)?;
+        plane.start_controllers(&root.join("stages"))?;
+        plane.add_fake_node()?;
+        plane.startup = t0.elapsed();
+        Ok(plane)
+    }
 
-        // --- etcd
-        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
-        plane.spawn(
+    fn start_etcd(&mut self, port: u16) -> Result<String, PlaneError> {
+        let etcd_url = format!("http://127.0.0.1:{port}");
+        let peer_url = format!("http://127.0.0.1:{}", free_port()?);
+        let data_dir = self.dir.join("etcd");
+        self.spawn(
             "etcd",
             &[
                 "--name=default".into(),
-                format!("--data-dir={}", dir.join("etcd").display()),
+                format!("--data-dir={}", data_dir.display()),
                 format!("--listen-client-urls={etcd_url}"),
                 format!("--advertise-client-urls={etcd_url}"),
                 format!("--listen-peer-urls={peer_url}"),
@@ -273,24 +315,29 @@ impl Plane {
                 "--quota-backend-bytes=8589934592".into(),
             ],
         )?;
-        plane.wait_tcp("etcd", etcd_port, Duration::from_secs(30))?;
+        self.wait_tcp("etcd", port, Duration::from_secs(30))?;
+        Ok(etcd_url)
+    }
 
-        // --- kube-apiserver
-        plane.spawn(
+    fn start_apiserver(&mut self, etcd_url: &str, port: u16, pki: &Pki) -> Result<(), PlaneError> {
+        self.spawn(
             "kube-apiserver",
             &[
                 format!("--etcd-servers={etcd_url}"),
-                format!("--secure-port={api_port}"),
+                format!("--secure-port={port}"),
                 "--bind-address=127.0.0.1".into(),
                 "--advertise-address=127.0.0.1".into(),
                 "--endpoint-reconciler-type=none".into(),
-                format!("--cert-dir={}", pki.display()),
-                format!("--tls-cert-file={}", serving_crt.display()),
-                format!("--tls-private-key-file={}", serving_key_f.display()),
-                format!("--client-ca-file={}", ca_file.display()),
+                format!("--cert-dir={}", pki.dir.display()),
+                format!("--tls-cert-file={}", pki.serving_crt.display()),
+                format!("--tls-private-key-file={}", pki.serving_key.display()),
+                format!("--client-ca-file={}", pki.ca_file.display()),
                 "--service-account-issuer=https://kubernetes.default.svc".into(),
-                format!("--service-account-key-file={}", sa_pub_f.display()),
-                format!("--service-account-signing-key-file={}", sa_key_f.display()),
+                format!("--service-account-key-file={}", pki.sa_pub.display()),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    pki.sa_key.display()
+                ),
                 "--service-cluster-ip-range=10.0.0.0/24".into(),
                 "--authorization-mode=RBAC".into(),
                 "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".into(),
@@ -298,11 +345,13 @@ impl Plane {
                 "--v=1".into(),
             ],
         )?;
-        plane.wait_ready(Duration::from_secs(90))?;
+        self.wait_ready(Duration::from_secs(90))
+    }
 
-        // --- controllers, scheduler, kwok
-        let kc = format!("--kubeconfig={}", kubeconfig.display());
-        plane.spawn(
+    /// kube-controller-manager, kube-scheduler and kwok (which runs the pods).
+    fn start_controllers(&mut self, stages: &Path) -> Result<(), PlaneError> {
+        let kc = format!("--kubeconfig={}", self.kubeconfig.display());
+        self.spawn(
             "kube-controller-manager",
             &[
                 kc.clone(),
@@ -314,7 +363,7 @@ impl Plane {
                 "--v=1".into(),
             ],
         )?;
-        plane.spawn(
+        self.spawn(
             "kube-scheduler",
             &[
                 kc.clone(),
@@ -323,7 +372,6 @@ impl Plane {
                 "--v=1".into(),
             ],
         )?;
-        let stages = root.join("stages");
         let mut kwok_args = vec![
             kc.clone(),
             "--manage-all-nodes=true".into(),
@@ -337,12 +385,15 @@ impl Plane {
         ] {
             kwok_args.push(format!("--config={}", stages.join(s).display()));
         }
-        plane.spawn("kwok", &kwok_args)?;
+        self.spawn("kwok", &kwok_args)?;
+        Ok(())
+    }
 
-        // --- the fake node
+    /// One kwok node that takes every pod.
+    fn add_fake_node(&self) -> Result<(), PlaneError> {
         let node = "apiVersion: v1\nkind: Node\nmetadata:\n  name: kwok-node-0\n  annotations:\n    kwok.x-k8s.io/node: fake\n  labels:\n    kubernetes.io/hostname: kwok-node-0\n    kubernetes.io/os: linux\n    type: kwok\nstatus:\n  allocatable:\n    cpu: \"64\"\n    memory: 256Gi\n    pods: \"1000\"\n  capacity:\n    cpu: \"64\"\n    memory: 256Gi\n    pods: \"1000\"\n";
-        plane.kubectl_stdin(&["apply", "-f", "-"], node)?;
-        plane.wait_until("the fake node Ready", Duration::from_secs(60), |p| {
+        self.kubectl_stdin(&["apply", "-f", "-"], node)?;
+        self.wait_until("the fake node Ready", Duration::from_secs(60), |p| {
             p.kubectl(&[
                 "get",
                 "node",
@@ -352,9 +403,7 @@ impl Plane {
             ])
             .map(|s| s.trim() == "True")
             .unwrap_or(false)
-        })?;
-        plane.startup = t0.elapsed();
-        Ok(plane)
+        })
     }
 
     fn spawn(&mut self, name: &str, args: &[String]) -> Result<(), PlaneError> {

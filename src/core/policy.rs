@@ -3,12 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 
 use super::digest::SourceDigests;
+use super::limits::{
+    MAX_ENTRY_LEN, MAX_LIST_ENTRIES, MAX_PAUSE_PERIOD, MAX_TRACKED, REGEX_MEMO_BYTES,
+    REGEX_SIZE_LIMIT,
+};
 use super::refs::{Keys, Reference, SourceKind, SourceRef};
 
 /// Annotation names (each overridable by a flag of Reloader's name).
@@ -214,40 +218,97 @@ struct ListEntry {
     literal: bool,
 }
 
-/// The anchored regex of a reload-list entry (`None`: not a valid regex), compiled once per
-/// distinct entry: the same lists come back on every admission and every source change.
-fn list_regex(entry: &str) -> Option<Regex> {
-    const MAX: usize = 4096;
-    static COMPILED: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
-    let compiled = COMPILED.get_or_init(Default::default);
-    if let Some(r) = compiled.lock().expect("regex memo lock").get(entry) {
-        return r.clone();
-    }
-    let regex = match Regex::new(&format!("^(?:{entry})$")) {
-        Ok(r) => Some(r),
-        Err(err) => {
-            tracing::warn!(entry, error = %err, "reload list entry is not a valid regex; skipped");
-            None
-        }
-    };
-    let mut memo = compiled.lock().expect("regex memo lock");
-    if memo.len() >= MAX {
-        memo.clear();
-    }
-    memo.insert(entry.to_string(), regex.clone());
-    regex
+/// Compiled reload-list regexes by entry text, and the bytes of text they hold.
+#[derive(Default)]
+struct RegexMemo {
+    compiled: HashMap<String, Result<Regex, String>>,
+    bytes: usize,
 }
 
-fn parse_list(value: Option<&String>) -> Vec<ListEntry> {
+/// The anchored regex of a reload-list entry (an error text when it is not a valid regex or
+/// compiles past [`REGEX_SIZE_LIMIT`]), compiled once per distinct entry: the same lists
+/// come back on every admission and every source change. The memo holds at most
+/// [`REGEX_MEMO_BYTES`] of entry text, then starts over.
+fn list_regex(entry: &str) -> Result<Regex, String> {
+    static MEMO: OnceLock<Mutex<RegexMemo>> = OnceLock::new();
+    let memo = MEMO.get_or_init(Default::default);
+    let lock = || memo.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(r) = lock().compiled.get(entry) {
+        return r.clone();
+    }
+    let compiled = RegexBuilder::new(&format!("^(?:{entry})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => "the regex is too large".to_string(),
+            e => e
+                .to_string()
+                .lines()
+                .last()
+                .unwrap_or("invalid")
+                .to_string(),
+        });
+    let mut m = lock();
+    if m.bytes + entry.len() > REGEX_MEMO_BYTES {
+        m.compiled.clear();
+        m.bytes = 0;
+    }
+    m.bytes += entry.len();
+    m.compiled.insert(entry.to_string(), compiled.clone());
+    compiled
+}
+
+/// The entries of a comma list, at most [`MAX_LIST_ENTRIES`] of at most [`MAX_ENTRY_LEN`]
+/// bytes; what is past a bound is reported in `problems`.
+fn list_items<'a>(
+    annotation: &str,
+    value: Option<&'a String>,
+    problems: &mut Vec<String>,
+) -> Vec<&'a str> {
     let Some(value) = value else {
         return Vec::new();
     };
-    value
+    let mut out = Vec::new();
+    for (i, e) in value
         .split(',')
         .map(str::trim)
         .filter(|e| !e.is_empty())
+        .enumerate()
+    {
+        if i >= MAX_LIST_ENTRIES {
+            problems.push(format!(
+                "{annotation}: only the first {MAX_LIST_ENTRIES} entries are read"
+            ));
+            break;
+        }
+        if e.len() > MAX_ENTRY_LEN {
+            problems.push(format!(
+                "{annotation}: an entry of {} bytes is longer than {MAX_ENTRY_LEN}; skipped",
+                e.len()
+            ));
+            continue;
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn parse_list(
+    annotation: &str,
+    value: Option<&String>,
+    problems: &mut Vec<String>,
+) -> Vec<ListEntry> {
+    list_items(annotation, value, problems)
+        .into_iter()
         .map(|e| {
-            let regex = list_regex(e);
+            let regex = match list_regex(e) {
+                Ok(r) => Some(r),
+                Err(why) => {
+                    problems.push(format!("{annotation}: entry {e:?} skipped: {why}"));
+                    None
+                }
+            };
             let literal = e
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
@@ -260,16 +321,15 @@ fn parse_list(value: Option<&String>) -> Vec<ListEntry> {
         .collect()
 }
 
-fn exclude_set(value: Option<&String>) -> Vec<String> {
-    value
-        .map(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|e| !e.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
+fn exclude_set(
+    annotation: &str,
+    value: Option<&String>,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    list_items(annotation, value, problems)
+        .into_iter()
+        .map(String::from)
+        .collect()
 }
 
 /// Does this workload opt in to anything at all (under these flags)?
@@ -300,6 +360,27 @@ pub fn tracked(
     refs: &[Reference],
     sources: &dyn SourceView,
 ) -> BTreeMap<SourceRef, Tracked> {
+    tracking(cfg, metadata, template, refs, sources).sources
+}
+
+/// What [`tracking`] finds: the tracked sources, and what was wrong with the tenant's
+/// annotations (each past a bound of `core::limits`, or malformed).
+#[derive(Debug, Clone, Default)]
+pub struct Tracking {
+    pub sources: BTreeMap<SourceRef, Tracked>,
+    pub problems: Vec<String>,
+}
+
+/// [`tracked`], with the problems found on the way.
+pub fn tracking(
+    cfg: &PolicyConfig,
+    metadata: &BTreeMap<String, String>,
+    template: &BTreeMap<String, String>,
+    refs: &[Reference],
+    sources: &dyn SourceView,
+) -> Tracking {
+    let mut problems = Vec::new();
+    pause_problem(cfg, metadata, &mut problems);
     let names = &cfg.names;
     let ann = effective_annotations(names, metadata, template);
     let get_bool = |k: &str| ann.get(k).and_then(|v| parse_bool(v));
@@ -323,7 +404,13 @@ pub fn tracked(
     let search = ann.get(&names.search).map(String::as_str) == Some("true");
 
     let mut out: BTreeMap<SourceRef, Tracked> = BTreeMap::new();
-    let mut add = |source: &SourceRef, keys: Keys, optional: bool, reason: Reason| {
+    fn add(
+        out: &mut BTreeMap<SourceRef, Tracked>,
+        source: &SourceRef,
+        keys: Keys,
+        optional: bool,
+        reason: Reason,
+    ) {
         out.entry(source.clone())
             .and_modify(|t| {
                 if !t.reasons.contains(&reason) {
@@ -335,14 +422,20 @@ pub fn tracked(
                 optional,
                 reasons: vec![reason],
             });
-    };
+    }
 
     // auto, typed auto, search: over the template's references
     for r in refs {
         if let Some(reason) = typed_auto(r.source.kind) {
-            add(&r.source, r.keys.clone(), r.optional, reason);
+            add(&mut out, &r.source, r.keys.clone(), r.optional, reason);
         } else if search && sources.info(&r.source).is_some_and(|i| i.matched) {
-            add(&r.source, r.keys.clone(), r.optional, Reason::Search);
+            add(
+                &mut out,
+                &r.source,
+                r.keys.clone(),
+                r.optional,
+                Reason::Search,
+            );
         }
     }
 
@@ -351,7 +444,7 @@ pub fn tracked(
         (SourceKind::ConfigMap, &names.configmap_reload),
         (SourceKind::Secret, &names.secret_reload),
     ] {
-        let entries = parse_list(ann.get(key));
+        let entries = parse_list(key, ann.get(key), &mut problems);
         if entries.is_empty() {
             continue;
         }
@@ -364,25 +457,43 @@ pub fn tracked(
             // referenced sources: with the keys the template uses
             for r in refs.iter().filter(|r| r.source.kind == kind) {
                 if re.is_match(&r.source.name) {
-                    add(&r.source, r.keys.clone(), r.optional, reason.clone());
+                    add(
+                        &mut out,
+                        &r.source,
+                        r.keys.clone(),
+                        r.optional,
+                        reason.clone(),
+                    );
                 }
             }
             // unreferenced existing sources the entry matches: the whole source
             for name in sources.names_matching(kind, &|n| re.is_match(n)) {
                 let s = SourceRef::new(kind, name);
-                add(&s, Keys::All, false, reason.clone());
+                add(&mut out, &s, Keys::All, false, reason.clone());
+            }
+            // with room left for the absent plain names of the other entries
+            if out.len() >= MAX_TRACKED {
+                break;
             }
             // a plain name that exists nowhere yet: tracked as absent, so creating it rolls
             if entry.literal {
                 let s = SourceRef::new(kind, entry.text.clone());
-                add(&s, Keys::All, false, reason.clone());
+                add(&mut out, &s, Keys::All, false, reason.clone());
             }
         }
     }
 
     // exclusions, ignore annotations and flags
-    let cm_exclude = exclude_set(ann.get(&names.configmap_exclude));
-    let secret_exclude = exclude_set(ann.get(&names.secret_exclude));
+    let cm_exclude = exclude_set(
+        &names.configmap_exclude,
+        ann.get(&names.configmap_exclude),
+        &mut problems,
+    );
+    let secret_exclude = exclude_set(
+        &names.secret_exclude,
+        ann.get(&names.secret_exclude),
+        &mut problems,
+    );
     out.retain(|s, _| {
         let excluded = match s.kind {
             SourceKind::ConfigMap => cfg.ignore_configmaps || cm_exclude.contains(&s.name),
@@ -391,15 +502,45 @@ pub fn tracked(
         let info = sources.info(s);
         !excluded && !info.is_some_and(|i| i.ignored || !i.selected)
     });
-    out
+    if out.len() > MAX_TRACKED {
+        problems.push(format!(
+            "{} sources match; only the first {MAX_TRACKED} are tracked",
+            out.len()
+        ));
+        out = out.into_iter().take(MAX_TRACKED).collect();
+    }
+    Tracking {
+        sources: out,
+        problems,
+    }
 }
 
-/// The `pause-period` of a Deployment, when it sets a valid one.
+/// The `pause-period` of a Deployment, when it sets a valid one; at most
+/// [`MAX_PAUSE_PERIOD`].
 pub fn pause_period(cfg: &PolicyConfig, metadata: &BTreeMap<String, String>) -> Option<Duration> {
     metadata
         .get(&cfg.names.pause_period)
         .and_then(|v| parse_go_duration(v))
         .filter(|d| !d.is_zero())
+        .map(|d| d.min(MAX_PAUSE_PERIOD))
+}
+
+/// A `pause-period` that is malformed or past [`MAX_PAUSE_PERIOD`].
+fn pause_problem(cfg: &PolicyConfig, metadata: &BTreeMap<String, String>, out: &mut Vec<String>) {
+    let key = &cfg.names.pause_period;
+    let Some(v) = metadata.get(key) else { return };
+    match parse_go_duration(v) {
+        None => out.push(format!(
+            "{key}: {:?} is not a duration such as 5m; ignored",
+            v.chars().take(64).collect::<String>()
+        )),
+        Some(d) if d > MAX_PAUSE_PERIOD => out.push(format!(
+            "{key}: {v:?} is longer than {}h; taken as {}h",
+            MAX_PAUSE_PERIOD.as_secs() / 3600,
+            MAX_PAUSE_PERIOD.as_secs() / 3600
+        )),
+        Some(_) => {}
+    }
 }
 
 #[cfg(test)]
@@ -763,6 +904,58 @@ pub(crate) mod tests {
         assert_eq!(t.keys, Keys::Some(BTreeSet::from(["k".to_string()])));
         assert!(t.optional);
         assert_eq!(t.reasons, vec![Reason::Auto(AUTO.into())]);
+    }
+
+    #[test]
+    fn tenant_values_are_bounded_and_reported() {
+        let cfg = PolicyConfig::default();
+        let none = FakeSources(BTreeMap::new());
+        let run = |meta: &[(&str, &str)]| tracking(&cfg, &map(meta), &map(&[]), &[], &none);
+        let pause = "deployment.reloader.stakater.com/pause-period";
+        // an absurd pause-period is the maximum, and said so
+        let absurd = map(&[(pause, "3000000000000000h")]);
+        assert_eq!(pause_period(&cfg, &absurd), Some(MAX_PAUSE_PERIOD));
+        let t = run(&[(pause, "3000000000000000h")]);
+        assert!(t.problems[0].contains("taken as 24h"), "{:?}", t.problems);
+        assert!(run(&[(pause, "soon")]).problems[0].contains("not a duration"));
+        assert!(run(&[(pause, "5m")]).problems.is_empty());
+        // a thousand names: only the first entries are read
+        let many: Vec<String> = (0..1000).map(|i| format!("missing-{i}")).collect();
+        let t = run(&[(CM_LIST, &many.join(","))]);
+        assert_eq!(t.sources.len(), MAX_LIST_ENTRIES);
+        assert!(
+            t.problems.iter().any(|p| p.contains("only the first")),
+            "{:?}",
+            t.problems
+        );
+        // a regex past the size limit, a bad one, and an over-long entry: skipped, reported
+        let huge = "(a{1000}){1000}";
+        let long = "x".repeat(MAX_ENTRY_LEN + 1);
+        let t = run(&[(CM_LIST, &format!("{huge},(unclosed,{long},ok"))]);
+        assert_eq!(t.sources.into_keys().collect::<Vec<_>>(), vec![cm("ok")]);
+        assert_eq!(t.problems.len(), 3, "{:?}", t.problems);
+        assert!(
+            t.problems.iter().any(|p| p.contains("too large")),
+            "{:?}",
+            t.problems
+        );
+    }
+
+    #[test]
+    fn a_regex_matching_thousands_tracks_a_bounded_set() {
+        let names: BTreeMap<SourceRef, SourceInfo> = (0..(MAX_TRACKED + 500))
+            .map(|i| (cm(&format!("cm-{i}")), plain()))
+            .collect();
+        let sources = FakeSources(names);
+        let t = tracking(
+            &PolicyConfig::default(),
+            &map(&[(CM_LIST, ".*")]),
+            &map(&[]),
+            &[],
+            &sources,
+        );
+        assert_eq!(t.sources.len(), MAX_TRACKED);
+        assert!(t.problems.iter().any(|p| p.contains("only the first")));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::digest::{DigestKey, record_digest, source_digest};
+use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES, RECORD_GROUPS};
 use super::policy::{SourceView, Tracked};
 use super::refs::SourceRef;
 
@@ -94,6 +95,48 @@ pub fn current_record(
             )
         })
         .collect()
+}
+
+/// Keys of a compact record's groups start with this (never a source's kind).
+pub const GROUP_PREFIX: &str = "group/";
+
+/// The record as it is written: the `full` one while it is small, else its compact form of
+/// at most [`RECORD_GROUPS`] entries `group/NN` → `COUNT:DIGEST`, each digest keyed over
+/// the sources of its group and theirs. A change to any source changes its group's digest,
+/// so it still rolls; which sources are tracked is the policy's to say (`explain`), not the
+/// record's. So no stamp can push a workload's annotations past the apiserver's limit
+/// however many sources it tracks.
+pub fn compact(key: &DigestKey, full: &Record) -> Record {
+    let bytes: usize = full.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
+    if full.len() <= MAX_RECORD_SOURCES && bytes <= MAX_RECORD_BYTES {
+        return full.clone();
+    }
+    let mut groups = vec![Record::new(); RECORD_GROUPS];
+    for (k, v) in full {
+        groups[group_of(k)].insert(k.clone(), v.clone());
+    }
+    groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| !g.is_empty())
+        .map(|(i, g)| {
+            let digest = record_digest(key, g, "group");
+            (
+                format!("{GROUP_PREFIX}{i:02}"),
+                format!("{}:{digest}", g.len()),
+            )
+        })
+        .collect()
+}
+
+/// The group of a record key: FNV-1a, stable across versions and replicas.
+fn group_of(record_key: &str) -> usize {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in record_key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % RECORD_GROUPS as u64) as usize
 }
 
 /// The token of a roll: the record chained onto the previous token, so every roll writes
@@ -420,6 +463,49 @@ mod tests {
             O,
         );
         assert_eq!(again.token, back.token);
+    }
+
+    #[test]
+    fn a_large_record_is_compact_and_still_sees_every_change() {
+        let full: Record = (0..5000)
+            .map(|i| {
+                (
+                    format!("configmap/{}-{i}", "n".repeat(200)),
+                    "0123456789abcdef".to_string(),
+                )
+            })
+            .collect();
+        let small = compact(&key(), &full);
+        assert!(small.len() <= RECORD_GROUPS, "{}", small.len());
+        assert!(
+            render_record(&small).len() < 1024,
+            "{}",
+            render_record(&small)
+        );
+        let counted: usize = small
+            .values()
+            .map(|v| v.split(':').next().unwrap().parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(counted, 5000);
+        // one source's data changes: its group changes, and the decision rolls
+        let mut changed = full.clone();
+        changed.insert(
+            format!("configmap/{}-77", "n".repeat(200)),
+            "fedcba9876543210".into(),
+        );
+        let after = compact(&key(), &changed);
+        assert_eq!(small.iter().filter(|(k, v)| after[*k] != **v).count(), 1);
+        let d = decide(
+            &key(),
+            Mode::Reconcile,
+            &after,
+            &stored(Some(small.clone()), Some("t")),
+            O,
+        );
+        assert!(d.roll && d.changed.len() == 1, "{d:?}");
+        // a small record stays as it is
+        let few = rec(&[("configmap/a", "0123456789abcdef")]);
+        assert_eq!(compact(&key(), &few), few);
     }
 
     #[test]

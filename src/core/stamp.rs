@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use super::digest::DigestKey;
-use super::policy::{PolicyConfig, SourceView, Tracked, tracked};
-use super::record::{Decision, Mode, Record, RollOptions, Stored, current_record, decide};
+use super::policy::{PolicyConfig, SourceView, Tracked, tracking};
+use super::record::{Decision, Mode, Record, RollOptions, Stored, compact, current_record, decide};
 use super::refs::{Reference, SourceRef, references};
 use super::workload::Workload;
 
@@ -15,8 +15,11 @@ use super::workload::Workload;
 #[derive(Debug, Clone)]
 pub struct Stamp {
     pub tracked: BTreeMap<SourceRef, Tracked>,
+    /// one digest per tracked source (the record before [`compact`])
     pub current: Record,
     pub decision: Decision,
+    /// what was wrong with the workload's annotations (see `core::limits`)
+    pub problems: Vec<String>,
 }
 
 /// References → policy → digests → decision, for one workload. The one function webhook
@@ -59,19 +62,20 @@ pub fn stamp_refs(
     mode: Mode,
     opts: RollOptions,
 ) -> Stamp {
-    let tracked = tracked(
+    let t = tracking(
         cfg,
         input.annotations,
         input.template_annotations,
         input.refs,
         sources,
     );
-    let current = current_record(key, input.namespace, &tracked, sources);
-    let decision = decide(key, mode, &current, stored, opts);
+    let current = current_record(key, input.namespace, &t.sources, sources);
+    let decision = decide(key, mode, &compact(key, &current), stored, opts);
     Stamp {
-        tracked,
+        tracked: t.sources,
         current,
         decision,
+        problems: t.problems,
     }
 }
 

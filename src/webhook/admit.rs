@@ -7,16 +7,31 @@ use tracing::Instrument;
 use super::review::{
     BadRequest, Outcome, Request, ResponseOut, ReviewOut, parse, present, template_of,
 };
+use std::time::Duration;
+
 use crate::core::digest::ABSENT;
+use crate::core::limits::MAX_ANNOTATIONS_BYTES;
 use crate::core::patch::json_patch;
+use crate::core::record::render_record;
 use crate::core::refs::SourceRef;
 use crate::core::stamp::{OldObject, Stamp, keep_from_old, stamp};
 use crate::core::workload::{Workload, WorkloadKind, templates_differ};
 use crate::state::State;
 
+/// Sources one admission asks the apiserver about (a miss in the cache).
+const MAX_LOOKUPS: usize = 4;
+/// How long those lookups may take together (the webhook's timeoutSeconds is 5).
+const LOOKUP_DEADLINE: Duration = Duration::from_secs(1);
+/// Room left under the annotations limit for the token and what others add after us.
+const ANNOTATIONS_MARGIN: usize = 4 * 1024;
+
 fn warn(mut resp: ResponseOut, message: String) -> (ResponseOut, Outcome) {
     tracing::warn!(%message, "admitted without a patch");
-    resp.warnings = Some(vec![format!("hashroll: {message}")]);
+    resp.patch = None;
+    resp.patch_type = None;
+    resp.warnings
+        .get_or_insert_with(Vec::new)
+        .push(format!("hashroll: {message}"));
     (resp, Outcome::Warning)
 }
 
@@ -66,7 +81,14 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
         Ok(w) => w,
         Err(e) => return warn(resp, format!("cannot read the {kind}: {e}")),
     };
-    let namespace = workload.namespace.as_str();
+    // a review is answered for the namespace it was asked in: an object naming another gets
+    // no lookup and no patch (a forged review must not learn about other namespaces)
+    if workload.namespace != namespace {
+        return warn(
+            resp,
+            "the object's namespace differs from the request's; not stamped".into(),
+        );
+    }
     let names = &state.names;
     let sent = workload.stored(&names.record, &names.token);
     let old = present(req.old_object).filter(|_| update).map(|old| {
@@ -94,28 +116,78 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
         )
     };
     let mut result: Stamp = run(&workload);
-    // a miss may only mean the source is newer than the cache: one GET each decides
+    // a miss may only mean the source is newer than the cache: a GET decides, for at most
+    // MAX_LOOKUPS sources at once, within LOOKUP_DEADLINE, and not again for a source
+    // found absent lately (a list of a thousand missing names costs no more)
     if let Some(client) = &state.client {
         let missing: Vec<SourceRef> = result
             .current
             .iter()
             .filter(|(_, v)| v.as_str() == ABSENT)
             .filter_map(|(k, _)| SourceRef::from_record_key(k))
+            .filter(|s| !state.cache.recently_absent(namespace, s))
+            .take(MAX_LOOKUPS)
             .collect();
-        let mut found = false;
-        for s in &missing {
-            match state.cache.confirm_miss(client, namespace, s).await {
-                Ok(exists) => found |= exists,
-                Err(e) => return warn(resp, format!("cannot confirm that {s} is absent: {e}")),
+        let lookups = missing
+            .iter()
+            .map(|s| state.cache.confirm_miss(client, namespace, s));
+        let found = match tokio::time::timeout(LOOKUP_DEADLINE, futures::future::join_all(lookups))
+            .await
+        {
+            Ok(results) => {
+                if let Some((s, Err(e))) = missing.iter().zip(&results).find(|(_, r)| r.is_err()) {
+                    return warn(resp, format!("cannot confirm that {s} is absent: {e}"));
+                }
+                results.iter().any(|r| matches!(r, Ok(true)))
             }
-        }
+            Err(_) => {
+                return warn(
+                    resp,
+                    "the apiserver did not answer in time; not stamped".into(),
+                );
+            }
+        };
         if found {
             result = run(&workload);
         }
     }
     let patch = json_patch(&workload, names, &result.decision);
+    let mut resp = resp;
+    if !result.problems.is_empty() {
+        for p in &result.problems {
+            tracing::warn!(problem = %p, "bad annotation value");
+        }
+        resp.warnings = Some(
+            result
+                .problems
+                .iter()
+                .take(8)
+                .map(|p| format!("hashroll: {p}"))
+                .collect(),
+        );
+    }
     if patch.0.is_empty() {
         return (resp, Outcome::Unchanged);
+    }
+    // the record replaces the one there; the annotations must stay under the apiserver's
+    // limit, or the tenant's own apply would be refused after us
+    let record_len = result
+        .decision
+        .record
+        .as_ref()
+        .map(|r| names.record.len() + render_record(r).len())
+        .unwrap_or(0);
+    let others: usize = workload
+        .annotations
+        .iter()
+        .filter(|(k, _)| **k != names.record)
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    if others + record_len > MAX_ANNOTATIONS_BYTES - ANNOTATIONS_MARGIN {
+        return warn(
+            resp,
+            "the record would take the annotations past the apiserver's limit; not stamped".into(),
+        );
     }
     // routine (every apply of an opted-in workload): debug; rolls are logged by the watcher
     tracing::debug!(
@@ -377,5 +449,55 @@ mod tests {
         let (resp, outcome) = handle(&s, &serde_json::to_vec(&v).unwrap()).await.unwrap();
         assert_eq!(outcome, Outcome::Warning);
         assert!(resp.response.allowed);
+    }
+
+    #[tokio::test]
+    async fn a_review_for_another_namespace_gets_no_lookup_and_no_patch() {
+        let s = state();
+        put_cm(&s, "cfg", "1");
+        let mut forged = deployment();
+        forged["metadata"]["namespace"] = json!("victim");
+        let (resp, outcome) = handle(&s, &review("CREATE", &forged, None)).await.unwrap();
+        assert_eq!(outcome, Outcome::Warning);
+        assert!(resp.response.allowed && resp.response.patch.is_none());
+        let w = resp.response.warnings.unwrap().join(" ");
+        assert!(w.contains("namespace differs"), "{w}");
+    }
+
+    #[tokio::test]
+    async fn bad_values_are_warnings_and_the_apply_still_goes_through() {
+        let s = state();
+        put_cm(&s, "cfg", "1");
+        let mut d = deployment();
+        d["metadata"]["annotations"]["deployment.reloader.stakater.com/pause-period"] =
+            json!("3000000000000000h");
+        d["metadata"]["annotations"]["configmap.reloader.stakater.com/reload"] = json!("(unclosed");
+        let (resp, outcome) = handle(&s, &review("CREATE", &d, None)).await.unwrap();
+        assert_eq!(outcome, Outcome::Patched, "stamped all the same");
+        let w = resp.response.warnings.unwrap().join(" ");
+        assert!(w.contains("taken as 24h") && w.contains("unclosed"), "{w}");
+    }
+
+    #[tokio::test]
+    async fn a_stamp_that_would_pass_the_annotations_limit_is_not_made() {
+        let s = state();
+        put_cm(&s, "cfg", "1");
+        let mut d = deployment();
+        d["metadata"]["annotations"]["example.com/blob"] =
+            json!("x".repeat(MAX_ANNOTATIONS_BYTES - 1024));
+        let (resp, outcome) = handle(&s, &review("CREATE", &d, None)).await.unwrap();
+        assert_eq!(outcome, Outcome::Warning);
+        assert!(resp.response.allowed && resp.response.patch.is_none());
+        // a record of thousands of long-named sources stays small: compact
+        let s = state();
+        for i in 0..3000 {
+            put_cm(&s, &format!("{}-{i}", "n".repeat(200)), "1");
+        }
+        let mut d = deployment();
+        d["metadata"]["annotations"]["configmap.reloader.stakater.com/reload"] = json!("n+-.*");
+        let (out, outcome) = admit_apply(&s, "CREATE", &d, None).await;
+        assert_eq!(outcome, Outcome::Patched);
+        let record = stamp_of(&out).0.unwrap();
+        assert!(record.len() < 2048, "{} bytes", record.len());
     }
 }

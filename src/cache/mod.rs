@@ -2,19 +2,20 @@
 //! the few annotations the policy reads. Filled by a watch (paged initial list), shared by
 //! webhook and watcher.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, ObjectMeta};
-use kube::runtime::watcher;
-use tokio::sync::mpsc;
 
-use crate::k8s::{self, watch::Handler};
 use crate::namespaces::NamespaceFilter;
-use crate::state::State;
+
+mod watch;
+pub use watch::watch;
 
 use crate::core::digest::SourceDigests;
 use crate::core::policy::{AnnotationNames, SourceInfo, SourceView};
@@ -61,7 +62,15 @@ pub struct SourceCache {
     names: AnnotationNames,
     selector: LabelSelector,
     namespaces: NamespaceFilter,
+    /// sources a GET found absent lately, so admission asks again only after a while
+    absent: Mutex<HashMap<(String, SourceRef), Instant>>,
 }
+
+/// How long a GET that found a source absent stands for admission (the watch brings a
+/// source created meanwhile into the cache anyway).
+const ABSENT_TTL: Duration = Duration::from_secs(30);
+/// Entries of the absent-source memo before it starts over.
+const ABSENT_MAX: usize = 10_000;
 
 fn idx(kind: SourceKind) -> usize {
     match kind {
@@ -83,6 +92,7 @@ impl SourceCache {
             names,
             selector,
             namespaces,
+            absent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -238,6 +248,24 @@ impl SourceCache {
         }
     }
 
+    /// Whether a GET found `source` absent within the last [`ABSENT_TTL`].
+    pub fn recently_absent(&self, namespace: &str, source: &SourceRef) -> bool {
+        let memo = self.absent.lock().unwrap_or_else(PoisonError::into_inner);
+        memo.get(&(namespace.to_string(), source.clone()))
+            .is_some_and(|at| at.elapsed() < ABSENT_TTL)
+    }
+
+    fn note_absent(&self, namespace: &str, source: &SourceRef) {
+        let mut memo = self.absent.lock().unwrap_or_else(PoisonError::into_inner);
+        if memo.len() >= ABSENT_MAX {
+            memo.retain(|_, at| at.elapsed() < ABSENT_TTL);
+            if memo.len() >= ABSENT_MAX {
+                memo.clear();
+            }
+        }
+        memo.insert((namespace.to_string(), source.clone()), Instant::now());
+    }
+
     /// A miss may only mean the source is newer than the cache: one GET decides. Found
     /// sources go into the cache. Returns whether it exists.
     pub async fn confirm_miss(
@@ -261,98 +289,11 @@ impl SourceCache {
                 self.upsert(namespace, source, e);
                 true
             }
-            None => false,
+            None => {
+                self.note_absent(namespace, source);
+                false
+            }
         })
-    }
-}
-
-/// A ConfigMap or a Secret, as the cache reads it.
-trait SourceObject: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned {
-    fn entry(&self, cache: &SourceCache) -> SourceEntry;
-}
-
-impl SourceObject for ConfigMap {
-    fn entry(&self, cache: &SourceCache) -> SourceEntry {
-        cache.configmap_entry(self)
-    }
-}
-
-impl SourceObject for Secret {
-    fn entry(&self, cache: &SourceCache) -> SourceEntry {
-        cache.secret_entry(self)
-    }
-}
-
-/// The watch of one kind of source: keeps the cache and sends every change on.
-struct SourceWatch {
-    state: Arc<State>,
-    kind: SourceKind,
-    tx: mpsc::UnboundedSender<SourceChange>,
-}
-
-impl SourceWatch {
-    fn send(&self, c: Option<SourceChange>) {
-        if let Some(c) = c {
-            let _ = self.tx.send(c);
-        }
-    }
-}
-
-impl<K: SourceObject> Handler<K> for SourceWatch {
-    fn relist_start(&mut self) {
-        self.state.cache.begin_list(self.kind);
-    }
-    fn apply(&mut self, obj: K) {
-        let cache = &self.state.cache;
-        let ns = obj.meta().namespace.as_deref().unwrap_or_default();
-        if !cache.namespaces.allows_static(ns) {
-            return;
-        }
-        let source = SourceRef::new(self.kind, obj.meta().name.clone().unwrap_or_default());
-        self.send(cache.upsert(ns, &source, obj.entry(cache)));
-    }
-    fn delete(&mut self, obj: K) {
-        let ns = obj.meta().namespace.as_deref().unwrap_or_default();
-        let source = SourceRef::new(self.kind, obj.meta().name.clone().unwrap_or_default());
-        self.send(self.state.cache.remove(ns, &source));
-    }
-    fn relist_done(&mut self) {
-        let cache = &self.state.cache;
-        for c in cache.end_list(self.kind) {
-            self.send(Some(c));
-        }
-        if !cache.synced[idx(self.kind)].swap(true, Ordering::AcqRel) {
-            tracing::info!(
-                kind = self.kind.as_str(),
-                sources = cache.len(),
-                "source cache synced"
-            );
-        }
-    }
-    fn restarted(&mut self) {
-        self.state.metrics.watch_restart(self.kind.as_str());
-    }
-}
-
-/// Watches one kind of source into the cache forever, sending every change to `tx`.
-pub async fn watch(
-    state: Arc<State>,
-    client: Client,
-    kind: SourceKind,
-    tx: mpsc::UnboundedSender<SourceChange>,
-) {
-    // small pages: the list of 8 KiB Secrets is held a page at a time
-    let cfg = watcher::Config::default().page_size(50).any_semantic();
-    let mut h = SourceWatch { state, kind, tx };
-    match kind {
-        SourceKind::ConfigMap => {
-            let api: Api<ConfigMap> = Api::all(client);
-            k8s::watch::run(api, cfg, "configmaps", &mut h).await
-        }
-        SourceKind::Secret => {
-            let api: Api<Secret> = Api::all(client);
-            k8s::watch::run(api, cfg, "secrets", &mut h).await
-        }
     }
 }
 

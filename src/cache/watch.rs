@@ -1,0 +1,106 @@
+//! The watches that fill the cache: one per kind of source, each a handler of the one watch
+//! driver, sending every change on to the watcher.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Client;
+use kube::api::Api;
+use kube::runtime::watcher;
+use tokio::sync::mpsc;
+
+use super::{SourceCache, SourceChange, SourceEntry, idx};
+use crate::core::refs::{SourceKind, SourceRef};
+use crate::k8s::{self, watch::Handler};
+use crate::state::State;
+
+/// A ConfigMap or a Secret, as the cache reads it.
+trait SourceObject: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned {
+    fn entry(&self, cache: &SourceCache) -> SourceEntry;
+}
+
+impl SourceObject for ConfigMap {
+    fn entry(&self, cache: &SourceCache) -> SourceEntry {
+        cache.configmap_entry(self)
+    }
+}
+
+impl SourceObject for Secret {
+    fn entry(&self, cache: &SourceCache) -> SourceEntry {
+        cache.secret_entry(self)
+    }
+}
+
+/// The watch of one kind of source: keeps the cache and sends every change on.
+struct SourceWatch {
+    state: Arc<State>,
+    kind: SourceKind,
+    tx: mpsc::UnboundedSender<SourceChange>,
+}
+
+impl SourceWatch {
+    fn send(&self, c: Option<SourceChange>) {
+        if let Some(c) = c {
+            let _ = self.tx.send(c);
+        }
+    }
+}
+
+impl<K: SourceObject> Handler<K> for SourceWatch {
+    fn relist_start(&mut self) {
+        self.state.cache.begin_list(self.kind);
+    }
+    fn apply(&mut self, obj: K) {
+        let cache = &self.state.cache;
+        let ns = obj.meta().namespace.as_deref().unwrap_or_default();
+        if !cache.namespaces.allows_static(ns) {
+            return;
+        }
+        let source = SourceRef::new(self.kind, obj.meta().name.clone().unwrap_or_default());
+        self.send(cache.upsert(ns, &source, obj.entry(cache)));
+    }
+    fn delete(&mut self, obj: K) {
+        let ns = obj.meta().namespace.as_deref().unwrap_or_default();
+        let source = SourceRef::new(self.kind, obj.meta().name.clone().unwrap_or_default());
+        self.send(self.state.cache.remove(ns, &source));
+    }
+    fn relist_done(&mut self) {
+        let cache = &self.state.cache;
+        for c in cache.end_list(self.kind) {
+            self.send(Some(c));
+        }
+        if !cache.synced[idx(self.kind)].swap(true, Ordering::AcqRel) {
+            tracing::info!(
+                kind = self.kind.as_str(),
+                sources = cache.len(),
+                "source cache synced"
+            );
+        }
+    }
+    fn restarted(&mut self) {
+        self.state.metrics.watch_restart(self.kind.as_str());
+    }
+}
+
+/// Watches one kind of source into the cache forever, sending every change to `tx`.
+pub async fn watch(
+    state: Arc<State>,
+    client: Client,
+    kind: SourceKind,
+    tx: mpsc::UnboundedSender<SourceChange>,
+) {
+    // small pages: the list of 8 KiB Secrets is held a page at a time
+    let cfg = watcher::Config::default().page_size(50).any_semantic();
+    let mut h = SourceWatch { state, kind, tx };
+    match kind {
+        SourceKind::ConfigMap => {
+            let api: Api<ConfigMap> = Api::all(client);
+            k8s::watch::run(api, cfg, "configmaps", &mut h).await
+        }
+        SourceKind::Secret => {
+            let api: Api<Secret> = Api::all(client);
+            k8s::watch::run(api, cfg, "secrets", &mut h).await
+        }
+    }
+}

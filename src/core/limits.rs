@@ -1,0 +1,39 @@
+//! Bounds on what hashroll reads from tenants' objects. hashroll runs once per cluster and
+//! every annotation value, name and list on a workload or a ConfigMap/Secret comes from
+//! someone who may be careless or hostile: each value is bounded here before it is used,
+//! and a value past a bound is reported as a problem (a warning on the admission response,
+//! a Warning Event on the workload), never a crash and never silently.
+
+use std::time::Duration;
+
+/// The longest `pause-period` honoured; a longer one is taken as this.
+pub const MAX_PAUSE_PERIOD: Duration = Duration::from_secs(24 * 3600);
+
+/// Entries read from one reload or exclude list; the rest are ignored.
+pub const MAX_LIST_ENTRIES: usize = 64;
+
+/// The longest list entry read (a Kubernetes name is at most 253 characters; a regex entry
+/// may be a little longer); a longer entry is skipped.
+pub const MAX_ENTRY_LEN: usize = 512;
+
+/// Compiled size limit of one reload-list regex (the regex crate's default is 10 MiB).
+pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+
+/// Bytes of entry text the compiled-regex memo keeps before it starts over.
+pub const REGEX_MEMO_BYTES: usize = 1 << 20;
+
+/// Sources one workload may track; past it the rest are not tracked.
+pub const MAX_TRACKED: usize = 2000;
+
+/// A record of more sources than this, or of more bytes than [`MAX_RECORD_BYTES`], is kept in
+/// its compact form: [`RECORD_GROUPS`] group digests instead of one digest per source.
+pub const MAX_RECORD_SOURCES: usize = 64;
+
+/// See [`MAX_RECORD_SOURCES`].
+pub const MAX_RECORD_BYTES: usize = 8 * 1024;
+
+/// Groups of a compact record.
+pub const RECORD_GROUPS: usize = 16;
+
+/// The apiserver's limit on the total size of an object's annotations.
+pub const MAX_ANNOTATIONS_BYTES: usize = 256 * 1024;
