@@ -73,15 +73,19 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         writer,
     });
 
+    let live = health::Liveness::default();
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
         let watch = crate::cache::watch(state.clone(), client.clone(), kind, changes_tx.clone());
-        tokio::spawn(watch);
+        live.spawn(kind.as_str(), watch);
     }
     drop(changes_tx);
     let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
     if let (Some(sel), Some(set)) = (settings.namespace_selector.clone(), selected) {
-        tokio::spawn(namespaces::watch(client.clone(), sel, set, ns_tx));
+        live.spawn(
+            "namespaces",
+            namespaces::watch(client.clone(), sel, set, ns_tx),
+        );
     }
     let watcher_cfg = watcher::WatcherConfig {
         coalesce_window: settings.args.coalesce_window,
@@ -94,15 +98,19 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         watcher_cfg,
         changes_rx,
         ns_rx,
+        live.clone(),
     );
-    tokio::spawn(watch);
+    live.spawn("watcher", watch);
 
     let certs = match settings.certs.clone() {
         Some(c) => {
-            tokio::spawn(c.clone().watch(Duration::from_secs(2)));
+            live.spawn(
+                "certificate reload",
+                c.clone().watch(Duration::from_secs(2)),
+            );
             c
         }
-        None => self_managed_certs(&client, &settings).await?,
+        None => self_managed_certs(&client, &settings, &live).await?,
     };
     let tls = certs.server_config()?;
     let bind = |addr| async move {
@@ -123,7 +131,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
     tokio::select! {
         _ = webhook::serve_tls(webhook_l, tls, router) => {}
-        r = health::serve(metrics_l, state.clone()) => r.map_err(|e| Error::Serve("metrics server", e))?,
+        r = health::serve(metrics_l, state.clone(), live.clone()) => r.map_err(|e| Error::Serve("metrics server", e))?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
         _ = term.recv() => tracing::info!("terminated; stopping"),
     }
@@ -134,16 +142,20 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
 async fn self_managed_certs(
     client: &kube::Client,
     settings: &Settings,
+    live: &health::Liveness,
 ) -> Result<Arc<CertReloader>, Error> {
     let args = &settings.args;
     let names = selfcert::sans(&args.service_name, &settings.namespace, &args.tls_san);
     let pems = selfcert::ensure(client, &settings.namespace, &args.tls_secret, &names).await?;
-    tokio::spawn(selfcert::keep_ca_bundle(
-        client.clone(),
-        args.webhook_config.clone(),
-        pems.ca.clone(),
-        Duration::from_secs(30),
-    ));
+    live.spawn(
+        "caBundle keeper",
+        selfcert::keep_ca_bundle(
+            client.clone(),
+            args.webhook_config.clone(),
+            pems.ca.clone(),
+            Duration::from_secs(30),
+        ),
+    );
     Ok(CertReloader::from_pems(&pems.cert, &pems.key)?)
 }
 

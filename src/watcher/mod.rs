@@ -43,17 +43,21 @@ pub(crate) async fn run(
     cfg: WatcherConfig,
     mut changes: mpsc::UnboundedReceiver<SourceChange>,
     mut selected_namespaces: mpsc::UnboundedReceiver<String>,
+    live: crate::health::Liveness,
 ) {
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
     let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
     for kind in WorkloadKind::ALL {
-        tokio::spawn(watch_kind(
-            state.clone(),
-            client.clone(),
-            kind,
-            roller.clone(),
-            synced_tx.clone(),
-        ));
+        live.spawn(
+            kind.row().plural,
+            watch_kind(
+                state.clone(),
+                client.clone(),
+                kind,
+                roller.clone(),
+                synced_tx.clone(),
+            ),
+        );
     }
     drop(synced_tx);
     // wait for the initial list of every kind and the source cache
@@ -73,7 +77,7 @@ pub(crate) async fn run(
     let n = roller.enqueue_all(Duration::ZERO);
     roller.resume_pending_pauses();
     tracing::info!(workloads = n, "watcher synced; reconciling every workload");
-    tokio::spawn(roller.clone().run());
+    live.spawn("roller", roller.clone().run());
     state
         .watcher_ready
         .store(true, std::sync::atomic::Ordering::Release);

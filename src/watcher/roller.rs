@@ -4,9 +4,12 @@
 //! next: re-read and retry soon (conflict), forget (gone), wait for the lease (not leader),
 //! or retry with backoff. Nothing queued is dropped while the workload exists.
 
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::FutureExt;
 use kube::Client;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
@@ -32,6 +35,8 @@ pub(crate) struct Roller {
     notify: Notify,
     writer: Writer,
     workers: Arc<Semaphore>,
+    /// per workload, the problems last reported in a Warning Event (reported once each)
+    reported: Mutex<HashMap<WorkloadKey, Vec<String>>>,
 }
 
 impl Roller {
@@ -50,6 +55,7 @@ impl Roller {
             notify: Notify::new(),
             writer,
             workers: Arc::new(Semaphore::new(WORKERS)),
+            reported: Mutex::new(HashMap::new()),
         }
     }
 
@@ -84,6 +90,33 @@ impl Roller {
     pub(crate) fn remove(&self, key: &WorkloadKey) {
         self.store().remove(key);
         self.queue().remove(key);
+        self.reported
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+
+    /// Posts the problems with a workload's annotations as a Warning Event, once for each
+    /// set of problems (not on every check).
+    async fn report_problems(&self, entry: &WorkloadEntry, problems: &[String]) {
+        {
+            let mut reported = self
+                .reported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if reported.get(&entry.key).map(Vec::as_slice) == Some(problems) {
+                return;
+            }
+            if problems.is_empty() {
+                reported.remove(&entry.key);
+                return;
+            }
+            reported.insert(entry.key.clone(), problems.to_vec());
+        }
+        for p in problems {
+            tracing::warn!(workload = %entry.key, problem = %p, "bad annotation value");
+        }
+        self.writer.warn_annotations(entry, problems).await;
     }
 
     pub(crate) fn retain_kind(
@@ -145,7 +178,14 @@ impl Roller {
                 };
                 let me = self.clone();
                 tokio::spawn(async move {
-                    me.work(key, task, pending).await;
+                    // one workload's failure stays that workload's: a panic is caught here,
+                    // logged, and the task retried later
+                    let work = AssertUnwindSafe(me.work(key.clone(), task, pending));
+                    if work.catch_unwind().await.is_err() {
+                        let attempts = pending.attempts + 1;
+                        tracing::error!(workload = %key, "the work on this workload panicked; will retry");
+                        me.schedule(key, backoff(attempts), task, attempts);
+                    }
                     drop(permit);
                 });
             }
@@ -216,6 +256,7 @@ impl Roller {
             return Ok(());
         };
         let mut result = self.stamp(&entry);
+        self.report_problems(&entry, &result.problems).await;
         if result.decision.is_noop(&entry.stored(&self.state.names)) {
             return Ok(());
         }

@@ -253,6 +253,13 @@ impl Writer {
         Ok(())
     }
 
+    /// A Warning Event naming what is wrong with the workload's annotations.
+    pub(crate) async fn warn_annotations(&self, entry: &WorkloadEntry, problems: &[String]) {
+        let note = problems.join("; ");
+        self.event(entry, EventType::Warning, "InvalidAnnotation", note)
+            .await;
+    }
+
     /// One Event per roll (events.k8s.io/v1), so each names its own sources.
     async fn event(&self, entry: &WorkloadEntry, type_: EventType, reason: &str, note: String) {
         let key = &entry.key;

@@ -1,4 +1,13 @@
 //! The HTTPS server of the webhook (axum over rustls): routes, TLS accept, connections.
+//!
+//! Every byte on this port may come from a hostile client, so everything it can hold is
+//! bounded: at most [`MAX_CONNECTIONS`] connections, HTTP/1.1 only (the apiserver calls
+//! webhooks over HTTP/1.1; no HTTP/2 streams to multiply requests), the TLS handshake and
+//! the request headers each within [`HANDSHAKE_TIMEOUT`], a whole request (body included)
+//! within [`REQUEST_TIMEOUT`], a body at most `--max-body-bytes`, and bodies above
+//! [`SMALL_BODY`] in flight together at most [`LARGE_BODY_BUDGET`] bytes, so a flood of
+//! maximum-size reviews waits its turn instead of taking memory, while ordinary reviews
+//! (a few KiB) never wait behind them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +18,12 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::admit;
@@ -52,11 +61,77 @@ async fn close_after_refusal(mut resp: Response) -> Response {
     resp
 }
 
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 512;
+/// The TLS handshake, and each request's headers, must arrive within this.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A whole request, body read and answer, must be done within this (the apiserver gives
+/// up after the webhook's timeoutSeconds anyway).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A body up to this size needs no share of the large-body budget.
+pub const SMALL_BODY: usize = 64 * 1024;
+/// Bytes of bodies above [`SMALL_BODY`] read and handled at once.
+pub const LARGE_BODY_BUDGET: usize = 16 * 1024 * 1024;
+
+/// Bounds one request: its share of the large-body budget (by Content-Length; a body of
+/// unknown length counts as the largest allowed) is held while it is read and handled, and
+/// the whole of it must end within [`REQUEST_TIMEOUT`].
+async fn bounded(
+    State(budget): State<Arc<BodyBudget>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let len = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(budget.max_body);
+    let work = async {
+        let _permit = if len > SMALL_BODY {
+            let kib = len.min(budget.max_body).div_ceil(1024) as u32;
+            match budget.large.acquire_many(kib.min(budget.total_kib)).await {
+                Ok(p) => Some(p),
+                Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+            }
+        } else {
+            None
+        };
+        next.run(req).await
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::debug!("request not done in time");
+            let mut resp = StatusCode::REQUEST_TIMEOUT.into_response();
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            resp
+        }
+    }
+}
+
+/// The large-body budget, in KiB permits.
+struct BodyBudget {
+    large: Semaphore,
+    total_kib: u32,
+    max_body: usize,
+}
+
 /// The webhook's routes.
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    let total_kib = (LARGE_BODY_BUDGET.max(max_body) / 1024) as u32;
+    let budget = Arc::new(BodyBudget {
+        large: Semaphore::new(total_kib as usize),
+        total_kib,
+        max_body,
+    });
     Router::new()
         .route("/mutate", post(mutate))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(budget, bounded))
         .layer(axum::middleware::map_response(close_after_refusal))
         .with_state(state)
 }
@@ -67,7 +142,11 @@ const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: tex
 /// a slow or broken client holds only itself up.
 pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Router) {
     let acceptor = TlsAcceptor::from(tls);
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(slot) = connections.clone().acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -80,9 +159,10 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Ro
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             // a TLS handshake starts with a handshake record (0x16); anything else is plain HTTP
             let mut first = [0u8; 1];
-            match tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
                 Ok(Ok(1)) if first[0] != 0x16 => {
                     let mut stream = stream;
                     let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
@@ -93,9 +173,7 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Ro
                 Ok(Ok(1)) => {}
                 _ => return,
             }
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                .await
-            {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -106,13 +184,12 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Ro
                     return;
                 }
             };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper::server::conn::http1::Builder::new();
             builder
-                .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .max_buf_size(64 * 1024)
                 .keep_alive(true);
-            builder.http2().timer(TokioTimer::new());
             let service = TowerToHyperService::new(router);
             if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
