@@ -530,13 +530,19 @@ impl Plane {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(io("starting kubectl"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(input.as_bytes())
-                .map_err(io("writing to kubectl"))?;
-        }
+        // written from a thread: kubectl prints while it reads, and a large input would
+        // fill its output pipe while we still write (each side waiting for the other)
+        let writer = child.stdin.take().map(|mut stdin| {
+            let input = input.to_string();
+            std::thread::spawn(move || stdin.write_all(input.as_bytes()))
+        });
         let out = child.wait_with_output().map_err(io("running kubectl"))?;
+        // a kubectl that failed may have stopped reading: its error says more than ours
+        let written = writer.map(|w| w.join().unwrap_or(Ok(())));
         if out.status.success() {
+            if let Some(w) = written {
+                w.map_err(io("writing to kubectl"))?;
+            }
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
             Err(PlaneError::Kubectl {
