@@ -500,4 +500,60 @@ mod tests {
         let record = stamp_of(&out).0.unwrap();
         assert!(record.len() < 2048, "{} bytes", record.len());
     }
+
+    mod any_annotations {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Values a tenant might write: regex syntax, commas, durations, junk, long runs.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9.*+?(){}|,\\[\\] ^$-]{0,80}",
+                "[0-9]{1,30}(ns|us|ms|s|m|h)",
+                proptest::collection::vec("[a-z.*()+{}0-9]{1,12}", 0..300)
+                    .prop_map(|v| v.join(",")),
+                any::<String>(),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(200))]
+            #[test]
+            fn any_annotation_values_are_allowed_with_a_patch_that_applies(
+                keys in proptest::collection::vec(0usize..8, 1..6),
+                values in proptest::collection::vec(value(), 6),
+                update in any::<bool>(),
+            ) {
+                let names = [
+                    "reloader.stakater.com/auto",
+                    "reloader.stakater.com/search",
+                    "configmap.reloader.stakater.com/reload",
+                    "secret.reloader.stakater.com/reload",
+                    "configmaps.exclude.reloader.stakater.com/reload",
+                    "deployment.reloader.stakater.com/pause-period",
+                    "hashroll.dev/sources",
+                    "configmap.reloader.stakater.com/auto",
+                ];
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let s = state();
+                put_cm(&s, "cfg", "1");
+                let mut d = deployment();
+                for (k, v) in keys.iter().zip(&values) {
+                    d["metadata"]["annotations"][names[*k]] = json!(v);
+                }
+                let old = update.then(deployment);
+                let (resp, _) = rt
+                    .block_on(handle(&s, &review(if update { "UPDATE" } else { "CREATE" }, &d, old.as_ref())))
+                    .expect("a valid review");
+                prop_assert!(resp.response.allowed);
+                if resp.response.patch.is_some() {
+                    let patch = decoded_patch(&resp.response).expect("a base64 JSON patch");
+                    let mut out = d.clone();
+                    json_patch::patch(&mut out, &patch).expect("the patch applies");
+                    let record = stamp_of(&out).0.unwrap_or_default();
+                    prop_assert!(record.len() <= 16 * 1024, "record of {} bytes", record.len());
+                }
+            }
+        }
+    }
 }

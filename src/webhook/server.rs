@@ -2,8 +2,8 @@
 //!
 //! Every byte on this port may come from a hostile client, so everything it can hold is
 //! bounded: at most [`MAX_CONNECTIONS`] connections, HTTP/1.1 only (the apiserver calls
-//! webhooks over HTTP/1.1; no HTTP/2 streams to multiply requests), the TLS handshake and
-//! the request headers each within [`HANDSHAKE_TIMEOUT`], a whole request (body included)
+//! webhooks over HTTP/1.1; no HTTP/2 streams to multiply requests), the TLS handshake
+//! within [`HANDSHAKE_TIMEOUT`], headers within [`HEADER_TIMEOUT`], a whole request (body included)
 //! within [`REQUEST_TIMEOUT`], a body at most `--max-body-bytes`, and bodies above
 //! [`SMALL_BODY`] in flight together at most [`LARGE_BODY_BUDGET`] bytes, so a flood of
 //! maximum-size reviews waits its turn instead of taking memory, while ordinary reviews
@@ -63,8 +63,12 @@ async fn close_after_refusal(mut resp: Response) -> Response {
 
 /// Connections served at once; more wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 512;
-/// The TLS handshake, and each request's headers, must arrive within this.
+/// The TLS handshake must be done within this.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A request's headers must arrive within this (hyper also closes a keep-alive connection
+/// idle this long: longer than the handshake's, so a client's pooled connection outlives
+/// a short pause).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole request, body read and answer, must be done within this (the apiserver gives
 /// up after the webhook's timeoutSeconds anyway).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -187,7 +191,7 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Ro
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(HANDSHAKE_TIMEOUT)
+                .header_read_timeout(HEADER_TIMEOUT)
                 .max_buf_size(64 * 1024)
                 .keep_alive(true);
             let service = TowerToHyperService::new(router);
