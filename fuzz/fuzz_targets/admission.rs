@@ -1,0 +1,149 @@
+//! Fuzzes the admission handler with any bytes, and with AdmissionReviews built around the
+//! input (every opt-in annotation set from it), and the annotation parsers on their own.
+//! Asserts: no panic, never a denial, and a patch that applies to the object and keeps
+//! the record under 16 KiB.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use hashroll::cache::SourceCache;
+use hashroll::core::digest::DigestKey;
+use hashroll::core::policy::{AnnotationNames, PolicyConfig, parse_go_duration, tracking};
+use hashroll::core::record::parse_record;
+use hashroll::core::refs::SourceRef;
+use hashroll::core::selector::LabelSelector;
+use hashroll::namespaces::NamespaceFilter;
+use hashroll::state::State;
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Value, json};
+
+const KEYS: [&str; 9] = [
+    "reloader.stakater.com/auto",
+    "reloader.stakater.com/search",
+    "configmap.reloader.stakater.com/reload",
+    "secret.reloader.stakater.com/reload",
+    "configmaps.exclude.reloader.stakater.com/reload",
+    "deployment.reloader.stakater.com/pause-period",
+    "hashroll.dev/sources",
+    "configmap.reloader.stakater.com/auto",
+    "secret.reloader.stakater.com/auto",
+];
+
+fn state() -> &'static (State, tokio::runtime::Runtime) {
+    static S: OnceLock<(State, tokio::runtime::Runtime)> = OnceLock::new();
+    S.get_or_init(|| {
+        let cache = Arc::new(SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        ));
+        for name in ["cfg", "a", "b-1", "secret-x"] {
+            let cm: k8s_openapi::api::core::v1::ConfigMap = serde_json::from_value(
+                json!({"metadata": {"name": name, "namespace": "ns"}, "data": {"k": name}}),
+            )
+            .unwrap();
+            let e = cache.configmap_entry(&cm);
+            cache.upsert("ns", &SourceRef::configmap(name), e);
+        }
+        let state = State {
+            policy: PolicyConfig::default(),
+            names: Default::default(),
+            roll: Default::default(),
+            key: DigestKey::new(b"fuzz-key-0123456789abcdef".to_vec()).unwrap(),
+            cache,
+            client: None,
+            metrics: hashroll::metrics::Metrics::new(),
+            watcher_ready: std::sync::atomic::AtomicBool::new(true),
+            writer: hashroll::lease::Leadership::always(),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        (state, rt)
+    })
+}
+
+fn review(op: &str, object: &Value, old: Option<&Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {
+            "uid": "u", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "name": "web", "namespace": "ns", "operation": op,
+            "object": object, "oldObject": old
+        }
+    }))
+    .unwrap()
+}
+
+fn check(body: &[u8], object: Option<&Value>) {
+    let (state, rt) = state();
+    let Ok((out, _)) = rt.block_on(hashroll::webhook::admit::handle(state, body)) else {
+        return; // a 400: fine
+    };
+    let resp = serde_json::to_value(&out).unwrap();
+    assert_eq!(resp["response"]["allowed"], json!(true), "never a denial");
+    if let (Some(p), Some(obj)) = (resp["response"]["patch"].as_str(), object) {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(p).unwrap();
+        let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+        let mut o = obj.clone();
+        json_patch::patch(&mut o, &patch).expect("the patch applies");
+        let record = o["metadata"]["annotations"]["hashroll.dev/sources"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            record.len() <= 16 * 1024,
+            "record of {} bytes",
+            record.len()
+        );
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    // 1. the bytes as a body
+    check(data, None);
+    // 2. the bytes as annotation values and pod-spec names of a well-formed review
+    let text = String::from_utf8_lossy(data);
+    let parts: Vec<&str> = text.split('\u{1}').collect();
+    let mut ann = serde_json::Map::new();
+    for (i, v) in parts.iter().enumerate().take(KEYS.len()) {
+        let key = KEYS[(i + v.len()) % KEYS.len()];
+        ann.insert(key.to_string(), json!(v));
+    }
+    let name = parts.last().copied().unwrap_or("cfg");
+    let obj = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "ns", "annotations": ann},
+        "spec": {"selector": {}, "template": {"metadata": {"annotations": {"x": name}},
+            "spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": name}}],
+                "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": name, "key": name}}}]}],
+                "volumes": [{"name": "v", "projected": {"sources": [{"configMap": {"name": name, "items": [{"key": name, "path": "p"}]}}]}}]}}}
+    });
+    let op = if data.first().is_some_and(|b| b & 1 == 1) {
+        "UPDATE"
+    } else {
+        "CREATE"
+    };
+    let old = (op == "UPDATE").then(|| {
+        let mut o = obj.clone();
+        o["spec"]["template"]["metadata"]["annotations"]["x"] = json!("old");
+        o
+    });
+    check(&review(op, &obj, old.as_ref()), Some(&obj));
+    // 3. the parsers alone
+    let _ = parse_go_duration(&text);
+    let _ = parse_record(&text);
+    let meta: std::collections::BTreeMap<String, String> = ann
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+        .collect();
+    let (state, _) = state();
+    let _ = tracking(
+        &PolicyConfig::default(),
+        &meta,
+        &meta,
+        &[],
+        &state.cache.view("ns"),
+    );
+});
