@@ -5,6 +5,11 @@
 //! - `webhook`: admission throughput and p50/p99 over TLS with HTTP/1.1 keep-alive against
 //!   the webhook server (its own process, the real server code), next to a static endpoint
 //!   the bench adds to the same server; saturation (32 connections, closed loop) and a fixed 1,000/s (open loop).
+//! - `hostile`: normal reviews at a fixed 1,000/s (p50/p99) alone and while a hostile
+//!   tenant's reviews (a thousand missing names, pathological and oversized regexes, a regex
+//!   over thousands of long-named sources, maximum-size bodies) arrive at the same time; then
+//!   the server's peak RSS under a flood of maximum-size bodies, next to its peak after the
+//!   normal load.
 //! - `reload`: source write accepted → workload template patched, at 10,000 ConfigMaps and
 //!   2,000 Deployments on the local control plane, next to the apiserver's own watch latency
 //!   for the source (the floor); `--coalesce-window=0` and the default.
@@ -38,7 +43,7 @@ type AnyErr = Box<dyn std::error::Error + Send + Sync>;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench hashroll -- [all|webhook|inproc|reload|memory] [--quick]"
+        "usage: cargo bench --bench hashroll -- [all|webhook|hostile|inproc|reload|memory] [--quick]"
     );
     std::process::exit(2)
 }
@@ -65,11 +70,13 @@ fn main() {
                 serve(cert, key, addr).await
             }
             "webhook" => webhook_bench(quick).await,
+            "hostile" => hostile_bench(quick).await,
             "inproc" => inproc().await,
             "reload" => reload_bench(quick).await,
             "memory" => memory_bench(quick).await,
             "all" => {
                 webhook_bench(quick).await?;
+                hostile_bench(quick).await?;
                 reload_bench(quick).await?;
                 memory_bench(quick).await
             }
@@ -110,6 +117,9 @@ async fn static_answer(_body: Bytes) -> axum::response::Response {
         .into_response()
 }
 
+/// Long-named ConfigMaps in the bench server's `tenant` namespace.
+const HOSTILE_SOURCES: usize = 3_000;
+
 fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
     use hashroll::cache::SourceCache;
     use hashroll::core::policy::AnnotationNames;
@@ -136,6 +146,16 @@ fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
         )?;
         let e = cache.configmap_entry(&cm);
         cache.upsert("ns1", &SourceRef::configmap(name), e);
+    }
+    // a tenant namespace with thousands of long-named sources, for the hostile bench's
+    // wide regex (`reload: "l+-.*"` matches them all)
+    for i in 0..HOSTILE_SOURCES {
+        let name = format!("{}-{i}", "l".repeat(200));
+        let cm: ConfigMap = serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "tenant"}, "data": {"k": "v"}}),
+        )?;
+        let e = cache.configmap_entry(&cm);
+        cache.upsert("tenant", &SourceRef::configmap(&name), e);
     }
     let state = Arc::new(hashroll::state::State {
         policy: Default::default(),
@@ -190,6 +210,23 @@ async fn inproc() -> Result<(), AnyErr> {
         }
         full = full.min(per(t));
     }
+    for (what, body) in hostile_bodies(4 << 20) {
+        let mut best = f64::MAX;
+        let rounds = if std::env::var_os("BENCH_HOSTILE_ROUNDS").is_some() {
+            500
+        } else {
+            5
+        };
+        for _ in 0..rounds {
+            let t = Instant::now();
+            let (out, _) = hashroll::webhook::admit::handle(&state, &body)
+                .await
+                .map_err(|e| e.to_string())?;
+            std::hint::black_box(serde_json::to_vec(&out)?);
+            best = best.min(t.elapsed().as_secs_f64() * 1e6);
+        }
+        println!("hostile review in-process ({what}): {best:.0} µs");
+    }
     println!(
         "admission path in-process: {full:.2} µs per review (best of {ROUNDS} rounds; scanning the {}-byte body: {scan:.2} µs, reading the review envelope: {parse:.2} µs)",
         body.len()
@@ -198,14 +235,26 @@ async fn inproc() -> Result<(), AnyErr> {
 }
 
 fn admission_body() -> Bytes {
+    review_body("ns1", json!({"reloader.stakater.com/auto": "true"}), 0)
+}
+
+/// An AdmissionReview (CREATE of a Deployment) in `ns` with these workload annotations;
+/// `pad` bytes of filler in a container env value make it as large as asked.
+fn review_body(ns: &str, annotations: serde_json::Value, pad: usize) -> Bytes {
+    let mut env = vec![
+        json!({"name": "COUNTRY", "valueFrom": {"configMapKeyRef": {"name": "test-config-env", "key": "COUNTRY"}}}),
+        json!({"name": "CITY", "valueFrom": {"configMapKeyRef": {"name": "test-config-env", "key": "CITY"}}}),
+    ];
+    if pad > 0 {
+        env.push(json!({"name": "PAD", "value": "p".repeat(pad)}));
+    }
     let deploy: serde_json::Value = json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "nginx", "namespace": "ns1", "annotations": {"reloader.stakater.com/auto": "true"}},
+        "metadata": {"name": "nginx", "namespace": ns, "annotations": annotations},
         "spec": {"selector": {"matchLabels": {"app": "nginx"}}, "replicas": 1, "template": {
             "metadata": {"labels": {"app": "nginx"}},
             "spec": {"containers": [{"name": "nginx", "image": "nginx",
-                "env": [{"name": "COUNTRY", "valueFrom": {"configMapKeyRef": {"name": "test-config-env", "key": "COUNTRY"}}},
-                        {"name": "CITY", "valueFrom": {"configMapKeyRef": {"name": "test-config-env", "key": "CITY"}}}],
+                "env": env,
                 "volumeMounts": [{"name": "foo", "mountPath": "/etc/foo", "readOnly": true}]}],
                 "volumes": [{"name": "foo", "configMap": {"name": "test-config-file"}}]}}}
     });
@@ -217,7 +266,7 @@ fn admission_body() -> Bytes {
             "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
             "requestKind": {"group": "apps", "version": "v1", "kind": "Deployment"},
             "requestResource": {"group": "apps", "version": "v1", "resource": "deployments"},
-            "name": "nginx", "namespace": "ns1", "operation": "CREATE",
+            "name": "nginx", "namespace": ns, "operation": "CREATE",
             "userInfo": {"username": "admin", "groups": ["system:masters", "system:authenticated"]},
             "object": deploy, "oldObject": null, "dryRun": false,
             "options": {"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions", "fieldManager": "kubectl-client-side-apply"}
@@ -379,7 +428,10 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn webhook_bench(quick: bool) -> Result<(), AnyErr> {
+/// The bench's webhook server in a process of its own (so its RSS is its own), with a
+/// client TLS configuration that trusts it.
+async fn start_server()
+-> Result<(KillOnDrop, std::net::SocketAddr, Arc<rustls::ClientConfig>), AnyErr> {
     let dir = tempfile::tempdir()?;
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::default();
@@ -427,6 +479,11 @@ async fn webhook_bench(quick: bool) -> Result<(), AnyErr> {
         .with_root_certificates(roots)
         .with_no_client_auth(),
     );
+    Ok((server, addr, tls))
+}
+
+async fn webhook_bench(quick: bool) -> Result<(), AnyErr> {
+    let (server, addr, tls) = start_server().await?;
     let body = admission_body();
     // the answer is a real stamp
     let mut s = connect(addr, tls.clone()).await?;
@@ -495,6 +552,288 @@ async fn webhook_bench(quick: bool) -> Result<(), AnyErr> {
     );
     drop(server);
     Ok(())
+}
+
+// ---------------------------------------------------------------- hostile
+
+/// What one hostile tenant sends, each kind at its own fixed rate.
+fn hostile_bodies(max_body: usize) -> Vec<(&'static str, Bytes)> {
+    let missing: Vec<String> = (0..1000).map(|i| format!("missing-{i}")).collect();
+    let regexes = [
+        "(a{1000}){1000}",
+        "((a+)+)+b",
+        "(unclosed",
+        &"x".repeat(600),
+    ]
+    .join(",");
+    let big = review_body("tenant", json!({"reloader.stakater.com/auto": "true"}), 0);
+    // as close to the largest accepted body as the envelope allows
+    let big = review_body(
+        "tenant",
+        json!({"reloader.stakater.com/auto": "true"}),
+        max_body - big.len() - 64,
+    );
+    vec![
+        (
+            "1,000 missing names",
+            review_body(
+                "tenant",
+                json!({"configmap.reloader.stakater.com/reload": missing.join(",")}),
+                0,
+            ),
+        ),
+        (
+            "pathological/oversized regexes",
+            review_body(
+                "tenant",
+                json!({"configmap.reloader.stakater.com/reload": regexes}),
+                0,
+            ),
+        ),
+        (
+            "regex over 3,000 long names",
+            review_body(
+                "tenant",
+                json!({"configmap.reloader.stakater.com/reload": "l+-.*"}),
+                0,
+            ),
+        ),
+        ("maximum-size body", big),
+    ]
+}
+
+/// Sends `body` at `rate`/s on its own connections until `stop`; counts answers and errors.
+fn hostile_sender(
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    body: Bytes,
+    rate: u32,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<(usize, usize)> {
+    tokio::spawn(async move {
+        let mut ok = 0;
+        let mut failed = 0;
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut conn = None;
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            if conn.is_none() {
+                conn = connect(addr, tls.clone()).await.ok();
+            }
+            let Some(s) = conn.as_mut() else {
+                failed += 1;
+                continue;
+            };
+            match call(s, "/mutate", &body).await {
+                Ok(_) => ok += 1,
+                Err(_) => {
+                    failed += 1;
+                    conn = None;
+                }
+            }
+        }
+        (ok, failed)
+    })
+}
+
+async fn hostile_bench(quick: bool) -> Result<(), AnyErr> {
+    const MAX_BODY: usize = 4 << 20;
+    // per second: each small hostile kind, and maximum-size bodies (20 MiB/s of them; the
+    // apiserver stores objects of at most 1.5 MiB, so a review's body is rarely above 3 MiB)
+    const HOSTILE_RATE: u32 = 25;
+    const BIG_RATE: u32 = 5;
+    let (server, addr, tls) = start_server().await?;
+    let pid = server.0.id();
+    let normal = admission_body();
+    let dur = Duration::from_secs(if quick { 3 } else { 10 });
+    // warm-up as in the webhook bench: a saturating second, then the paced load
+    closed_loop(
+        addr,
+        tls.clone(),
+        "/mutate",
+        normal.clone(),
+        32,
+        Duration::from_secs(2),
+    )
+    .await?;
+    open_loop(
+        addr,
+        tls.clone(),
+        "/mutate",
+        normal.clone(),
+        1000,
+        Duration::from_secs(1),
+    )
+    .await?;
+    let alone = open_loop(addr, tls.clone(), "/mutate", normal.clone(), 1000, dur).await?;
+    let hostile = hostile_bodies(MAX_BODY);
+    // each hostile review is answered (allowed, whatever it carries) before the timing starts
+    for (what, body) in &hostile {
+        let mut s = connect(addr, tls.clone()).await?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(&call(&mut s, "/mutate", body).await?)?;
+        if answer["response"]["allowed"] != json!(true) {
+            return Err(format!("hostile review ({what}) not allowed: {answer}").into());
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // the hostile client runs on a runtime (and threads) of its own, so that its TLS work on
+    // 4 MiB bodies does not delay the normal client's tasks: what is measured is the server
+    let hostile_client = {
+        let (tls, stop) = (tls.clone(), stop.clone());
+        // one kind alone, to see its share: HOSTILE_ONLY=index
+        let only: Option<usize> = std::env::var("HOSTILE_ONLY")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        let bodies: Vec<(u32, Bytes)> = hostile
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| only.is_none_or(|o| o == *i))
+            .map(|(_, (_, b))| {
+                let rate = if b.len() > MAX_BODY / 2 {
+                    BIG_RATE
+                } else {
+                    HOSTILE_RATE
+                };
+                (rate, b.clone())
+            })
+            .collect();
+        std::thread::spawn(move || -> Result<Vec<(usize, usize)>, String> {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async move {
+                let senders: Vec<_> = bodies
+                    .into_iter()
+                    .map(|(rate, b)| hostile_sender(addr, tls.clone(), b, rate, stop.clone()))
+                    .collect();
+                let mut counts = Vec::new();
+                for s in senders {
+                    counts.push(s.await.map_err(|e| e.to_string())?);
+                }
+                Ok(counts)
+            })
+        })
+    };
+    let under = open_loop(addr, tls.clone(), "/mutate", normal.clone(), 1000, dur).await?;
+    stop.store(true, Ordering::Relaxed);
+    let counts = tokio::task::spawn_blocking(move || hostile_client.join())
+        .await?
+        .map_err(|_| "the hostile client panicked")??;
+    let hwm_normal = vm_hwm(pid)?;
+
+    println!(
+        "\n## normal reviews at 1,000/s offered, alone and beside a hostile tenant ({HOSTILE_RATE}/s of each small kind below, {BIG_RATE}/s of maximum-size bodies)"
+    );
+    println!("{:<44} {:>10} {:>11} {:>11}", "load", "req/s", "p50", "p99");
+    for (name, s) in [
+        ("normal alone (baseline)", &alone),
+        ("normal + hostile", &under),
+    ] {
+        println!(
+            "{:<44} {:>10.0} {:>11} {:>11}",
+            name,
+            s.rate(),
+            ms(s.pct(0.5)),
+            ms(s.pct(0.99))
+        );
+    }
+    let shown: Vec<_> = match std::env::var("HOSTILE_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        Some(o) => hostile.iter().skip(o).take(1).collect(),
+        None => hostile.iter().collect(),
+    };
+    for ((what, body), (ok, failed)) in shown.into_iter().zip(&counts) {
+        println!(
+            "  hostile: {what:<32} {:>8} bytes, {ok} answered, {failed} failed",
+            body.len()
+        );
+    }
+    let p99 = under.pct(0.99);
+    println!(
+        "p99 of normal reviews under hostile load: {} (target <= 1 ms: {})",
+        ms(p99),
+        if p99 <= Duration::from_millis(1) {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+
+    // flood: many connections sending maximum-size bodies as fast as they can
+    let flood_conns = 64;
+    let big = hostile.last().map(|(_, b)| b.clone()).ok_or("no body")?;
+    let flood = closed_loop_tolerant(addr, tls.clone(), big.clone(), flood_conns, dur).await?;
+    let hwm_flood = vm_hwm(pid)?;
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    println!("\n## peak RSS (VmHWM) of the webhook server");
+    println!(
+        "{:<60} {:>10}",
+        "after the normal and hostile loads (baseline)",
+        format!("{:.1} MiB", mib(hwm_normal))
+    );
+    println!(
+        "{:<60} {:>10}",
+        format!(
+            "flood: {flood_conns} connections of {:.1} MiB bodies, {} answered, {} refused",
+            big.len() as f64 / (1 << 20) as f64,
+            flood.0,
+            flood.1
+        ),
+        format!("{:.1} MiB", mib(hwm_flood))
+    );
+    drop(server);
+    Ok(())
+}
+
+/// Closed loop that goes on after an error (reconnecting): a flood counts what was
+/// answered and what was refused (503/408 or a closed connection).
+async fn closed_loop_tolerant(
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    body: Bytes,
+    conns: usize,
+    dur: Duration,
+) -> Result<(usize, usize), AnyErr> {
+    let end = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (tls, body) = (tls.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut refused) = (0, 0);
+            let mut conn = None;
+            while Instant::now() < end {
+                if conn.is_none() {
+                    conn = connect(addr, tls.clone()).await.ok();
+                }
+                let Some(s) = conn.as_mut() else {
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                match call(s, "/mutate", &body).await {
+                    Ok(_) => ok += 1,
+                    Err(_) => {
+                        refused += 1;
+                        conn = None;
+                    }
+                }
+            }
+            (ok, refused)
+        }));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for t in tasks {
+        let (o, r) = t.await?;
+        ok += o;
+        refused += r;
+    }
+    Ok((ok, refused))
 }
 
 struct KillOnDrop(Child);

@@ -466,8 +466,16 @@ pub fn tracking(
                     );
                 }
             }
-            // unreferenced existing sources the entry matches: the whole source
-            for name in sources.names_matching(kind, &|n| re.is_match(n)) {
+            // unreferenced existing sources the entry matches: the whole source (a plain
+            // name without a dot matches only itself: added below, with no scan of the
+            // namespace, so a long list of names costs lookups, not scans)
+            let plain = entry.literal && !entry.text.contains('.');
+            let matched = if plain {
+                Vec::new()
+            } else {
+                sources.names_matching(kind, &|n| re.is_match(n))
+            };
+            for name in matched {
                 let s = SourceRef::new(kind, name);
                 add(&mut out, &s, Keys::All, false, reason.clone());
             }

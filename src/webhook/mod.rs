@@ -1,6 +1,7 @@
 //! The mutating admission webhook: axum over rustls.
 
 pub mod admit;
+mod lane;
 pub mod review;
 pub mod server;
 pub mod tls;

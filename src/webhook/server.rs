@@ -29,9 +29,44 @@ use tokio_rustls::TlsAcceptor;
 use super::admit;
 use crate::state::State as AppState;
 
+/// A review whose answer may cost more than an ordinary one: a body above [`SMALL_BODY`], or
+/// one that names a reload-list annotation (its entries are regexes, matched against the
+/// namespace's sources). An ordinary review, a few KiB with auto or search, is not.
+fn may_be_heavy(state: &AppState, body: &[u8]) -> bool {
+    body.len() > SMALL_BODY
+        || [
+            &state.policy.names.configmap_reload,
+            &state.policy.names.secret_reload,
+        ]
+        .iter()
+        .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
+}
+
 async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let t0 = Instant::now();
-    let out = match admit::handle(&state, &body).await {
+    let out = if may_be_heavy(&state, &body) {
+        // on the slow lane: see `lane`
+        let st = state.clone();
+        match super::lane::run(async move { answer(&st, &body).await }).await {
+            Some(out) => out,
+            None => {
+                state.metrics.webhook_result("error");
+                tracing::error!("the slow lane did not answer a review");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    } else {
+        answer(&state, &body).await
+    };
+    state
+        .metrics
+        .webhook_duration
+        .observe(t0.elapsed().as_secs_f64());
+    out
+}
+
+async fn answer(state: &AppState, body: &[u8]) -> Response {
+    match admit::handle(state, body).await {
         Ok((review, outcome)) => {
             state.metrics.webhook_result(outcome.label());
             axum::Json(review).into_response()
@@ -41,12 +76,7 @@ async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
             tracing::warn!(error = %e, "bad admission request");
             (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
         }
-    };
-    state
-        .metrics
-        .webhook_duration
-        .observe(t0.elapsed().as_secs_f64());
-    out
+    }
 }
 
 /// A body refused for its size was not read to its end: the connection cannot carry another
