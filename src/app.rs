@@ -90,6 +90,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let watcher_cfg = watcher::WatcherConfig {
         coalesce_window: settings.args.coalesce_window,
         max_rollouts_per_second: settings.args.max_rollouts_per_second,
+        cronjob_run_on_change: settings.args.cronjob_run_on_change,
         instance,
     };
     let watch = watcher::run(

@@ -209,9 +209,13 @@ pub struct RunArgs {
     /// roll when a tracked source is deleted
     #[arg(long, env = "HASHROLL_RELOAD_ON_DELETE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub reload_on_delete: bool,
-    /// comma list of workload types to ignore (jobs, cronjobs; accepted for compatibility)
+    /// comma list of workload types neither stamped nor rolled: jobs, cronjobs
     #[arg(long, env = "HASHROLL_IGNORED_WORKLOAD_TYPES", default_value = "")]
     pub ignored_workload_types: String,
+    /// on a change, also create a Job from a CronJob at once (as `kubectl create job
+    /// --from=cronjob/NAME` does); false: only the CronJob's template is updated
+    #[arg(long, env = "HASHROLL_CRONJOB_RUN_ON_CHANGE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub cronjob_run_on_change: bool,
     /// text or json
     #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

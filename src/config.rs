@@ -9,6 +9,7 @@ use crate::cli::RunArgs;
 use crate::core::digest::DigestKey;
 use crate::core::policy::{AnnotationNames, PolicyConfig};
 use crate::core::selector::LabelSelector;
+use crate::core::workload::{KINDS, WorkloadKind};
 use crate::webhook::tls::CertReloader;
 
 fn comma_list(s: &str) -> Vec<String> {
@@ -169,6 +170,7 @@ impl Settings {
             auto_reload_all: args.auto_reload_all,
             ignore_configmaps: ignore.as_deref() == Some("configmaps"),
             ignore_secrets: ignore.as_deref() == Some("secrets"),
+            ignored_kinds: ignored_kinds(&args.ignored_workload_types)?,
         };
         let opt = |s: &str| {
             let s = label_selector(s);
@@ -205,6 +207,23 @@ impl Settings {
     }
 }
 
+/// `--ignored-workload-types` (Reloader's words: `jobs`, `cronjobs`, comma-separated).
+fn ignored_kinds(value: &str) -> Result<Vec<WorkloadKind>, ConfigError> {
+    let mut out = Vec::new();
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let kind = KINDS
+            .iter()
+            .find(|r| r.ignore_word == Some(word))
+            .map(|r| r.kind)
+            .ok_or_else(|| ConfigError::Invalid {
+                what: "--ignored-workload-types",
+                why: format!("{word:?} is not one of jobs, cronjobs"),
+            })?;
+        out.push(kind);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,5 +242,15 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(label_selector(input), want, "input {input:?}");
         }
+    }
+
+    #[test]
+    fn ignored_workload_types_take_reloaders_words() {
+        assert_eq!(ignored_kinds("").unwrap(), vec![]);
+        assert_eq!(
+            ignored_kinds("jobs, cronjobs").unwrap(),
+            vec![WorkloadKind::Job, WorkloadKind::CronJob]
+        );
+        assert!(ignored_kinds("deployments").is_err());
     }
 }

@@ -64,6 +64,11 @@ webhooks:
     operations: ["CREATE", "UPDATE"]
     resources: ["deployments", "daemonsets", "statefulsets"]
     scope: Namespaced
+  - apiGroups: ["batch"]
+    apiVersions: ["v1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["cronjobs", "jobs"]
+    scope: Namespaced
 "#,
             name = self.name,
             url = self.url,

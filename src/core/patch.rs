@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 use super::record::{Decision, render_record};
-use super::workload::Workload;
+use super::workload::{Workload, WorkloadKind};
 
 /// The two annotation names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Pat
         &mut ops,
     );
     annotation_ops(
-        &["spec", "template"],
+        w.kind.row().template,
         (w.shape.template_metadata, w.shape.template_annotations),
         &w.template_annotations,
         &names.token,
@@ -94,6 +94,7 @@ pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Pat
 /// The merge patch the watcher sends: record and token in one write, guarded by
 /// `resourceVersion` so a concurrent change makes it fail with a conflict.
 pub fn merge_patch(
+    kind: WorkloadKind,
     resource_version: Option<&str>,
     names: &RecordNames,
     decision: &Decision,
@@ -106,12 +107,18 @@ pub fn merge_patch(
         "annotations".into(),
         json!({ names.record.clone(): decision.record.as_ref().map(render_record) }),
     );
-    json!({
-        "metadata": meta,
-        "spec": {"template": {"metadata": {"annotations": {
-            names.token.clone(): decision.token.clone()
-        }}}}
-    })
+    // the token, nested along the kind's template path
+    let token = json!({"metadata": {"annotations": {
+        names.token.clone(): decision.token.clone()
+    }}});
+    let mut body = kind
+        .row()
+        .template
+        .iter()
+        .rev()
+        .fold(token, |inner, k| json!({ *k: inner }));
+    body["metadata"] = Value::Object(meta);
+    body
 }
 
 #[cfg(test)]
@@ -220,6 +227,7 @@ mod tests {
     fn merge_patch_carries_both_and_the_version() {
         let names = RecordNames::default();
         let m = merge_patch(
+            WorkloadKind::Deployment,
             Some("42"),
             &names,
             &decision(Some(&[("secret/s", "absent")]), Some("t2")),
@@ -233,5 +241,26 @@ mod tests {
             m["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"],
             json!("t2")
         );
+    }
+
+    #[test]
+    fn a_cronjob_carries_its_token_in_the_job_template() {
+        let names = RecordNames::default();
+        let d = decision(Some(&[("configmap/c", "absent")]), Some("t3"));
+        let m = merge_patch(WorkloadKind::CronJob, None, &names, &d);
+        assert_eq!(
+            m["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"],
+            json!("t3")
+        );
+        assert!(m["metadata"]["annotations"]["hashroll.dev/sources"].is_string());
+        let obj = json!({"metadata": {"name": "c"}, "spec": {"schedule": "* * * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+        let w = Workload::from_value(WorkloadKind::CronJob, "n", &obj).unwrap();
+        let out = apply(&obj, &super::json_patch(&w, &names, &d));
+        assert_eq!(
+            out["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"],
+            json!("t3")
+        );
+        assert_eq!(out["spec"]["schedule"], json!("* * * * *"));
     }
 }

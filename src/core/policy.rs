@@ -73,6 +73,15 @@ pub struct PolicyConfig {
     pub auto_reload_all: bool,
     pub ignore_configmaps: bool,
     pub ignore_secrets: bool,
+    /// kinds turned off by `--ignored-workload-types`: not watched, not stamped
+    pub ignored_kinds: Vec<super::workload::WorkloadKind>,
+}
+
+impl PolicyConfig {
+    /// Whether hashroll stamps and rolls workloads of `kind` under these flags.
+    pub fn handles(&self, kind: super::workload::WorkloadKind) -> bool {
+        !self.ignored_kinds.contains(&kind)
+    }
 }
 
 /// What the policy reads of a source (never its data).

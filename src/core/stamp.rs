@@ -9,7 +9,7 @@ use super::digest::DigestKey;
 use super::policy::{PolicyConfig, SourceView, Tracked, tracking};
 use super::record::{Decision, Mode, Record, RollOptions, Stored, compact, current_record, decide};
 use super::refs::{Reference, SourceRef, references};
-use super::workload::Workload;
+use super::workload::{Rollout, Workload, WorkloadKind};
 
 /// Everything [`stamp`] decides for one workload.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub fn stamp(
 ) -> Stamp {
     let refs = references(&workload.pod);
     let input = StampInput {
+        kind: workload.kind,
+        controlled: workload.controlled,
         namespace: &workload.namespace,
         annotations: &workload.annotations,
         template_annotations: &workload.template_annotations,
@@ -46,6 +48,9 @@ pub fn stamp(
 /// What [`stamp_refs`] reads of a workload: the watcher keeps only this, not the pod spec.
 #[derive(Debug, Clone, Copy)]
 pub struct StampInput<'a> {
+    pub kind: WorkloadKind,
+    /// has a controlling owner
+    pub controlled: bool,
     pub namespace: &'a str,
     pub annotations: &'a BTreeMap<String, String>,
     pub template_annotations: &'a BTreeMap<String, String>,
@@ -62,13 +67,27 @@ pub fn stamp_refs(
     mode: Mode,
     opts: RollOptions,
 ) -> Stamp {
-    let t = tracking(
-        cfg,
-        input.annotations,
-        input.template_annotations,
-        input.refs,
-        sources,
-    );
+    // `--auto-reload-all` does not reach a kind whose roll must be asked for (a Job)
+    let cfg = if cfg.auto_reload_all && !input.kind.row().auto_reload_all {
+        std::borrow::Cow::Owned(PolicyConfig {
+            auto_reload_all: false,
+            ..cfg.clone()
+        })
+    } else {
+        std::borrow::Cow::Borrowed(cfg)
+    };
+    // a Job made by its CronJob is the CronJob's to roll: it tracks nothing of its own
+    let t = if input.controlled && input.kind.row().rollout == Rollout::Recreate {
+        Default::default()
+    } else {
+        tracking(
+            &cfg,
+            input.annotations,
+            input.template_annotations,
+            input.refs,
+            sources,
+        )
+    };
     let current = current_record(key, input.namespace, &t.sources, sources);
     let decision = decide(key, mode, &compact(key, &current), stored, opts);
     Stamp {

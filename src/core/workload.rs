@@ -15,6 +15,21 @@ pub enum WorkloadKind {
     Deployment,
     DaemonSet,
     StatefulSet,
+    CronJob,
+    Job,
+}
+
+/// How a kind is rolled once its record and token are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollout {
+    /// the new token in the pod template is the roll (its controller replaces the pods)
+    Template,
+    /// the token updates the template of later runs; a Job is also created from the
+    /// CronJob at once (unless `--cronjob-run-on-change=false`)
+    TemplateAndRun,
+    /// a Job's template cannot change: the Job is deleted and created again with the new
+    /// token (only for a Job that opts in with its own annotations)
+    Recreate,
 }
 
 /// Where a kind lives in the API, the words that name it, and where it keeps its pod
@@ -31,10 +46,17 @@ pub struct KindRow {
     pub short: &'static str,
     /// the path of the pod template in the object
     pub template: &'static [&'static str],
+    /// how a roll is done
+    pub rollout: Rollout,
+    /// whether `--auto-reload-all` opts this kind in (not for Jobs: deleting and creating a
+    /// Job again must be asked for by the Job itself)
+    pub auto_reload_all: bool,
+    /// the word of `--ignored-workload-types` that turns this kind off (Reloader's words)
+    pub ignore_word: Option<&'static str>,
 }
 
 /// The kinds hashroll handles, in the order of [`WorkloadKind`].
-pub const KINDS: [KindRow; 3] = [
+pub const KINDS: [KindRow; 5] = [
     KindRow {
         kind: WorkloadKind::Deployment,
         group: "apps",
@@ -43,6 +65,9 @@ pub const KINDS: [KindRow; 3] = [
         plural: "deployments",
         short: "deploy",
         template: &["spec", "template"],
+        rollout: Rollout::Template,
+        auto_reload_all: true,
+        ignore_word: None,
     },
     KindRow {
         kind: WorkloadKind::DaemonSet,
@@ -52,6 +77,9 @@ pub const KINDS: [KindRow; 3] = [
         plural: "daemonsets",
         short: "ds",
         template: &["spec", "template"],
+        rollout: Rollout::Template,
+        auto_reload_all: true,
+        ignore_word: None,
     },
     KindRow {
         kind: WorkloadKind::StatefulSet,
@@ -61,14 +89,43 @@ pub const KINDS: [KindRow; 3] = [
         plural: "statefulsets",
         short: "sts",
         template: &["spec", "template"],
+        rollout: Rollout::Template,
+        auto_reload_all: true,
+        ignore_word: None,
+    },
+    KindRow {
+        kind: WorkloadKind::CronJob,
+        group: "batch",
+        version: "v1",
+        name: "CronJob",
+        plural: "cronjobs",
+        short: "cj",
+        template: &["spec", "jobTemplate", "spec", "template"],
+        rollout: Rollout::TemplateAndRun,
+        auto_reload_all: true,
+        ignore_word: Some("cronjobs"),
+    },
+    KindRow {
+        kind: WorkloadKind::Job,
+        group: "batch",
+        version: "v1",
+        name: "Job",
+        plural: "jobs",
+        short: "job",
+        template: &["spec", "template"],
+        rollout: Rollout::Recreate,
+        auto_reload_all: false,
+        ignore_word: Some("jobs"),
     },
 ];
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 3] = [
+    pub const ALL: [WorkloadKind; 5] = [
         WorkloadKind::Deployment,
         WorkloadKind::DaemonSet,
         WorkloadKind::StatefulSet,
+        WorkloadKind::CronJob,
+        WorkloadKind::Job,
     ];
     /// This kind's row of [`KINDS`].
     pub fn row(self) -> &'static KindRow {
@@ -99,7 +156,7 @@ impl fmt::Display for WorkloadKind {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WorkloadError {
-    #[error("object has no spec.template")]
+    #[error("object has no pod template")]
     NoTemplate,
     /// a field hashroll reads has the wrong type; the text names it
     #[error("{0}")]
@@ -141,16 +198,163 @@ pub struct Workload {
     /// the fields of the pod spec that name sources
     pub pod: PodRefs,
     pub shape: Shape,
+    /// has a controlling owner (a Job a CronJob made: its owner is what is rolled)
+    pub controlled: bool,
 }
 
-// The lean document a workload is read into: serde skips every other field.
+// The lean document a workload is read into: serde skips every other field, and descends
+// to the pod template along the kind's path (`spec.template`, `spec.jobTemplate.spec.template`)
+// without building anything on the way.
 
-#[derive(Deserialize)]
 struct Doc {
-    #[serde(default)]
     metadata: Option<MetaDoc>,
-    #[serde(default)]
-    spec: Option<SpecDoc>,
+    template: Option<TemplateDoc>,
+}
+
+/// Reads a [`Doc`] whose pod template is at `path`.
+struct DocAt(&'static [&'static str]);
+
+/// Which key of a map: the one wanted, `metadata` (at the top only), or another.
+enum Key {
+    Wanted,
+    Metadata,
+    Other,
+}
+
+struct KeySeed<'a> {
+    wanted: &'a str,
+    top: bool,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeySeed<'_> {
+    type Value = Key;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(if v == self.wanted {
+            Key::Wanted
+        } else if self.top && v == "metadata" {
+            Key::Metadata
+        } else {
+            Key::Other
+        })
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DocAt {
+    type Value = Doc;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Doc, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DocAt {
+    type Value = Doc;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Doc, A::Error> {
+        let (first, rest) = self.0.split_first().expect("a template path is not empty");
+        let mut doc = Doc {
+            metadata: None,
+            template: None,
+        };
+        let (mut seen_meta, mut seen_path) = (false, false);
+        while let Some(key) = map.next_key_seed(KeySeed {
+            wanted: first,
+            top: true,
+        })? {
+            match key {
+                Key::Metadata if seen_meta => return Err(A::Error::duplicate_field("metadata")),
+                Key::Metadata => {
+                    seen_meta = true;
+                    doc.metadata = map.next_value()?;
+                }
+                Key::Wanted if seen_path => return Err(A::Error::duplicate_field(first)),
+                Key::Wanted => {
+                    seen_path = true;
+                    doc.template = map.next_value_seed(below::<TemplateDoc>(rest))?;
+                }
+                Key::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(doc)
+    }
+}
+
+/// What is found below a field along the rest of the path (`null` anywhere: nothing).
+struct Below<T>(&'static [&'static str], std::marker::PhantomData<T>);
+
+fn below<T>(path: &'static [&'static str]) -> Below<T> {
+    Below(path, std::marker::PhantomData)
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::DeserializeSeed<'de> for Below<T> {
+    type Value = Option<T>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if self.0.is_empty() {
+            Option::<T>::deserialize(d)
+        } else {
+            d.deserialize_option(self)
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Below<T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (first, rest) = self.0.split_first().expect("checked by the seed");
+        let mut found = None;
+        let mut seen = false;
+        while let Some(key) = map.next_key_seed(KeySeed {
+            wanted: first,
+            top: false,
+        })? {
+            match key {
+                Key::Wanted if seen => return Err(A::Error::duplicate_field(first)),
+                Key::Wanted => {
+                    seen = true;
+                    found = map.next_value_seed(below::<T>(rest))?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The pod template of an object of `kind` given as JSON text, as a JSON value (nothing
+/// else of the object is built): the UPDATE comparison.
+pub fn template_value(kind: WorkloadKind, text: &str) -> Result<Option<Value>, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let v = below::<Value>(kind.row().template).deserialize(&mut de)?;
+    de.end()?;
+    Ok(v)
 }
 
 #[derive(Deserialize)]
@@ -164,12 +368,14 @@ struct MetaDoc {
     namespace: Option<String>,
     #[serde(default, deserialize_with = "meta_annotations")]
     annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    owner_references: Option<Vec<OwnerDoc>>,
 }
 
 #[derive(Deserialize)]
-struct SpecDoc {
+struct OwnerDoc {
     #[serde(default)]
-    template: Option<TemplateDoc>,
+    controller: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +391,9 @@ struct TemplateMetaDoc {
     #[serde(default, deserialize_with = "template_annotations")]
     annotations: Option<BTreeMap<String, String>>,
 }
+
+/// Stands for the kind's template path in the texts below; replaced when the error is made.
+const TEMPLATE: &str = "<template>";
 
 /// Reads a field, naming it in the error.
 fn named<'de, D, T>(d: D, what: &str) -> Result<T, D::Error>
@@ -204,25 +413,33 @@ fn meta_annotations<'de, D: Deserializer<'de>>(
 fn template_annotations<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<BTreeMap<String, String>>, D::Error> {
-    named(
-        d,
-        "spec.template.metadata.annotations is not a map of strings",
-    )
+    named(d, "<template>.metadata.annotations is not a map of strings")
 }
 
 fn pod_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PodRefs>, D::Error> {
-    named(d, "spec.template.spec is not a valid pod spec")
+    named(d, "<template>.spec is not a valid pod spec")
+}
+
+/// A read error, its text naming the kind's template path.
+fn malformed(kind: WorkloadKind, e: serde_json::Error) -> WorkloadError {
+    WorkloadError::Malformed(
+        e.to_string()
+            .replace(TEMPLATE, &kind.row().template.join(".")),
+    )
 }
 
 impl Workload {
-    /// Reads a Deployment, DaemonSet or StatefulSet given as JSON. `namespace` is the
-    /// request's namespace when the object does not carry one (CREATE with generateName).
+    /// Reads a workload of `kind` given as JSON. `namespace` is the request's namespace when
+    /// the object does not carry one (CREATE with generateName).
     pub fn from_value(
         kind: WorkloadKind,
         namespace: &str,
         obj: &Value,
     ) -> Result<Workload, WorkloadError> {
-        let doc = Doc::deserialize(obj).map_err(|e| WorkloadError::Malformed(e.to_string()))?;
+        use serde::de::DeserializeSeed;
+        let doc = DocAt(kind.row().template)
+            .deserialize(obj)
+            .map_err(|e| malformed(kind, e))?;
         Self::from_doc(kind, namespace, doc)
     }
 
@@ -233,16 +450,17 @@ impl Workload {
         namespace: &str,
         text: &str,
     ) -> Result<Workload, WorkloadError> {
-        let doc: Doc =
-            serde_json::from_str(text).map_err(|e| WorkloadError::Malformed(e.to_string()))?;
+        use serde::de::DeserializeSeed;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let doc = DocAt(kind.row().template)
+            .deserialize(&mut de)
+            .and_then(|d| de.end().map(|()| d))
+            .map_err(|e| malformed(kind, e))?;
         Self::from_doc(kind, namespace, doc)
     }
 
     fn from_doc(kind: WorkloadKind, namespace: &str, doc: Doc) -> Result<Workload, WorkloadError> {
-        let template = doc
-            .spec
-            .and_then(|s| s.template)
-            .ok_or(WorkloadError::NoTemplate)?;
+        let template = doc.template.ok_or(WorkloadError::NoTemplate)?;
         let template_meta = template.metadata;
         let meta = doc.metadata;
         let mut shape = Shape {
@@ -250,9 +468,15 @@ impl Workload {
             template_metadata: template_meta.is_some(),
             ..Shape::default()
         };
+        let mut controlled = false;
         let (name, ns, annotations) = match meta {
             Some(m) => {
                 shape.annotations = m.annotations.is_some();
+                controlled = m
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true));
                 let name = m.name.filter(|n| !n.is_empty());
                 (
                     name.or(m.generate_name).unwrap_or_default(),
@@ -277,6 +501,7 @@ impl Workload {
             template_annotations,
             pod: template.spec.unwrap_or_default(),
             shape,
+            controlled,
         })
     }
 
@@ -292,8 +517,13 @@ impl Workload {
     }
 }
 
-/// Reads the stored record and token straight off a JSON object.
-pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -> Stored {
+/// Reads the stored record and token straight off a JSON object of `kind`.
+pub fn stored_of(
+    kind: WorkloadKind,
+    obj: &Value,
+    record_annotation: &str,
+    token_annotation: &str,
+) -> Stored {
     let ann = |v: Option<&Value>, k: &str| {
         v.and_then(|a| a.get(k))
             .and_then(Value::as_str)
@@ -304,7 +534,7 @@ pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -
             .and_then(|t| parse_record(&t))
             .map(|r: Record| r),
         token: ann(
-            at(obj, &["spec", "template", "metadata", "annotations"]),
+            at(obj, kind.row().template).and_then(|t| at(t, &["metadata", "annotations"])),
             token_annotation,
         ),
     }
@@ -312,15 +542,17 @@ pub fn stored_of(obj: &Value, record_annotation: &str, token_annotation: &str) -
 
 /// Whether the pod template differs between two objects, ignoring the roll token (and
 /// treating an empty annotation map like a missing one).
-pub fn template_changed(old: &Value, new: &Value, token_annotation: &str) -> bool {
-    templates_differ(
-        at(old, &["spec", "template"]),
-        at(new, &["spec", "template"]),
-        token_annotation,
-    )
+pub fn template_changed(
+    kind: WorkloadKind,
+    old: &Value,
+    new: &Value,
+    token_annotation: &str,
+) -> bool {
+    let path = kind.row().template;
+    templates_differ(at(old, path), at(new, path), token_annotation)
 }
 
-/// [`template_changed`] given the two `spec.template` values.
+/// [`template_changed`] given the two pod templates.
 pub fn templates_differ(old: Option<&Value>, new: Option<&Value>, token_annotation: &str) -> bool {
     // the common case: equal as sent, token included
     if old == new {
@@ -360,7 +592,10 @@ mod tests {
             for w in [k.row().name, k.row().plural, k.row().short] {
                 assert_eq!(WorkloadKind::parse(w), Some(*k), "{w}");
             }
-            assert_eq!(WorkloadKind::from_group_kind("apps", k.as_str()), Some(*k));
+            assert_eq!(
+                WorkloadKind::from_group_kind(k.row().group, k.as_str()),
+                Some(*k)
+            );
             assert_eq!(WorkloadKind::from_group_kind("", k.as_str()), None);
         }
         assert_eq!(
@@ -484,27 +719,102 @@ mod tests {
         let a = json!({"spec": {"template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c"}]}}}});
         let mut b = a.clone();
         b["spec"]["template"]["metadata"]["annotations"] = json!({TOKEN: "abc"});
-        assert!(!template_changed(&a, &b, TOKEN));
+        assert!(!template_changed(WorkloadKind::Deployment, &a, &b, TOKEN));
         let mut c = b.clone();
         c["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:2");
-        assert!(template_changed(&b, &c, TOKEN));
+        assert!(template_changed(WorkloadKind::Deployment, &b, &c, TOKEN));
         let mut d = b.clone();
         d["spec"]["template"]["metadata"]["annotations"]["other"] = json!("x");
-        assert!(template_changed(&b, &d, TOKEN));
+        assert!(template_changed(WorkloadKind::Deployment, &b, &d, TOKEN));
         // replicas are not the template
         let mut e = a.clone();
         e["spec"]["replicas"] = json!(3);
-        assert!(!template_changed(&a, &e, TOKEN));
+        assert!(!template_changed(WorkloadKind::Deployment, &a, &e, TOKEN));
+    }
+
+    #[test]
+    fn each_kind_is_read_at_its_template_path() {
+        let pod = json!({"metadata": {"annotations": {TOKEN: "t"}},
+            "spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cm"}}]}]}});
+        let cron = json!({"metadata": {"name": "nightly", "annotations": {"a": "b"}},
+            "spec": {"schedule": "0 0 * * *", "template": {"spec": {"containers": "not here"}},
+                "jobTemplate": {"metadata": {"labels": {"x": "y"}}, "spec": {"template": pod.clone()}}}});
+        for w in [
+            Workload::from_value(WorkloadKind::CronJob, "n", &cron).unwrap(),
+            Workload::from_json(WorkloadKind::CronJob, "n", &cron.to_string()).unwrap(),
+        ] {
+            assert_eq!(w.name, "nightly");
+            assert_eq!(w.template_annotations[TOKEN], "t");
+            assert_eq!(crate::core::refs::references(&w.pod).len(), 1);
+        }
+        assert_eq!(
+            stored_of(WorkloadKind::CronJob, &cron, "r", TOKEN)
+                .token
+                .as_deref(),
+            Some("t")
+        );
+        let mut other = cron.clone();
+        other["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"] =
+            json!("x:2");
+        assert!(template_changed(
+            WorkloadKind::CronJob,
+            &cron,
+            &other,
+            TOKEN
+        ));
+        // the schedule is not the template
+        let mut other = cron.clone();
+        other["spec"]["schedule"] = json!("1 0 * * *");
+        assert!(!template_changed(
+            WorkloadKind::CronJob,
+            &cron,
+            &other,
+            TOKEN
+        ));
+        assert_eq!(
+            template_value(WorkloadKind::CronJob, &cron.to_string()).unwrap(),
+            Some(pod)
+        );
+        // a missing or null step on the way: no template; a wrong type: an error naming it
+        for (obj, want) in [
+            (json!({"spec": {"jobTemplate": null}}), None),
+            (json!({"spec": {"jobTemplate": {"spec": {}}}}), None),
+            (
+                json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": 1}}}}}}),
+                Some("spec.jobTemplate.spec.template.spec is not a valid pod spec"),
+            ),
+            (json!({"spec": {"jobTemplate": 5}}), Some("invalid type")),
+        ] {
+            let got = Workload::from_json(WorkloadKind::CronJob, "n", &obj.to_string());
+            match (got, want) {
+                (Err(WorkloadError::NoTemplate), None) => {}
+                (Err(WorkloadError::Malformed(t)), Some(w)) => assert!(t.contains(w), "{t}"),
+                (other, _) => panic!("{obj}: {other:?}"),
+            }
+        }
+        // a duplicate key on the path is refused, as serde's derive does
+        let dup = r#"{"spec": {"template": {}, "template": {}}}"#;
+        assert!(Workload::from_json(WorkloadKind::Deployment, "n", dup).is_err());
     }
 
     #[test]
     fn stored_reads_record_and_token() {
         let obj = json!({"metadata": {"annotations": {"hashroll.dev/sources": "{\"configmap/a\":\"absent\"}"}},
             "spec": {"template": {"metadata": {"annotations": {TOKEN: "t1"}}}}});
-        let s = stored_of(&obj, "hashroll.dev/sources", TOKEN);
+        let s = stored_of(
+            WorkloadKind::Deployment,
+            &obj,
+            "hashroll.dev/sources",
+            TOKEN,
+        );
         assert_eq!(s.record.unwrap()["configmap/a"], "absent");
         assert_eq!(s.token.as_deref(), Some("t1"));
-        let s = stored_of(&json!({}), "hashroll.dev/sources", TOKEN);
+        let s = stored_of(
+            WorkloadKind::Deployment,
+            &json!({}),
+            "hashroll.dev/sources",
+            TOKEN,
+        );
         assert_eq!(s, Stored::default());
     }
 }

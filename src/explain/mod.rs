@@ -192,7 +192,7 @@ fn run_stamp(
     w: &Workload,
     obj: &Value,
 ) -> Stamp {
-    let stored = stored_of(obj, &names.record, &names.token);
+    let stored = stored_of(w.kind, obj, &names.record, &names.token);
     stamp(
         cfg,
         key,
@@ -219,7 +219,7 @@ pub(crate) async fn explain_workload(
     let w = Workload::from_value(kind, ns, &obj).map_err(|e| ExplainError::Api(e.to_string()))?;
     let snap = snapshot(client, ns, cfg).await?;
     let s = run_stamp(cfg, key, names, &snap, &w, &obj);
-    let stored = stored_of(&obj, &names.record, &names.token);
+    let stored = stored_of(kind, &obj, &names.record, &names.token);
     let tracked = s
         .tracked
         .iter()

@@ -50,6 +50,12 @@ pub(crate) fn workload(
     w.shape.metadata = true;
     w.shape.annotations = obj.metadata.annotations.is_some();
     w.annotations = obj.metadata.annotations.clone().unwrap_or_default();
+    w.controlled = obj
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true));
     let paused = obj
         .data
         .get("spec")

@@ -6,6 +6,7 @@
 //! (`workloads`); source changes and relists enqueue checks (`queue`); the roller works the
 //! queue and the writer (`writer`) patches, re-reads and posts Events.
 
+mod batch;
 pub(crate) mod queue;
 pub(crate) mod roller;
 pub(crate) mod workloads;
@@ -32,6 +33,8 @@ use workloads::{WorkloadEntry, WorkloadKey};
 pub(crate) struct WatcherConfig {
     pub coalesce_window: Duration,
     pub max_rollouts_per_second: f64,
+    /// `--cronjob-run-on-change`
+    pub cronjob_run_on_change: bool,
     /// who we are in Events
     pub instance: String,
 }
@@ -47,7 +50,11 @@ pub(crate) async fn run(
 ) {
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
     let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
-    for kind in WorkloadKind::ALL {
+    let kinds: Vec<WorkloadKind> = WorkloadKind::ALL
+        .into_iter()
+        .filter(|k| state.policy.handles(*k))
+        .collect();
+    for &kind in &kinds {
         live.spawn(
             kind.row().plural,
             watch_kind(
@@ -62,7 +69,7 @@ pub(crate) async fn run(
     drop(synced_tx);
     // wait for the initial list of every kind and the source cache
     let mut synced: HashSet<WorkloadKind> = HashSet::new();
-    while synced.len() < WorkloadKind::ALL.len() {
+    while synced.len() < kinds.len() {
         match synced_rx.recv().await {
             Some(k) => {
                 synced.insert(k);

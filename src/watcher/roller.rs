@@ -47,6 +47,7 @@ impl Roller {
             client,
             cfg.instance.clone(),
             cfg.max_rollouts_per_second,
+            cfg.cronjob_run_on_change,
         );
         Roller {
             state,

@@ -38,6 +38,8 @@ pub(crate) struct WorkloadEntry {
     pub refs: Vec<Reference>,
     /// `spec.paused` (Deployments)
     pub paused: bool,
+    /// has a controlling owner
+    pub controlled: bool,
 }
 
 /// The annotation on a Deployment that hashroll paused, with the time it did.
@@ -68,6 +70,7 @@ impl WorkloadEntry {
         record: &RecordNames,
     ) -> WorkloadEntry {
         let refs = references(&w.pod);
+        let controlled = w.controlled;
         let filter = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
             m.into_iter()
                 .filter(|(k, _)| keep(names, record, k))
@@ -85,6 +88,7 @@ impl WorkloadEntry {
             template_annotations: filter(w.template_annotations),
             refs,
             paused,
+            controlled,
         }
     }
 
@@ -116,6 +120,8 @@ impl WorkloadEntry {
 
     pub(crate) fn input(&self) -> StampInput<'_> {
         StampInput {
+            kind: self.key.kind,
+            controlled: self.controlled,
             namespace: &self.key.namespace,
             annotations: &self.annotations,
             template_annotations: &self.template_annotations,

@@ -15,13 +15,14 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::batch::{manual_job, recreated_job};
 use super::queue::due_at;
 use super::workloads::{PAUSED_AT, WorkloadEntry, WorkloadKey};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
 use crate::core::record::Decision;
 use crate::core::refs::SourceRef;
-use crate::core::workload::WorkloadKind;
+use crate::core::workload::{Rollout, WorkloadKind};
 use crate::k8s;
 use crate::state::State;
 
@@ -103,6 +104,8 @@ pub(crate) struct Writer {
     /// who we are in Events
     instance: String,
     limit: RateLimit,
+    /// `--cronjob-run-on-change`
+    run_cronjobs: bool,
 }
 
 impl Writer {
@@ -111,11 +114,13 @@ impl Writer {
         client: Client,
         instance: String,
         max_rollouts_per_second: f64,
+        run_cronjobs: bool,
     ) -> Writer {
         Writer {
             state,
             client,
             instance,
+            run_cronjobs,
             limit: RateLimit {
                 next_slot: tokio::sync::Mutex::new(Instant::now()),
                 interval: Duration::from_secs_f64(1.0 / max_rollouts_per_second),
@@ -132,7 +137,7 @@ impl Writer {
     ) -> Result<Written, WriteError> {
         let key = &entry.key;
         let names = &self.state.names;
-        let mut body = merge_patch(entry.resource_version.as_deref(), names, decision);
+        let mut body = merge_patch(key.kind, entry.resource_version.as_deref(), names, decision);
         let mut pause_for = None;
         if decision.roll
             && key.kind == WorkloadKind::Deployment
@@ -152,8 +157,20 @@ impl Writer {
         if !self.state.writer.is_leader() {
             return Err(WriteError::NotLeader);
         }
+        let rollout = key.kind.row().rollout;
         let t0 = std::time::Instant::now();
-        let res = self.patch(key, &body).await;
+        let res = match (decision.roll, rollout) {
+            (true, Rollout::Recreate) => self.recreate_job(entry, decision).await,
+            (true, Rollout::TemplateAndRun) if self.run_cronjobs => {
+                // the Job first: if the patch then fails, the retry (same change, same
+                // token) finds the Job by its name instead of making a second
+                match self.run_cronjob(key, decision).await {
+                    Ok(()) => self.patch(key, &body).await,
+                    Err(e) => Err(e),
+                }
+            }
+            _ => self.patch(key, &body).await,
+        };
         self.state
             .metrics
             .patch_duration
@@ -217,6 +234,95 @@ impl Writer {
             .patch(&key.name, &PatchParams::default(), &Patch::Merge(body))
             .await?;
         Ok(self.entry_of(key.kind, &o))
+    }
+
+    /// Creates the Job a change of a CronJob runs now (see `batch::manual_job`); one that
+    /// exists already (a retry of the same change) is left as it is.
+    async fn run_cronjob(&self, key: &WorkloadKey, decision: &Decision) -> Result<(), kube::Error> {
+        let Some(token) = decision.token.as_deref() else {
+            return Ok(());
+        };
+        let cronjobs = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
+        let cron = k8s::api::to_value(&cronjobs.get(&key.name).await?);
+        let Some(job) = manual_job(&cron, &self.state.names.token, token) else {
+            tracing::warn!(workload = %key, "the CronJob has no job template; no Job run");
+            return Ok(());
+        };
+        let job: kube::api::DynamicObject =
+            serde_json::from_value(job).map_err(kube::Error::SerdeError)?;
+        let jobs = k8s::api::namespaced(self.client.clone(), &key.namespace, WorkloadKind::Job);
+        let name = job.metadata.name.clone().unwrap_or_default();
+        match jobs.create(&PostParams::default(), &job).await {
+            Ok(_) => {
+                tracing::info!(workload = %key, job = %name, "created a Job from the CronJob");
+                Ok(())
+            }
+            Err(kube::Error::Api(a)) if a.code == 409 => {
+                tracing::info!(workload = %key, job = %name, "the Job for this change exists already");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A Job's template cannot change: deletes the Job read (guarded by its uid and
+    /// resourceVersion, in the background so its pods go with it) and creates it again with
+    /// the record and the new token (see `batch::recreated_job`).
+    async fn recreate_job(
+        &self,
+        entry: &WorkloadEntry,
+        decision: &Decision,
+    ) -> Result<Option<WorkloadEntry>, kube::Error> {
+        let key = &entry.key;
+        let names = &self.state.names;
+        let api = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
+        let old = api.get(&key.name).await?;
+        let record = decision
+            .record
+            .as_ref()
+            .map(crate::core::record::render_record);
+        let token = decision.token.as_deref().unwrap_or_default();
+        let Some(new) = recreated_job(
+            &k8s::api::to_value(&old),
+            &names.record,
+            record.as_deref(),
+            &names.token,
+            token,
+        ) else {
+            tracing::warn!(workload = %key, "the Job has no template; not made again");
+            return Ok(None);
+        };
+        let new: kube::api::DynamicObject =
+            serde_json::from_value(new).map_err(kube::Error::SerdeError)?;
+        let dp = kube::api::DeleteParams {
+            propagation_policy: Some(kube::api::PropagationPolicy::Background),
+            preconditions: Some(kube::api::Preconditions {
+                uid: old.metadata.uid.clone(),
+                resource_version: old.metadata.resource_version.clone(),
+            }),
+            ..Default::default()
+        };
+        api.delete(&key.name, &dp).await?;
+        // the name is free once the old object is gone: a few tries while it goes
+        let mut delay = Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match api.create(&PostParams::default(), &new).await {
+                Ok(o) => {
+                    tracing::info!(workload = %key, "deleted the Job and created it again");
+                    return Ok(self.entry_of(key.kind, &o));
+                }
+                Err(kube::Error::Api(a)) if a.code == 409 && attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::error!(workload = %key, error = %e, "deleted the Job but cannot create it again");
+                    return Err(e);
+                }
+            }
+        }
     }
 
     fn entry_of(&self, kind: WorkloadKind, o: &kube::api::DynamicObject) -> Option<WorkloadEntry> {

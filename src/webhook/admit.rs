@@ -62,6 +62,9 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
             );
         }
     };
+    if !state.policy.handles(kind) {
+        return (resp, Outcome::Skipped);
+    }
     let update = match req.operation.as_ref() {
         "CREATE" => false,
         "UPDATE" => true,
@@ -92,7 +95,7 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
     let names = &state.names;
     let sent = workload.stored(&names.record, &names.token);
     let old = present(req.old_object).filter(|_| update).map(|old| {
-        let templates = template_of(old).and_then(|o| Ok((o, template_of(new)?)));
+        let templates = template_of(kind, old).and_then(|o| Ok((o, template_of(kind, new)?)));
         OldObject {
             stored: Workload::from_json(kind, namespace, old.get())
                 .map(|w| w.stored(&names.record, &names.token))

@@ -4,6 +4,7 @@
 
 use std::borrow::Cow;
 
+use crate::core::workload::WorkloadKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -96,20 +97,13 @@ pub fn parse(body: &[u8]) -> Result<Request<'_>, BadRequest> {
     review.request.ok_or(BadRequest::NoRequest)
 }
 
-/// `spec.template` of an object, for the UPDATE comparison (nothing else is built).
-pub(super) fn template_of(raw: &RawValue) -> Result<Option<Value>, serde_json::Error> {
-    #[derive(Deserialize)]
-    struct Obj {
-        #[serde(default)]
-        spec: Option<Spec>,
-    }
-    #[derive(Deserialize)]
-    struct Spec {
-        #[serde(default)]
-        template: Option<Value>,
-    }
-    let obj: Obj = serde_json::from_str(raw.get())?;
-    Ok(obj.spec.and_then(|s| s.template))
+/// The pod template of an object of `kind`, for the UPDATE comparison (nothing else is
+/// built).
+pub(super) fn template_of(
+    kind: WorkloadKind,
+    raw: &RawValue,
+) -> Result<Option<Value>, serde_json::Error> {
+    crate::core::workload::template_value(kind, raw.get())
 }
 
 /// A raw object that is there and not `null`.

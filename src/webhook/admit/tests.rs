@@ -156,7 +156,10 @@ async fn the_watchers_patch_survives_admission_on_a_lagging_replica() {
         changed: vec!["configmap/cfg".into()],
     };
     let mut patched = created.clone();
-    json_patch::merge(&mut patched, &merge_patch(None, &s.names, &decision));
+    json_patch::merge(
+        &mut patched,
+        &merge_patch(WorkloadKind::Deployment, None, &s.names, &decision),
+    );
     // this replica's cache still has the old data
     let (after, _) = admit_apply(&s, "UPDATE", &patched, Some(&created)).await;
     let (record, token) = stamp_of(&after);
