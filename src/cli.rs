@@ -216,6 +216,11 @@ pub struct RunArgs {
     /// --from=cronjob/NAME` does); false: only the CronJob's template is updated
     #[arg(long, env = "HASHROLL_CRONJOB_RUN_ON_CHANGE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub cronjob_run_on_change: bool,
+    /// Argo Rollouts: `true` watches them (waiting for the CRD), `false` never; unset: as
+    /// soon as discovery shows the Rollout CRD (Reloader's spelling `--is-Argo-Rollouts`
+    /// works too)
+    #[arg(long = "is-argo-rollouts", alias = "is-Argo-Rollouts", env = "HASHROLL_IS_ARGO_ROLLOUTS", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool_str)]
+    pub is_argo_rollouts: Option<bool>,
     /// text or json
     #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -339,6 +344,11 @@ mod tests {
         assert!(!a.reload_on_create && !a.reload_on_delete && a.auto_reload_all && a.enable_ha);
         let a = parse(&["--auto-reload-all=false"]);
         assert!(!a.auto_reload_all);
+        // Argo Rollouts: unset (discovery decides), Reloader's spelling, ours
+        assert_eq!(a.is_argo_rollouts, None);
+        assert_eq!(parse(&["--is-Argo-Rollouts=true"]).is_argo_rollouts, Some(true));
+        assert_eq!(parse(&["--is-argo-rollouts=false"]).is_argo_rollouts, Some(false));
+        assert_eq!(parse(&["--is-argo-rollouts"]).is_argo_rollouts, Some(true));
         assert!(
             Cli::try_parse_from([
                 "hashroll",

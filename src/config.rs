@@ -170,7 +170,13 @@ impl Settings {
             auto_reload_all: args.auto_reload_all,
             ignore_configmaps: ignore.as_deref() == Some("configmaps"),
             ignore_secrets: ignore.as_deref() == Some("secrets"),
-            ignored_kinds: ignored_kinds(&args.ignored_workload_types)?,
+            ignored_kinds: {
+                let mut k = ignored_kinds(&args.ignored_workload_types)?;
+                if args.is_argo_rollouts == Some(false) {
+                    k.push(WorkloadKind::ArgoRollout);
+                }
+                k
+            },
         };
         let opt = |s: &str| {
             let s = label_selector(s);

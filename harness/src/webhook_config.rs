@@ -69,6 +69,11 @@ webhooks:
     operations: ["CREATE", "UPDATE"]
     resources: ["cronjobs", "jobs"]
     scope: Namespaced
+  - apiGroups: ["argoproj.io"]
+    apiVersions: ["v1alpha1"]
+    operations: ["CREATE", "UPDATE"]
+    resources: ["rollouts"]
+    scope: Namespaced
 "#,
             name = self.name,
             url = self.url,

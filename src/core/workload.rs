@@ -17,6 +17,7 @@ pub enum WorkloadKind {
     StatefulSet,
     CronJob,
     Job,
+    ArgoRollout,
 }
 
 /// How a kind is rolled once its record and token are written.
@@ -53,10 +54,12 @@ pub struct KindRow {
     pub auto_reload_all: bool,
     /// the word of `--ignored-workload-types` that turns this kind off (Reloader's words)
     pub ignore_word: Option<&'static str>,
+    /// a custom resource that may not be installed: watched once discovery finds it
+    pub optional: bool,
 }
 
 /// The kinds hashroll handles, in the order of [`WorkloadKind`].
-pub const KINDS: [KindRow; 5] = [
+pub const KINDS: [KindRow; 6] = [
     KindRow {
         kind: WorkloadKind::Deployment,
         group: "apps",
@@ -68,6 +71,7 @@ pub const KINDS: [KindRow; 5] = [
         rollout: Rollout::Template,
         auto_reload_all: true,
         ignore_word: None,
+        optional: false,
     },
     KindRow {
         kind: WorkloadKind::DaemonSet,
@@ -80,6 +84,7 @@ pub const KINDS: [KindRow; 5] = [
         rollout: Rollout::Template,
         auto_reload_all: true,
         ignore_word: None,
+        optional: false,
     },
     KindRow {
         kind: WorkloadKind::StatefulSet,
@@ -92,6 +97,7 @@ pub const KINDS: [KindRow; 5] = [
         rollout: Rollout::Template,
         auto_reload_all: true,
         ignore_word: None,
+        optional: false,
     },
     KindRow {
         kind: WorkloadKind::CronJob,
@@ -104,6 +110,7 @@ pub const KINDS: [KindRow; 5] = [
         rollout: Rollout::TemplateAndRun,
         auto_reload_all: true,
         ignore_word: Some("cronjobs"),
+        optional: false,
     },
     KindRow {
         kind: WorkloadKind::Job,
@@ -116,16 +123,31 @@ pub const KINDS: [KindRow; 5] = [
         rollout: Rollout::Recreate,
         auto_reload_all: false,
         ignore_word: Some("jobs"),
+        optional: false,
+    },
+    KindRow {
+        kind: WorkloadKind::ArgoRollout,
+        group: "argoproj.io",
+        version: "v1alpha1",
+        name: "Rollout",
+        plural: "rollouts",
+        short: "ro",
+        template: &["spec", "template"],
+        rollout: Rollout::Template,
+        auto_reload_all: true,
+        ignore_word: None,
+        optional: true,
     },
 ];
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 5] = [
+    pub const ALL: [WorkloadKind; 6] = [
         WorkloadKind::Deployment,
         WorkloadKind::DaemonSet,
         WorkloadKind::StatefulSet,
         WorkloadKind::CronJob,
         WorkloadKind::Job,
+        WorkloadKind::ArgoRollout,
     ];
     /// This kind's row of [`KINDS`].
     pub fn row(self) -> &'static KindRow {

@@ -18,7 +18,7 @@ use crate::core::record::{Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
 use crate::core::stamp::{Stamp, stamp};
-use crate::core::workload::{Workload, WorkloadKind, stored_of};
+use crate::core::workload::{Workload, WorkloadError, WorkloadKind, stored_of};
 use crate::k8s;
 use crate::namespaces::NamespaceFilter;
 
@@ -216,7 +216,19 @@ pub(crate) async fn explain_workload(
     let obj = workload_objects(client, ns, kind, Some(name))
         .await?
         .remove(0);
-    let w = Workload::from_value(kind, ns, &obj).map_err(|e| ExplainError::Api(e.to_string()))?;
+    let w = match Workload::from_value(kind, ns, &obj) {
+        Ok(w) => w,
+        Err(WorkloadError::NoTemplate) if obj.pointer("/spec/workloadRef/name").is_some() => {
+            let r = &obj["spec"]["workloadRef"];
+            return Err(ExplainError::Api(format!(
+                "{}/{name} takes its pod template from {}/{} (spec.workloadRef): that object is                  what hashroll stamps and rolls; explain it instead",
+                kind.as_str().to_lowercase(),
+                r["kind"].as_str().unwrap_or("Deployment").to_lowercase(),
+                r["name"].as_str().unwrap_or_default(),
+            )));
+        }
+        Err(e) => return Err(ExplainError::Api(e.to_string())),
+    };
     let snap = snapshot(client, ns, cfg).await?;
     let s = run_stamp(cfg, key, names, &snap, &w, &obj);
     let stored = stored_of(kind, &obj, &names.record, &names.token);
@@ -264,7 +276,13 @@ pub(crate) async fn explain_source(
     let exists = snap.cache.get(ns, source).is_some();
     let mut would_roll = Vec::new();
     for kind in WorkloadKind::ALL {
-        for obj in workload_objects(client, ns, kind, None).await? {
+        let objs = match workload_objects(client, ns, kind, None).await {
+            Ok(objs) => objs,
+            // a custom resource not installed has nothing to roll
+            Err(_) if kind.row().optional => continue,
+            Err(e) => return Err(e),
+        };
+        for obj in objs {
             let Ok(w) = Workload::from_value(kind, ns, &obj) else {
                 continue;
             };

@@ -50,11 +50,28 @@ pub(crate) async fn run(
 ) {
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
     let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
-    let kinds: Vec<WorkloadKind> = WorkloadKind::ALL
-        .into_iter()
-        .filter(|k| state.policy.handles(*k))
-        .collect();
-    for &kind in &kinds {
+    let mut kinds: Vec<WorkloadKind> = Vec::new();
+    for kind in WorkloadKind::ALL {
+        if !state.policy.handles(kind) {
+            continue;
+        }
+        // a custom resource not installed (yet): watched once discovery finds it, and not
+        // waited for at start-up
+        if kind.row().optional && !installed(&client, kind).await {
+            tracing::info!(kind = %kind, "not installed; watching for its CRD");
+            live.spawn(
+                kind.row().plural,
+                discover_then_watch(
+                    state.clone(),
+                    client.clone(),
+                    kind,
+                    roller.clone(),
+                    synced_tx.clone(),
+                ),
+            );
+            continue;
+        }
+        kinds.push(kind);
         live.spawn(
             kind.row().plural,
             watch_kind(
@@ -182,6 +199,52 @@ impl Handler<DynamicObject> for WorkloadWatch {
     fn restarted(&mut self) {
         self.state.metrics.watch_restart(self.kind.as_str());
     }
+}
+
+/// How often a kind not installed is looked for.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Whether the API serves `kind` (a list of at most one object answers; 404: not installed;
+/// any other error counts as not yet).
+async fn installed(client: &Client, kind: WorkloadKind) -> bool {
+    let api = k8s::api::all(client.clone(), kind);
+    match api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(a)) if a.code == 404 => false,
+        Err(e) => {
+            tracing::warn!(kind = %kind, error = %e, "cannot tell whether the kind is installed");
+            false
+        }
+    }
+}
+
+/// Looks for `kind` every [`DISCOVERY_INTERVAL`]; once it is served, watches it (its first
+/// list reconciles its workloads like a relist).
+async fn discover_then_watch(
+    state: Arc<State>,
+    client: Client,
+    kind: WorkloadKind,
+    roller: Arc<Roller>,
+    synced: mpsc::UnboundedSender<WorkloadKind>,
+) {
+    while !installed(&client, kind).await {
+        tokio::time::sleep(DISCOVERY_INTERVAL).await;
+    }
+    tracing::info!(kind = %kind, "now installed; watching it");
+    let mut h = WorkloadWatch {
+        state,
+        kind,
+        roller,
+        synced,
+        seen: HashSet::new(),
+        // found after start-up: what it lists is checked like a workload that changed
+        initial: false,
+    };
+    let cfg = watcher::Config::default().page_size(500).any_semantic();
+    k8s::watch::run(k8s::api::all(client, kind), cfg, kind.row().plural, &mut h).await;
 }
 
 async fn watch_kind(

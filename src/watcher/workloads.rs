@@ -45,6 +45,10 @@ pub(crate) struct WorkloadEntry {
 /// The annotation on a Deployment that hashroll paused, with the time it did.
 pub(crate) const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
 
+/// Reloader's annotation on an Argo Rollout: `restart` rolls it by `spec.restartAt` instead
+/// of a new template.
+pub(crate) const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
+
 fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
     k == names.auto
         || k == names.configmap_auto
@@ -58,6 +62,17 @@ fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
         || k == record.record
         || k == record.token
         || k == PAUSED_AT
+        || k == ROLLOUT_STRATEGY
+}
+
+/// The `spec.workloadRef` of an Argo Rollout: `(kind, name)` of the object whose pod
+/// template it takes.
+pub(crate) fn workload_ref(obj: &DynamicObject) -> Option<(String, String)> {
+    let r = obj.data.get("spec")?.get("workloadRef")?;
+    Some((
+        r.get("kind")?.as_str()?.to_string(),
+        r.get("name")?.as_str()?.to_string(),
+    ))
 }
 
 impl WorkloadEntry {
@@ -109,6 +124,12 @@ impl WorkloadEntry {
                 names,
                 record,
             )),
+            Err(crate::core::workload::WorkloadError::NoTemplate) if workload_ref(obj).is_some() => {
+                // an Argo Rollout whose template is a Deployment's: that Deployment is what
+                // is stamped and rolled
+                tracing::debug!(rollout = ?obj.metadata.name, "template from a Deployment; rolled through it");
+                None
+            }
             Err(e) => {
                 let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
                 let name = obj.metadata.name.as_deref().unwrap_or_default();

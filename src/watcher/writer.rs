@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::batch::{manual_job, recreated_job};
 use super::queue::due_at;
-use super::workloads::{PAUSED_AT, WorkloadEntry, WorkloadKey};
+use super::workloads::{PAUSED_AT, ROLLOUT_STRATEGY, WorkloadEntry, WorkloadKey};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
 use crate::core::record::Decision;
@@ -156,6 +156,15 @@ impl Writer {
         // the lease may have gone while we waited: a replica that lost it writes nothing
         if !self.state.writer.is_leader() {
             return Err(WriteError::NotLeader);
+        }
+        // an Argo Rollout with `rollout-strategy: restart`: the record, and `spec.restartAt`
+        // instead of a new template (the token stays; the record alone says what was rolled)
+        if decision.roll
+            && key.kind == WorkloadKind::ArgoRollout
+            && entry.annotations.get(ROLLOUT_STRATEGY).map(String::as_str) == Some("restart")
+        {
+            let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
+            body["spec"] = json!({"restartAt": now.to_string()});
         }
         let rollout = key.kind.row().rollout;
         let t0 = std::time::Instant::now();
