@@ -346,8 +346,14 @@ mod tests {
         assert!(!a.auto_reload_all);
         // Argo Rollouts: unset (discovery decides), Reloader's spelling, ours
         assert_eq!(a.is_argo_rollouts, None);
-        assert_eq!(parse(&["--is-Argo-Rollouts=true"]).is_argo_rollouts, Some(true));
-        assert_eq!(parse(&["--is-argo-rollouts=false"]).is_argo_rollouts, Some(false));
+        assert_eq!(
+            parse(&["--is-Argo-Rollouts=true"]).is_argo_rollouts,
+            Some(true)
+        );
+        assert_eq!(
+            parse(&["--is-argo-rollouts=false"]).is_argo_rollouts,
+            Some(false)
+        );
         assert_eq!(parse(&["--is-argo-rollouts"]).is_argo_rollouts, Some(true));
         assert!(
             Cli::try_parse_from([

@@ -9,21 +9,7 @@ use serde_json::Value;
 use support::*;
 
 fn explain(h: &Hashroll, kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_hashroll"))
-        .arg("explain")
-        .args(args)
-        .arg(format!(
-            "--hmac-key-file={}",
-            h.dir.join("hmac.key").display()
-        ))
-        .env("KUBECONFIG", kubeconfig)
-        .output()
-        .expect("run hashroll explain");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    h.explain_with(kubeconfig, args)
 }
 
 #[tokio::test]

@@ -140,11 +140,16 @@ impl Launch {
 /// Whether hashroll's `/readyz` on `metrics_port` answers 200 now (a plain HTTP/1.0 GET, no
 /// client library). Blocking, with a 2 s read timeout.
 pub fn readyz(metrics_port: u16) -> bool {
+    http_ok(metrics_port, "/readyz")
+}
+
+/// Whether a plain-HTTP GET of `path` on 127.0.0.1:`port` answers 200.
+pub fn http_ok(port: u16, path: &str) -> bool {
     let probe = || -> std::io::Result<bool> {
-        let addr = ("127.0.0.1", metrics_port);
+        let addr = ("127.0.0.1", port);
         let mut s = TcpStream::connect(addr)?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        s.write_all(b"GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())?;
         let mut head = [0u8; 12];
         s.read_exact(&mut head)?;
         Ok(head.ends_with(b"200"))

@@ -575,6 +575,28 @@ pub fn template_changed(
 }
 
 /// [`template_changed`] given the two pod templates.
+/// Drops, at every depth, what means the same as a field left out: `null`, `{}` and `[]`.
+/// A controller that writes a workload back through its typed client adds them (Go's
+/// `creationTimestamp: null`, `resources: {}`); they are not a change of the template.
+fn drop_empty(v: &mut Value) {
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    match v {
+        Value::Object(m) => {
+            for x in m.values_mut() {
+                drop_empty(x);
+            }
+            m.retain(|_, x| !empty(x));
+        }
+        Value::Array(a) => a.iter_mut().for_each(drop_empty),
+        _ => {}
+    }
+}
+
 pub fn templates_differ(old: Option<&Value>, new: Option<&Value>, token_annotation: &str) -> bool {
     // the common case: equal as sent, token included
     if old == new {
@@ -582,19 +604,14 @@ pub fn templates_differ(old: Option<&Value>, new: Option<&Value>, token_annotati
     }
     let norm = |t: Option<&Value>| -> Value {
         let mut t = t.cloned().unwrap_or(Value::Null);
-        if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
-            if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
-                ann.remove(token_annotation);
-                if ann.is_empty() {
-                    meta.remove("annotations");
-                }
-            }
-            if meta.is_empty()
-                && let Some(o) = t.as_object_mut()
-            {
-                o.remove("metadata");
-            }
+        if let Some(ann) = t
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+            .and_then(Value::as_object_mut)
+        {
+            ann.remove(token_annotation);
         }
+        drop_empty(&mut t);
         t
     };
     norm(old) != norm(new)
@@ -748,6 +765,12 @@ mod tests {
         let mut d = b.clone();
         d["spec"]["template"]["metadata"]["annotations"]["other"] = json!("x");
         assert!(template_changed(WorkloadKind::Deployment, &b, &d, TOKEN));
+        // what a typed client adds when it writes the object back is not a change
+        let mut f = b.clone();
+        f["spec"]["template"]["metadata"]["creationTimestamp"] = json!(null);
+        f["spec"]["template"]["spec"]["containers"][0]["resources"] = json!({});
+        f["spec"]["template"]["spec"]["volumes"] = json!([]);
+        assert!(!template_changed(WorkloadKind::Deployment, &b, &f, TOKEN));
         // replicas are not the template
         let mut e = a.clone();
         e["spec"]["replicas"] = json!(3);

@@ -124,7 +124,9 @@ impl WorkloadEntry {
                 names,
                 record,
             )),
-            Err(crate::core::workload::WorkloadError::NoTemplate) if workload_ref(obj).is_some() => {
+            Err(crate::core::workload::WorkloadError::NoTemplate)
+                if workload_ref(obj).is_some() =>
+            {
                 // an Argo Rollout whose template is a Deployment's: that Deployment is what
                 // is stamped and rolled
                 tracing::debug!(rollout = ?obj.metadata.name, "template from a Deployment; rolled through it");

@@ -236,6 +236,36 @@ impl Hashroll {
         h
     }
 
+    /// `hashroll explain ARGS` with this instance's key and `kubeconfig`: (exit code,
+    /// stdout, stderr).
+    pub fn explain_with(
+        &self,
+        kubeconfig: &std::path::Path,
+        args: &[&str],
+    ) -> (i32, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hashroll"))
+            .arg("explain")
+            .args(args)
+            .arg(format!(
+                "--hmac-key-file={}",
+                self.dir.join("hmac.key").display()
+            ))
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .expect("run hashroll explain");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// [`Hashroll::explain_with`] the plane's admin kubeconfig; stdout and stderr together.
+    pub fn explain(&self, args: &[&str]) -> String {
+        let (_, out, err) = self.explain_with(plane().kubeconfig(), args);
+        format!("{out}{err}")
+    }
+
     /// The text of /metrics.
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
