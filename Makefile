@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: argo-rollouts fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -68,8 +68,12 @@ fuzz-smoke: fuzz-tools
 	mkdir -p $(FUZZ_CORPUS)
 	cd fuzz && cargo +nightly fuzz run -s none admission $(FUZZ_CORPUS) seeds/admission -- -max_total_time=45 -print_final_stats=1
 
+## argo-rollouts: the Argo Rollouts controller and CRDs for tests/e2e_argo.rs, built once
+argo-rollouts:
+	@hack/build-argo-rollouts.sh
+
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary)
-e2e: control-plane
+e2e: control-plane argo-rollouts
 	cargo test --test 'e2e_*'
 	@hack/no-plane-left.sh
 
