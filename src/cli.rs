@@ -28,6 +28,15 @@ pub fn main() -> ExitCode {
     {
         eprintln!("hashroll: a rustls crypto provider was already installed");
     }
+    // the kinds named by flag join the kind table before anything reads it
+    let custom = match &cli.command {
+        Command::Explain(a) => &a.workload_kinds,
+        Command::Run(a) => &a.workload_kinds,
+    };
+    if let Err(why) = crate::core::workload::register_custom(custom) {
+        eprintln!("hashroll: --workload-kind: {why}");
+        return ExitCode::from(2);
+    }
     let (who, result) = match cli.command {
         Command::Explain(args) => ("hashroll explain", explain(*args)),
         Command::Run(args) => ("hashroll", run(*args)),
@@ -134,6 +143,9 @@ pub struct ExplainArgs {
     /// as the running hashroll's flag
     #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub auto_reload_all: bool,
+    /// as the running hashroll's flag
+    #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
+    pub workload_kinds: Vec<crate::core::workload::CustomKind>,
 }
 
 pub(crate) fn parse_bool_str(s: &str) -> Result<bool, String> {
@@ -221,6 +233,11 @@ pub struct RunArgs {
     /// works too)
     #[arg(long = "is-argo-rollouts", alias = "is-Argo-Rollouts", env = "HASHROLL_IS_ARGO_ROLLOUTS", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool_str)]
     pub is_argo_rollouts: Option<bool>,
+    /// another kind with a pod template, watched and stamped like the built-in ones, e.g.
+    /// `apps.kruise.io/v1alpha1/CloneSet=spec.template` (repeatable; its webhook rule and
+    /// RBAC are yours to add)
+    #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
+    pub workload_kinds: Vec<crate::core::workload::CustomKind>,
     /// text or json
     #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -71,11 +71,24 @@ async fn assert_rollout_rs_stays(client: &kube::Client, ns: &str, name: &str, wa
         let tokens: Vec<_> = rs
             .iter()
             .map(|r| {
-                let t = r.spec.template.as_ref().and_then(|t| t.metadata.as_ref()).and_then(|m| m.annotations.clone());
-                (r.metadata.name.clone(), r.metadata.creation_timestamp.clone(), t)
+                let t = r
+                    .spec
+                    .template
+                    .as_ref()
+                    .and_then(|t| t.metadata.as_ref())
+                    .and_then(|m| m.annotations.clone());
+                (
+                    r.metadata.name.clone(),
+                    r.metadata.creation_timestamp.clone(),
+                    t,
+                )
             })
             .collect();
-        assert_eq!(rs.len(), want, "ReplicaSets of rollout/{name} in {ns}: {tokens:#?}");
+        assert_eq!(
+            rs.len(),
+            want,
+            "ReplicaSets of rollout/{name} in {ns}: {tokens:#?}"
+        );
         if Instant::now() > end {
             return;
         }

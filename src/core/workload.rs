@@ -10,14 +10,19 @@ use serde_json::Value;
 use super::record::{Record, Stored, parse_record};
 use super::refs::PodRefs;
 
+/// A kind hashroll handles: a row of [`KINDS`], or of the kinds named by
+/// `--workload-kind` (registered once at start-up, see [`register_custom`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WorkloadKind {
-    Deployment,
-    DaemonSet,
-    StatefulSet,
-    CronJob,
-    Job,
-    ArgoRollout,
+pub struct WorkloadKind(u16);
+
+#[allow(non_upper_case_globals)]
+impl WorkloadKind {
+    pub const Deployment: WorkloadKind = WorkloadKind(0);
+    pub const DaemonSet: WorkloadKind = WorkloadKind(1);
+    pub const StatefulSet: WorkloadKind = WorkloadKind(2);
+    pub const CronJob: WorkloadKind = WorkloadKind(3);
+    pub const Job: WorkloadKind = WorkloadKind(4);
+    pub const ArgoRollout: WorkloadKind = WorkloadKind(5);
 }
 
 /// How a kind is rolled once its record and token are written.
@@ -140,18 +145,120 @@ pub const KINDS: [KindRow; 6] = [
     },
 ];
 
+/// The kinds named by `--workload-kind`, after the built-in ones.
+static CUSTOM: std::sync::OnceLock<Vec<KindRow>> = std::sync::OnceLock::new();
+
+/// A kind named by `--workload-kind GROUP/VERSION/KIND=PATH` (`PATH` the pod template, dot
+/// separated; `GROUP` empty for the core group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomKind {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub template: Vec<String>,
+}
+
+/// At most this many kinds by flag.
+pub const MAX_CUSTOM_KINDS: usize = 32;
+
+impl std::str::FromStr for CustomKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CustomKind, String> {
+        let (gvk, path) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected GROUP/VERSION/KIND=PATH"))?;
+        let parts: Vec<&str> = gvk.split('/').collect();
+        let [group, version, kind] = parts[..] else {
+            return Err(format!("{gvk:?}: expected GROUP/VERSION/KIND"));
+        };
+        let word = |w: &str| {
+            !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        };
+        if !word(version) || !word(kind) || !(group.is_empty() || word(group)) {
+            return Err(format!("{gvk:?}: not a group, version and kind"));
+        }
+        let template: Vec<String> = path.split('.').map(str::to_string).collect();
+        if template.iter().any(|p| p.is_empty()) {
+            return Err(format!(
+                "{path:?}: expected a dotted path such as spec.template"
+            ));
+        }
+        Ok(CustomKind {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            template,
+        })
+    }
+}
+
+/// The plural kubectl would guess for a kind (the API's own is found by discovery when
+/// the kind is installed; this names it before).
+pub fn guess_plural(kind: &str) -> String {
+    let k = kind.to_ascii_lowercase();
+    if k.ends_with('s') || k.ends_with('x') || k.ends_with("ch") || k.ends_with("sh") {
+        format!("{k}es")
+    } else if k.ends_with('y') && !k.ends_with("ay") && !k.ends_with("ey") && !k.ends_with("oy") {
+        format!("{}ies", &k[..k.len() - 1])
+    } else {
+        format!("{k}s")
+    }
+}
+
+/// Registers the kinds named by flag; once, before any kind is used. A kind that is
+/// already a row (built in or named twice) is an error.
+pub fn register_custom(kinds: &[CustomKind]) -> Result<(), String> {
+    if kinds.len() > MAX_CUSTOM_KINDS {
+        return Err(format!("at most {MAX_CUSTOM_KINDS} kinds by flag"));
+    }
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_string().into_boxed_str()) };
+    let mut rows: Vec<KindRow> = Vec::new();
+    for (i, c) in kinds.iter().enumerate() {
+        let taken = KINDS
+            .iter()
+            .chain(&rows)
+            .any(|r| r.group == c.group && r.name == c.kind);
+        if taken {
+            return Err(format!("{}/{} is named twice", c.group, c.kind));
+        }
+        let template: Vec<&'static str> = c.template.iter().map(|p| leak(p)).collect();
+        rows.push(KindRow {
+            kind: WorkloadKind((KINDS.len() + i) as u16),
+            group: leak(&c.group),
+            version: leak(&c.version),
+            name: leak(&c.kind),
+            plural: leak(&guess_plural(&c.kind)),
+            short: "",
+            template: Box::leak(template.into_boxed_slice()),
+            rollout: Rollout::Template,
+            auto_reload_all: true,
+            ignore_word: None,
+            optional: true,
+        });
+    }
+    CUSTOM
+        .set(rows)
+        .map_err(|_| "the kinds by flag are registered once".to_string())
+}
+
+fn custom() -> &'static [KindRow] {
+    CUSTOM.get().map(Vec::as_slice).unwrap_or_default()
+}
+
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 6] = [
-        WorkloadKind::Deployment,
-        WorkloadKind::DaemonSet,
-        WorkloadKind::StatefulSet,
-        WorkloadKind::CronJob,
-        WorkloadKind::Job,
-        WorkloadKind::ArgoRollout,
-    ];
-    /// This kind's row of [`KINDS`].
+    /// Every kind: the built-in ones, then those named by flag.
+    pub fn all() -> impl Iterator<Item = WorkloadKind> {
+        KINDS.iter().chain(custom()).map(|r| r.kind)
+    }
+    /// This kind's row.
     pub fn row(self) -> &'static KindRow {
-        &KINDS[self as usize]
+        let i = self.0 as usize;
+        KINDS
+            .get(i)
+            .or_else(|| custom().get(i - KINDS.len()))
+            .expect("a WorkloadKind is made from a row")
     }
     pub fn as_str(self) -> &'static str {
         self.row().name
@@ -161,12 +268,21 @@ impl WorkloadKind {
         let s = s.to_ascii_lowercase();
         KINDS
             .iter()
-            .find(|r| r.name.eq_ignore_ascii_case(&s) || r.plural == s || r.short == s)
+            .chain(custom())
+            .find(|r| {
+                r.name.eq_ignore_ascii_case(&s)
+                    || r.plural == s
+                    || (!r.short.is_empty() && r.short == s)
+            })
             .map(|r| r.kind)
     }
-    /// From an AdmissionReview's `kind` (its group, and a word [`WorkloadKind::parse`] takes).
+    /// From an AdmissionReview's `kind` (its group and kind name).
     pub fn from_group_kind(group: &str, kind: &str) -> Option<WorkloadKind> {
-        Self::parse(kind).filter(|k| k.row().group == group)
+        KINDS
+            .iter()
+            .chain(custom())
+            .find(|r| r.group == group && r.name == kind)
+            .map(|r| r.kind)
     }
 }
 
@@ -626,7 +742,8 @@ mod tests {
 
     #[test]
     fn the_kind_table_is_in_enum_order_and_parses_each_word() {
-        for (i, k) in WorkloadKind::ALL.iter().enumerate() {
+        for (i, k) in WorkloadKind::all().enumerate().take(KINDS.len()) {
+            let k = &k;
             assert_eq!(KINDS[i].kind, *k);
             for w in [k.row().name, k.row().plural, k.row().short] {
                 assert_eq!(WorkloadKind::parse(w), Some(*k), "{w}");
@@ -840,6 +957,45 @@ mod tests {
         // a duplicate key on the path is refused, as serde's derive does
         let dup = r#"{"spec": {"template": {}, "template": {}}}"#;
         assert!(Workload::from_json(WorkloadKind::Deployment, "n", dup).is_err());
+    }
+
+    #[test]
+    fn kinds_by_flag_parse_register_once_and_read_at_their_path() {
+        let ok: CustomKind = "apps.kruise.io/v1alpha1/CloneSet=spec.template"
+            .parse()
+            .unwrap();
+        assert_eq!(ok.template, vec!["spec", "template"]);
+        let core: CustomKind = "/v1/ReplicationController=spec.template".parse().unwrap();
+        assert_eq!(core.group, "");
+        for bad in [
+            "apps/v1/Deployment",
+            "v1/Thing=spec.template",
+            "a/b/c=spec..template",
+            "a/b/c d=spec.template",
+            "a/b/C=",
+        ] {
+            assert!(bad.parse::<CustomKind>().is_err(), "{bad}");
+        }
+        assert_eq!(guess_plural("CloneSet"), "clonesets");
+        assert_eq!(guess_plural("Policy"), "policies");
+        assert_eq!(guess_plural("Gateway"), "gateways");
+        assert_eq!(guess_plural("Box"), "boxes");
+        // a built-in kind again is refused before anything is registered
+        let dup: CustomKind = "apps/v1/Deployment=spec.template".parse().unwrap();
+        assert!(register_custom(&[dup]).is_err());
+        let widget: CustomKind = "example.dev/v1/Widget=spec.workload.podTemplate"
+            .parse()
+            .unwrap();
+        register_custom(std::slice::from_ref(&widget)).unwrap();
+        assert!(register_custom(&[widget]).is_err(), "once");
+        let k = WorkloadKind::from_group_kind("example.dev", "Widget").unwrap();
+        assert_eq!(WorkloadKind::parse("widgets"), Some(k));
+        assert!(WorkloadKind::all().any(|x| x == k));
+        assert!(k.row().optional);
+        let obj = json!({"metadata": {"name": "w"}, "spec": {"workload": {"podTemplate": {
+            "metadata": {"annotations": {TOKEN: "t"}}, "spec": {"containers": []}}}}});
+        let w = Workload::from_value(k, "n", &obj).unwrap();
+        assert_eq!(w.template_annotations[TOKEN], "t");
     }
 
     #[test]

@@ -275,7 +275,7 @@ pub(crate) async fn explain_source(
     let snap = snapshot(client, ns, cfg).await?;
     let exists = snap.cache.get(ns, source).is_some();
     let mut would_roll = Vec::new();
-    for kind in WorkloadKind::ALL {
+    for kind in WorkloadKind::all() {
         let objs = match workload_objects(client, ns, kind, None).await {
             Ok(objs) => objs,
             // a custom resource not installed has nothing to roll

@@ -51,7 +51,7 @@ pub(crate) async fn run(
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
     let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
     let mut kinds: Vec<WorkloadKind> = Vec::new();
-    for kind in WorkloadKind::ALL {
+    for kind in WorkloadKind::all() {
         if !state.policy.handles(kind) {
             continue;
         }
