@@ -13,8 +13,25 @@ use super::refs::SourceRef;
 pub type Record = BTreeMap<String, String>;
 
 /// Parses the record annotation; `None` when it is not a JSON object of strings.
+///
+/// The annotation is the tenant's to write, so only what hashroll itself writes is taken: at
+/// most [`super::limits::MAX_RECORD_BYTES`] of text and
+/// [`super::limits::MAX_RECORD_SOURCES`] entries, each value a digest, `absent`, or a
+/// group's `COUNT:DIGEST`. Anything else counts as no record.
 pub fn parse_record(text: &str) -> Option<Record> {
-    serde_json::from_str::<Record>(text).ok()
+    use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES};
+    if text.len() > MAX_RECORD_BYTES {
+        return None;
+    }
+    let record = serde_json::from_str::<Record>(text).ok()?;
+    let value_ok = |v: &str| {
+        v == super::digest::ABSENT
+            || (v.len() <= 32
+                && !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b':'))
+    };
+    (record.len() <= MAX_RECORD_SOURCES && record.values().all(|v| value_ok(v))).then_some(record)
 }
 
 /// The record annotation's text (compact JSON, keys sorted).
@@ -107,8 +124,8 @@ pub const GROUP_PREFIX: &str = "group/";
 /// record's. So no stamp can push a workload's annotations past the apiserver's limit
 /// however many sources it tracks.
 pub fn compact(key: &DigestKey, full: &Record) -> Record {
-    let bytes: usize = full.iter().map(|(k, v)| k.len() + v.len() + 6).sum();
-    if full.len() <= MAX_RECORD_SOURCES && bytes <= MAX_RECORD_BYTES {
+    // the text as written (escapes included): what `parse_record` will be given back
+    if full.len() <= MAX_RECORD_SOURCES && render_record(full).len() <= MAX_RECORD_BYTES {
         return full.clone();
     }
     let mut groups = vec![Record::new(); RECORD_GROUPS];
@@ -519,5 +536,33 @@ mod tests {
         assert_eq!(parse_record(&t), Some(r));
         assert_eq!(parse_record("not json"), None);
         assert_eq!(parse_record(r#"{"a": 1}"#), None);
+        // only what hashroll writes: a tenant's own values or sizes count as no record
+        assert_eq!(parse_record(r#"{"configmap/a": "not a digest"}"#), None);
+        let long = format!(r#"{{"configmap/a": "{}"}}"#, "a".repeat(4000));
+        assert_eq!(parse_record(&long), None);
+        let many: Record = (0..=MAX_RECORD_SOURCES)
+            .map(|i| (format!("configmap/c{i}"), "absent".to_string()))
+            .collect();
+        assert_eq!(parse_record(&render_record(&many)), None);
+        let group = rec(&[("group/03", "12:0123456789abcdef")]);
+        assert_eq!(parse_record(&render_record(&group)), Some(group));
+    }
+
+    #[test]
+    fn every_record_written_reads_back() {
+        // names needing escapes: the size bound is the written text's
+        let full: Record = (0..MAX_RECORD_SOURCES)
+            .map(|i| {
+                (
+                    format!("configmap/\u{1}\"{i}{}", "n".repeat(90)),
+                    "0123456789abcdef".to_string(),
+                )
+            })
+            .collect();
+        let written = compact(
+            &DigestKey::new(b"k0123456789abcdef".to_vec()).unwrap(),
+            &full,
+        );
+        assert!(parse_record(&render_record(&written)).is_some());
     }
 }
