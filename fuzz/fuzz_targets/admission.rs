@@ -63,12 +63,21 @@ fn state() -> &'static (State, tokio::runtime::Runtime) {
     })
 }
 
-fn review(op: &str, object: &Value, old: Option<&Value>) -> Vec<u8> {
+/// The kinds a review is made for: (group, version, kind, plural, pod template path).
+const KINDS: [(&str, &str, &str, &str, &[&str]); 4] = [
+    ("apps", "v1", "Deployment", "deployments", &["spec", "template"]),
+    ("batch", "v1", "CronJob", "cronjobs", &["spec", "jobTemplate", "spec", "template"]),
+    ("batch", "v1", "Job", "jobs", &["spec", "template"]),
+    ("argoproj.io", "v1alpha1", "Rollout", "rollouts", &["spec", "template"]),
+];
+
+fn review(k: usize, op: &str, object: &Value, old: Option<&Value>) -> Vec<u8> {
+    let (g, v, kind, plural, _) = KINDS[k];
     serde_json::to_vec(&json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
-            "uid": "u", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
-            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "uid": "u", "kind": {"group": g, "version": v, "kind": kind},
+            "resource": {"group": g, "version": v, "resource": plural},
             "name": "web", "namespace": "ns", "operation": op,
             "object": object, "oldObject": old
         }
@@ -112,14 +121,21 @@ fuzz_target!(|data: &[u8]| {
         ann.insert(key.to_string(), json!(v));
     }
     let name = parts.last().copied().unwrap_or("cfg");
-    let obj = json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "ns", "annotations": ann},
-        "spec": {"selector": {}, "template": {"metadata": {"annotations": {"x": name}},
-            "spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": name}}],
-                "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": name, "key": name}}}]}],
-                "volumes": [{"name": "v", "projected": {"sources": [{"configMap": {"name": name, "items": [{"key": name, "path": "p"}]}}]}}]}}}
-    });
+    let template = json!({"metadata": {"annotations": {"x": name}},
+        "spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": name}}],
+            "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": name, "key": name}}}]}],
+            "volumes": [{"name": "v", "projected": {"sources": [{"configMap": {"name": name, "items": [{"key": name, "path": "p"}]}}]}}]}});
+    let k = data.get(1).map_or(0, |b| *b as usize % KINDS.len());
+    let path = KINDS[k].4;
+    // the template at the kind's path, the rest of the object around it
+    let mut obj = json!({"metadata": {"name": "web", "namespace": "ns", "annotations": ann}});
+    {
+        let mut at = &mut obj;
+        for p in &path[..path.len() - 1] {
+            at = &mut at[*p];
+        }
+        at[path[path.len() - 1]] = template;
+    }
     let op = if data.first().is_some_and(|b| b & 1 == 1) {
         "UPDATE"
     } else {
@@ -127,10 +143,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let old = (op == "UPDATE").then(|| {
         let mut o = obj.clone();
-        o["spec"]["template"]["metadata"]["annotations"]["x"] = json!("old");
+        let mut at = &mut o;
+        for p in path {
+            at = &mut at[*p];
+        }
+        at["metadata"]["annotations"]["x"] = json!("old");
         o
     });
-    check(&review(op, &obj, old.as_ref()), Some(&obj));
+    check(&review(k, op, &obj, old.as_ref()), Some(&obj));
     // 3. the parsers alone
     let _ = parse_go_duration(&text);
     let _ = parse_record(&text);
