@@ -91,6 +91,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         coalesce_window: settings.args.coalesce_window,
         max_rollouts_per_second: settings.args.max_rollouts_per_second,
         cronjob_run_on_change: settings.args.cronjob_run_on_change,
+        permanent_error_retry: settings.args.permanent_error_retry,
         instance,
     };
     let watch = watcher::run(

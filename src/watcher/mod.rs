@@ -35,6 +35,8 @@ pub(crate) struct WatcherConfig {
     pub max_rollouts_per_second: f64,
     /// `--cronjob-run-on-change`
     pub cronjob_run_on_change: bool,
+    /// `--permanent-error-retry`
+    pub permanent_error_retry: Duration,
     /// who we are in Events
     pub instance: String,
 }
@@ -113,6 +115,7 @@ pub(crate) async fn run(
                 if changed.is_ok() && *leadership.borrow_and_update() {
                     // a new writer reconciles: rolls what is out of date, nothing else
                     let n = roller.enqueue_all(Duration::ZERO);
+                    roller.resume_pending_pauses();
                     tracing::info!(workloads = n, "leader now; reconciling every workload");
                 }
             }

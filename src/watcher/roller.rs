@@ -37,6 +37,8 @@ pub(crate) struct Roller {
     workers: Arc<Semaphore>,
     /// per workload, the problems last reported in a Warning Event (reported once each)
     reported: Mutex<HashMap<WorkloadKey, Vec<String>>>,
+    /// how long a write refused for good (403, 422, ...) waits before it is tried again
+    permanent_retry: Duration,
 }
 
 impl Roller {
@@ -57,6 +59,7 @@ impl Roller {
             writer,
             workers: Arc::new(Semaphore::new(WORKERS)),
             reported: Mutex::new(HashMap::new()),
+            permanent_retry: cfg.permanent_error_retry.max(Duration::from_secs(1)),
         }
     }
 
@@ -203,10 +206,9 @@ impl Roller {
     }
 
     async fn work(&self, key: WorkloadKey, task: Task, pending: Pending) {
-        let not_leader = Duration::from_secs(1);
         if !self.state.writer.is_leader() {
-            // kept, not dropped: the next leader (maybe us) reconciles everything anyway
-            self.schedule(key, not_leader, task, pending.attempts);
+            // a follower does nothing: whoever leads next (maybe us) reconciles every
+            // workload and resumes every pause when it takes over, so nothing is lost
             return;
         }
         let result = match task {
@@ -220,12 +222,16 @@ impl Roller {
                 self.remove(&key);
                 return;
             }
-            WriteError::NotLeader => {
-                self.schedule(key, not_leader, task, pending.attempts);
-                return;
-            }
+            // as above: the next leader takes it from here
+            WriteError::NotLeader => return,
             WriteError::Conflict(..) => Duration::from_millis(20),
-            WriteError::Patch(..) | WriteError::Source(..) => backoff(attempts),
+            // refused for good (RBAC, a policy, an invalid object): asked again slowly,
+            // never dropped while the workload exists
+            e if e.is_permanent() => self.permanent_retry,
+            // 429, 5xx, timeouts: capped backoff, jittered so retries do not march together
+            WriteError::Patch(..) | WriteError::Source(..) => {
+                backoff(attempts).mul_f64(rand::random_range(0.75..1.25))
+            }
         };
         tracing::warn!(workload = %key, error = %e, reason = e.label(), attempts, retry_in = ?delay, "write failed; will retry");
         if let WriteError::Conflict(..) = e {

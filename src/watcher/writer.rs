@@ -55,6 +55,15 @@ impl WriteError {
         }
     }
 
+    /// Refused for good: the same request will be refused again until someone changes
+    /// RBAC, a policy or the object (403, 400, 405, 422).
+    pub(crate) fn is_permanent(&self) -> bool {
+        match self {
+            WriteError::Patch(_, kube::Error::Api(a)) => matches!(a.code, 400 | 403 | 405 | 422),
+            _ => false,
+        }
+    }
+
     fn of_patch(key: &WorkloadKey, e: kube::Error) -> WriteError {
         match &e {
             kube::Error::Api(a) if a.code == 409 => WriteError::Conflict(key.to_string(), e),
@@ -106,7 +115,13 @@ pub(crate) struct Writer {
     limit: RateLimit,
     /// `--cronjob-run-on-change`
     run_cronjobs: bool,
+    /// the last ReloadFail Event per workload: its text and when (one per distinct error
+    /// per [`FAIL_EVENT_PERIOD`])
+    failures: std::sync::Mutex<std::collections::HashMap<WorkloadKey, (String, Instant)>>,
 }
+
+/// A workload's ReloadFail Event with the same text is posted at most once in this.
+pub(crate) const FAIL_EVENT_PERIOD: Duration = Duration::from_secs(600);
 
 impl Writer {
     pub(crate) fn new(
@@ -121,6 +136,7 @@ impl Writer {
             client,
             instance,
             run_cronjobs,
+            failures: Default::default(),
             limit: RateLimit {
                 next_slot: tokio::sync::Mutex::new(Instant::now()),
                 interval: Duration::from_secs_f64(1.0 / max_rollouts_per_second),
@@ -205,10 +221,27 @@ impl Writer {
                 if decision.roll && matches!(err, WriteError::Patch(..)) {
                     self.state.metrics.reload(false);
                     let note = format!("Rolling for {sources} failed: {err}");
-                    self.event(entry, EventType::Warning, "ReloadFail", note)
-                        .await;
+                    if self.first_failure(key, &note) {
+                        self.event(entry, EventType::Warning, "ReloadFail", note)
+                            .await;
+                    }
                 }
                 Err(err)
+            }
+        }
+    }
+
+    /// Whether a ReloadFail Event with `note` is due for `key`: not when the same text was
+    /// posted within [`FAIL_EVENT_PERIOD`]. Bounded: entries past the period are dropped.
+    fn first_failure(&self, key: &WorkloadKey, note: &str) -> bool {
+        let now = Instant::now();
+        let mut f = self.failures.lock().expect("failures lock");
+        f.retain(|_, (_, at)| now.duration_since(*at) < FAIL_EVENT_PERIOD);
+        match f.get(key) {
+            Some((text, _)) if text == note => false,
+            _ => {
+                f.insert(key.clone(), (note.to_string(), now));
+                true
             }
         }
     }
