@@ -171,6 +171,8 @@ async fn seed_walkthrough_with_exactly_the_manifests_rights() {
         "--namespaces=ns1".into(),
         "--enable-ha".into(),
         "--lease-duration=4s".into(),
+        // a 403 is retried this long after (2m by default), so the test sees it land
+        "--permanent-error-retry=3s".into(),
     ];
     h.hmac_from_secret = true;
     h.kubeconfig = Some(kubeconfig);
