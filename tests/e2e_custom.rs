@@ -76,12 +76,20 @@ async fn a_kind_named_by_flag_is_stamped_and_rolled_at_its_template_path() {
     })
     .await;
     kubectl_stdin(&["apply", "-f", "-"], CRD);
-    kubectl(&[
-        "wait",
-        "--for=condition=established",
-        "--timeout=60s",
-        "crd/widgets.example.hashroll.dev",
-    ]);
+    // polled, not `kubectl wait`: that fails at once while the CRD has no conditions yet
+    wait_for("the CRD established", DEADLINE, || async {
+        let s = plane()
+            .kubectl(&[
+                "get",
+                "crd",
+                "widgets.example.hashroll.dev",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+            ])
+            .ok()?;
+        (s.trim() == "True").then_some(())
+    })
+    .await;
     add_widget_rule(&ns);
     // the webhook configuration takes a moment to reach the apiserver's admission chain
     let w = widgets(&client, &ns);

@@ -61,12 +61,22 @@ impl ArgoRollouts {
             "-f",
             &crds.display().to_string(),
         ])?;
-        plane.kubectl(&[
-            "wait",
-            "--for=condition=established",
-            "--timeout=60s",
-            "crd/rollouts.argoproj.io",
-        ])?;
+        // polled, not `kubectl wait`: that fails at once while the CRD has no conditions yet
+        let established = |p: &Plane| {
+            p.kubectl(&[
+                "get",
+                "crd",
+                "rollouts.argoproj.io",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+            ])
+            .is_ok_and(|s| s.trim() == "True")
+        };
+        plane.wait_until(
+            "the Rollout CRD established",
+            Duration::from_secs(60),
+            established,
+        )?;
         let free = || -> Result<u16, PlaneError> {
             Ok(std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
