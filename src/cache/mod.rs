@@ -29,6 +29,9 @@ pub struct SourceEntry {
     pub digests: Arc<SourceDigests>,
     /// the list generation that last saw it (entries a relist did not see are gone)
     generation: u32,
+    /// its `resourceVersion` read as a number (0: not one): a read older than what the
+    /// cache holds never replaces it
+    resource_version: u64,
 }
 
 /// How a source changed.
@@ -64,7 +67,13 @@ pub struct SourceCache {
     namespaces: NamespaceFilter,
     /// sources a GET found absent lately, so admission asks again only after a while
     absent: Mutex<HashMap<(String, SourceRef), Instant>>,
+    /// sources deleted lately, with the resourceVersion of the deletion: a read of the
+    /// object from before it (a GET that crossed the delete event) does not bring it back
+    deleted: Mutex<HashMap<(String, SourceRef), (u64, Instant)>>,
 }
+
+/// How long a deletion is remembered against stale reads (a GET takes far less).
+const DELETED_TTL: Duration = Duration::from_secs(60);
 
 /// How long a GET that found a source absent stands for admission (the watch brings a
 /// source created meanwhile into the cache anyway).
@@ -93,6 +102,7 @@ impl SourceCache {
             selector,
             namespaces,
             absent: Mutex::new(HashMap::new()),
+            deleted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -126,6 +136,11 @@ impl SourceCache {
             ),
             digests: Arc::new(digests),
             generation: 0,
+            resource_version: meta
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         }
     }
 
@@ -168,12 +183,23 @@ impl SourceCache {
     ) -> Option<SourceChange> {
         let mut entry = entry;
         entry.generation = self.generations[idx(source.kind)].load(Ordering::Acquire);
+        if self.deleted_after(namespace, source, entry.resource_version) {
+            return None;
+        }
         let mut map = self.map.write().expect("cache lock");
         if !map.contains_key(namespace) {
             map.insert(namespace.to_string(), BTreeMap::new());
         }
         let map = map.get_mut(namespace).expect("inserted above");
         let kind = match map.get_mut(source) {
+            // older than what is here (a GET and a watch event crossing): kept, and still
+            // seen by this list
+            Some(old)
+                if entry.resource_version != 0 && entry.resource_version < old.resource_version =>
+            {
+                old.generation = entry.generation;
+                return None;
+            }
             None => ChangeKind::Created,
             Some(old) if old.digests != entry.digests => ChangeKind::Data,
             Some(old) if old.info != entry.info => ChangeKind::Meta,
@@ -188,6 +214,40 @@ impl SourceCache {
             source: source.clone(),
             kind,
         })
+    }
+
+    /// Whether `source` was deleted at a resourceVersion at or after `rv` (lately).
+    fn deleted_after(&self, namespace: &str, source: &SourceRef, rv: u64) -> bool {
+        if rv == 0 {
+            return false;
+        }
+        let memo = self.deleted.lock().unwrap_or_else(PoisonError::into_inner);
+        memo.get(&(namespace.to_string(), source.clone()))
+            .is_some_and(|(at_rv, at)| *at_rv >= rv && at.elapsed() < DELETED_TTL)
+    }
+
+    /// A delete event: the entry goes, and reads of the object from before the deletion
+    /// (resourceVersion `rv` and older) are refused for a while.
+    pub fn remove_deleted(
+        &self,
+        namespace: &str,
+        source: &SourceRef,
+        rv: u64,
+    ) -> Option<SourceChange> {
+        if rv > 0 {
+            let mut memo = self.deleted.lock().unwrap_or_else(PoisonError::into_inner);
+            if memo.len() >= ABSENT_MAX {
+                memo.retain(|_, (_, at)| at.elapsed() < DELETED_TTL);
+                if memo.len() >= ABSENT_MAX {
+                    memo.clear();
+                }
+            }
+            memo.insert(
+                (namespace.to_string(), source.clone()),
+                (rv, Instant::now()),
+            );
+        }
+        self.remove(namespace, source)
     }
 
     pub fn remove(&self, namespace: &str, source: &SourceRef) -> Option<SourceChange> {
@@ -348,6 +408,39 @@ mod tests {
             ),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_stale_read_never_replaces_a_newer_one_nor_undoes_a_deletion() {
+        let c = SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        );
+        let s = SourceRef::configmap("a");
+        let at = |rv: &str, v: &str| {
+            let mut o = cm("ns", "a", &[("k", v)], &[]);
+            o.metadata.resource_version = Some(rv.into());
+            c.configmap_entry(&o)
+        };
+        let up = |e: SourceEntry| c.upsert("ns", &s, e).map(|x| x.kind);
+        assert_eq!(up(at("10", "new")), Some(ChangeKind::Created));
+        // an older read (a GET crossing a watch event): ignored
+        assert_eq!(up(at("9", "old")), None);
+        assert_eq!(c.get("ns", &s).unwrap().resource_version, 10);
+        // a relist that saw the entry only at an older version keeps it (not gone at its end)
+        c.begin_list(SourceKind::ConfigMap);
+        assert_eq!(up(at("9", "old")), None);
+        assert!(c.end_list(SourceKind::ConfigMap).is_empty());
+        assert!(c.get("ns", &s).is_some());
+        // deleted at 11: a read from before does not bring it back; a re-creation does
+        assert_eq!(
+            c.remove_deleted("ns", &s, 11).map(|x| x.kind),
+            Some(ChangeKind::Deleted)
+        );
+        assert_eq!(up(at("10", "new")), None);
+        assert!(c.get("ns", &s).is_none());
+        assert_eq!(up(at("12", "again")), Some(ChangeKind::Created));
     }
 
     #[test]

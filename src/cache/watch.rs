@@ -63,7 +63,13 @@ impl<K: SourceObject> Handler<K> for SourceWatch {
     fn delete(&mut self, obj: K) {
         let ns = obj.meta().namespace.as_deref().unwrap_or_default();
         let source = SourceRef::new(self.kind, obj.meta().name.clone().unwrap_or_default());
-        self.send(self.state.cache.remove(ns, &source));
+        let rv = obj
+            .meta()
+            .resource_version
+            .as_deref()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        self.send(self.state.cache.remove_deleted(ns, &source, rv));
     }
     fn relist_done(&mut self) {
         let cache = &self.state.cache;
