@@ -131,11 +131,20 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let router = webhook::router(state.clone(), settings.args.max_body_bytes);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
+    // a stop: no longer ready (the Service stops sending), no new connection, the
+    // admissions in flight answered, within the grace period
+    let st = state.clone();
+    let stop = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
+            _ = term.recv() => tracing::info!("terminated; stopping"),
+        }
+        st.watcher_ready
+            .store(false, std::sync::atomic::Ordering::Release);
+    };
     tokio::select! {
-        _ = webhook::serve_tls(webhook_l, tls, router) => {}
+        _ = webhook::serve_tls_until(webhook_l, tls, router, stop) => {}
         r = health::serve(metrics_l, state.clone(), live.clone()) => r.map_err(|e| Error::Serve("metrics server", e))?,
-        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
-        _ = term.recv() => tracing::info!("terminated; stopping"),
     }
     Ok(())
 }

@@ -227,3 +227,64 @@ async fn rotated_certificate_files_are_served_to_new_connections() {
     .await;
     assert!(h.log().contains("serving certificate reloaded"));
 }
+
+#[tokio::test]
+async fn sigterm_answers_the_admission_in_flight_then_stops() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let h = Hashroll::start(&[]).await;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut plane().ca_pem().as_bytes()) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let tcp = TcpStream::connect(("127.0.0.1", h.webhook_port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let body = serde_json::to_vec(&review(deployment(), "Deployment", "apps")).unwrap();
+    let head = format!(
+        "POST /mutate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // half the request, then SIGTERM, then the rest: the admission in flight is answered
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..body.len() / 2]).await.unwrap();
+    s.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = h.child.lock().unwrap().as_ref().map(|c| c.id()).unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    s.write_all(&body[body.len() / 2..]).await.unwrap();
+    s.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"allowed\":true"), "{text}");
+    // then it stops, on its own, with success
+    let status = wait_for("hashroll to exit", DEADLINE, || async {
+        h.child
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    })
+    .await;
+    assert!(status.success(), "{status:?}: {}", h.log());
+    assert!(
+        h.log().contains("every admission in flight was answered"),
+        "{}",
+        h.log()
+    );
+}

@@ -6,4 +6,4 @@ pub mod review;
 pub mod server;
 pub mod tls;
 
-pub use server::{router, serve_tls};
+pub use server::{router, serve_tls, serve_tls_until};

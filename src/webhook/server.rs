@@ -175,23 +175,48 @@ const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: tex
 /// Serves `router` over TLS on `listener` forever. Each connection runs in its own task, so
 /// a slow or broken client holds only itself up.
 pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Router) {
+    serve_tls_until(listener, tls, router, std::future::pending()).await
+}
+
+/// How long a stop waits for the admissions in flight.
+pub const STOP_GRACE: Duration = REQUEST_TIMEOUT;
+
+/// [`serve_tls`] until `stop` completes; then no new connection is taken, every open one
+/// finishes the request it is reading or answering and closes (an idle keep-alive closes at
+/// once), within [`STOP_GRACE`].
+pub async fn serve_tls_until(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    router: Router,
+    stop: impl std::future::Future<Output = ()>,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+    tokio::pin!(stop);
     loop {
-        let Ok(slot) = connections.clone().acquire_owned().await else {
+        let slot = tokio::select! {
+            s = connections.clone().acquire_owned() => s,
+            () = &mut stop => break,
+        };
+        let Ok(slot) = slot else {
             return;
         };
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
+        let (stream, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let mut stopping = stopping.clone();
         tokio::spawn(async move {
             let _slot = slot;
             // a TLS handshake starts with a handshake record (0x16); anything else is plain HTTP
@@ -225,9 +250,32 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Ro
                 .max_buf_size(64 * 1024)
                 .keep_alive(true);
             let service = TowerToHyperService::new(router);
-            if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+            let conn = builder.serve_connection(TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            let stop_seen = async {
+                // the guard the wait gives is dropped here, before any other await
+                let _ = stopping.wait_for(|s| *s).await.map(|_| ());
+            };
+            let res = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stop_seen => {
+                    // the request in flight is answered; then the connection closes
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = res {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
+    }
+    drop(listener);
+    let _ = stopping_tx.send(true);
+    let all = MAX_CONNECTIONS as u32;
+    match tokio::time::timeout(STOP_GRACE, connections.acquire_many(all)).await {
+        Ok(_) => tracing::info!("webhook stopped; every admission in flight was answered"),
+        Err(_) => {
+            tracing::warn!("webhook stopped with connections still open after the grace period")
+        }
     }
 }
