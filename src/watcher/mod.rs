@@ -237,17 +237,8 @@ async fn discover_then_watch(
         tokio::time::sleep(DISCOVERY_INTERVAL).await;
     }
     tracing::info!(kind = %kind, "now installed; watching it");
-    let mut h = WorkloadWatch {
-        state,
-        kind,
-        roller,
-        synced,
-        seen: HashSet::new(),
-        // found after start-up: what it lists is checked like a workload that changed
-        initial: false,
-    };
-    let cfg = watcher::Config::default().page_size(500).any_semantic();
-    k8s::watch::run(k8s::api::all(client, kind), cfg, kind.row().plural, &mut h).await;
+    // found after start-up: what it lists is checked like a workload that changed
+    watch_kind_from(state, client, kind, roller, synced, false).await;
 }
 
 async fn watch_kind(
@@ -257,6 +248,19 @@ async fn watch_kind(
     roller: Arc<Roller>,
     synced: mpsc::UnboundedSender<WorkloadKind>,
 ) {
+    watch_kind_from(state, client, kind, roller, synced, true).await;
+}
+
+/// The watch of `kind`; `initial`: its first list is the start-up one (reconciled at once
+/// by the caller, not workload by workload).
+async fn watch_kind_from(
+    state: Arc<State>,
+    client: Client,
+    kind: WorkloadKind,
+    roller: Arc<Roller>,
+    synced: mpsc::UnboundedSender<WorkloadKind>,
+    initial: bool,
+) {
     let cfg = watcher::Config::default().page_size(500).any_semantic();
     let mut h = WorkloadWatch {
         state,
@@ -264,7 +268,7 @@ async fn watch_kind(
         roller,
         synced,
         seen: HashSet::new(),
-        initial: true,
+        initial,
     };
     k8s::watch::run(k8s::api::all(client, kind), cfg, kind.row().plural, &mut h).await;
 }
