@@ -8,14 +8,13 @@ mod support;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use kube::api::{Api, DynamicObject, ListParams};
-use kube::discovery::ApiResource;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DynamicObject};
+use support::kinds::{TOKEN, annotation_at, rollout_replicasets, rollouts};
 use support::*;
 
 use hashroll_harness::argo::ArgoRollouts;
 
-const TOKEN: &str = "hashroll.dev/config-hash";
 const RECORD: &str = "hashroll.dev/sources";
 
 static ARGO: OnceLock<ArgoRollouts> = OnceLock::new();
@@ -26,40 +25,11 @@ fn argo() {
     });
 }
 
-fn rollouts(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = ApiResource {
-        group: "argoproj.io".into(),
-        version: "v1alpha1".into(),
-        api_version: "argoproj.io/v1alpha1".into(),
-        kind: "Rollout".into(),
-        plural: "rollouts".into(),
-    };
-    Api::namespaced_with(client.clone(), ns, &ar)
-}
-
-/// ReplicaSets in `ns` controlled by the Rollout `name`.
-async fn rollout_rs(client: &kube::Client, ns: &str, name: &str) -> Vec<ReplicaSet> {
-    Api::<ReplicaSet>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .expect("list replicasets")
-        .items
-        .into_iter()
-        .filter(|rs| {
-            rs.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.kind == "Rollout" && o.name == name)
-        })
-        .collect()
-}
-
 async fn wait_rollout_rs(client: &kube::Client, ns: &str, name: &str, n: usize) {
     wait_for(
         &format!("{n} ReplicaSets of rollout/{name}"),
         DEADLINE,
-        || async { (rollout_rs(client, ns, name).await.len() >= n).then_some(()) },
+        || async { (rollout_replicasets(client, ns, name).await.len() >= n).then_some(()) },
     )
     .await;
 }
@@ -67,7 +37,7 @@ async fn wait_rollout_rs(client: &kube::Client, ns: &str, name: &str, n: usize) 
 async fn assert_rollout_rs_stays(client: &kube::Client, ns: &str, name: &str, want: usize) {
     let end = Instant::now() + SETTLE;
     loop {
-        let rs = rollout_rs(client, ns, name).await;
+        let rs = rollout_replicasets(client, ns, name).await;
         let tokens: Vec<_> = rs
             .iter()
             .map(|r| {
@@ -120,13 +90,7 @@ fn cfg(v: &str) -> String {
 }
 
 fn template_token(o: &DynamicObject) -> Option<String> {
-    o.data
-        .pointer(&format!(
-            "/spec/template/metadata/annotations/{}",
-            TOKEN.replace('/', "~1")
-        ))
-        .and_then(|v| v.as_str())
-        .map(String::from)
+    annotation_at(o, "/spec/template", TOKEN)
 }
 
 #[tokio::test]

@@ -7,62 +7,14 @@ mod support;
 
 use std::time::Duration;
 
-use kube::api::{Api, DynamicObject};
-use kube::discovery::ApiResource;
+use kube::api::DynamicObject;
+use support::kinds::{
+    TOKEN, WIDGET_FLAG as FLAG, add_widget_rule, annotation_at, install_widget_crd, widgets,
+};
 use support::*;
 
-const TOKEN: &str = "hashroll.dev/config-hash";
-const FLAG: &str = "--workload-kind=example.hashroll.dev/v1/Widget=spec.workload.podTemplate";
-
-const CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata:
-  name: widgets.example.hashroll.dev
-spec:
-  group: example.hashroll.dev
-  scope: Namespaced
-  names: {plural: widgets, singular: widget, kind: Widget}
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema:
-      openAPIV3Schema:
-        type: object
-        x-kubernetes-preserve-unknown-fields: true
-"#;
-
-fn widgets(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let ar = ApiResource {
-        group: "example.hashroll.dev".into(),
-        version: "v1".into(),
-        api_version: "example.hashroll.dev/v1".into(),
-        kind: "Widget".into(),
-        plural: "widgets".into(),
-    };
-    Api::namespaced_with(client.clone(), ns, &ar)
-}
-
 fn token(o: &DynamicObject) -> Option<String> {
-    o.data
-        .pointer(&format!(
-            "/spec/workload/podTemplate/metadata/annotations/{}",
-            TOKEN.replace('/', "~1")
-        ))
-        .and_then(|v| v.as_str())
-        .map(String::from)
-}
-
-/// The test's webhook configuration, with a rule for widgets added.
-fn add_widget_rule(ns: &str) {
-    kubectl(&[
-        "patch",
-        "mutatingwebhookconfiguration",
-        &format!("hashroll-{ns}"),
-        "--type=json",
-        "-p",
-        r#"[{"op": "add", "path": "/webhooks/0/rules/-", "value": {"apiGroups": ["example.hashroll.dev"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "Namespaced"}}]"#,
-    ]);
+    annotation_at(o, "/spec/workload/podTemplate", TOKEN)
 }
 
 #[tokio::test]
@@ -75,21 +27,7 @@ async fn a_kind_named_by_flag_is_stamped_and_rolled_at_its_template_path() {
         h.log().contains("not installed").then_some(())
     })
     .await;
-    kubectl_stdin(&["apply", "-f", "-"], CRD);
-    // polled, not `kubectl wait`: that fails at once while the CRD has no conditions yet
-    wait_for("the CRD established", DEADLINE, || async {
-        let s = plane()
-            .kubectl(&[
-                "get",
-                "crd",
-                "widgets.example.hashroll.dev",
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
-            ])
-            .ok()?;
-        (s.trim() == "True").then_some(())
-    })
-    .await;
+    install_widget_crd().await;
     add_widget_rule(&ns);
     // the webhook configuration takes a moment to reach the apiserver's admission chain
     let w = widgets(&client, &ns);

@@ -221,7 +221,9 @@ pub(crate) async fn explain_workload(
         Err(WorkloadError::NoTemplate) if obj.pointer("/spec/workloadRef/name").is_some() => {
             let r = &obj["spec"]["workloadRef"];
             return Err(ExplainError::Api(format!(
-                "{}/{name} takes its pod template from {}/{} (spec.workloadRef): that object is                  what hashroll stamps and rolls; explain it instead",
+                "{}/{name} takes its pod template from {}/{} (spec.workloadRef): that object is \
+                 what hashroll stamps and rolls, and its annotations say what it tracks; \
+                 explain it instead",
                 kind.as_str().to_lowercase(),
                 r["kind"].as_str().unwrap_or("Deployment").to_lowercase(),
                 r["name"].as_str().unwrap_or_default(),

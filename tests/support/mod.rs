@@ -3,6 +3,8 @@
 //! and deadline-bound waits.
 #![allow(dead_code)]
 
+pub mod kinds;
+
 use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
