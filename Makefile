@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: argo-rollouts fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: argo-rollouts tools fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -72,8 +72,12 @@ fuzz-smoke: fuzz-tools
 argo-rollouts:
 	@hack/build-argo-rollouts.sh
 
+## tools: helm and promtool from their Go modules, for the chart and alert-rule tests
+tools:
+	@hack/build-tools.sh
+
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary)
-e2e: control-plane argo-rollouts
+e2e: control-plane argo-rollouts tools
 	cargo test --test 'e2e_*'
 	@hack/no-plane-left.sh
 

@@ -67,7 +67,12 @@ fn explain(args: ExplainArgs) -> Result<(), Error> {
 
 fn run(args: RunArgs) -> Result<(), Error> {
     // everything that can be checked before starting is checked here: exit code 2
+    let check = args.check;
     let settings = Settings::from_args(args)?;
+    if check {
+        println!("hashroll: flags and files are good");
+        return Ok(());
+    }
     crate::telemetry::init(&settings.args.log_format, &settings.args.log_level)?;
     let res = runtime(true)?.block_on(crate::app::run(settings));
     if let Err(e) = &res {
@@ -165,6 +170,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 pub struct RunArgs {
     #[command(flatten)]
     pub key: KeyArgs,
+    /// check every flag and file as a start would, say so and exit (0: good, 2: not);
+    /// starts nothing (for a chart's values, or before a rollout of hashroll itself)
+    #[arg(long)]
+    pub check: bool,
     /// PEM serving certificate of the webhook (reloaded when its content changes)
     #[arg(long, env = "HASHROLL_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,

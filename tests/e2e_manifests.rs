@@ -17,24 +17,7 @@ fn root() -> &'static str {
 
 /// `kubectl kustomize DIR` as a JSON List.
 fn rendered(dir: &str) -> Value {
-    let yaml = kubectl(&["kustomize", dir]);
-    let json = kubectl_stdin(
-        &["create", "--dry-run=client", "-o", "json", "-f", "-"],
-        &yaml,
-    );
-    // one JSON document per object, one after the other
-    let items: Vec<Value> = serde_json::Deserializer::from_str(&json)
-        .into_iter::<Value>()
-        .collect::<Result<_, _>>()
-        .expect("kubectl prints JSON");
-    json!({"apiVersion": "v1", "kind": "List", "items": items})
-}
-
-fn items(list: &Value) -> Vec<Value> {
-    match list.get("items") {
-        Some(Value::Array(a)) => a.clone(),
-        _ => vec![list.clone()],
-    }
+    as_list(&kubectl(&["kustomize", dir]))
 }
 
 const CERT_MANAGER_CRDS: &str = r#"
@@ -134,28 +117,6 @@ fn install_rbac_and_webhook(url: &str) {
     kubectl_stdin(&["apply", "-f", "-"], &doc.to_string());
 }
 
-/// A kubeconfig holding a TokenRequest token of the hashroll ServiceAccount.
-fn service_account_kubeconfig(dir: &std::path::Path) -> std::path::PathBuf {
-    use base64::Engine;
-    let token = kubectl(&[
-        "create",
-        "token",
-        "hashroll",
-        "-n",
-        "hashroll",
-        "--duration=2h",
-    ]);
-    let ca = base64::engine::general_purpose::STANDARD.encode(plane().ca_pem());
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: p\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: p, user: sa}}\ncurrent-context: sa\n",
-        plane().server(),
-        token.trim()
-    );
-    let path = dir.join("sa.kubeconfig");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn seed_walkthrough_with_exactly_the_manifests_rights() {
     let client = client().await;
@@ -163,7 +124,7 @@ async fn seed_walkthrough_with_exactly_the_manifests_rights() {
     let mut h = Hashroll::start(&["--namespace=hashroll", "--namespaces=ns1"]).await;
     h.kill();
     install_rbac_and_webhook(&h.url("/mutate"));
-    let kubeconfig = service_account_kubeconfig(&h.dir);
+    let kubeconfig = service_account_kubeconfig(&h.dir, "hashroll", "hashroll");
     // no --hmac-key-file: the key Secret is created with the SA's rights
     // as the manifests run it: --enable-ha, so the Lease rights are exercised too
     h.args = vec![

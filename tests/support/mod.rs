@@ -390,3 +390,40 @@ spec:
 pub fn set_cfg(ns: &str, v: &str) {
     patch_cm(ns, "cfg", &format!(r#"{{"k":"{v}"}}"#));
 }
+
+/// YAML documents of Kubernetes objects as one JSON List (kubectl's client-side reading).
+pub fn as_list(yaml: &str) -> serde_json::Value {
+    let json = kubectl_stdin(
+        &["create", "--dry-run=client", "-o", "json", "-f", "-"],
+        yaml,
+    );
+    // one JSON document per object, one after the other
+    let items: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&json)
+        .into_iter::<serde_json::Value>()
+        .collect::<Result<_, _>>()
+        .expect("kubectl prints JSON");
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items})
+}
+
+/// The objects of a List (or the one object).
+pub fn items(list: &serde_json::Value) -> Vec<serde_json::Value> {
+    match list.get("items") {
+        Some(serde_json::Value::Array(a)) => a.clone(),
+        _ => vec![list.clone()],
+    }
+}
+
+/// A kubeconfig in `dir` holding a TokenRequest token of ServiceAccount `ns/sa`.
+pub fn service_account_kubeconfig(dir: &std::path::Path, sa: &str, ns: &str) -> std::path::PathBuf {
+    use base64::Engine;
+    let token = kubectl(&["create", "token", sa, "-n", ns, "--duration=2h"]);
+    let ca = base64::engine::general_purpose::STANDARD.encode(plane().ca_pem());
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: p\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: p, user: sa}}\ncurrent-context: sa\n",
+        plane().server(),
+        token.trim()
+    );
+    let path = dir.join("sa.kubeconfig");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,0 +1,528 @@
+//! The Helm chart, checked by Helm itself (built from its Go module) and the real plane:
+//! `helm lint --strict`; for each certificate mode the chart and the kustomize overlay make
+//! the same objects (they never drift); every documented values combination renders, passes
+//! a server-side dry run, and gives `hashroll run` flags it accepts; every value is in the
+//! chart's README; and `helm install` on the plane, with hashroll run outside it on the
+//! chart's ServiceAccount token, passes the seed walk-through.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use serde_json::Value;
+use support::*;
+
+fn root() -> &'static str {
+    env!("CARGO_MANIFEST_DIR")
+}
+
+fn chart() -> String {
+    format!("{}/charts/hashroll", root())
+}
+
+/// Helm with its own homes (nothing read from or written to the user's), against the plane.
+fn helm(args: &[&str]) -> Result<String, String> {
+    static HELM: OnceLock<(PathBuf, tempfile::TempDir)> = OnceLock::new();
+    let (bin, home) = HELM.get_or_init(|| {
+        let bin = hashroll_harness::tools::tool("helm")
+            .unwrap_or_else(|e| panic!("cannot build helm: {e}"));
+        (bin, tempfile::tempdir().unwrap())
+    });
+    let out = Command::new(bin)
+        .args(args)
+        .env("HELM_CACHE_HOME", home.path().join("cache"))
+        .env("HELM_CONFIG_HOME", home.path().join("config"))
+        .env("HELM_DATA_HOME", home.path().join("data"))
+        .env("KUBECONFIG", plane().kubeconfig())
+        .output()
+        .expect("run helm");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "helm {args:?}: {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The plane's Kubernetes version (offline, Helm would take v1.20.0).
+fn kube_version() -> String {
+    hashroll_harness::plane::version("KUBERNETES_VERSION").to_string()
+}
+
+/// `helm template hashroll CHART -n hashroll` with `--set` values.
+fn template(sets: &[&str]) -> Result<String, String> {
+    let chart = chart();
+    let kv = kube_version();
+    let mut args = vec![
+        "template",
+        "hashroll",
+        &chart,
+        "-n",
+        "hashroll",
+        "--kube-version",
+        &kv,
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    helm(&args)
+}
+
+/// The labels only Helm adds (release bookkeeping); everything else must match.
+const HELM_LABELS: [&str; 4] = [
+    "helm.sh/chart",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+];
+
+/// kind/namespace/name → object, the Namespace left out (Helm installs into one), Helm's
+/// own labels dropped.
+fn objects(list: &Value) -> BTreeMap<String, Value> {
+    items(list)
+        .into_iter()
+        .filter(|o| o["kind"] != "Namespace")
+        .map(|mut o| {
+            if let Some(l) = o["metadata"]["labels"].as_object_mut() {
+                for k in HELM_LABELS {
+                    l.remove(k);
+                }
+            }
+            let key = format!(
+                "{}/{}/{}",
+                o["kind"].as_str().unwrap_or_default(),
+                o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            (key, o)
+        })
+        .collect()
+}
+
+const CERT_MANAGER_CRDS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: certificates.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Certificate, plural: certificates, singular: certificate}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: issuers.cert-manager.io}
+spec:
+  group: cert-manager.io
+  names: {kind: Issuer, plural: issuers, singular: issuer}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: podmonitors.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: PodMonitor, plural: podmonitors, singular: podmonitor}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: servicemonitors.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;
+
+/// Stand-in CRDs of the kinds the chart can make beyond the core ones, established.
+async fn install_crds() {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        kubectl_stdin(&["apply", "-f", "-"], CERT_MANAGER_CRDS);
+        for crd in [
+            "certificates.cert-manager.io",
+            "issuers.cert-manager.io",
+            "podmonitors.monitoring.coreos.com",
+            "servicemonitors.monitoring.coreos.com",
+        ] {
+            wait_for(&format!("{crd} established"), DEADLINE, || async {
+                let s = plane()
+                    .kubectl(&[
+                        "get",
+                        "crd",
+                        crd,
+                        "-o",
+                        r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+                    ])
+                    .ok()?;
+                (s.trim() == "True").then_some(())
+            })
+            .await;
+        }
+        kubectl(&["create", "namespace", "hashroll"]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_chart_lints_and_makes_what_the_kustomize_overlays_make() {
+    install_crds().await;
+    let chart = chart();
+    for mode in ["self-managed", "cert-manager", "secret"] {
+        let set = format!("certificates.mode={mode}");
+        let kv = kube_version();
+        helm(&[
+            "lint",
+            "--strict",
+            &chart,
+            "--set",
+            &set,
+            "--kube-version",
+            &kv,
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for (mode, dir) in [
+        ("secret", "manifests"),
+        ("self-managed", "manifests/overlays/self-managed"),
+        ("cert-manager", "manifests/overlays/cert-manager"),
+    ] {
+        let from_chart = objects(&as_list(
+            &template(&[&format!("certificates.mode={mode}")]).unwrap(),
+        ));
+        let from_kustomize = objects(&as_list(&kubectl(&[
+            "kustomize",
+            &format!("{}/{dir}", root()),
+        ])));
+        assert_eq!(
+            from_chart.keys().collect::<Vec<_>>(),
+            from_kustomize.keys().collect::<Vec<_>>(),
+            "{mode}: the objects"
+        );
+        for (k, o) in &from_chart {
+            assert_eq!(
+                o,
+                &from_kustomize[k],
+                "{mode}: {k} differs between the chart and {dir}:\nchart: {}\nkustomize: {}",
+                serde_json::to_string_pretty(o).unwrap(),
+                serde_json::to_string_pretty(&from_kustomize[k]).unwrap()
+            );
+        }
+    }
+}
+
+/// The container args of the rendered Deployment.
+fn args_of(list: &Value) -> Vec<String> {
+    let d = items(list)
+        .into_iter()
+        .find(|o| o["kind"] == "Deployment")
+        .expect("a Deployment");
+    d["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `hashroll run ARGS --check`, the serving-certificate paths pointed at real files.
+fn hashroll_accepts(args: &[String], dir: &Path) -> Result<(), String> {
+    let cert = rcgen::generate_simple_self_signed(vec!["hashroll.hashroll.svc".into()]).unwrap();
+    std::fs::write(dir.join("tls.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
+    let tls = format!("{}/", dir.display());
+    let args: Vec<String> = args.iter().map(|a| a.replace("/tls/", &tls)).collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_hashroll"))
+        .args(&args)
+        .arg("--check")
+        .env_remove("HASHROLL_LOG_LEVEL")
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[tokio::test]
+async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_takes() {
+    install_crds().await;
+    let dir = tempfile::tempdir().unwrap();
+    // (values, a flag the Deployment must then carry, or "" for none)
+    let combos: &[(&[&str], &str)] = &[
+        (&[], "--self-managed-certs"),
+        (
+            &["certificates.mode=secret"],
+            "--tls-cert-file=/tls/tls.crt",
+        ),
+        (
+            &["certificates.mode=cert-manager"],
+            "--tls-key-file=/tls/tls.key",
+        ),
+        (
+            &["certificates.secretName=other-tls"],
+            "--tls-secret=other-tls",
+        ),
+        (&["enableHA=false", "replicaCount=1"], ""),
+        (&["watchGlobally=false"], "--namespaces=hashroll"),
+        (&["namespaces={a,b}"], "--namespaces=a,b"),
+        (&["ignoreNamespaces={c,d}"], "--namespaces-to-ignore=c,d"),
+        (&["namespaceSelector=team=x"], "--namespace-selector=team=x"),
+        (
+            &["resourceLabelSelector=reload=yes"],
+            "--resource-label-selector=reload=yes",
+        ),
+        (&["ignoreSecrets=true"], "--resources-to-ignore=secrets"),
+        (
+            &["ignoreConfigMaps=true"],
+            "--resources-to-ignore=configMaps",
+        ),
+        (
+            &["ignoreJobs=true", "ignoreCronJobs=true"],
+            "--ignored-workload-types=jobs,cronjobs",
+        ),
+        (&["isArgoRollouts=false"], "--is-argo-rollouts=false"),
+        (&["isArgoRollouts=true"], "--is-argo-rollouts=true"),
+        (&["reloadOnCreate=false"], "--reload-on-create=false"),
+        (&["reloadOnDelete=false"], "--reload-on-delete=false"),
+        (&["autoReloadAll=true"], "--auto-reload-all"),
+        (
+            &["cronjobRunOnChange=false"],
+            "--cronjob-run-on-change=false",
+        ),
+        (&["logFormat=json", "logLevel=debug"], "--log-format=json"),
+        (
+            &["extraArgs={--coalesce-window=5s}"],
+            "--coalesce-window=5s",
+        ),
+        (&["extraEnv[0].name=X", "extraEnv[0].value=y"], ""),
+        (&["image.tag=9.9.9", "image.pullPolicy=Always"], ""),
+        (
+            &["podDisruptionBudget.enabled=false", "topologySpread=false"],
+            "",
+        ),
+        (
+            &[
+                "nodeSelector.disk=ssd",
+                "priorityClassName=system-cluster-critical",
+            ],
+            "",
+        ),
+        (
+            &["tolerations[0].key=k", "tolerations[0].operator=Exists"],
+            "",
+        ),
+        (
+            &["podMonitor.enabled=true", "serviceMonitor.enabled=true"],
+            "",
+        ),
+        (&["networkPolicy.enabled=true"], ""),
+        (
+            &[
+                "webhook.url=https://127.0.0.1:9443/mutate",
+                "webhook.caBundle=Cg==",
+                "certificates.mode=secret",
+            ],
+            "",
+        ),
+        (
+            &[
+                "webhook.failurePolicy=Fail",
+                "webhook.timeoutSeconds=3",
+                "webhook.excludeNamespaces={kube-system,kube-public}",
+            ],
+            "",
+        ),
+    ];
+    for (sets, flag) in combos {
+        let yaml = template(sets).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
+        let list = as_list(&yaml);
+        let args = args_of(&list);
+        if !flag.is_empty() {
+            assert!(
+                args.iter().any(|a| a == flag),
+                "{sets:?}: {flag} not in {args:?}"
+            );
+        }
+        hashroll_accepts(&args, dir.path()).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
+        let out = wait_for(&format!("{sets:?} to dry-run"), DEADLINE, || async {
+            plane()
+                .kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &yaml)
+                .map_err(|e| eprintln!("{sets:?}: {e}"))
+                .ok()
+        })
+        .await;
+        assert!(
+            out.contains("deployment.apps/hashroll created (server dry run)"),
+            "{out}"
+        );
+        // what the values say is what was rendered
+        let kinds: Vec<String> = items(&list)
+            .iter()
+            .map(|o| o["kind"].as_str().unwrap_or_default().to_string())
+            .collect();
+        let has = |k: &str| kinds.iter().any(|x| x == k);
+        if sets.contains(&"podMonitor.enabled=true") {
+            assert!(has("PodMonitor") && has("ServiceMonitor"), "{kinds:?}");
+        }
+        if sets.contains(&"networkPolicy.enabled=true") {
+            assert!(has("NetworkPolicy"), "{kinds:?}");
+        }
+        if sets.contains(&"podDisruptionBudget.enabled=false") {
+            assert!(!has("PodDisruptionBudget"), "{kinds:?}");
+        }
+    }
+    // a wrong value is Helm's error, naming it, not a broken install
+    let err = template(&["certificates.mode=bogus"]).unwrap_err();
+    assert!(err.contains("certificates.mode must be"), "{err}");
+    let err = template(&["ignoreSecrets=true", "ignoreConfigMaps=true"]).unwrap_err();
+    assert!(err.contains("leave nothing to track"), "{err}");
+}
+
+/// The chart README's values table, made from values.yaml: one row per leaf value (two-space
+/// indented mappings; lists and `{}` are leaves) with its default and its `# --` comment.
+fn values_table(text: &str) -> String {
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut comment: Vec<String> = Vec::new();
+    let mut out = String::from("| value | default | |\n|---|---|---|\n");
+    for line in text.lines() {
+        let t = line.trim_start();
+        if t.is_empty() {
+            comment.clear();
+            continue;
+        }
+        if let Some(c) = t.strip_prefix('#') {
+            let c = c.trim();
+            if let Some(first) = c.strip_prefix("-- ") {
+                comment = vec![first.to_string()];
+            } else if !comment.is_empty() {
+                comment.push(c.to_string());
+            }
+            continue;
+        }
+        let indent = line.len() - t.len();
+        let Some((key, rest)) = t.split_once(':') else {
+            continue;
+        };
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        let path = stack
+            .iter()
+            .map(|(_, k)| k.as_str())
+            .chain([key])
+            .collect::<Vec<_>>()
+            .join(".");
+        if rest.trim().is_empty() {
+            stack.push((indent, key.to_string()));
+        } else {
+            let text = comment.join(" ").replace('|', "\\|");
+            out.push_str(&format!("| `{path}` | `{}` | {text} |\n", rest.trim()));
+        }
+        comment.clear();
+    }
+    out
+}
+
+#[test]
+fn the_chart_readme_table_is_made_from_values_yaml() {
+    let values = std::fs::read_to_string(format!("{}/values.yaml", chart())).unwrap();
+    let path = format!("{}/README.md", chart());
+    let readme = std::fs::read_to_string(&path).unwrap();
+    let table = values_table(&values);
+    assert!(table.lines().count() > 40, "{table}");
+    // every value documented
+    for line in table.lines().skip(2) {
+        assert!(
+            line.ends_with(" |") && !line.ends_with("|  |"),
+            "no `# --` comment: {line}"
+        );
+    }
+    assert!(
+        readme.contains(&table),
+        "the values table of {path} is not the one values.yaml makes; it should read:\n{table}"
+    );
+}
+
+#[tokio::test]
+async fn helm_install_runs_the_seed_walk_through() {
+    install_crds().await;
+    let client = client().await;
+    // hashroll outside the plane, on the chart's ServiceAccount; the chart's webhook calls it
+    let mut h = Hashroll::start(&["--namespace=hashroll", "--namespaces=ns1"]).await;
+    h.kill();
+    let ca = base64::engine::general_purpose::STANDARD.encode(plane().ca_pem());
+    let (url, bundle) = (
+        format!("webhook.url={}", h.url("/mutate")),
+        format!("webhook.caBundle={ca}"),
+    );
+    let chart = chart();
+    let out = helm(&[
+        "install",
+        "hashroll",
+        &chart,
+        "-n",
+        "hashroll",
+        "--wait=false",
+        "--set",
+        "replicaCount=0",
+        "--set",
+        "certificates.mode=secret",
+        "--set",
+        &url,
+        "--set",
+        &bundle,
+    ])
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    let kubeconfig = service_account_kubeconfig(&h.dir, "hashroll", "hashroll");
+    h.args = vec![
+        "--namespace=hashroll".into(),
+        "--namespaces=ns1".into(),
+        "--enable-ha".into(),
+        "--lease-duration=4s".into(),
+    ];
+    h.hmac_from_secret = true;
+    h.kubeconfig = Some(kubeconfig);
+    h.restart().await;
+
+    kubectl(&["create", "namespace", "ns1"]);
+    wait_webhook_active("ns1").await;
+    kubectl(&[
+        "apply",
+        "-f",
+        &format!("{}/examples/cm.yaml", root()),
+        "-f",
+        &format!("{}/examples/nginx-deploy.yaml", root()),
+    ]);
+    wait_rs(&client, "ns1", "app=nginx", 1).await;
+    patch_cm(
+        "ns1",
+        "test-config-file",
+        r#"{"info.yaml":"user=ted\nage=22\n"}"#,
+    );
+    wait_rs(&client, "ns1", "app=nginx", 2).await;
+    patch_cm("ns1", "test-config-env", r#"{"CITY":"shenzhen"}"#);
+    wait_rs(&client, "ns1", "app=nginx", 3).await;
+    assert_rs_count_stays(&client, "ns1", "app=nginx", 3, SETTLE).await;
+    let out = helm(&["uninstall", "hashroll", "-n", "hashroll"]).unwrap();
+    assert!(out.contains("uninstalled"), "{out}");
+}
