@@ -13,7 +13,22 @@ use crate::config::Settings;
 
 /// The binary's entry: parse, then run the command; every error leaves through one place.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // installed as `kubectl-hashroll`, kubectl runs it as `kubectl hashroll ...`: the help
+    // and errors say so
+    let as_plugin = argv
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("kubectl-"));
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    if as_plugin {
+        cmd = cmd.bin_name("kubectl hashroll");
+    }
+    let parsed = cmd
+        .try_get_matches_from(argv)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };

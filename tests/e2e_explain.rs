@@ -125,3 +125,58 @@ spec:
         "{err}"
     );
 }
+
+/// Installed as `kubectl-hashroll` on the PATH, the binary is a kubectl plugin: `kubectl
+/// hashroll explain ...` gives what `hashroll explain` gives, and its help says how it was
+/// called.
+#[tokio::test]
+async fn the_binary_is_a_kubectl_plugin() {
+    let client = client().await;
+    let ns = namespace("plugin");
+    let h = Hashroll::for_namespace(&ns, &[]).await;
+    kubectl_stdin(
+        &["apply", "-n", &ns, "-f", "-"],
+        &cfg_and_app("1", &["web"]),
+    );
+    wait_rs(&client, &ns, "app=web", 1).await;
+
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_hashroll"),
+        bin.path().join("kubectl-hashroll"),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let kubectl_bin = hashroll_harness::plane::default_bin_dir().join("bin/kubectl");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&kubectl_bin)
+            .args(args)
+            .env("PATH", &path)
+            .env("KUBECONFIG", plane().kubeconfig())
+            .output()
+            .expect("run kubectl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, list, _) = run(&["plugin", "list"]);
+    assert_eq!(code, 0);
+    assert!(list.contains("kubectl-hashroll"), "{list}");
+    let key = format!("--hmac-key-file={}", h.dir.join("hmac.key").display());
+    let (code, out, err) = run(&["hashroll", "explain", "deployment/web", "-n", &ns, &key]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        h.explain(&["deployment/web", "-n", &ns]),
+        "the same as hashroll explain"
+    );
+    assert!(out.contains("configmap/cfg"), "{out}");
+    let (_, help, _) = run(&["hashroll", "--help"]);
+    assert!(help.contains("Usage: kubectl hashroll"), "{help}");
+}
