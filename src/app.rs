@@ -68,7 +68,14 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         key,
         cache: cache.clone(),
         client: Some(client.clone()),
-        metrics: metrics::Metrics::new(),
+        metrics: {
+            let m = metrics::Metrics::new();
+            // Reloader's switch for its per-namespace counter
+            m.count_by_namespace(
+                std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
+            );
+            m
+        },
         watcher_ready: AtomicBool::new(false),
         writer,
     });

@@ -60,6 +60,9 @@ pub(crate) async fn serve(
             "/metrics",
             get(|State(s): State<Arc<AppState>>| async move {
                 s.metrics.sources_cached.set(s.cache.len() as i64);
+                s.metrics.leader.set(i64::from(s.writer.is_leader()));
+                s.metrics.caches_synced.set(i64::from(s.ready()));
+                s.metrics.refresh_process();
                 (
                     [(
                         axum::http::header::CONTENT_TYPE,

@@ -9,10 +9,59 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(String, String)>;
 
+fn latency_histogram() -> Histogram {
+    // Reloader's buckets for its action latency, so a dashboard's quantiles read the same
+    Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+}
+
+fn reconcile_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+type HistogramFamily = Family<Labels, Histogram, fn() -> Histogram>;
+
+/// The most namespaces `reloader_reload_executed_total_by_namespace` keeps apart; the rest
+/// are counted under `namespace="_other"` (namespaces are made by tenants).
+const MAX_NAMESPACES: usize = 10_000;
+
 pub struct Metrics {
     registry: Registry,
     /// `reloader_reload_executed_total{success}`
     pub reloads: Family<Labels, Counter>,
+    /// `reloader_reload_executed_total_by_namespace{success,namespace}`, kept only when
+    /// [`Metrics::count_by_namespace`] is on (Reloader's `METRICS_COUNT_BY_NAMESPACE`).
+    /// Written by hand in [`Metrics::render`]: the registry would name a counter with
+    /// `_total` at the end, and dashboards read Reloader's name as it is.
+    by_namespace: std::sync::Mutex<std::collections::BTreeMap<(bool, String), u64>>,
+    count_by_namespace: std::sync::atomic::AtomicBool,
+    /// `reloader_action_total{workload_kind,result}`: roll writes
+    pub actions: Family<Labels, Counter>,
+    /// `reloader_action_latency_seconds{workload_kind}`: from the change seen to the roll
+    /// written (the coalesce window included)
+    pub action_latency: HistogramFamily,
+    /// `reloader_reconcile_total{result}` and `..._duration_seconds{result}`: one check
+    /// (or resume) of one workload
+    pub reconciles: Family<Labels, Counter>,
+    pub reconcile_duration: HistogramFamily,
+    /// `reloader_skipped_total{reason}`
+    pub skipped: Family<Labels, Counter>,
+    /// `reloader_workqueue_depth`, `reloader_workqueue_adds_total`,
+    /// `reloader_workqueue_latency_seconds`
+    pub queue_depth: Gauge,
+    pub queue_adds: Counter,
+    pub queue_latency: Histogram,
+    /// `reloader_errors_total{type}`, `reloader_retries_total`
+    pub errors: Family<Labels, Counter>,
+    pub retries: Counter,
+    /// `reloader_events_received_total{event_type,resource_type}` and
+    /// `reloader_events_processed_total{event_type,resource_type,result}`
+    pub events_received: Family<Labels, Counter>,
+    pub events_processed: Family<Labels, Counter>,
+    /// `reloader_workloads_scanned_total{kind}`, `reloader_workloads_matched_total{kind}`
+    pub workloads_scanned: Family<Labels, Counter>,
+    pub workloads_matched: Family<Labels, Counter>,
     /// `hashroll_webhook_requests_total{result}`
     pub webhook_requests: Family<Labels, Counter>,
     pub webhook_duration: Histogram,
@@ -20,13 +69,29 @@ pub struct Metrics {
     pub sources_tracked: Gauge,
     pub workloads_tracked: Gauge,
     pub pending_rolls: Gauge,
+    /// `hashroll_oldest_pending_check_seconds`: how long the oldest queued check (a change
+    /// not yet rolled, retries included) has waited
+    pub oldest_pending_check: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub patch_duration: Histogram,
     /// `hashroll_watch_restarts_total{resource}`
     pub watch_restarts: Family<Labels, Counter>,
+    /// `hashroll_leader` (1 on the replica that writes), `hashroll_caches_synced` (1 once
+    /// the watches listed everything)
+    pub leader: Gauge,
+    pub caches_synced: Gauge,
+    /// `process_resident_memory_bytes`, read from `/proc/self/status` at each scrape
+    pub resident_memory: Gauge,
 }
 
 fn l(k: &str, v: &str) -> Labels {
     vec![(k.to_string(), v.to_string())]
+}
+
+fn l2(k1: &str, v1: &str, k2: &str, v2: &str) -> Labels {
+    vec![
+        (k1.to_string(), v1.to_string()),
+        (k2.to_string(), v2.to_string()),
+    ]
 }
 
 impl Default for Metrics {
@@ -38,12 +103,95 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::default();
+        let rl = registry.sub_registry_with_prefix("reloader");
         let reloads = Family::<Labels, Counter>::default();
-        registry.register(
-            "reloader_reload_executed",
+        rl.register(
+            "reload_executed",
             "Reloads executed, by success",
             reloads.clone(),
         );
+        // both series exist from the start, as in Reloader (a rate() over a missing series
+        // says nothing)
+        for s in ["true", "false"] {
+            reloads.get_or_create(&l("success", s)).inc_by(0);
+        }
+        let actions = Family::<Labels, Counter>::default();
+        rl.register(
+            "action",
+            "Roll writes, by workload kind and result",
+            actions.clone(),
+        );
+        let action_latency = HistogramFamily::new_with_constructor(latency_histogram);
+        rl.register(
+            "action_latency_seconds",
+            "Time from a change seen to its roll written, by workload kind",
+            action_latency.clone(),
+        );
+        let reconciles = Family::<Labels, Counter>::default();
+        rl.register(
+            "reconcile",
+            "Checks of one workload, by result",
+            reconciles.clone(),
+        );
+        let reconcile_duration = HistogramFamily::new_with_constructor(reconcile_histogram);
+        rl.register(
+            "reconcile_duration_seconds",
+            "Time to check one workload, by result",
+            reconcile_duration.clone(),
+        );
+        let skipped = Family::<Labels, Counter>::default();
+        rl.register(
+            "skipped",
+            "Changes and checks that rolled nothing, by reason",
+            skipped.clone(),
+        );
+        let queue_depth = Gauge::default();
+        rl.register(
+            "workqueue_depth",
+            "Checks and resumes waiting in the queue",
+            queue_depth.clone(),
+        );
+        let queue_adds = Counter::default();
+        rl.register(
+            "workqueue_adds",
+            "Checks and resumes put in the queue",
+            queue_adds.clone(),
+        );
+        let queue_latency = reconcile_histogram();
+        rl.register(
+            "workqueue_latency_seconds",
+            "Time from queued to worked (the coalesce window and rate limit included)",
+            queue_latency.clone(),
+        );
+        let errors = Family::<Labels, Counter>::default();
+        rl.register("errors", "Failed writes, by type", errors.clone());
+        let retries = Counter::default();
+        rl.register("retries", "Writes retried after a failure", retries.clone());
+        let events_received = Family::<Labels, Counter>::default();
+        rl.register(
+            "events_received",
+            "Source changes seen, by event and resource type",
+            events_received.clone(),
+        );
+        let events_processed = Family::<Labels, Counter>::default();
+        rl.register(
+            "events_processed",
+            "Source changes handled, by event and resource type and result",
+            events_processed.clone(),
+        );
+        let workloads_scanned = Family::<Labels, Counter>::default();
+        rl.register(
+            "workloads_scanned",
+            "Workloads looked at for a source change, by kind",
+            workloads_scanned.clone(),
+        );
+        let workloads_matched = Family::<Labels, Counter>::default();
+        rl.register(
+            "workloads_matched",
+            "Workloads a check decided to roll, by kind",
+            workloads_matched.clone(),
+        );
+
         let hr = registry.sub_registry_with_prefix("hashroll");
         let webhook_requests = Family::<Labels, Counter>::default();
         hr.register(
@@ -81,6 +229,12 @@ impl Metrics {
             "Rolls decided but not yet written",
             pending_rolls.clone(),
         );
+        let oldest_pending_check = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        hr.register(
+            "oldest_pending_check_seconds",
+            "How long the oldest queued check (a change not yet rolled) has waited",
+            oldest_pending_check.clone(),
+        );
         let patch_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         hr.register(
             "patch_duration_seconds",
@@ -93,18 +247,77 @@ impl Metrics {
             "Watch streams restarted after an error",
             watch_restarts.clone(),
         );
+        let leader = Gauge::default();
+        hr.register(
+            "leader",
+            "1 on the replica that writes (holds the Lease, or runs alone)",
+            leader.clone(),
+        );
+        let caches_synced = Gauge::default();
+        hr.register(
+            "caches_synced",
+            "1 once the watches have listed every source and workload",
+            caches_synced.clone(),
+        );
+        let resident_memory = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the process",
+            resident_memory.clone(),
+        );
         Metrics {
             registry,
             reloads,
+            by_namespace: Default::default(),
+            count_by_namespace: Default::default(),
+            actions,
+            action_latency,
+            reconciles,
+            reconcile_duration,
+            skipped,
+            queue_depth,
+            queue_adds,
+            queue_latency,
+            errors,
+            retries,
+            events_received,
+            events_processed,
+            workloads_scanned,
+            workloads_matched,
             webhook_requests,
             webhook_duration,
             sources_cached,
             sources_tracked,
             workloads_tracked,
             pending_rolls,
+            oldest_pending_check,
             patch_duration,
             watch_restarts,
+            leader,
+            caches_synced,
+            resident_memory,
         }
+    }
+
+    /// Reads what is read at scrape time (the process's resident memory).
+    pub fn refresh_process(&self) {
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse::<i64>().ok()
+            })
+            .map(|kib| kib.saturating_mul(1024));
+        if let Some(b) = rss {
+            self.resident_memory.set(b);
+        }
+    }
+
+    /// Turns on `reloader_reload_executed_total_by_namespace` (Reloader's
+    /// `METRICS_COUNT_BY_NAMESPACE=enabled`).
+    pub fn count_by_namespace(&self, on: bool) {
+        self.count_by_namespace
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn webhook_result(&self, result: &str) {
@@ -112,11 +325,35 @@ impl Metrics {
             .get_or_create(&l("result", result))
             .inc();
     }
-    pub fn reload(&self, success: bool) {
-        self.reloads
-            .get_or_create(&l("success", if success { "true" } else { "false" }))
+
+    /// A roll of a workload of `kind` in `namespace` written (or refused).
+    pub fn reload(&self, success: bool, kind: &str, namespace: &str) {
+        let s = if success { "true" } else { "false" };
+        self.reloads.get_or_create(&l("success", s)).inc();
+        let result = if success { "success" } else { "error" };
+        self.actions
+            .get_or_create(&l2("workload_kind", kind, "result", result))
             .inc();
+        if self
+            .count_by_namespace
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut m = self
+                .by_namespace
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut key = (success, namespace.to_string());
+            if !m.contains_key(&key) && m.len() >= MAX_NAMESPACES {
+                key.1 = "_other".to_string();
+            }
+            *m.entry(key).or_default() += 1;
+        }
     }
+
+    pub fn skip(&self, reason: &str) {
+        self.skipped.get_or_create(&l("reason", reason)).inc();
+    }
+
     pub fn watch_restart(&self, resource: &str) {
         self.watch_restarts
             .get_or_create(&l("resource", resource))
@@ -127,6 +364,29 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut s = String::new();
         encode(&mut s, &self.registry).expect("writing to a String");
+        if self
+            .count_by_namespace
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let m = self
+                .by_namespace
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut extra = String::from(
+                "# HELP reloader_reload_executed_total_by_namespace Reloads executed, by success and namespace.\n\
+                 # TYPE reloader_reload_executed_total_by_namespace counter\n",
+            );
+            for ((success, ns), n) in m.iter() {
+                // namespace names are DNS labels: nothing to escape
+                extra.push_str(&format!(
+                    "reloader_reload_executed_total_by_namespace{{success=\"{success}\",namespace=\"{ns}\"}} {n}\n"
+                ));
+            }
+            match s.rfind("# EOF") {
+                Some(at) => s.insert_str(at, &extra),
+                None => s.push_str(&extra),
+            }
+        }
         s
     }
 }
@@ -136,18 +396,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_reloader_counter_name() {
+    fn renders_reloader_names() {
         let m = Metrics::new();
-        m.reload(true);
-        m.webhook_result("patched");
         let text = m.render();
+        // both success series from the start
         assert!(
-            text.contains("reloader_reload_executed_total{success=\"true\"} 1"),
+            text.contains("reloader_reload_executed_total{success=\"false\"} 0"),
             "{text}"
         );
+        assert!(!text.contains("by_namespace"), "off unless asked: {text}");
+        m.reload(true, "Deployment", "ns1");
+        m.webhook_result("patched");
+        let text = m.render();
+        for want in [
+            "reloader_reload_executed_total{success=\"true\"} 1",
+            "reloader_action_total{workload_kind=\"Deployment\",result=\"success\"} 1",
+            "hashroll_webhook_requests_total{result=\"patched\"} 1",
+            "# TYPE reloader_workqueue_depth gauge",
+            "# TYPE reloader_retries counter",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
+    }
+
+    #[test]
+    fn by_namespace_is_bounded_and_keeps_reloaders_name() {
+        let m = Metrics::new();
+        m.count_by_namespace(true);
+        for i in 0..MAX_NAMESPACES + 5 {
+            m.reload(true, "Deployment", &format!("ns{i}"));
+        }
+        m.reload(false, "Deployment", "ns0");
+        let text = m.render();
+        assert!(text.contains(
+            "reloader_reload_executed_total_by_namespace{success=\"true\",namespace=\"ns0\"} 1"
+        ));
+        assert!(text.contains(
+            "reloader_reload_executed_total_by_namespace{success=\"true\",namespace=\"_other\"} 5"
+        ));
+        // a new (success, namespace) pair past the bound is counted under _other too
+        assert!(text.contains(
+            "reloader_reload_executed_total_by_namespace{success=\"false\",namespace=\"_other\"} 1"
+        ));
         assert!(
-            text.contains("hashroll_webhook_requests_total{result=\"patched\"} 1"),
-            "{text}"
+            text.trim_end().ends_with("# EOF"),
+            "the exposition still ends with EOF"
+        );
+        assert_eq!(
+            text.matches("# TYPE reloader_reload_executed_total_by_namespace")
+                .count(),
+            1
         );
     }
 }

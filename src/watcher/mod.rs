@@ -137,6 +137,7 @@ pub(crate) async fn run(
 
 fn on_source_change(roller: &Roller, cfg: &WatcherConfig, change: SourceChange) {
     let affected = roller.affected(&change.namespace, &change.source);
+    roller.count_change(&change, &affected);
     if affected.is_empty() {
         return;
     }

@@ -27,6 +27,8 @@ pub(crate) enum Task {
 pub(crate) struct Pending {
     pub due: Instant,
     pub attempts: u32,
+    /// when it was first queued (for the queue and action latency metrics)
+    pub queued: Instant,
 }
 
 /// The longest any task is put off (a longer delay is taken as this).
@@ -62,6 +64,7 @@ impl<K> Default for Queue<K> {
 
 impl<K: Ord + Clone> Queue<K> {
     /// Schedules `task` for `key` after `delay`; an earlier schedule stands.
+    #[cfg(test)]
     pub(crate) fn schedule(
         &mut self,
         key: K,
@@ -70,14 +73,32 @@ impl<K: Ord + Clone> Queue<K> {
         delay: Duration,
         attempts: u32,
     ) {
+        self.schedule_since(key, task, now, delay, attempts, now);
+    }
+
+    /// [`Queue::schedule`] of a task first queued at `queued` (a retry keeps its age).
+    pub(crate) fn schedule_since(
+        &mut self,
+        key: K,
+        task: Task,
+        now: Instant,
+        delay: Duration,
+        attempts: u32,
+        queued: Instant,
+    ) {
         let due = due_at(now, delay);
         self.pending
             .entry((key, task))
             .and_modify(|p| {
                 p.due = p.due.min(due);
                 p.attempts = p.attempts.max(attempts);
+                p.queued = p.queued.min(queued);
             })
-            .or_insert(Pending { due, attempts });
+            .or_insert(Pending {
+                due,
+                attempts,
+                queued,
+            });
     }
 
     /// Takes every task due at `now`.
@@ -91,6 +112,15 @@ impl<K: Ord + Clone> Queue<K> {
         due.into_iter()
             .filter_map(|k| self.pending.remove(&k).map(|p| (k.0, k.1, p)))
             .collect()
+    }
+
+    /// How long the oldest `task` has waited since it was first queued.
+    pub(crate) fn oldest(&self, task: Task, now: Instant) -> Option<Duration> {
+        self.pending
+            .iter()
+            .filter(|((_, t), _)| *t == task)
+            .map(|(_, p)| now.saturating_duration_since(p.queued))
+            .max()
     }
 
     /// When the next task is due.
@@ -207,5 +237,26 @@ mod tests {
         q.schedule("b", Task::Check, now, Duration::ZERO, 0);
         q.remove(&"a");
         assert_eq!(keys(&q.take_due(now)), [("b", Task::Check)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_keeps_the_age_of_the_first_queueing() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.schedule("a", Task::Check, t0, Duration::ZERO, 0);
+        q.schedule("r", Task::Resume, t0, Duration::from_secs(3600), 0);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let now = Instant::now();
+        let (_, _, p) = q.take_due(now).remove(0);
+        assert_eq!(q.oldest(Task::Check, now), None, "taken");
+        // it failed: queued again with its first time
+        q.schedule_since("a", Task::Check, now, Duration::from_secs(1), 1, p.queued);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        let now = Instant::now();
+        assert_eq!(q.oldest(Task::Check, now), Some(Duration::from_secs(15)));
+        // resumes are not checks: a long pause-period is no pending roll
+        assert_eq!(q.oldest(Task::Resume, now), Some(Duration::from_secs(15)));
+        q.schedule("b", Task::Check, now, Duration::ZERO, 0);
+        assert_eq!(q.oldest(Task::Check, now), Some(Duration::from_secs(15)));
     }
 }

@@ -142,9 +142,25 @@ impl Roller {
     }
 
     fn schedule(&self, key: WorkloadKey, delay: Duration, task: Task, attempts: u32) {
+        let now = Instant::now();
+        self.schedule_since(key, delay, task, attempts, now);
+    }
+
+    /// [`Roller::schedule`] of a task first queued at `queued` (a retry keeps its age).
+    fn schedule_since(
+        &self,
+        key: WorkloadKey,
+        delay: Duration,
+        task: Task,
+        attempts: u32,
+        queued: Instant,
+    ) {
         let mut q = self.queue();
-        q.schedule(key, task, Instant::now(), delay, attempts);
-        self.state.metrics.pending_rolls.set(q.len() as i64);
+        q.schedule_since(key, task, Instant::now(), delay, attempts, queued);
+        let m = &self.state.metrics;
+        m.pending_rolls.set(q.len() as i64);
+        m.queue_depth.set(q.len() as i64);
+        m.queue_adds.inc();
         drop(q);
         self.notify.notify_one();
     }
@@ -172,8 +188,15 @@ impl Roller {
         loop {
             let (ready, next) = {
                 let mut q = self.queue();
-                let ready = q.take_due(Instant::now());
-                self.state.metrics.pending_rolls.set(q.len() as i64);
+                let now = Instant::now();
+                let ready = q.take_due(now);
+                let m = &self.state.metrics;
+                m.pending_rolls.set(q.len() as i64);
+                m.queue_depth.set(q.len() as i64);
+                for (_, _, p) in &ready {
+                    m.queue_latency
+                        .observe(now.saturating_duration_since(p.queued).as_secs_f64());
+                }
                 (ready, q.next_due())
             };
             for (key, task, pending) in ready {
@@ -188,7 +211,7 @@ impl Roller {
                     if work.catch_unwind().await.is_err() {
                         let attempts = pending.attempts + 1;
                         tracing::error!(workload = %key, "the work on this workload panicked; will retry");
-                        me.schedule(key, backoff(attempts), task, attempts);
+                        me.schedule_since(key, backoff(attempts), task, attempts, pending.queued);
                     }
                     drop(permit);
                 });
@@ -211,11 +234,23 @@ impl Roller {
             // workload and resumes every pause when it takes over, so nothing is lost
             return;
         }
+        let t0 = Instant::now();
         let result = match task {
-            Task::Check => self.check(&key).await,
+            Task::Check => self.check(&key, pending.queued).await,
             Task::Resume => self.resume(&key).await,
         };
+        let m = &self.state.metrics;
+        let outcome = if result.is_ok() { "success" } else { "error" };
+        m.reconciles
+            .get_or_create(&vec![("result".to_string(), outcome.to_string())])
+            .inc();
+        m.reconcile_duration
+            .get_or_create(&vec![("result".to_string(), outcome.to_string())])
+            .observe(t0.elapsed().as_secs_f64());
         let Err(e) = result else { return };
+        m.errors
+            .get_or_create(&vec![("type".to_string(), e.label().to_string())])
+            .inc();
         let attempts = pending.attempts + 1;
         let delay = match &e {
             WriteError::Gone(_) => {
@@ -238,7 +273,8 @@ impl Roller {
             // our copy is stale: read the workload again before retrying
             self.refresh_workload(&key).await;
         }
-        self.schedule(key, delay, task, attempts);
+        self.state.metrics.retries.inc();
+        self.schedule_since(key, delay, task, attempts, pending.queued);
     }
 
     fn stamp(&self, entry: &WorkloadEntry) -> Stamp {
@@ -254,9 +290,12 @@ impl Roller {
         )
     }
 
-    async fn check(&self, key: &WorkloadKey) -> Result<(), WriteError> {
+    /// Checks `key` (queued at `queued`) and writes what is due.
+    async fn check(&self, key: &WorkloadKey, queued: Instant) -> Result<(), WriteError> {
+        let m = &self.state.metrics;
         // --namespace-selector: a namespace that is not selected now is left alone
         if !self.state.cache.namespaces().allows(&key.namespace) {
+            m.skip("namespace_not_selected");
             return Ok(());
         }
         let Some(entry) = self.store().get(key).cloned() else {
@@ -265,6 +304,7 @@ impl Roller {
         let mut result = self.stamp(&entry);
         self.report_problems(&entry, &result.problems).await;
         if result.decision.is_noop(&entry.stored(&self.state.names)) {
+            m.skip("up_to_date");
             return Ok(());
         }
         if result.decision.roll {
@@ -276,10 +316,26 @@ impl Roller {
             }
             result = self.stamp(&entry);
             if result.decision.is_noop(&entry.stored(&self.state.names)) {
+                m.skip("not_confirmed");
                 return Ok(());
             }
+            m.workloads_matched
+                .get_or_create(&vec![("kind".to_string(), key.kind.as_str().to_string())])
+                .inc();
         }
         let written = self.writer.write(&entry, &result.decision).await?;
+        if result.decision.roll {
+            m.action_latency
+                .get_or_create(&vec![(
+                    "workload_kind".to_string(),
+                    key.kind.as_str().to_string(),
+                )])
+                .observe(
+                    Instant::now()
+                        .saturating_duration_since(queued)
+                        .as_secs_f64(),
+                );
+        }
         if let Some(e) = written.entry {
             self.upsert(e);
         }
@@ -332,9 +388,56 @@ impl Roller {
         }
     }
 
+    /// Counts a source change for Reloader's event metrics: seen, handled (queued, or
+    /// skipped when no workload tracks the source), and the workloads it reaches by kind.
+    pub(crate) fn count_change(
+        &self,
+        change: &crate::cache::SourceChange,
+        affected: &[WorkloadKey],
+    ) {
+        use crate::cache::ChangeKind;
+        let m = &self.state.metrics;
+        let event = match change.kind {
+            ChangeKind::Created => "add",
+            ChangeKind::Data | ChangeKind::Meta => "update",
+            ChangeKind::Deleted => "delete",
+        };
+        let resource = change.source.kind.as_str();
+        let labels = |extra: Option<&str>| {
+            let mut l = vec![
+                ("event_type".to_string(), event.to_string()),
+                ("resource_type".to_string(), resource.to_string()),
+            ];
+            if let Some(r) = extra {
+                l.push(("result".to_string(), r.to_string()));
+            }
+            l
+        };
+        m.events_received.get_or_create(&labels(None)).inc();
+        let result = if affected.is_empty() {
+            m.skip("not_tracked");
+            "skipped"
+        } else {
+            "queued"
+        };
+        m.events_processed
+            .get_or_create(&labels(Some(result)))
+            .inc();
+        for k in affected {
+            m.workloads_scanned
+                .get_or_create(&vec![("kind".to_string(), k.kind.as_str().to_string())])
+                .inc();
+        }
+    }
+
     /// Counts for the gauges.
     pub(crate) fn update_gauges(&self) {
         let (sources, workloads) = self.store().counts();
+        let oldest = self.queue().oldest(Task::Check, Instant::now());
+        self.state
+            .metrics
+            .oldest_pending_check
+            .set(oldest.unwrap_or_default().as_secs_f64());
         self.state.metrics.sources_tracked.set(sources as i64);
         self.state.metrics.workloads_tracked.set(workloads as i64);
     }

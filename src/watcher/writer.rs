@@ -204,7 +204,9 @@ impl Writer {
         match res {
             Ok(new_entry) => {
                 if decision.roll {
-                    self.state.metrics.reload(true);
+                    self.state
+                        .metrics
+                        .reload(true, key.kind.as_str(), &key.namespace);
                     tracing::info!(workload = %key, sources = %sources, reason = "data changed", "rolled");
                     let note = format!("Changes to {sources} rolled {} {}", key.kind, key.name);
                     self.event(entry, EventType::Normal, "Reloaded", note).await;
@@ -219,7 +221,9 @@ impl Writer {
             Err(e) => {
                 let err = WriteError::of_patch(key, e);
                 if decision.roll && matches!(err, WriteError::Patch(..)) {
-                    self.state.metrics.reload(false);
+                    self.state
+                        .metrics
+                        .reload(false, key.kind.as_str(), &key.namespace);
                     let note = format!("Rolling for {sources} failed: {err}");
                     if self.first_failure(key, &note) {
                         self.event(entry, EventType::Warning, "ReloadFail", note)
