@@ -165,6 +165,10 @@ impl Metrics {
         );
         let errors = Family::<Labels, Counter>::default();
         rl.register("errors", "Failed writes, by type", errors.clone());
+        // every type from the start (the labels of the watcher's WriteError)
+        for t in ["conflict", "gone", "patch", "source", "not_leader"] {
+            errors.get_or_create(&l("type", t)).inc_by(0);
+        }
         let retries = Counter::default();
         rl.register("retries", "Writes retried after a failure", retries.clone());
         let events_received = Family::<Labels, Counter>::default();
@@ -352,6 +356,13 @@ impl Metrics {
 
     pub fn skip(&self, reason: &str) {
         self.skipped.get_or_create(&l("reason", reason)).inc();
+    }
+
+    /// A watch began: its restart series exists from now on, at 0.
+    pub fn watch_started(&self, resource: &str) {
+        self.watch_restarts
+            .get_or_create(&l("resource", resource))
+            .inc_by(0);
     }
 
     pub fn watch_restart(&self, resource: &str) {

@@ -106,7 +106,7 @@ fn objects(list: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-const CERT_MANAGER_CRDS: &str = r#"
+const STAND_IN_CRDS: &str = r#"
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata: {name: certificates.cert-manager.io}
@@ -139,6 +139,16 @@ spec:
 ---
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
+metadata: {name: prometheusrules.monitoring.coreos.com}
+spec:
+  group: monitoring.coreos.com
+  names: {kind: PrometheusRule, plural: prometheusrules, singular: prometheusrule}
+  scope: Namespaced
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
 metadata: {name: servicemonitors.monitoring.coreos.com}
 spec:
   group: monitoring.coreos.com
@@ -152,12 +162,13 @@ spec:
 async fn install_crds() {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
-        kubectl_stdin(&["apply", "-f", "-"], CERT_MANAGER_CRDS);
+        kubectl_stdin(&["apply", "-f", "-"], STAND_IN_CRDS);
         for crd in [
             "certificates.cert-manager.io",
             "issuers.cert-manager.io",
             "podmonitors.monitoring.coreos.com",
             "servicemonitors.monitoring.coreos.com",
+            "prometheusrules.monitoring.coreos.com",
         ] {
             wait_for(&format!("{crd} established"), DEADLINE, || async {
                 let s = plane()
@@ -337,6 +348,15 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
         (&["networkPolicy.enabled=true"], ""),
         (
             &[
+                "prometheusRule.enabled=true",
+                "prometheusRule.labels.release=kps",
+                "grafanaDashboard.enabled=true",
+                "enableMetricsByNamespace=true",
+            ],
+            "",
+        ),
+        (
+            &[
                 "webhook.url=https://127.0.0.1:9443/mutate",
                 "webhook.caBundle=Cg==",
                 "certificates.mode=secret",
@@ -382,6 +402,29 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
         let has = |k: &str| kinds.iter().any(|x| x == k);
         if sets.contains(&"podMonitor.enabled=true") {
             assert!(has("PodMonitor") && has("ServiceMonitor"), "{kinds:?}");
+        }
+        if sets.contains(&"prometheusRule.enabled=true") {
+            let rule = items(&list)
+                .into_iter()
+                .find(|o| o["kind"] == "PrometheusRule")
+                .expect("a PrometheusRule");
+            // the groups of files/alerts.yaml, as they are
+            assert_eq!(rule["spec"]["groups"][0]["name"], "hashroll", "{rule}");
+            assert!(rule["spec"]["groups"][0]["rules"].as_array().unwrap().len() >= 7);
+            let cm = items(&list)
+                .into_iter()
+                .find(|o| o["kind"] == "ConfigMap")
+                .expect("the dashboard ConfigMap");
+            assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+            let dash: Value =
+                serde_json::from_str(cm["data"]["hashroll.json"].as_str().unwrap()).unwrap();
+            assert_eq!(dash["uid"], "hashroll");
+            let env = items(&list)
+                .into_iter()
+                .find(|o| o["kind"] == "Deployment")
+                .unwrap()["spec"]["template"]["spec"]["containers"][0]["env"]
+                .to_string();
+            assert!(env.contains("METRICS_COUNT_BY_NAMESPACE"), "{env}");
         }
         if sets.contains(&"networkPolicy.enabled=true") {
             assert!(has("NetworkPolicy"), "{kinds:?}");

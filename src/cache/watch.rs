@@ -98,6 +98,7 @@ pub async fn watch(
 ) {
     // small pages: the list of 8 KiB Secrets is held a page at a time
     let cfg = watcher::Config::default().page_size(50).any_semantic();
+    state.metrics.watch_started(kind.as_str());
     let mut h = SourceWatch { state, kind, tx };
     match kind {
         SourceKind::ConfigMap => {

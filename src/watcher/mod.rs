@@ -263,6 +263,7 @@ async fn watch_kind_from(
     initial: bool,
 ) {
     let cfg = watcher::Config::default().page_size(500).any_semantic();
+    state.metrics.watch_started(kind.as_str());
     let mut h = WorkloadWatch {
         state,
         kind,

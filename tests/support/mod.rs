@@ -112,6 +112,8 @@ pub struct Hashroll {
     pub kubeconfig: Option<std::path::PathBuf>,
     /// no --hmac-key-file: the key comes from (or goes into) a Secret
     pub hmac_from_secret: bool,
+    /// more environment for the process (taken at the next start)
+    pub env: Vec<(String, String)>,
 }
 
 impl std::ops::Deref for Hashroll {
@@ -139,6 +141,7 @@ impl Hashroll {
             args: extra.iter().map(|s| s.to_string()).collect(),
             kubeconfig: None,
             hmac_from_secret: false,
+            env: Vec::new(),
         }
     }
 
@@ -153,6 +156,7 @@ impl Hashroll {
                 &self.args,
             )
             .unwrap();
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = plane().spawn_in_group(&mut cmd).expect("start hashroll");
         *self.child.lock().unwrap() = Some(child);
     }
