@@ -100,6 +100,35 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         cronjob_run_on_change: settings.args.cronjob_run_on_change,
         permanent_error_retry: settings.args.permanent_error_retry,
         instance,
+        alerts: match (
+            &settings.args.alert_webhook_url,
+            settings.args.alert_on_reload,
+        ) {
+            (Some(url), true) => Some(crate::alert::Alerts::start(
+                crate::alert::Target {
+                    sink: crate::alert::Sink::parse(&settings.args.alert_sink),
+                    url: url.0.clone(),
+                    proxy: settings.args.alert_webhook_proxy.clone().map(|p| p.0),
+                    additional_info: settings.args.alert_additional_info.clone(),
+                },
+                state.metrics.alerts.clone(),
+                "alerts",
+            )?),
+            _ => None,
+        },
+        post_instead: match &settings.args.webhook_url {
+            Some(url) if !url.0.is_empty() => Some(crate::alert::Alerts::start(
+                crate::alert::Target {
+                    sink: crate::alert::Sink::Raw,
+                    url: url.0.clone(),
+                    proxy: settings.args.alert_webhook_proxy.clone().map(|p| p.0),
+                    additional_info: settings.args.alert_additional_info.clone(),
+                },
+                state.metrics.alerts.clone(),
+                "webhook-url",
+            )?),
+            _ => None,
+        },
     };
     let watch = watcher::run(
         state.clone(),

@@ -145,6 +145,23 @@ pub struct KeyArgs {
     pub token_annotation: String,
 }
 
+/// A value that is a secret (a webhook URL): `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct ExplainArgs {
     #[command(flatten)]
@@ -262,6 +279,25 @@ pub struct RunArgs {
     /// RBAC are yours to add)
     #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
     pub workload_kinds: Vec<crate::core::workload::CustomKind>,
+    /// send a message on each rollout (Reloader's `ALERT_ON_RELOAD`)
+    #[arg(long, env = "ALERT_ON_RELOAD", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub alert_on_reload: bool,
+    /// `slack`, `teams`, `gchat`; anything else posts plain JSON (Reloader's `ALERT_SINK`)
+    #[arg(long, env = "ALERT_SINK", default_value = "webhook")]
+    pub alert_sink: String,
+    /// where alerts go (Reloader's `ALERT_WEBHOOK_URL`); a secret, never logged
+    #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
+    pub alert_webhook_url: Option<Secret>,
+    /// an HTTP(S) proxy for alerts (Reloader's `ALERT_WEBHOOK_PROXY`)
+    #[arg(long, env = "ALERT_WEBHOOK_PROXY", hide_env_values = true)]
+    pub alert_webhook_proxy: Option<Secret>,
+    /// added to every message, e.g. the cluster's name (Reloader's `ALERT_ADDITIONAL_INFO`)
+    #[arg(long, env = "ALERT_ADDITIONAL_INFO", default_value = "")]
+    pub alert_additional_info: String,
+    /// Reloader's `--webhook-url`: on a change, POST it here (plain JSON) instead of
+    /// rolling; the record is still written, so the change is posted once
+    #[arg(long, env = "HASHROLL_WEBHOOK_URL", hide_env_values = true)]
+    pub webhook_url: Option<Secret>,
     /// text or json
     #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -126,6 +126,34 @@ impl Settings {
                 })?;
             }
         }
+        // alert and --webhook-url URLs: checked here, never printed (they are secrets)
+        if args.alert_on_reload
+            && args
+                .alert_webhook_url
+                .as_ref()
+                .is_none_or(|u| u.0.is_empty())
+        {
+            return Err(ConfigError::Invalid {
+                what: "ALERT_ON_RELOAD",
+                why: "alerts are on but ALERT_WEBHOOK_URL (--alert-webhook-url) is empty".into(),
+            });
+        }
+        for (what, url) in [
+            ("ALERT_WEBHOOK_URL", args.alert_webhook_url.as_ref()),
+            ("ALERT_WEBHOOK_PROXY", args.alert_webhook_proxy.as_ref()),
+            ("--webhook-url", args.webhook_url.as_ref()),
+        ] {
+            if let Some(u) = url.filter(|u| !u.0.is_empty()) {
+                let ok =
+                    reqwest::Url::parse(&u.0).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
+                if !ok {
+                    return Err(ConfigError::Invalid {
+                        what,
+                        why: "not an http(s) URL (the value is a secret: not shown)".into(),
+                    });
+                }
+            }
+        }
         if args.max_rollouts_per_second.is_nan() || args.max_rollouts_per_second <= 0.0 {
             return Err(ConfigError::Invalid {
                 what: "--max-rollouts-per-second",

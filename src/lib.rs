@@ -6,9 +6,10 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+/// Digests of every ConfigMap and Secret (never their data), shared by webhook and watcher.
+pub mod alert;
 /// Wiring of `hashroll run`: client, key, caches, watches, roller, servers.
 pub(crate) mod app;
-/// Digests of every ConfigMap and Secret (never their data), shared by webhook and watcher.
 pub mod cache;
 /// The command line: flags, subcommands, exit codes.
 pub mod cli;
@@ -48,6 +49,8 @@ pub enum Error {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Explain(#[from] explain::ExplainError),
+    #[error(transparent)]
+    Alert(#[from] alert::AlertConfigError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot build a Kubernetes client (KUBECONFIG or in-cluster config): {0}")]
@@ -68,7 +71,7 @@ impl Error {
     /// 2 for what the flags or files got wrong, 1 for a failure at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => 2,
+            Error::Config(_) | Error::Alert(_) => 2,
             _ => 1,
         }
     }

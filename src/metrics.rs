@@ -81,6 +81,9 @@ pub struct Metrics {
     pub caches_synced: Gauge,
     /// `process_resident_memory_bytes`, read from `/proc/self/status` at each scrape
     pub resident_memory: Gauge,
+    /// `hashroll_alerts_sent_total`, `hashroll_alerts_dropped_total{reason}`: alert
+    /// messages (and `--webhook-url` posts)
+    pub alerts: crate::alert::Counters,
 }
 
 fn l(k: &str, v: &str) -> Labels {
@@ -263,6 +266,17 @@ impl Metrics {
             "1 once the watches have listed every source and workload",
             caches_synced.clone(),
         );
+        let alerts = crate::alert::Counters::default();
+        hr.register(
+            "alerts_sent",
+            "Alert messages (and --webhook-url posts) delivered",
+            alerts.sent.clone(),
+        );
+        hr.register(
+            "alerts_dropped",
+            "Alert messages (and --webhook-url posts) dropped, by reason",
+            alerts.dropped.clone(),
+        );
         let resident_memory = Gauge::default();
         registry.register(
             "process_resident_memory_bytes",
@@ -300,6 +314,7 @@ impl Metrics {
             leader,
             caches_synced,
             resident_memory,
+            alerts,
         }
     }
 

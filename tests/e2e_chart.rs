@@ -348,6 +348,19 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
         (&["networkPolicy.enabled=true"], ""),
         (
             &[
+                "alerts.onReload=true",
+                "alerts.sink=slack",
+                "alerts.existingSecret=hashroll-alerts",
+                "alerts.additionalInfo=eu-1",
+            ],
+            "",
+        ),
+        (
+            &["webhookUrl=https://ci.example/hook"],
+            "--webhook-url=https://ci.example/hook",
+        ),
+        (
+            &[
                 "prometheusRule.enabled=true",
                 "prometheusRule.labels.release=kps",
                 "grafanaDashboard.enabled=true",
@@ -426,6 +439,21 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
                 .to_string();
             assert!(env.contains("METRICS_COUNT_BY_NAMESPACE"), "{env}");
         }
+        if sets.contains(&"alerts.onReload=true") {
+            let c = &items(&list)
+                .into_iter()
+                .find(|o| o["kind"] == "Deployment")
+                .unwrap()["spec"]["template"]["spec"]["containers"][0];
+            assert_eq!(
+                c["envFrom"][0]["secretRef"]["name"], "hashroll-alerts",
+                "{c}"
+            );
+            let env = c["env"].to_string();
+            assert!(
+                env.contains("ALERT_ON_RELOAD") && env.contains("eu-1"),
+                "{env}"
+            );
+        }
         if sets.contains(&"networkPolicy.enabled=true") {
             assert!(has("NetworkPolicy"), "{kinds:?}");
         }
@@ -436,6 +464,8 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
     // a wrong value is Helm's error, naming it, not a broken install
     let err = template(&["certificates.mode=bogus"]).unwrap_err();
     assert!(err.contains("certificates.mode must be"), "{err}");
+    let err = template(&["alerts.onReload=true"]).unwrap_err();
+    assert!(err.contains("needs alerts.existingSecret"), "{err}");
     let err = template(&["ignoreSecrets=true", "ignoreConfigMaps=true"]).unwrap_err();
     assert!(err.contains("leave nothing to track"), "{err}");
 }

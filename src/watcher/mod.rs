@@ -39,6 +39,10 @@ pub(crate) struct WatcherConfig {
     pub permanent_error_retry: Duration,
     /// who we are in Events
     pub instance: String,
+    /// a message per rollout (`ALERT_ON_RELOAD`)
+    pub alerts: Option<crate::alert::Alerts>,
+    /// Reloader's `--webhook-url`: POST instead of rolling
+    pub post_instead: Option<crate::alert::Alerts>,
 }
 
 /// Runs the watcher until the process ends: workload watches, source changes, the roller.

@@ -50,6 +50,8 @@ impl Roller {
             cfg.instance.clone(),
             cfg.max_rollouts_per_second,
             cfg.cronjob_run_on_change,
+            cfg.alerts.clone(),
+            cfg.post_instead.clone(),
         );
         Roller {
             state,

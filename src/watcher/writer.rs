@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use super::batch::{manual_job, recreated_job};
 use super::queue::due_at;
 use super::workloads::{PAUSED_AT, ROLLOUT_STRATEGY, WorkloadEntry, WorkloadKey};
+use crate::alert::{Alerts, Notice};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
 use crate::core::record::Decision;
@@ -73,6 +74,17 @@ impl WriteError {
     }
 }
 
+/// What an alert says of a roll of `key`.
+fn notice(key: &WorkloadKey, decision: &Decision, rolled: bool) -> Notice {
+    Notice {
+        kind: key.kind.as_str().to_string(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        sources: decision.changed.clone(),
+        rolled,
+    }
+}
+
 /// A roll patch that landed.
 #[derive(Debug)]
 pub(crate) struct Written {
@@ -115,6 +127,10 @@ pub(crate) struct Writer {
     limit: RateLimit,
     /// `--cronjob-run-on-change`
     run_cronjobs: bool,
+    /// a message per rollout, queued (never waited for)
+    alerts: Option<Alerts>,
+    /// `--webhook-url`: the record is written and the change posted, nothing rolled
+    post_instead: Option<Alerts>,
     /// the last ReloadFail Event per workload: its text and when (one per distinct error
     /// per [`FAIL_EVENT_PERIOD`])
     failures: std::sync::Mutex<std::collections::HashMap<WorkloadKey, (String, Instant)>>,
@@ -130,12 +146,16 @@ impl Writer {
         instance: String,
         max_rollouts_per_second: f64,
         run_cronjobs: bool,
+        alerts: Option<Alerts>,
+        post_instead: Option<Alerts>,
     ) -> Writer {
         Writer {
             state,
             client,
             instance,
             run_cronjobs,
+            alerts,
+            post_instead,
             failures: Default::default(),
             limit: RateLimit {
                 next_slot: tokio::sync::Mutex::new(Instant::now()),
@@ -154,6 +174,13 @@ impl Writer {
         let key = &entry.key;
         let names = &self.state.names;
         let mut body = merge_patch(key.kind, entry.resource_version.as_deref(), names, decision);
+        if decision.roll
+            && let Some(post) = &self.post_instead
+        {
+            return self
+                .post_instead_of_rolling(entry, decision, body, post)
+                .await;
+        }
         let mut pause_for = None;
         if decision.roll
             && key.kind == WorkloadKind::Deployment
@@ -208,6 +235,9 @@ impl Writer {
                         .metrics
                         .reload(true, key.kind.as_str(), &key.namespace);
                     tracing::info!(workload = %key, sources = %sources, reason = "data changed", "rolled");
+                    if let Some(a) = &self.alerts {
+                        a.notify(notice(key, decision, true));
+                    }
                     let note = format!("Changes to {sources} rolled {} {}", key.kind, key.name);
                     self.event(entry, EventType::Normal, "Reloaded", note).await;
                 } else {
@@ -232,6 +262,34 @@ impl Writer {
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Reloader's `--webhook-url`: the record alone is written (with the resourceVersion
+    /// guard; the token stays, so nothing rolls and the change is not posted again), then
+    /// the change is queued for the POST.
+    async fn post_instead_of_rolling(
+        &self,
+        entry: &WorkloadEntry,
+        decision: &Decision,
+        body: Value,
+        post: &Alerts,
+    ) -> Result<Written, WriteError> {
+        let key = &entry.key;
+        if !self.state.writer.is_leader() {
+            return Err(WriteError::NotLeader);
+        }
+        let record_only = json!({ "metadata": body["metadata"].clone() });
+        match self.patch(key, &record_only).await {
+            Ok(new_entry) => {
+                tracing::info!(workload = %key, sources = %decision.changed.join(", "), "change posted to --webhook-url instead of rolling");
+                post.notify(notice(key, decision, false));
+                Ok(Written {
+                    entry: new_entry,
+                    pause_for: None,
+                })
+            }
+            Err(e) => Err(WriteError::of_patch(key, e)),
         }
     }
 
