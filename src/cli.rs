@@ -47,6 +47,7 @@ pub fn main() -> ExitCode {
     let custom = match &cli.command {
         Command::Explain(a) => &a.workload_kinds,
         Command::Run(a) => &a.workload_kinds,
+        Command::Migrate(a) => &a.workload_kinds,
     };
     if let Err(why) = crate::core::workload::register_custom(custom) {
         eprintln!("hashroll: --workload-kind: {why}");
@@ -54,6 +55,7 @@ pub fn main() -> ExitCode {
     }
     let (who, result) = match cli.command {
         Command::Explain(args) => ("hashroll explain", explain(*args)),
+        Command::Migrate(args) => ("hashroll migrate", migrate(*args)),
         Command::Run(args) => ("hashroll", run(*args)),
     };
     match result {
@@ -76,6 +78,12 @@ fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Error> {
 
 fn explain(args: ExplainArgs) -> Result<(), Error> {
     let text = runtime(false)?.block_on(crate::explain::command(args))?;
+    print!("{text}");
+    Ok(())
+}
+
+fn migrate(args: MigrateArgs) -> Result<(), Error> {
+    let text = runtime(false)?.block_on(crate::migrate::command(args))?;
     print!("{text}");
     Ok(())
 }
@@ -113,6 +121,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Explain what a workload tracks and why, or what a change to a source would roll.
     Explain(Box<ExplainArgs>),
+    /// Remove what Reloader left in pod templates (a dry run unless --apply).
+    Migrate(Box<MigrateArgs>),
 }
 
 /// Flags `run` and `explain` share: where the key is, and the names of what is written.
@@ -174,6 +184,34 @@ pub struct ExplainArgs {
     /// text or json
     #[arg(short = 'o', long = "output", default_value = "text", value_parser = ["text", "json"])]
     pub output: String,
+    /// hashroll's own namespace (where the HMAC-key Secret lives)
+    #[arg(long, env = "HASHROLL_NAMESPACE", default_value = "hashroll")]
+    pub hashroll_namespace: String,
+    /// as the running hashroll's flag
+    #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub auto_reload_all: bool,
+    /// as the running hashroll's flag
+    #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
+    pub workload_kinds: Vec<crate::core::workload::CustomKind>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// what to migrate from (the only one today): remove Reloader's STAKATER_* variables
+    /// and last-reloaded-from annotations from pod templates
+    #[arg(long)]
+    pub from_reloader: bool,
+    /// only this namespace (default: every namespace)
+    #[arg(short = 'n', long = "namespace")]
+    pub namespace: Option<String>,
+    /// change the workloads (default: a dry run that lists what would change)
+    #[arg(long)]
+    pub apply: bool,
+    /// at most this many workloads patched (so rolled) per second
+    #[arg(long, default_value = "200")]
+    pub max_rollouts_per_second: f64,
     /// hashroll's own namespace (where the HMAC-key Secret lives)
     #[arg(long, env = "HASHROLL_NAMESPACE", default_value = "hashroll")]
     pub hashroll_namespace: String,
@@ -410,7 +448,7 @@ mod tests {
             args.extend_from_slice(extra);
             match Cli::try_parse_from(args).expect("parses").command {
                 Command::Run(a) => *a,
-                Command::Explain(_) => unreachable!("run was parsed"),
+                Command::Explain(_) | Command::Migrate(_) => unreachable!("run was parsed"),
             }
         };
         let a = parse(&[]);

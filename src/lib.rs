@@ -29,6 +29,7 @@ pub(crate) mod key;
 pub mod lease;
 /// The Prometheus registry.
 pub mod metrics;
+pub(crate) mod migrate;
 /// Which namespaces hashroll acts in, and the watch of `--namespace-selector`.
 pub mod namespaces;
 /// The self-managed serving certificate and the webhook's caBundle.

@@ -131,11 +131,15 @@ pub(crate) struct Tracker {
 }
 
 /// Everything explain needs from the cluster for one namespace.
-struct Snapshot {
-    cache: SourceCache,
+pub(crate) struct Snapshot {
+    pub(crate) cache: SourceCache,
 }
 
-async fn snapshot(client: &Client, ns: &str, cfg: &PolicyConfig) -> Result<Snapshot, ExplainError> {
+pub(crate) async fn snapshot(
+    client: &Client,
+    ns: &str,
+    cfg: &PolicyConfig,
+) -> Result<Snapshot, ExplainError> {
     let cache = SourceCache::new(
         cfg.names.clone(),
         LabelSelector::default(),
@@ -160,7 +164,7 @@ async fn snapshot(client: &Client, ns: &str, cfg: &PolicyConfig) -> Result<Snaps
     Ok(Snapshot { cache })
 }
 
-async fn workload_objects(
+pub(crate) async fn workload_objects(
     client: &Client,
     ns: &str,
     kind: WorkloadKind,
