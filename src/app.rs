@@ -16,6 +16,9 @@ use crate::state::State;
 use crate::webhook::tls::CertReloader;
 use crate::{health, key, lease, metrics, namespaces, selfcert, watcher, webhook};
 
+/// How long a stop waits for the writes under way.
+const WRITE_GRACE: Duration = Duration::from_secs(5);
+
 /// Runs until SIGTERM or Ctrl-C, or until a server fails.
 pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
@@ -42,18 +45,15 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let instance = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
-    let writer = if settings.args.enable_ha {
-        lease::start(
-            client.clone(),
-            lease::LeaseConfig {
-                namespace: settings.namespace.clone(),
-                name: settings.args.lease_name.clone(),
-                identity: instance.clone(),
-                duration: settings.args.lease_duration,
-            },
-        )
-    } else {
-        lease::Leadership::always()
+    let lease_cfg = settings.args.enable_ha.then(|| lease::LeaseConfig {
+        namespace: settings.namespace.clone(),
+        name: settings.args.lease_name.clone(),
+        identity: instance.clone(),
+        duration: settings.args.lease_duration,
+    });
+    let writer = match &lease_cfg {
+        Some(cfg) => lease::start(client.clone(), cfg.clone()),
+        None => lease::Leadership::always(),
     };
     let state = Arc::new(State {
         policy: settings.policy.clone(),
@@ -177,11 +177,23 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         }
         st.watcher_ready
             .store(false, std::sync::atomic::Ordering::Release);
+        // no new roll from now on (the writes under way are waited for below)
+        st.writer.stop(Duration::ZERO).await;
     };
     tokio::select! {
         _ = webhook::serve_tls_until(webhook_l, tls, router, stop) => {}
         r = health::serve(metrics_l, state.clone(), live.clone()) => r.map_err(|e| Error::Serve("metrics server", e))?,
     }
+    // the patch under way lands (or fails) before we go, then the Lease goes back so the
+    // other replica takes over at once: 10 s of admissions + 5 s + the release fit in the
+    // manifests' terminationGracePeriodSeconds (30)
+    if !state.writer.stop(WRITE_GRACE).await {
+        tracing::warn!("a write was still under way after {WRITE_GRACE:?}; stopping anyway");
+    }
+    if let Some(cfg) = &lease_cfg {
+        lease::release(client.clone(), cfg).await;
+    }
+    tracing::info!("stopped");
     Ok(())
 }
 

@@ -2,6 +2,21 @@
 //! warm; only the holder of a coordination.k8s.io Lease patches workloads and writes Events.
 //! Expiry is judged by this replica's own clock (the lease's resourceVersion not changing for
 //! a lease duration), never by comparing clocks across machines.
+//!
+//! A leader stops writing before its lease can expire, whatever happens to it: each renewal
+//! makes it the writer until a deadline on the monotonic clock (2/3 of the lease duration
+//! after the renewal was *sent*), and [`Leadership::is_leader`] checks that deadline at the
+//! moment of every write. Every Lease call has a deadline (1/3 of the duration), so a hung
+//! apiserver call cannot keep the loop from noticing. A leader frozen (SIGSTOP, a stalled
+//! VM) past its deadline finds itself a follower the instant it runs again, before its
+//! election loop has even woken up; the patches it then sends carry resourceVersions, so
+//! one checked in the instant before a freeze fails with a conflict if the new leader wrote
+//! the workload meanwhile.
+//!
+//! Our own code rather than kube-lease-manager 0.13.1: that crate reports leadership as a
+//! `watch` flag flipped by its own task, so a process resumed after a freeze reads `true`
+//! until that task runs: it cannot give the deadline-at-write guarantee above. The election
+//! itself (get, create or replace with the resourceVersion read) is small.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +34,22 @@ use tokio::time::Instant;
 pub struct Leadership {
     leader: AtomicBool,
     tx: watch::Sender<bool>,
+    /// with HA: writing is allowed only before this (monotonic clock); None: always
+    valid_until: std::sync::Mutex<Option<std::time::Instant>>,
+    ha: bool,
+    /// SIGTERM: no new write, the election loop ends
+    stopping: AtomicBool,
+    /// writes under way (see [`Leadership::write`])
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// A write under way: counted until dropped, so a stop can wait for it.
+pub struct WriteGuard<'a>(&'a Leadership);
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl Leadership {
@@ -28,6 +59,10 @@ impl Leadership {
         Arc::new(Leadership {
             leader: AtomicBool::new(true),
             tx,
+            valid_until: std::sync::Mutex::new(None),
+            ha: false,
+            stopping: AtomicBool::new(false),
+            in_flight: Default::default(),
         })
     }
     fn follower() -> Arc<Leadership> {
@@ -35,10 +70,56 @@ impl Leadership {
         Arc::new(Leadership {
             leader: AtomicBool::new(false),
             tx,
+            valid_until: std::sync::Mutex::new(None),
+            ha: true,
+            stopping: AtomicBool::new(false),
+            in_flight: Default::default(),
         })
     }
+    /// Whether this replica may write now: it leads, and (with HA) its last renewal is
+    /// still surely valid on the monotonic clock.
     pub fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)
+            && !self.stopping.load(Ordering::Acquire)
+            && self.within_deadline()
+    }
+
+    /// Counts a write under way (whoever leads); a stop waits for it to end.
+    pub fn write(&self) -> WriteGuard<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        WriteGuard(self)
+    }
+
+    /// The stop: no new write from now on; waits (at most `grace`) for the writes under
+    /// way to end. Whether they did.
+    pub async fn stop(&self, grace: Duration) -> bool {
+        self.stopping.store(true, Ordering::Release);
+        let _ = self.tx.send(false);
+        let end = Instant::now() + grace;
+        while self.in_flight.load(Ordering::Acquire) > 0 {
+            if Instant::now() > end {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+    fn within_deadline(&self) -> bool {
+        if !self.ha {
+            return true;
+        }
+        let until = *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        until.is_some_and(|t| std::time::Instant::now() < t)
+    }
+    /// A renewal sent at `sent` holds for `validity`.
+    fn renewed(&self, sent: std::time::Instant, validity: Duration) {
+        *self
+            .valid_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = sent.checked_add(validity);
     }
     /// Changes of leadership (true: became the writer).
     pub fn subscribe(&self) -> watch::Receiver<bool> {
@@ -75,13 +156,28 @@ async fn elect(client: Client, cfg: LeaseConfig, l: Arc<Leadership>) {
     let retry = cfg.duration / 4;
     // what we last saw of someone else's lease, and when (our clock)
     let mut observed: Option<(String, Instant)> = None;
-    let mut last_renew = Instant::now();
+    let validity = cfg.duration * 2 / 3;
+    let call_deadline = cfg.duration / 3;
     loop {
-        let result = step(&api, &cfg, &mut observed).await;
+        if l.stopping.load(Ordering::Acquire) {
+            return;
+        }
+        // a deadline passed while we were not running (frozen, starved): a follower now, so
+        // that leading again is a new leadership (and reconciles)
+        if l.leader.load(Ordering::Acquire) && !l.within_deadline() {
+            tracing::warn!(lease = %cfg.name, "lease renewal overdue: stopped writing");
+            l.set(false);
+        }
+        let sent = std::time::Instant::now();
+        let result =
+            match tokio::time::timeout(call_deadline, step(&api, &cfg, &mut observed)).await {
+                Ok(r) => r,
+                Err(_) => Err(StepError::Timeout(call_deadline)),
+            };
         match result {
             Ok(true) => {
-                last_renew = Instant::now();
-                if !l.is_leader() {
+                l.renewed(sent, validity);
+                if !l.leader.load(Ordering::Acquire) {
                     tracing::info!(lease = %cfg.name, identity = %cfg.identity, "acquired the lease: this replica writes");
                 }
                 l.set(true);
@@ -93,8 +189,9 @@ async fn elect(client: Client, cfg: LeaseConfig, l: Arc<Leadership>) {
                 l.set(false);
             }
             Err(e) => {
-                // keep writing only while our last renewal is surely still valid
-                if l.is_leader() && last_renew.elapsed() > cfg.duration * 2 / 3 {
+                // writing stays allowed only while our last renewal is surely still valid
+                // (is_leader checks that by itself); the flag follows
+                if l.leader.load(Ordering::Acquire) && !l.within_deadline() {
                     tracing::warn!(lease = %cfg.name, error = %e, "cannot renew the lease: stopped writing");
                     l.set(false);
                 } else {
@@ -106,12 +203,52 @@ async fn elect(client: Client, cfg: LeaseConfig, l: Arc<Leadership>) {
     }
 }
 
+/// Hands the lease back if this replica holds it (SIGTERM), so another takes over at once
+/// instead of after the lease duration: holder cleared, duration 1 s, with the
+/// resourceVersion read (a lease someone else took meanwhile is left alone).
+pub async fn release(client: Client, cfg: &LeaseConfig) {
+    let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
+    let work = async {
+        let Some(mut lease) = api.get_opt(&cfg.name).await? else {
+            return Ok::<bool, kube::Error>(false);
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        if spec.holder_identity.as_deref() != Some(cfg.identity.as_str()) {
+            return Ok(false);
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(now());
+        api.replace(&cfg.name, &PostParams::default(), &lease)
+            .await?;
+        Ok(true)
+    };
+    match tokio::time::timeout(cfg.duration / 3, work).await {
+        Ok(Ok(true)) => tracing::info!(lease = %cfg.name, "released the lease"),
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(lease = %cfg.name, error = %e, "cannot release the lease; it expires by itself")
+        }
+        Err(_) => {
+            tracing::warn!(lease = %cfg.name, "releasing the lease timed out; it expires by itself")
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StepError {
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 /// One round: Ok(true) when we hold the lease after it.
 async fn step(
     api: &Api<Lease>,
     cfg: &LeaseConfig,
     observed: &mut Option<(String, Instant)>,
-) -> Result<bool, kube::Error> {
+) -> Result<bool, StepError> {
     let spec = |transitions: i32, acquire: Option<MicroTime>| LeaseSpec {
         holder_identity: Some(cfg.identity.clone()),
         lease_duration_seconds: Some(cfg.duration.as_secs().max(1) as i32),
@@ -132,7 +269,7 @@ async fn step(
         return match api.create(&PostParams::default(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
     };
     let current = lease.spec.clone().unwrap_or_default();
@@ -167,6 +304,44 @@ async fn step(
             Ok(true)
         }
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leadership_ends_at_its_deadline_without_the_loop() {
+        let l = Leadership::follower();
+        assert!(!l.is_leader());
+        l.renewed(std::time::Instant::now(), Duration::from_millis(50));
+        l.set(true);
+        assert!(l.is_leader());
+        std::thread::sleep(Duration::from_millis(80));
+        // nobody set it false: the deadline alone ends it
+        assert!(!l.is_leader());
+        l.renewed(std::time::Instant::now(), Duration::from_secs(60));
+        assert!(l.is_leader());
+        // without HA there is no deadline
+        assert!(Leadership::always().is_leader());
+    }
+
+    #[tokio::test]
+    async fn a_stop_waits_for_the_write_under_way_and_allows_no_new_one() {
+        let l = Leadership::always();
+        let g = l.write();
+        let l2 = l.clone();
+        let stop = tokio::spawn(async move { l2.stop(Duration::from_secs(5)).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!l.is_leader(), "no new write once stopping");
+        assert!(!stop.is_finished(), "waits for the write under way");
+        drop(g);
+        assert!(stop.await.unwrap());
+        // a write that never ends: the stop gives up after its grace
+        let l = Leadership::always();
+        let _g = l.write();
+        assert!(!l.stop(Duration::from_millis(50)).await);
     }
 }

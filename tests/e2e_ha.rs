@@ -73,3 +73,111 @@ async fn the_other_replica_takes_over_and_every_change_lands_once() {
     wait_rs(&client, &ns, "app=web", 4).await;
     assert_rs_count_stays(&client, &ns, "app=web", 4, SETTLE).await;
 }
+
+fn signal(h: &Hashroll, sig: &str) {
+    let pid = h.child.lock().unwrap().as_ref().map(|c| c.id()).unwrap();
+    std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Two replicas of `ns` with a 4 s lease; the one holding it first.
+async fn pair(ns: &str, extra: &[&str]) -> (Hashroll, Hashroll, String) {
+    let client = client().await;
+    let lease = format!("--lease-duration={LEASE_SECONDS}s");
+    let own = format!("--namespace={ns}");
+    let mut flags = vec!["--enable-ha", lease.as_str(), own.as_str()];
+    flags.extend_from_slice(extra);
+    let a = Hashroll::for_namespace(ns, &flags).await;
+    let scoped = format!("--namespaces={ns}");
+    flags.push(scoped.as_str());
+    let b = Hashroll::start(&flags).await;
+    let first = wait_for("a lease holder", DEADLINE, || holder(&client, ns)).await;
+    if first == a.identity() {
+        (a, b, first)
+    } else {
+        (b, a, first)
+    }
+}
+
+/// The lines of `h`'s log after its first `skip` bytes.
+fn log_after(h: &Hashroll, skip: usize) -> String {
+    h.log().get(skip..).unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_frozen_leader_writes_nothing_when_it_wakes_after_a_takeover() {
+    let client = client().await;
+    let ns = namespace("ha-frozen");
+    // a change waits 3 s in the leader's queue: it is frozen holding it
+    let (leader, other, first) = pair(&ns, &["--coalesce-window=3s"]).await;
+    kubectl_stdin(
+        &["apply", "-n", &ns, "-f", "-"],
+        &cfg_and_app("1", &["web"]),
+    );
+    wait_rs(&client, &ns, "app=web", 1).await;
+    set_cfg(&ns, "2");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&leader, "-STOP");
+    let next = wait_for("the other replica to take the lease", DEADLINE, || async {
+        holder(&client, &ns).await.filter(|h| *h != first)
+    })
+    .await;
+    assert_eq!(next, other.identity());
+    wait_rs(&client, &ns, "app=web", 2).await;
+    // woken: its queued check is long due and its leadership long lapsed
+    let mark = leader.log().len();
+    signal(&leader, "-CONT");
+    assert_rs_count_stays(&client, &ns, "app=web", 2, SETTLE).await;
+    let after = log_after(&leader, mark);
+    for never in ["rolled", "conflicted", "write failed", "record updated"] {
+        assert!(
+            !after.contains(never),
+            "the woken replica wrote ({never}):\n{after}"
+        );
+    }
+    assert!(after.contains("stopped writing"), "{after}");
+    assert_eq!(holder(&client, &ns).await, Some(other.identity()));
+    // and the one that leads now rolls the next change, once
+    set_cfg(&ns, "3");
+    wait_rs(&client, &ns, "app=web", 3).await;
+    assert_rs_count_stays(&client, &ns, "app=web", 3, SETTLE).await;
+}
+
+#[tokio::test]
+async fn sigterm_hands_the_lease_back() {
+    let client = client().await;
+    let ns = namespace("ha-term");
+    let (leader, other, _) = pair(&ns, &[]).await;
+    kubectl_stdin(
+        &["apply", "-n", &ns, "-f", "-"],
+        &cfg_and_app("1", &["web"]),
+    );
+    wait_rs(&client, &ns, "app=web", 1).await;
+    signal(&leader, "-TERM");
+    let status = wait_for("the leader to exit", DEADLINE, || async {
+        leader
+            .child
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    })
+    .await;
+    assert!(status.success(), "{status}");
+    let log = leader.log();
+    assert!(log.contains("released the lease"), "{log}");
+    // given back before it exited: no wait for it to expire
+    let h = holder(&client, &ns).await;
+    assert!(h.as_deref() != Some(leader.identity().as_str()), "{h:?}");
+    wait_for("the other replica to take the lease", DEADLINE, || async {
+        holder(&client, &ns)
+            .await
+            .filter(|h| *h == other.identity())
+    })
+    .await;
+    set_cfg(&ns, "2");
+    wait_rs(&client, &ns, "app=web", 2).await;
+    assert_rs_count_stays(&client, &ns, "app=web", 2, SETTLE).await;
+}

@@ -171,6 +171,8 @@ impl Writer {
         entry: &WorkloadEntry,
         decision: &Decision,
     ) -> Result<Written, WriteError> {
+        // counted while under way: a stop waits for it
+        let _under_way = self.state.writer.write();
         let key = &entry.key;
         let names = &self.state.names;
         let mut body = merge_patch(key.kind, entry.resource_version.as_deref(), names, decision);
@@ -313,6 +315,7 @@ impl Writer {
         &self,
         key: &WorkloadKey,
     ) -> Result<Option<WorkloadEntry>, WriteError> {
+        let _under_way = self.state.writer.write();
         let body = json!({
             "metadata": {"annotations": {PAUSED_AT: null}},
             "spec": {"paused": false}
