@@ -99,6 +99,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         max_rollouts_per_second: settings.args.max_rollouts_per_second,
         cronjob_run_on_change: settings.args.cronjob_run_on_change,
         permanent_error_retry: settings.args.permanent_error_retry,
+        min_roll_interval: settings.args.min_roll_interval,
         instance,
         alerts: match (
             &settings.args.alert_webhook_url,

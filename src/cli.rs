@@ -193,6 +193,9 @@ pub struct ExplainArgs {
     /// as the running hashroll's flag
     #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
     pub workload_kinds: Vec<crate::core::workload::CustomKind>,
+    /// as the running hashroll's flag (when the next roll may happen)
+    #[arg(long, env = "HASHROLL_MIN_ROLL_INTERVAL", default_value = "0s", value_parser = parse_duration)]
+    pub min_roll_interval: Duration,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -358,6 +361,11 @@ pub struct RunArgs {
     /// is tried again; transient errors (409, 429, 5xx, timeouts) back off from 100 ms to 30 s
     #[arg(long, env = "HASHROLL_PERMANENT_ERROR_RETRY", default_value = "2m", value_parser = parse_duration)]
     pub permanent_error_retry: Duration,
+    /// the flap breaker: at least this long between two rolls of one workload (0: off);
+    /// changes inside it are held and the latest lands when it ends. A workload sets its
+    /// own with the annotation hashroll.dev/min-roll-interval (at most 24h)
+    #[arg(long, env = "HASHROLL_MIN_ROLL_INTERVAL", default_value = "0s", value_parser = parse_duration)]
+    pub min_roll_interval: Duration,
     /// global limit on roll patches per second
     #[arg(
         long,

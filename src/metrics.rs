@@ -73,6 +73,8 @@ pub struct Metrics {
     /// not yet rolled, retries included) has waited
     pub oldest_pending_check: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub patch_duration: Histogram,
+    /// `hashroll_held_rolls_total`: rolls put off by the flap breaker
+    pub held_rolls: Counter,
     /// `hashroll_watch_restarts_total{resource}`
     pub watch_restarts: Family<Labels, Counter>,
     /// `hashroll_leader` (1 on the replica that writes), `hashroll_caches_synced` (1 once
@@ -248,6 +250,12 @@ impl Metrics {
             "Latency of roll patches",
             patch_duration.clone(),
         );
+        let held_rolls = Counter::default();
+        hr.register(
+            "held_rolls",
+            "Rolls put off by the minimum interval between rolls (the flap breaker)",
+            held_rolls.clone(),
+        );
         let watch_restarts = Family::<Labels, Counter>::default();
         hr.register(
             "watch_restarts",
@@ -310,6 +318,7 @@ impl Metrics {
             pending_rolls,
             oldest_pending_check,
             patch_duration,
+            held_rolls,
             watch_restarts,
             leader,
             caches_synced,

@@ -51,7 +51,8 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let ns = &args.namespace;
     Ok(match target {
         Target::Workload(kind, name) => {
-            let r = explain_workload(&client, &cfg, &key, &names, ns, kind, &name).await?;
+            let mut r = explain_workload(&client, &cfg, &key, &names, ns, kind, &name).await?;
+            r.add_breaker(args.min_roll_interval);
             if json {
                 render::pretty(&r)
             } else {
@@ -114,6 +115,35 @@ pub(crate) struct WorkloadReport {
     pub token: Option<String>,
     pub roll_pending: bool,
     pub pending_sources: Vec<String>,
+    /// the flap breaker's interval for it (0: off), when it last rolled, and when the next
+    /// roll may happen if that is later than now
+    pub min_roll_interval: String,
+    pub last_roll: Option<String>,
+    pub next_roll_not_before: Option<String>,
+    #[serde(skip)]
+    annotations: BTreeMap<String, String>,
+}
+
+impl WorkloadReport {
+    /// Fills in the flap breaker's part, with `flag` as the running hashroll's
+    /// `--min-roll-interval`.
+    pub(crate) fn add_breaker(&mut self, flag: std::time::Duration) {
+        use crate::watcher::breaker;
+        use crate::watcher::workloads::{LAST_ROLL, MIN_ROLL_INTERVAL};
+        let (interval, _) = breaker::interval(
+            flag,
+            self.annotations.get(MIN_ROLL_INTERVAL).map(String::as_str),
+        );
+        let last = self.annotations.get(LAST_ROLL).cloned();
+        self.min_roll_interval = format!("{}s", interval.as_secs());
+        self.next_roll_not_before = breaker::next_roll(
+            interval,
+            last.as_deref(),
+            k8s_openapi::jiff::Timestamp::now(),
+        )
+        .map(|t| t.to_string());
+        self.last_roll = last;
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -267,6 +297,10 @@ pub(crate) async fn explain_workload(
         token: stored.token.clone(),
         roll_pending: s.decision.roll,
         pending_sources: s.decision.changed.clone(),
+        min_roll_interval: "0s".into(),
+        last_roll: None,
+        next_roll_not_before: None,
+        annotations: w.annotations.clone(),
     })
 }
 

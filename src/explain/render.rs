@@ -76,6 +76,18 @@ pub(crate) fn render_workload(r: &WorkloadReport) -> String {
     } else {
         let _ = writeln!(s, "  roll pending: no");
     }
+    if r.min_roll_interval != "0s" {
+        let _ = writeln!(
+            s,
+            "  minimum interval between rolls: {}; last roll: {}; next roll: {}",
+            r.min_roll_interval,
+            r.last_roll.as_deref().unwrap_or("none recorded"),
+            r.next_roll_not_before
+                .as_deref()
+                .map(|t| format!("not before {t} (changes until then are held)"))
+                .unwrap_or_else(|| "may happen now".into())
+        );
+    }
     s
 }
 

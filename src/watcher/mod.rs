@@ -7,6 +7,7 @@
 //! queue and the writer (`writer`) patches, re-reads and posts Events.
 
 mod batch;
+pub(crate) mod breaker;
 pub(crate) mod queue;
 pub(crate) mod roller;
 pub(crate) mod workloads;
@@ -37,6 +38,8 @@ pub(crate) struct WatcherConfig {
     pub cronjob_run_on_change: bool,
     /// `--permanent-error-retry`
     pub permanent_error_retry: Duration,
+    /// `--min-roll-interval` (0: off)
+    pub min_roll_interval: Duration,
     /// who we are in Events
     pub instance: String,
     /// a message per rollout (`ALERT_ON_RELOAD`)

@@ -15,8 +15,11 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use super::WatcherConfig;
+use super::breaker;
 use super::queue::{Pending, Queue, Task, backoff};
-use super::workloads::{PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore};
+use super::workloads::{
+    LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore,
+};
 use super::writer::{WriteError, Writer};
 use crate::core::policy::pause_period;
 use crate::core::record::Mode;
@@ -39,6 +42,8 @@ pub(crate) struct Roller {
     reported: Mutex<HashMap<WorkloadKey, Vec<String>>>,
     /// how long a write refused for good (403, 422, ...) waits before it is tried again
     permanent_retry: Duration,
+    /// `--min-roll-interval` (the flap breaker; 0: off unless a workload asks)
+    min_interval: Duration,
 }
 
 impl Roller {
@@ -62,6 +67,7 @@ impl Roller {
             workers: Arc::new(Semaphore::new(WORKERS)),
             reported: Mutex::new(HashMap::new()),
             permanent_retry: cfg.permanent_error_retry.max(Duration::from_secs(1)),
+            min_interval: cfg.min_roll_interval,
         }
     }
 
@@ -304,9 +310,29 @@ impl Roller {
             return Ok(());
         };
         let mut result = self.stamp(&entry);
-        self.report_problems(&entry, &result.problems).await;
+        let (interval, problem) = breaker::interval(
+            self.min_interval,
+            entry.annotations.get(MIN_ROLL_INTERVAL).map(String::as_str),
+        );
+        let mut problems = result.problems.clone();
+        problems.extend(problem);
+        self.report_problems(&entry, &problems).await;
         if result.decision.is_noop(&entry.stored(&self.state.names)) {
             m.skip("up_to_date");
+            return Ok(());
+        }
+        // the flap breaker: too soon after the last roll, the check comes back when the
+        // interval ends and rolls what is then the latest
+        if result.decision.roll
+            && let Some(left) = breaker::wait_left(
+                interval,
+                entry.annotations.get(LAST_ROLL).map(String::as_str),
+                k8s_openapi::jiff::Timestamp::now(),
+            )
+        {
+            m.held_rolls.inc();
+            tracing::info!(workload = %key, next_in = ?left, "roll held: minimum interval between rolls");
+            self.schedule_since(key.clone(), left, Task::Check, 0, queued);
             return Ok(());
         }
         if result.decision.roll {
@@ -325,7 +351,10 @@ impl Roller {
                 .get_or_create(&vec![("kind".to_string(), key.kind.as_str().to_string())])
                 .inc();
         }
-        let written = self.writer.write(&entry, &result.decision).await?;
+        let written = self
+            .writer
+            .write(&entry, &result.decision, !interval.is_zero())
+            .await?;
         if result.decision.roll {
             m.action_latency
                 .get_or_create(&vec![(

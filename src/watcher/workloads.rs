@@ -45,6 +45,11 @@ pub(crate) struct WorkloadEntry {
 /// The annotation on a Deployment that hashroll paused, with the time it did.
 pub(crate) const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
 
+/// The flap breaker's annotations: a workload's own minimum interval between rolls, and
+/// when hashroll last rolled it (written in the roll patch while an interval applies).
+pub(crate) const MIN_ROLL_INTERVAL: &str = "hashroll.dev/min-roll-interval";
+pub(crate) const LAST_ROLL: &str = "hashroll.dev/last-roll";
+
 /// Reloader's annotation on an Argo Rollout: `restart` rolls it by `spec.restartAt` instead
 /// of a new template.
 pub(crate) const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
@@ -63,6 +68,8 @@ fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
         || k == record.token
         || k == PAUSED_AT
         || k == ROLLOUT_STRATEGY
+        || k == MIN_ROLL_INTERVAL
+        || k == LAST_ROLL
 }
 
 /// The `spec.workloadRef` of an Argo Rollout: `(kind, name)` of the object whose pod

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::batch::{manual_job, recreated_job};
 use super::queue::due_at;
-use super::workloads::{PAUSED_AT, ROLLOUT_STRATEGY, WorkloadEntry, WorkloadKey};
+use super::workloads::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY, WorkloadEntry, WorkloadKey};
 use crate::alert::{Alerts, Notice};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
@@ -166,16 +166,22 @@ impl Writer {
 
     /// Writes record and token (and, for a roll of a Deployment with a pause-period, the
     /// pause) in one merge patch.
+    /// `mark_roll`: a flap-breaker interval applies, so a roll also writes when it happened.
     pub(crate) async fn write(
         &self,
         entry: &WorkloadEntry,
         decision: &Decision,
+        mark_roll: bool,
     ) -> Result<Written, WriteError> {
         // counted while under way: a stop waits for it
         let _under_way = self.state.writer.write();
         let key = &entry.key;
         let names = &self.state.names;
         let mut body = merge_patch(key.kind, entry.resource_version.as_deref(), names, decision);
+        if decision.roll && mark_roll {
+            body["metadata"]["annotations"][LAST_ROLL] =
+                json!(k8s_openapi::jiff::Timestamp::now().to_string());
+        }
         if decision.roll
             && let Some(post) = &self.post_instead
         {
