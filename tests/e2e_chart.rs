@@ -342,6 +342,18 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
             "",
         ),
         (
+            &[
+                "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+                "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].key=infra",
+                "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].operator=Exists",
+                "podAnnotations.team=platform",
+                "imagePullSecrets[0].name=regcred",
+            ],
+            "",
+        ),
+        // Reloader's chart takes a namespace list as one comma-separated string
+        (&["ignoreNamespaces=c\\,d"], "--namespaces-to-ignore=c,d"),
+        (
             &["podMonitor.enabled=true", "serviceMonitor.enabled=true"],
             "",
         ),
