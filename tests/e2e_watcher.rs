@@ -523,3 +523,77 @@ async fn flag_max_rollouts_per_second_spaces_the_patches() {
         .await;
     }
 }
+
+/// Only workloads that opt in are kept; one that opts in later by an edit the webhook never
+/// saw is recorded by the watcher, and rolls on the next change; one that opts out is left.
+#[tokio::test]
+async fn a_workload_that_opts_in_later_is_picked_up_without_the_webhook() {
+    let client = client().await;
+    let ns = namespace("late");
+    // no webhook for this namespace: only the watcher sees the edits
+    let _h = Hashroll::start(&[&format!("--namespaces={ns}")]).await;
+    apply(
+        &ns,
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{k: '1'}}\n---\n{}",
+            deployment(
+                "app",
+                "",
+                "        envFrom: [{configMapRef: {name: cfg}}]",
+                "[]"
+            )
+        ),
+    );
+    wait_rs(&client, &ns, "app=app", 1).await;
+    set_cfg(&ns, "2");
+    assert_rs_count_stays(&client, &ns, "app=app", 1, SETTLE).await;
+    kubectl(&[
+        "annotate",
+        "deployment",
+        "app",
+        "-n",
+        &ns,
+        "reloader.stakater.com/auto=true",
+    ]);
+    // recorded by the watcher (a record joins without a roll)
+    wait_for("the watcher's record", DEADLINE, || async {
+        let out = kubectl(&[
+            "get",
+            "deployment",
+            "app",
+            "-n",
+            &ns,
+            "-o",
+            r#"jsonpath={.metadata.annotations.hashroll\.dev/sources}"#,
+        ]);
+        out.contains("configmap/cfg").then_some(())
+    })
+    .await;
+    assert_rs_count_stays(&client, &ns, "app=app", 1, SETTLE).await;
+    set_cfg(&ns, "3");
+    wait_rs(&client, &ns, "app=app", 2).await;
+    // opted out: its record is taken back, and changes roll nothing
+    kubectl(&[
+        "annotate",
+        "deployment",
+        "app",
+        "-n",
+        &ns,
+        "reloader.stakater.com/auto-",
+    ]);
+    wait_for("the record taken back", DEADLINE, || async {
+        let out = kubectl(&[
+            "get",
+            "deployment",
+            "app",
+            "-n",
+            &ns,
+            "-o",
+            r#"jsonpath={.metadata.annotations.hashroll\.dev/sources}"#,
+        ]);
+        out.is_empty().then_some(())
+    })
+    .await;
+    set_cfg(&ns, "4");
+    assert_rs_count_stays(&client, &ns, "app=app", 2, SETTLE).await;
+}

@@ -189,6 +189,17 @@ impl Handler<DynamicObject> for WorkloadWatch {
             return;
         };
         let key = entry.key.clone();
+        // only a workload that opts in, or carries a record to take back, is kept: the
+        // others (most of a large cluster) cost nothing but this check per event
+        let policy = &self.state.policy;
+        if !crate::core::policy::opted_in(policy, &entry.annotations, &entry.template_annotations)
+            && !entry.annotations.contains_key(&self.state.names.record)
+        {
+            if self.roller.contains(&key) {
+                self.roller.remove(&key);
+            }
+            return;
+        }
         self.seen.insert(key.clone());
         if self.roller.upsert(entry) && !self.initial {
             self.roller.enqueue(key, Duration::ZERO);

@@ -99,6 +99,10 @@ impl Roller {
         changed
     }
 
+    pub(crate) fn contains(&self, key: &WorkloadKey) -> bool {
+        self.store().get(key).is_some()
+    }
+
     pub(crate) fn remove(&self, key: &WorkloadKey) {
         self.store().remove(key);
         self.queue().remove(key);
