@@ -43,7 +43,7 @@ type AnyErr = Box<dyn std::error::Error + Send + Sync>;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench hashroll -- [all|webhook|hostile|inproc|reload|memory] [--quick]"
+        "usage: cargo bench --bench hashroll -- [all|webhook|hostile|inproc|reload|memory|scale] [--quick]"
     );
     std::process::exit(2)
 }
@@ -74,6 +74,7 @@ fn main() {
             "inproc" => inproc().await,
             "reload" => reload_bench(quick).await,
             "memory" => memory_bench(quick).await,
+            "scale" => scale_bench(quick).await,
             "all" => {
                 webhook_bench(quick).await?;
                 hostile_bench(quick).await?;
@@ -1142,6 +1143,125 @@ async fn reload_bench(quick: bool) -> Result<(), AnyErr> {
         } else {
             "NOT met"
         }
+    );
+    Ok(())
+}
+
+/// hashroll at the scale of a large cluster: 100,000 objects (60,000 ConfigMaps, 20,000
+/// Secrets, 20,000 Deployments of which 1,000 opt in; all paused, so no ReplicaSets), next
+/// to the same binary on the empty cluster: start-up until ready (caches synced, every
+/// workload reconciled), peak RSS, and the reload latency of opted-in workloads.
+async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
+    let (n_cm, n_sec, n_dep, n_opted, changes) = if quick {
+        (6_000, 2_000, 2_000, 100, 20)
+    } else {
+        (60_000, 20_000, 20_000, 1_000, 100)
+    };
+    let plane = Plane::start(PlaneOptions::default())?;
+    let client = client_of(&plane).await?;
+    let t = Instant::now();
+    let (base, launch) = start_hashroll(&plane, &[])?;
+    wait_ready(&launch).await?;
+    let base_ready = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let base_hwm = vm_hwm(base.0.id())?;
+    drop(base);
+
+    let ns = "scale";
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta(ns.into(), ""),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let t = Instant::now();
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    create_many(&cms, n_cm, |i| ConfigMap {
+        metadata: meta(format!("cm-{i}"), ns),
+        data: Some(
+            [
+                ("v".to_string(), "0".to_string()),
+                ("payload".to_string(), "x".repeat(128)),
+            ]
+            .into(),
+        ),
+        ..Default::default()
+    })
+    .await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    create_many(&secrets, n_sec, |i| Secret {
+        metadata: meta(format!("s-{i}"), ns),
+        string_data: Some([("k".to_string(), format!("{i:01024}"))].into()),
+        ..Default::default()
+    })
+    .await?;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    create_many(&deps, n_dep, |i| {
+        // the first n_opted opt in (measured below as dep-N); the rest do not
+        let (name, ann) = if i < n_opted {
+            (format!("dep-{i}"), json!({"reloader.stakater.com/auto": "true"}))
+        } else {
+            (format!("plain-{i}"), json!({}))
+        };
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": ns, "annotations": ann},
+            "spec": {"replicas": 0, "paused": true, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "c", "image": "x",
+                        "env": [{"name": "V", "valueFrom": {"configMapKeyRef": {"name": format!("cm-{}", i % n_cm), "key": "v"}}}],
+                        "envFrom": [{"secretRef": {"name": format!("s-{}", i % n_sec)}}]}]}}}
+        }))
+        .expect("deployment")
+    })
+    .await?;
+    eprintln!(
+        "created {} objects in {:.1}s",
+        n_cm + n_sec + n_dep,
+        t.elapsed().as_secs_f64()
+    );
+
+    let t = Instant::now();
+    let (h, launch) = start_hashroll(
+        &plane,
+        &["--max-rollouts-per-second=100000", "--coalesce-window=0"],
+    )?;
+    wait_ready(&launch).await?;
+    let ready = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (mut floor, mut total) = measure_reloads(&client, ns, changes, n_opted, 0).await?;
+    let hwm = vm_hwm(h.0.id())?;
+    drop(h);
+    let mut added: Vec<Duration> = floor
+        .iter()
+        .zip(&total)
+        .map(|(f, t)| t.saturating_sub(*f))
+        .collect();
+    println!(
+        "\n## scale: {n_cm} ConfigMaps, {n_sec} Secrets, {n_dep} Deployments ({n_opted} opted in)"
+    );
+    println!("{:<40} {:>16} {:>16}", "", "empty (baseline)", "at scale");
+    println!(
+        "{:<40} {:>16} {:>16}",
+        "start until ready (s)",
+        format!("{:.1}", base_ready.as_secs_f64()),
+        format!("{:.1}", ready.as_secs_f64())
+    );
+    println!(
+        "{:<40} {:>16} {:>16}",
+        "peak RSS (MiB)",
+        format!("{:.1}", base_hwm as f64 / 1048576.0),
+        format!("{:.1}", hwm as f64 / 1048576.0)
+    );
+    println!(
+        "reload latency over {changes} changes: floor p50 {} p99 {}, hashroll p50 {} p99 {}, added p50 {}",
+        ms(pct(&mut floor, 0.5)),
+        ms(pct(&mut floor, 0.99)),
+        ms(pct(&mut total, 0.5)),
+        ms(pct(&mut total, 0.99)),
+        ms(pct(&mut added, 0.5))
     );
     Ok(())
 }
