@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: argo-rollouts tools fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: argo-rollouts tools soak fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -77,6 +77,12 @@ argo-rollouts:
 ## tools: helm and promtool from their Go modules, for the chart and alert-rule tests
 tools:
 	@hack/build-tools.sh
+
+## soak: the chaos soak of tests/e2e_soak.rs for SOAK_SECONDS (make test runs it for 40 s);
+## HASHROLL_SOAK_SEED=N replays a run
+SOAK_SECONDS ?= 1800
+soak: control-plane
+	HASHROLL_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --test e2e_soak -- --nocapture
 
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary)
 e2e: control-plane argo-rollouts tools
