@@ -124,6 +124,15 @@ async fn scenarios(kind: Kind) {
     // a restart rolls nothing
     h.restart().await;
     v.stay(&all(2, 3)).await;
+    // explain reads the kind: what it tracks, nothing pending
+    let target = format!("{}/auto", kind.word());
+    let mut args = vec![target.as_str(), "-n", &ns];
+    args.extend(flags.iter().copied());
+    let out = h.explain(&args);
+    assert!(
+        out.contains("configmap/cfg") && out.contains("roll pending: no"),
+        "{out}"
+    );
     assert!(!h.log().contains("panicked"), "{}", h.log());
 }
 

@@ -994,7 +994,11 @@ pub(crate) mod tests {
             &[],
             &sources,
         );
-        assert!(t.sources.is_empty() && !t.problems.is_empty(), "{:?}", t.problems);
+        assert!(
+            t.sources.is_empty() && !t.problems.is_empty(),
+            "{:?}",
+            t.problems
+        );
     }
 
     #[test]

@@ -166,6 +166,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The word `hashroll explain KIND/NAME` takes.
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::CronJob => "cronjob",
+            Kind::Job => "job",
+            Kind::Rollout => "rollout",
+            Kind::Widget => "widget",
+        }
+    }
+
     pub fn plural(self) -> &'static str {
         match self {
             Kind::CronJob => "cronjobs",
