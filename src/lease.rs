@@ -95,7 +95,8 @@ impl Leadership {
     pub async fn stop(&self, grace: Duration) -> bool {
         self.stopping.store(true, Ordering::Release);
         let _ = self.tx.send(false);
-        let end = Instant::now() + grace;
+        let now = Instant::now();
+        let end = now.checked_add(grace).unwrap_or(now);
         while self.in_flight.load(Ordering::Acquire) > 0 {
             if Instant::now() > end {
                 return false;
