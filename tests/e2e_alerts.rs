@@ -222,17 +222,7 @@ async fn webhook_url_posts_the_change_once_instead_of_rolling() {
     let ns = namespace("posturl");
     let url = format!("--webhook-url={}", r.url());
     let mut h = with_env(&ns, &[], &[&url]).await;
-    let record = || {
-        kubectl(&[
-            "get",
-            "deployment",
-            "app",
-            "-n",
-            &ns,
-            "-o",
-            r#"jsonpath={.metadata.annotations.hashroll\.dev/sources}"#,
-        ])
-    };
+    let record = || deployment_record(&ns, "app");
     let before = record();
     set_cfg(&ns, "2");
     let got = wait_for("the POST", DEADLINE, || async {

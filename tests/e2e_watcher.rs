@@ -557,15 +557,7 @@ async fn a_workload_that_opts_in_later_is_picked_up_without_the_webhook() {
     ]);
     // recorded by the watcher (a record joins without a roll)
     wait_for("the watcher's record", DEADLINE, || async {
-        let out = kubectl(&[
-            "get",
-            "deployment",
-            "app",
-            "-n",
-            &ns,
-            "-o",
-            r#"jsonpath={.metadata.annotations.hashroll\.dev/sources}"#,
-        ]);
+        let out = deployment_record(&ns, "app");
         out.contains("configmap/cfg").then_some(())
     })
     .await;
@@ -582,15 +574,7 @@ async fn a_workload_that_opts_in_later_is_picked_up_without_the_webhook() {
         "reloader.stakater.com/auto-",
     ]);
     wait_for("the record taken back", DEADLINE, || async {
-        let out = kubectl(&[
-            "get",
-            "deployment",
-            "app",
-            "-n",
-            &ns,
-            "-o",
-            r#"jsonpath={.metadata.annotations.hashroll\.dev/sources}"#,
-        ]);
+        let out = deployment_record(&ns, "app");
         out.is_empty().then_some(())
     })
     .await;

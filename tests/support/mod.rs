@@ -431,3 +431,16 @@ pub fn service_account_kubeconfig(dir: &std::path::Path, sa: &str, ns: &str) -> 
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// The record annotation (`hashroll.dev/sources`) of Deployment `ns/name`, empty when none.
+pub fn deployment_record(ns: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        "deployment",
+        name,
+        "-n",
+        ns,
+        "-o",
+        r#"jsonpath={.metadata.annotations.hashroll\.dev/sources}"#,
+    ])
+}
