@@ -22,7 +22,7 @@ const WRITE_GRACE: Duration = Duration::from_secs(5);
 /// Runs until SIGTERM or Ctrl-C, or until a server fails.
 pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let client = kube::Client::try_default().await.map_err(Error::Client)?;
-    let key = match settings.file_key.clone() {
+    let keys = match settings.file_key.clone() {
         Some(k) => k,
         None => {
             let secret = &settings.args.key.hmac_key_secret;
@@ -65,7 +65,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
             on_create: settings.args.reload_on_create,
             on_delete: settings.args.reload_on_delete,
         },
-        key,
+        keys,
         cache: cache.clone(),
         client: Some(client.clone()),
         metrics: {

@@ -132,6 +132,14 @@ pub struct KeyArgs {
     /// hashroll's namespace)
     #[arg(long, env = "HASHROLL_HMAC_KEY_FILE")]
     pub hmac_key_file: Option<PathBuf>,
+    /// file holding the key --hmac-key-file replaced, while records made with it are
+    /// re-recorded (key rotation; with the Secret, its `previous` field)
+    #[arg(
+        long,
+        env = "HASHROLL_HMAC_PREVIOUS_KEY_FILE",
+        requires = "hmac_key_file"
+    )]
+    pub hmac_previous_key_file: Option<PathBuf>,
     /// name of the Secret holding the HMAC key when no file is given
     #[arg(
         long,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::cli::RunArgs;
-use crate::core::digest::DigestKey;
+use crate::core::digest::KeyRing;
 use crate::core::policy::{AnnotationNames, PolicyConfig};
 use crate::core::selector::LabelSelector;
 use crate::core::workload::{KINDS, WorkloadKind};
@@ -82,7 +82,7 @@ pub(crate) struct Settings {
     /// --resource-label-selector, parsed
     pub selector: LabelSelector,
     /// the key from --hmac-key-file (else it comes from a Secret once a client exists)
-    pub file_key: Option<DigestKey>,
+    pub file_key: Option<KeyRing>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +117,10 @@ impl Settings {
             ("--tls-cert-file", args.tls_cert_file.as_ref()),
             ("--tls-key-file", args.tls_key_file.as_ref()),
             ("--hmac-key-file", args.key.hmac_key_file.as_ref()),
+            (
+                "--hmac-previous-key-file",
+                args.key.hmac_previous_key_file.as_ref(),
+            ),
         ] {
             if let Some(path) = path {
                 std::fs::File::open(path).map_err(|source| ConfigError::Unreadable {
@@ -222,7 +226,10 @@ impl Settings {
             _ => None,
         };
         let file_key = match &args.key.hmac_key_file {
-            Some(p) => Some(crate::key::from_file(p)?),
+            Some(p) => Some(crate::key::from_files(
+                p,
+                args.key.hmac_previous_key_file.as_deref(),
+            )?),
             None => None,
         };
         Ok(Settings {

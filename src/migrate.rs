@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use crate::cli::MigrateArgs;
 use crate::core::patch::RecordNames;
 use crate::core::policy::PolicyConfig;
-use crate::core::record::{Mode, RollOptions, render_record};
+use crate::core::record::{Mode, RollOptions};
 use crate::core::stamp::stamp;
 use crate::core::workload::{Rollout, Workload, WorkloadKind, stored_of};
 use crate::explain::{ExplainError, read_key, snapshot, workload_objects};
@@ -213,13 +213,7 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
     };
     // the key records what is migrated; without it (hashroll not installed yet) the dry run
     // still lists, and --apply refuses
-    let key = read_key(
-        &client,
-        args.key.hmac_key_file.as_deref(),
-        &args.hashroll_namespace,
-        &args.key.hmac_key_secret,
-    )
-    .await;
+    let key = read_key(&client, &args.key, &args.hashroll_namespace).await;
     let key = match (key, args.apply) {
         (Ok(k), _) => Some(k),
         (Err(e), true) => return Err(e),
@@ -266,8 +260,11 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
                             Mode::Fresh,
                             RollOptions::default(),
                         );
-                        if let (Some(r), Some(t)) = (s.decision.record, s.decision.token) {
-                            record = Some((render_record(&r), t, r.len()));
+                        if let (Some(text), Some(t)) =
+                            (s.decision.record_text(), s.decision.token.clone())
+                        {
+                            let n = s.decision.record.as_ref().map_or(0, |r| r.len());
+                            record = Some((text, t, n));
                         }
                     }
                 }

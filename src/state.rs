@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kube::Client;
 
 use crate::cache::SourceCache;
-use crate::core::digest::DigestKey;
+use crate::core::digest::KeyRing;
 use crate::core::patch::RecordNames;
 use crate::core::policy::PolicyConfig;
 use crate::core::record::RollOptions;
@@ -17,7 +17,8 @@ pub struct State {
     pub policy: PolicyConfig,
     pub names: RecordNames,
     pub roll: RollOptions,
-    pub key: DigestKey,
+    /// the current HMAC key, and the previous one while rotating
+    pub keys: KeyRing,
     pub cache: Arc<SourceCache>,
     /// for the one GET that confirms a cache miss (none in unit tests)
     pub client: Option<Client>,

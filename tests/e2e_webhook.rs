@@ -28,8 +28,15 @@ async fn hashroll() -> &'static Hashroll {
         .await
 }
 
+/// The record's sources (the id of the key it was made with, `"@key"`, checked and left out).
 fn record_of(annotations: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
-    serde_json::from_str(annotations?.get(RECORD)?).ok()
+    let mut r: BTreeMap<String, String> = serde_json::from_str(annotations?.get(RECORD)?).ok()?;
+    let id = r.remove("@key");
+    assert!(
+        id.as_ref().is_some_and(|id| id.len() == 8),
+        "the record names its key: {r:?}"
+    );
+    Some(r)
 }
 
 async fn deployment(client: &kube::Client, ns: &str, name: &str) -> Deployment {

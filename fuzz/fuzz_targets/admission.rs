@@ -7,7 +7,7 @@
 use std::sync::{Arc, OnceLock};
 
 use hashroll::cache::SourceCache;
-use hashroll::core::digest::DigestKey;
+use hashroll::core::digest::{DigestKey, KeyRing};
 use hashroll::core::policy::{AnnotationNames, PolicyConfig, parse_go_duration, tracking};
 use hashroll::core::record::parse_record;
 use hashroll::core::refs::SourceRef;
@@ -49,7 +49,11 @@ fn state() -> &'static (State, tokio::runtime::Runtime) {
             policy: PolicyConfig::default(),
             names: Default::default(),
             roll: Default::default(),
-            key: DigestKey::new(b"fuzz-key-0123456789abcdef".to_vec()).unwrap(),
+            // two keys, so records made with the previous one are carried over too
+            keys: KeyRing {
+                current: DigestKey::new(b"fuzz-key-0123456789abcdef".to_vec()).unwrap(),
+                previous: DigestKey::new(b"fuzz-previous-key-0123456789".to_vec()),
+            },
             cache,
             client: None,
             metrics: hashroll::metrics::Metrics::new(),
@@ -121,6 +125,18 @@ fuzz_target!(|data: &[u8]| {
         ann.insert(key.to_string(), json!(v));
     }
     let name = parts.last().copied().unwrap_or("cfg");
+    // a record made with the current key, the previous one, or a key not held (rotation)
+    if let Some(b) = data.get(2).filter(|b| *b & 3 != 0) {
+        let (state, _) = state();
+        let id = match b & 3 {
+            1 => state.keys.current.id(),
+            2 => state.keys.previous.as_ref().map_or("", |k| k.id()),
+            _ => "0badc0de",
+        };
+        let record = json!({"@key": id, format!("configmap/{name}"): "0123456789abcdef",
+            "secret/cfg": "absent"});
+        ann.insert("hashroll.dev/sources".into(), json!(record.to_string()));
+    }
     let template = json!({"metadata": {"annotations": {"x": name}},
         "spec": {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": name}}],
             "env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": name, "key": name}}}]}],

@@ -13,12 +13,13 @@ use super::refs::{Keys, SourceRef};
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The installation's HMAC key (kept as the keyed state, ready to clone). Its `Debug` never
-/// shows the key.
+/// The installation's HMAC key (kept as the keyed state, ready to clone) and its id. Its
+/// `Debug` never shows the key.
 #[derive(Clone)]
 pub struct DigestKey {
     mac: HmacSha256,
     len: usize,
+    id: String,
 }
 
 impl DigestKey {
@@ -29,19 +30,56 @@ impl DigestKey {
         }
         let mac = <HmacSha256 as KeyInit>::new_from_slice(&bytes)
             .expect("HMAC takes a key of any length");
+        let mut probe = mac.clone();
+        put(&mut probe, b"hashroll/key-id/v1");
+        let id = short_hex(&probe.finalize().into_bytes()[..4]);
         Some(DigestKey {
             mac,
             len: bytes.len(),
+            id,
         })
     }
     fn mac(&self) -> HmacSha256 {
         self.mac.clone()
     }
+    /// The key's id (8 hex chars), which records carry: an HMAC of a fixed text under the
+    /// key, so it names the key without saying anything of it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// The keys digests are made with: the current one, and the previous one while records
+/// made with it are re-recorded (key rotation).
+#[derive(Clone, Debug)]
+pub struct KeyRing {
+    pub current: DigestKey,
+    pub previous: Option<DigestKey>,
+}
+
+impl KeyRing {
+    /// One key, nothing to rotate from.
+    pub fn single(current: DigestKey) -> KeyRing {
+        KeyRing {
+            current,
+            previous: None,
+        }
+    }
+    /// The ring's key with this id.
+    pub fn by_id(&self, id: &str) -> Option<&DigestKey> {
+        std::iter::once(&self.current)
+            .chain(&self.previous)
+            .find(|k| k.id == id)
+    }
 }
 
 impl fmt::Debug for DigestKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DigestKey(<{} bytes, redacted>)", self.len)
+        write!(
+            f,
+            "DigestKey(id {}, <{} bytes, redacted>)",
+            self.id, self.len
+        )
     }
 }
 

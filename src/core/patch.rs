@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 
 use std::collections::BTreeMap;
 
-use super::record::{Decision, render_record};
+use super::record::Decision;
 use super::workload::{Workload, WorkloadKind};
 
 /// The two annotation names.
@@ -71,7 +71,7 @@ fn annotation_ops(
 /// empty when it already does.
 pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Patch {
     let mut ops = Vec::new();
-    let record = decision.record.as_ref().map(render_record);
+    let record = decision.record_text();
     annotation_ops(
         &[],
         (w.shape.metadata, w.shape.annotations),
@@ -105,7 +105,7 @@ pub fn merge_patch(
     }
     meta.insert(
         "annotations".into(),
-        json!({ names.record.clone(): decision.record.as_ref().map(render_record) }),
+        json!({ names.record.clone(): decision.record_text() }),
     );
     // the token, nested along the kind's template path
     let token = json!({"metadata": {"annotations": {
@@ -136,6 +136,7 @@ mod tests {
             token: token.map(String::from),
             roll: false,
             changed: vec![],
+            key_id: "0123abcd".into(),
         }
     }
 
@@ -179,7 +180,7 @@ mod tests {
             let out = apply(&obj, &p);
             assert_eq!(
                 out["metadata"]["annotations"]["hashroll.dev/sources"],
-                json!(r#"{"configmap/a":"absent"}"#),
+                json!(r#"{"@key":"0123abcd","configmap/a":"absent"}"#),
                 "case {name}"
             );
             assert_eq!(
@@ -235,7 +236,7 @@ mod tests {
         assert_eq!(m["metadata"]["resourceVersion"], json!("42"));
         assert_eq!(
             m["metadata"]["annotations"]["hashroll.dev/sources"],
-            json!(r#"{"secret/s":"absent"}"#)
+            json!(r#"{"@key":"0123abcd","secret/s":"absent"}"#)
         );
         assert_eq!(
             m["spec"]["template"]["metadata"]["annotations"]["hashroll.dev/config-hash"],

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::digest::{DigestKey, record_digest, source_digest};
+use super::digest::{DigestKey, KeyRing, record_digest, source_digest};
 use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES, RECORD_GROUPS};
 use super::policy::{SourceView, Tracked};
 use super::refs::SourceRef;
@@ -12,18 +12,33 @@ use super::refs::SourceRef;
 /// `"configmap/<name>"` / `"secret/<name>"` → 16 hex chars or `"absent"`.
 pub type Record = BTreeMap<String, String>;
 
+/// The record's entry that names the key its digests were made with (sorts before every
+/// source, never a source's kind).
+pub const KEY_ID_FIELD: &str = "@key";
+
 /// Parses the record annotation; `None` when it is not a JSON object of strings.
 ///
 /// The annotation is the tenant's to write, so only what hashroll itself writes is taken: at
 /// most [`super::limits::MAX_RECORD_BYTES`] of text and
 /// [`super::limits::MAX_RECORD_SOURCES`] entries, each value a digest, `absent`, or a
-/// group's `COUNT:DIGEST`. Anything else counts as no record.
+/// group's `COUNT:DIGEST`, and the key id. Anything else counts as no record.
 pub fn parse_record(text: &str) -> Option<Record> {
+    parse_record_with_id(text).map(|(r, _)| r)
+}
+
+/// [`parse_record`] and the id of the key the record was made with (`None`: a record
+/// written before records carried one).
+pub fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>)> {
     use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES};
     if text.len() > MAX_RECORD_BYTES {
         return None;
     }
-    let record = serde_json::from_str::<Record>(text).ok()?;
+    let mut record = serde_json::from_str::<Record>(text).ok()?;
+    let id = record.remove(KEY_ID_FIELD);
+    let hex = |v: &str| {
+        v.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
     let value_ok = |v: &str| {
         v == super::digest::ABSENT
             || (v.len() <= 32
@@ -31,12 +46,17 @@ pub fn parse_record(text: &str) -> Option<Record> {
                 && v.bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b':'))
     };
-    (record.len() <= MAX_RECORD_SOURCES && record.values().all(|v| value_ok(v))).then_some(record)
+    let id_ok = id.as_deref().is_none_or(|v| v.len() == 8 && hex(v));
+    (id_ok && record.len() <= MAX_RECORD_SOURCES && record.values().all(|v| value_ok(v)))
+        .then_some((record, id))
 }
 
-/// The record annotation's text (compact JSON, keys sorted).
-pub fn render_record(record: &Record) -> String {
-    serde_json::to_string(record).expect("a map of strings serializes")
+/// The record annotation's text (compact JSON, keys sorted, the key id first).
+pub fn render_record(record: &Record, key_id: &str) -> String {
+    let with_id: BTreeMap<&str, &str> = std::iter::once((KEY_ID_FIELD, key_id))
+        .chain(record.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .collect();
+    serde_json::to_string(&with_id).expect("a map of strings serializes")
 }
 
 /// Why [`decide`] is called.
@@ -56,7 +76,23 @@ pub enum Mode {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
     pub record: Option<Record>,
+    /// the id of the key the record was made with (`None`: none written)
+    pub key_id: Option<String>,
     pub token: Option<String>,
+}
+
+impl Stored {
+    /// From the record annotation's text (a malformed record counts as none) and the token.
+    pub fn from_annotations(record: Option<&str>, token: Option<&str>) -> Stored {
+        let (record, key_id) = record
+            .and_then(parse_record_with_id)
+            .map_or((None, None), |(r, id)| (Some(r), id));
+        Stored {
+            record,
+            key_id,
+            token: token.map(String::from),
+        }
+    }
 }
 
 /// `--reload-on-create` / `--reload-on-delete`.
@@ -86,13 +122,83 @@ pub struct Decision {
     pub roll: bool,
     /// record keys whose digest changed (the reason of a roll)
     pub changed: Vec<String>,
+    /// the id of the key the record is made with
+    pub key_id: String,
 }
 
 impl Decision {
-    /// Nothing differs from `stored`.
+    /// Nothing differs from `stored` (a record made with another key, or with none named,
+    /// is written again).
     pub fn is_noop(&self, stored: &Stored) -> bool {
-        self.record == stored.record && self.token == stored.token
+        self.record == stored.record
+            && self.token == stored.token
+            && (self.record.is_none() || stored.key_id.as_deref() == Some(self.key_id.as_str()))
     }
+
+    /// The record annotation's text, or `None` for no record.
+    pub fn record_text(&self) -> Option<String> {
+        self.record.as_ref().map(|r| render_record(r, &self.key_id))
+    }
+}
+
+/// Which key the record a workload carries was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MadeWith {
+    /// no record, or made with the current key
+    Current,
+    /// a record that names no key (written before records carried one): taken as made
+    /// with the current key
+    Unnamed,
+    /// the previous key: checked with it, re-recorded with the current one
+    Previous,
+    /// a key hashroll no longer has (this id): re-recorded with the current key as if
+    /// nothing changed, since what changed meanwhile cannot be told
+    Lost(String),
+}
+
+/// The stored record as if made with the current key, so [`decide`] compares like with
+/// like: an entry whose digest under the key it was made with (`then`, the record computed
+/// now with that key) is unchanged takes its digest under the current key (`now`); an entry
+/// that changed keeps its old value, so it still rolls. With the key lost nothing can be
+/// checked: every entry takes today's digest and nothing rolls for it.
+pub fn carry_over(
+    keys: &KeyRing,
+    stored: &Stored,
+    now: &Record,
+    then: impl FnOnce(&DigestKey) -> Record,
+) -> (Stored, MadeWith) {
+    let (Some(record), Some(id)) = (&stored.record, stored.key_id.as_deref()) else {
+        let made = if stored.record.is_some() {
+            MadeWith::Unnamed
+        } else {
+            MadeWith::Current
+        };
+        return (stored.clone(), made);
+    };
+    if id == keys.current.id() {
+        return (stored.clone(), MadeWith::Current);
+    }
+    let (made, then) = match keys.previous.as_ref().filter(|k| k.id() == id) {
+        Some(previous) => (MadeWith::Previous, Some(then(previous))),
+        None => (MadeWith::Lost(id.to_string()), None),
+    };
+    let record = record
+        .iter()
+        .map(|(k, was)| {
+            let unchanged = then.as_ref().is_none_or(|t| t.get(k) == Some(was));
+            let v = match now.get(k) {
+                Some(today) if unchanged => today,
+                _ => was,
+            };
+            (k.clone(), v.clone())
+        })
+        .collect();
+    let carried = Stored {
+        record: Some(record),
+        key_id: Some(keys.current.id().to_string()),
+        token: stored.token.clone(),
+    };
+    (carried, made)
 }
 
 /// The record a workload should carry now, from what it tracks and the sources' digests.
@@ -125,7 +231,7 @@ pub const GROUP_PREFIX: &str = "group/";
 /// however many sources it tracks.
 pub fn compact(key: &DigestKey, full: &Record) -> Record {
     // the text as written (escapes included): what `parse_record` will be given back
-    if full.len() <= MAX_RECORD_SOURCES && render_record(full).len() <= MAX_RECORD_BYTES {
+    if full.len() <= MAX_RECORD_SOURCES && render_record(full, key.id()).len() <= MAX_RECORD_BYTES {
         return full.clone();
     }
     let mut groups = vec![Record::new(); RECORD_GROUPS];
@@ -178,6 +284,7 @@ pub fn decide(
         token: stored.token.clone(),
         roll: false,
         changed: Vec::new(),
+        key_id: key.id().to_string(),
     };
     match mode {
         Mode::Fresh => {
@@ -190,6 +297,7 @@ pub fn decide(
                 record: Some(current.clone()),
                 token: Some(token),
                 changed: Vec::new(),
+                key_id: key.id().to_string(),
             }
         }
         Mode::Keep => {
@@ -228,6 +336,7 @@ pub fn decide(
                 token: Some(token_for(key, current, stored.token.as_deref())),
                 roll: true,
                 changed,
+                key_id: key.id().to_string(),
             }
         }
     }
@@ -248,6 +357,7 @@ mod tests {
     }
     fn stored(r: Option<Record>, t: Option<&str>) -> Stored {
         Stored {
+            key_id: r.as_ref().map(|_| key().id().to_string()),
             record: r,
             token: t.map(String::from),
         }
@@ -495,9 +605,9 @@ mod tests {
         let small = compact(&key(), &full);
         assert!(small.len() <= RECORD_GROUPS, "{}", small.len());
         assert!(
-            render_record(&small).len() < 1024,
+            render_record(&small, key().id()).len() < 1024,
             "{}",
-            render_record(&small)
+            render_record(&small, key().id())
         );
         let counted: usize = small
             .values()
@@ -528,12 +638,23 @@ mod tests {
     #[test]
     fn record_text_round_trips() {
         let r = rec(&[("secret/x", "absent"), ("configmap/a", "1111111111111111")]);
-        let t = render_record(&r);
+        let t = render_record(&r, "0123abcd");
         assert_eq!(
             t,
-            r#"{"configmap/a":"1111111111111111","secret/x":"absent"}"#
+            r#"{"@key":"0123abcd","configmap/a":"1111111111111111","secret/x":"absent"}"#
         );
-        assert_eq!(parse_record(&t), Some(r));
+        assert_eq!(
+            parse_record_with_id(&t),
+            Some((r.clone(), Some("0123abcd".into())))
+        );
+        // written before records named their key
+        let unnamed = r#"{"configmap/a":"1111111111111111","secret/x":"absent"}"#;
+        assert_eq!(parse_record_with_id(unnamed), Some((r, None)));
+        // a key id is 8 hex chars
+        assert_eq!(
+            parse_record(r#"{"@key":"xyz","configmap/a":"absent"}"#),
+            None
+        );
         assert_eq!(parse_record("not json"), None);
         assert_eq!(parse_record(r#"{"a": 1}"#), None);
         // only what hashroll writes: a tenant's own values or sizes count as no record
@@ -543,9 +664,12 @@ mod tests {
         let many: Record = (0..=MAX_RECORD_SOURCES)
             .map(|i| (format!("configmap/c{i}"), "absent".to_string()))
             .collect();
-        assert_eq!(parse_record(&render_record(&many)), None);
+        assert_eq!(parse_record(&render_record(&many, "0123abcd")), None);
         let group = rec(&[("group/03", "12:0123456789abcdef")]);
-        assert_eq!(parse_record(&render_record(&group)), Some(group));
+        assert_eq!(
+            parse_record(&render_record(&group, "0123abcd")),
+            Some(group)
+        );
     }
 
     #[test]
@@ -559,10 +683,151 @@ mod tests {
                 )
             })
             .collect();
-        let written = compact(
-            &DigestKey::new(b"k0123456789abcdef".to_vec()).unwrap(),
-            &full,
-        );
-        assert!(parse_record(&render_record(&written)).is_some());
+        let k = DigestKey::new(b"k0123456789abcdef".to_vec()).unwrap();
+        let written = compact(&k, &full);
+        assert!(parse_record(&render_record(&written, k.id())).is_some());
+    }
+
+    /// The record of sources `a` and `b` (data by name) as key `k` digests it.
+    fn record_with(k: &DigestKey, data: &[(&str, Option<&str>)]) -> Record {
+        data.iter()
+            .map(|(name, v)| {
+                let s = SourceRef::configmap(*name);
+                let d = v.map(|v| {
+                    super::super::digest::SourceDigests::from_data([("k", v.as_bytes())], [])
+                });
+                (
+                    s.record_key(),
+                    source_digest(k, "ns", &s, d.as_ref(), &super::super::refs::Keys::All),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_record_made_with_another_key_is_carried_over_without_a_roll() {
+        let old = DigestKey::new(b"the-old-key-0123456789".to_vec()).unwrap();
+        let new = DigestKey::new(b"the-new-key-0123456789".to_vec()).unwrap();
+        assert_ne!(old.id(), new.id());
+        let rotated = KeyRing {
+            current: new.clone(),
+            previous: Some(old.clone()),
+        };
+        let lost = KeyRing::single(new.clone());
+        let then = [("a", Some("1")), ("b", Some("1")), ("c", None)];
+        let made = |k: &DigestKey| Stored {
+            record: Some(record_with(k, &then)),
+            key_id: Some(k.id().to_string()),
+            token: Some("t0".into()),
+        };
+        let unnamed = Stored {
+            key_id: None,
+            ..made(&new)
+        };
+        struct Case {
+            what: &'static str,
+            keys: KeyRing,
+            stored: Stored,
+            now: [(&'static str, Option<&'static str>); 3],
+            made_with: MadeWith,
+            roll: Vec<&'static str>,
+        }
+        let same = then;
+        let cases = [
+            Case {
+                what: "made with the current key, unchanged",
+                keys: rotated.clone(),
+                stored: made(&new),
+                now: same,
+                made_with: MadeWith::Current,
+                roll: vec![],
+            },
+            Case {
+                what: "made with the previous key, unchanged: re-recorded, no roll",
+                keys: rotated.clone(),
+                stored: made(&old),
+                now: same,
+                made_with: MadeWith::Previous,
+                roll: vec![],
+            },
+            Case {
+                what: "made with the previous key, one source changed since: it rolls",
+                keys: rotated.clone(),
+                stored: made(&old),
+                now: [("a", Some("2")), ("b", Some("1")), ("c", None)],
+                made_with: MadeWith::Previous,
+                roll: vec!["configmap/a"],
+            },
+            Case {
+                what: "made with the previous key, a source created since: it rolls",
+                keys: rotated.clone(),
+                stored: made(&old),
+                now: [("a", Some("1")), ("b", Some("1")), ("c", Some("new"))],
+                made_with: MadeWith::Previous,
+                roll: vec!["configmap/c"],
+            },
+            Case {
+                what: "made with the previous key, a source deleted since: it rolls",
+                keys: rotated.clone(),
+                stored: made(&old),
+                now: [("a", Some("1")), ("b", None), ("c", None)],
+                made_with: MadeWith::Previous,
+                roll: vec!["configmap/b"],
+            },
+            Case {
+                what: "a key hashroll no longer has: re-recorded, no roll",
+                keys: lost.clone(),
+                stored: made(&old),
+                now: [("a", Some("2")), ("b", Some("1")), ("c", None)],
+                made_with: MadeWith::Lost(old.id().to_string()),
+                roll: vec![],
+            },
+            Case {
+                what: "a record naming no key is taken as the current key's",
+                keys: rotated.clone(),
+                stored: unnamed.clone(),
+                now: [("a", Some("2")), ("b", Some("1")), ("c", None)],
+                made_with: MadeWith::Unnamed,
+                roll: vec!["configmap/a"],
+            },
+        ];
+        for c in cases {
+            let now = record_with(&c.keys.current, &c.now);
+            let (carried, made_with) =
+                carry_over(&c.keys, &c.stored, &now, |k| record_with(k, &c.now));
+            assert_eq!(made_with, c.made_with, "{}", c.what);
+            let d = decide(&c.keys.current, Mode::Reconcile, &now, &carried, O);
+            assert_eq!(d.changed, c.roll, "{}", c.what);
+            assert_eq!(d.roll, !c.roll.is_empty(), "{}", c.what);
+            assert_eq!(d.record.as_ref(), Some(&now), "{}", c.what);
+            if !d.roll {
+                assert_eq!(d.token, c.stored.token, "{}: the token stands", c.what);
+            }
+            // whatever it was made with, it is written once with the current key's id
+            let written = d.record_text().unwrap();
+            let again = Stored::from_annotations(Some(&written), d.token.as_deref());
+            assert_eq!(again.key_id.as_deref(), Some(c.keys.current.id()));
+            assert_eq!(
+                d.is_noop(&c.stored),
+                c.made_with == MadeWith::Current && !d.roll,
+                "{}",
+                c.what
+            );
+            let (carried, made) = carry_over(&c.keys, &again, &now, |k| record_with(k, &c.now));
+            assert_eq!(made, MadeWith::Current, "{}", c.what);
+            let d2 = decide(&c.keys.current, Mode::Reconcile, &now, &carried, O);
+            assert!(d2.is_noop(&again), "{}: then nothing more", c.what);
+        }
+    }
+
+    #[test]
+    fn a_key_id_names_the_key() {
+        let a = DigestKey::new(b"the-old-key-0123456789".to_vec()).unwrap();
+        let b = DigestKey::new(b"the-old-key-0123456789".to_vec()).unwrap();
+        let c = DigestKey::new(b"the-new-key-0123456789".to_vec()).unwrap();
+        assert_eq!(a.id(), b.id());
+        assert_ne!(a.id(), c.id());
+        assert_eq!(a.id().len(), 8);
+        assert!(!format!("{a:?}").contains("old-key"));
     }
 }

@@ -5,9 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use super::digest::DigestKey;
+use super::digest::KeyRing;
 use super::policy::{PolicyConfig, SourceView, Tracked, tracking};
-use super::record::{Decision, Mode, Record, RollOptions, Stored, compact, current_record, decide};
+use super::record::{
+    Decision, MadeWith, Mode, Record, RollOptions, Stored, carry_over, compact, current_record,
+    decide,
+};
 use super::refs::{Reference, SourceRef, references};
 use super::workload::{Rollout, Workload, WorkloadKind};
 
@@ -18,6 +21,10 @@ pub struct Stamp {
     /// one digest per tracked source (the record before [`compact`])
     pub current: Record,
     pub decision: Decision,
+    /// which key the stored record was made with
+    pub made_with: MadeWith,
+    /// when that was another key: the stored record as if made with the current one
+    pub carried: Option<Record>,
     /// what was wrong with the workload's annotations (see `core::limits`)
     pub problems: Vec<String>,
 }
@@ -26,7 +33,7 @@ pub struct Stamp {
 /// and watcher both call.
 pub fn stamp(
     cfg: &PolicyConfig,
-    key: &DigestKey,
+    keys: &KeyRing,
     workload: &Workload,
     sources: &dyn SourceView,
     stored: &Stored,
@@ -42,7 +49,7 @@ pub fn stamp(
         template_annotations: &workload.template_annotations,
         refs: &refs,
     };
-    stamp_refs(cfg, key, &input, sources, stored, mode, opts)
+    stamp_refs(cfg, keys, &input, sources, stored, mode, opts)
 }
 
 /// What [`stamp_refs`] reads of a workload: the watcher keeps only this, not the pod spec.
@@ -60,7 +67,7 @@ pub struct StampInput<'a> {
 /// [`stamp`] from references already extracted.
 pub fn stamp_refs(
     cfg: &PolicyConfig,
-    key: &DigestKey,
+    keys: &KeyRing,
     input: &StampInput<'_>,
     sources: &dyn SourceView,
     stored: &Stored,
@@ -88,12 +95,26 @@ pub fn stamp_refs(
             sources,
         )
     };
+    let key = &keys.current;
     let current = current_record(key, input.namespace, &t.sources, sources);
-    let decision = decide(key, mode, &compact(key, &current), stored, opts);
+    let written = compact(key, &current);
+    // a record made with the previous key is checked with it (key rotation)
+    let (stored, made_with) = carry_over(keys, stored, &written, |then| {
+        compact(
+            then,
+            &current_record(then, input.namespace, &t.sources, sources),
+        )
+    });
+    let decision = decide(key, mode, &written, &stored, opts);
+    let carried = matches!(made_with, MadeWith::Previous | MadeWith::Lost(_))
+        .then_some(stored.record)
+        .flatten();
     Stamp {
         tracked: t.sources,
         current,
         decision,
+        made_with,
+        carried,
         problems: t.problems,
     }
 }
@@ -113,13 +134,21 @@ pub struct OldObject {
 /// ([`Mode::Keep`]); a CREATE or a template change starts anew ([`Mode::Fresh`]).
 pub fn keep_from_old(sent: Stored, old: Option<OldObject>) -> (Mode, Stored) {
     match old {
-        Some(old) if !old.template_changed => (
-            Mode::Keep,
-            Stored {
-                record: sent.record.or(old.stored.record),
-                token: sent.token.or(old.stored.token),
-            },
-        ),
+        Some(old) if !old.template_changed => {
+            // a record and the id of its key go together
+            let (record, key_id) = match sent.record {
+                Some(r) => (Some(r), sent.key_id),
+                None => (old.stored.record, old.stored.key_id),
+            };
+            (
+                Mode::Keep,
+                Stored {
+                    record,
+                    key_id,
+                    token: sent.token.or(old.stored.token),
+                },
+            )
+        }
         _ => (Mode::Fresh, sent),
     }
 }
@@ -131,6 +160,7 @@ mod tests {
     fn stored(r: Option<&str>, t: Option<&str>) -> Stored {
         Stored {
             record: r.map(|s| [(s.to_string(), "0123456789abcdef".to_string())].into()),
+            key_id: r.map(|_| "0123abcd".to_string()),
             token: t.map(String::from),
         }
     }

@@ -7,7 +7,7 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::record::{Record, Stored, parse_record};
+use super::record::Stored;
 use super::refs::PodRefs;
 
 /// A kind hashroll handles: a row of [`KINDS`], or of the kinds named by
@@ -645,13 +645,12 @@ impl Workload {
 
     /// The record and token this workload carries (a malformed record counts as none).
     pub fn stored(&self, record_annotation: &str, token_annotation: &str) -> Stored {
-        Stored {
-            record: self
-                .annotations
-                .get(record_annotation)
-                .and_then(|t| parse_record(t)),
-            token: self.template_annotations.get(token_annotation).cloned(),
-        }
+        Stored::from_annotations(
+            self.annotations.get(record_annotation).map(String::as_str),
+            self.template_annotations
+                .get(token_annotation)
+                .map(String::as_str),
+        )
     }
 }
 
@@ -667,15 +666,14 @@ pub fn stored_of(
             .and_then(Value::as_str)
             .map(String::from)
     };
-    Stored {
-        record: ann(at(obj, &["metadata", "annotations"]), record_annotation)
-            .and_then(|t| parse_record(&t))
-            .map(|r: Record| r),
-        token: ann(
+    Stored::from_annotations(
+        ann(at(obj, &["metadata", "annotations"]), record_annotation).as_deref(),
+        ann(
             at(obj, kind.row().template).and_then(|t| at(t, &["metadata", "annotations"])),
             token_annotation,
-        ),
-    }
+        )
+        .as_deref(),
+    )
 }
 
 /// Whether the pod template differs between two objects, ignoring the roll token (and

@@ -11,10 +11,10 @@ use serde_json::Value;
 
 use crate::cache::SourceCache;
 use crate::cli::ExplainArgs;
-use crate::core::digest::{ABSENT, DigestKey};
+use crate::core::digest::{ABSENT, KeyRing};
 use crate::core::patch::RecordNames;
 use crate::core::policy::{PolicyConfig, opted_in};
-use crate::core::record::{Mode, RollOptions};
+use crate::core::record::{MadeWith, Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
 use crate::core::stamp::{Stamp, stamp};
@@ -32,13 +32,7 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let client = Client::try_default()
         .await
         .map_err(|e| ExplainError::Cluster(e.to_string()))?;
-    let key = read_key(
-        &client,
-        args.key.hmac_key_file.as_deref(),
-        &args.hashroll_namespace,
-        &args.key.hmac_key_secret,
-    )
-    .await?;
+    let key = read_key(&client, &args.key, &args.hashroll_namespace).await?;
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
         ..Default::default()
@@ -115,6 +109,8 @@ pub(crate) struct WorkloadReport {
     pub token: Option<String>,
     pub roll_pending: bool,
     pub pending_sources: Vec<String>,
+    /// which key the record was made with, and what becomes of it
+    pub record_key: String,
     /// the flap breaker's interval for it (0: off), when it last rolled, and when the next
     /// roll may happen if that is later than now
     pub min_roll_interval: String,
@@ -220,7 +216,7 @@ pub(crate) async fn workload_objects(
 
 fn run_stamp(
     cfg: &PolicyConfig,
-    key: &DigestKey,
+    key: &KeyRing,
     names: &RecordNames,
     snap: &Snapshot,
     w: &Workload,
@@ -241,7 +237,7 @@ fn run_stamp(
 pub(crate) async fn explain_workload(
     client: &Client,
     cfg: &PolicyConfig,
-    key: &DigestKey,
+    key: &KeyRing,
     names: &RecordNames,
     ns: &str,
     kind: WorkloadKind,
@@ -283,7 +279,12 @@ pub(crate) async fn explain_workload(
                 },
                 exists: digest != ABSENT,
                 digest,
-                recorded: stored.record.as_ref().and_then(|r| r.get(&rk).cloned()),
+                // made with another key: compared as the watcher compares it
+                recorded: s
+                    .carried
+                    .as_ref()
+                    .or(stored.record.as_ref())
+                    .and_then(|r| r.get(&rk).cloned()),
             }
         })
         .collect();
@@ -297,6 +298,7 @@ pub(crate) async fn explain_workload(
         token: stored.token.clone(),
         roll_pending: s.decision.roll,
         pending_sources: s.decision.changed.clone(),
+        record_key: key_text(&s.made_with, stored.key_id.as_deref(), key),
         min_roll_interval: "0s".into(),
         last_roll: None,
         next_roll_not_before: None,
@@ -304,10 +306,33 @@ pub(crate) async fn explain_workload(
     })
 }
 
+/// What `explain` says of the key a record was made with.
+fn key_text(made: &MadeWith, id: Option<&str>, keys: &KeyRing) -> String {
+    let now = keys.current.id();
+    match made {
+        MadeWith::Current if id.is_none() => "no record".into(),
+        MadeWith::Current => format!("made with the current key {now}"),
+        MadeWith::Unnamed => format!(
+            "names no key (written before records named one): taken as made with the current \
+             key {now}; the next check writes the id"
+        ),
+        MadeWith::Previous => format!(
+            "made with the previous key {}: checked with it, and re-recorded with the current \
+             key {now} on the next check without a roll (a source changed since still rolls)",
+            id.unwrap_or_default()
+        ),
+        MadeWith::Lost(old) => format!(
+            "made with key {old}, which hashroll no longer has (neither the current key {now} \
+             nor a previous one): re-recorded with the current key without a roll; a change \
+             made while the key was lost is not rolled"
+        ),
+    }
+}
+
 pub(crate) async fn explain_source(
     client: &Client,
     cfg: &PolicyConfig,
-    key: &DigestKey,
+    key: &KeyRing,
     names: &RecordNames,
     ns: &str,
     source: &SourceRef,
@@ -365,22 +390,21 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, ExplainError> {
     Err(ExplainError::Kind(kind.to_string()))
 }
 
-/// Reads the key the installation uses: the file, else the Secret (never created here).
+/// Reads the keys the installation uses: the files, else the Secret (never created here).
 pub(crate) async fn read_key(
     client: &Client,
-    file: Option<&std::path::Path>,
+    args: &crate::cli::KeyArgs,
     ns: &str,
-    secret: &str,
-) -> Result<DigestKey, ExplainError> {
-    if let Some(f) = file {
-        return crate::key::from_file(f).map_err(|e| ExplainError::Key(e.to_string()));
+) -> Result<KeyRing, ExplainError> {
+    if let Some(f) = &args.hmac_key_file {
+        return crate::key::from_files(f, args.hmac_previous_key_file.as_deref())
+            .map_err(|e| ExplainError::Key(e.to_string()));
     }
+    let secret = &args.hmac_key_secret;
     let s = Api::<Secret>::namespaced(client.clone(), ns)
         .get(secret)
         .await
         .map_err(|e| ExplainError::Key(format!("Secret {ns}/{secret}: {e}")))?;
-    s.data
-        .and_then(|d| d.get("key").cloned())
-        .and_then(|b| DigestKey::new(b.0))
-        .ok_or_else(|| ExplainError::Key(format!("Secret {ns}/{secret} has no usable key")))
+    crate::key::from_secret_data(&s, &format!("{ns}/{secret}"))
+        .map_err(|e| ExplainError::Key(e.to_string()))
 }

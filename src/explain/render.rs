@@ -66,6 +66,7 @@ pub(crate) fn render_workload(r: &WorkloadReport) -> String {
             .map(|m| serde_json::to_string(m).unwrap_or_default())
             .unwrap_or_else(|| "none".into())
     );
+    let _ = writeln!(s, "  record key: {}", r.record_key);
     let _ = writeln!(s, "  roll token: {}", r.token.as_deref().unwrap_or("none"));
     if r.roll_pending {
         let _ = writeln!(

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,11 +23,33 @@ use super::workloads::{
 };
 use super::writer::{WriteError, Writer};
 use crate::core::policy::pause_period;
-use crate::core::record::Mode;
+use crate::core::record::{MadeWith, Mode};
 use crate::core::refs::SourceRef;
 use crate::core::stamp::{Stamp, stamp_refs};
 use crate::core::workload::WorkloadKind;
 use crate::state::State;
+
+/// Says once per process that records were made with a key hashroll no longer has, and
+/// at debug level each record re-made with the current key.
+fn note_key(key: &WorkloadKey, made: &MadeWith, keys: &crate::core::digest::KeyRing) {
+    static LOST_KEY_SAID: AtomicBool = AtomicBool::new(false);
+    match made {
+        MadeWith::Lost(id) if !LOST_KEY_SAID.swap(true, Ordering::Relaxed) => {
+            tracing::warn!(
+                workload = %key,
+                lost_key = %id,
+                current_key = %keys.current.id(),
+                "records made with an HMAC key hashroll no longer has (the key Secret deleted, \
+                 or a reinstall): re-recording them with the current key without rolling; a \
+                 change made while the key was lost is not rolled (said once)"
+            );
+        }
+        MadeWith::Previous | MadeWith::Lost(_) | MadeWith::Unnamed => {
+            tracing::debug!(workload = %key, made_with = ?made, "record re-made with the current key");
+        }
+        MadeWith::Current => {}
+    }
+}
 
 /// How many checks and writes run at once.
 const WORKERS: usize = 16;
@@ -293,7 +316,7 @@ impl Roller {
         let s = &self.state;
         stamp_refs(
             &s.policy,
-            &s.key,
+            &s.keys,
             &entry.input(),
             &s.cache.view(&entry.key.namespace),
             &entry.stored(&s.names),
@@ -325,6 +348,7 @@ impl Roller {
             m.skip("up_to_date");
             return Ok(());
         }
+        note_key(key, &result.made_with, &self.state.keys);
         // the flap breaker: too soon after the last roll, the check comes back when the
         // interval ends and rolls what is then the latest
         if result.decision.roll

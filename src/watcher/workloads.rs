@@ -160,13 +160,12 @@ impl WorkloadEntry {
     }
 
     pub(crate) fn stored(&self, names: &RecordNames) -> Stored {
-        Stored {
-            record: self
-                .annotations
-                .get(&names.record)
-                .and_then(|t| parse_record(t)),
-            token: self.template_annotations.get(&names.token).cloned(),
-        }
+        Stored::from_annotations(
+            self.annotations.get(&names.record).map(String::as_str),
+            self.template_annotations
+                .get(&names.token)
+                .map(String::as_str),
+        )
     }
 
     /// Sources this workload might track: what it references, plus plain names in its

@@ -249,7 +249,7 @@ impl Writer {
                     let note = format!("Changes to {sources} rolled {} {}", key.kind, key.name);
                     self.event(entry, EventType::Normal, "Reloaded", note).await;
                 } else {
-                    tracing::info!(workload = %key, "record updated (sources joined or left; no roll)");
+                    tracing::info!(workload = %key, "record updated without a roll (sources joined or left, or re-made with the current key)");
                 }
                 Ok(Written {
                     entry: new_entry,
@@ -390,10 +390,7 @@ impl Writer {
         let names = &self.state.names;
         let api = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
         let old = api.get(&key.name).await?;
-        let record = decision
-            .record
-            .as_ref()
-            .map(crate::core::record::render_record);
+        let record = decision.record_text();
         let token = decision.token.as_deref().unwrap_or_default();
         let Some(new) = recreated_job(
             &k8s::api::to_value(&old),

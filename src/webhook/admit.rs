@@ -12,7 +12,6 @@ use std::time::Duration;
 use crate::core::digest::ABSENT;
 use crate::core::limits::MAX_ANNOTATIONS_BYTES;
 use crate::core::patch::json_patch;
-use crate::core::record::render_record;
 use crate::core::refs::SourceRef;
 use crate::core::stamp::{OldObject, Stamp, keep_from_old, stamp};
 use crate::core::workload::{Workload, WorkloadKind, templates_differ};
@@ -110,7 +109,7 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
     let run = |w: &Workload| {
         stamp(
             &state.policy,
-            &state.key,
+            &state.keys,
             w,
             &state.cache.view(namespace),
             &stored,
@@ -176,9 +175,8 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
     // limit, or the tenant's own apply would be refused after us
     let record_len = result
         .decision
-        .record
-        .as_ref()
-        .map(|r| names.record.len() + render_record(r).len())
+        .record_text()
+        .map(|r| names.record.len() + r.len())
         .unwrap_or(0);
     let others: usize = workload
         .annotations

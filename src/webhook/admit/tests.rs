@@ -16,7 +16,7 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.pointer(ptr).and_then(Value::as_str)
 }
 use crate::cache::SourceCache;
-use crate::core::digest::DigestKey;
+use crate::core::digest::{DigestKey, KeyRing};
 use crate::core::patch::{RecordNames, merge_patch};
 use crate::core::policy::{AnnotationNames, PolicyConfig};
 use crate::core::record::{Decision, RollOptions, parse_record};
@@ -39,7 +39,7 @@ fn state() -> State {
         policy: PolicyConfig::default(),
         names: RecordNames::default(),
         roll: RollOptions::default(),
-        key: DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap(),
+        keys: KeyRing::single(DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap()),
         cache,
         client: None,
         metrics: Metrics::new(),
@@ -154,6 +154,7 @@ async fn the_watchers_patch_survives_admission_on_a_lagging_replica() {
         token: Some("feedfacefeedface".into()),
         roll: true,
         changed: vec!["configmap/cfg".into()],
+        key_id: s.keys.current.id().to_string(),
     };
     let mut patched = created.clone();
     json_patch::merge(
