@@ -40,8 +40,14 @@ struct SourceWatch {
 }
 
 impl SourceWatch {
+    /// Sends a change on, once this kind's first list is in: until then the watcher has
+    /// not started, and its start-up reconcile checks every workload against the whole
+    /// cache anyway, so the first list (100,000 Secrets: 100,000 "created") is not queued.
+    /// After it the channel is drained by a loop that only enqueues.
     fn send(&self, c: Option<SourceChange>) {
-        if let Some(c) = c {
+        if let Some(c) = c
+            && self.state.cache.synced[idx(self.kind)].load(Ordering::Acquire)
+        {
             let _ = self.tx.send(c);
         }
     }
