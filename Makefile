@@ -78,11 +78,14 @@ argo-rollouts:
 tools:
 	@hack/build-tools.sh
 
-## soak: the chaos soak of tests/e2e_soak.rs for SOAK_SECONDS (make test runs it for 40 s);
-## HASHROLL_SOAK_SEED=N replays a run
-SOAK_SECONDS ?= 1800
+## soak: the chaos soak of tests/e2e_soak.rs at full size: 20 namespaces, 200 workloads,
+## SOAK_WRITES random writes, 10 kills, 3 freezes, 2 apiserver restarts (make test runs a
+## short variant); HASHROLL_SOAK_SEED=N replays a run
+SOAK_WRITES ?= 1000
 soak: control-plane
-	HASHROLL_SOAK_SECONDS=$(SOAK_SECONDS) cargo test --test e2e_soak -- --nocapture
+	HASHROLL_SOAK_NAMESPACES=20 HASHROLL_SOAK_WRITES=$(SOAK_WRITES) HASHROLL_SOAK_KILLS=10 \
+	HASHROLL_SOAK_FREEZES=3 HASHROLL_SOAK_APISERVER_RESTARTS=2 \
+	cargo test --test e2e_soak -- --nocapture
 
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary)
 e2e: control-plane argo-rollouts tools

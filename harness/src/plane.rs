@@ -94,6 +94,8 @@ pub struct Plane {
     ca_pem: String,
     ca: (CertificateParams, KeyPair),
     children: Mutex<Vec<(String, Child)>>,
+    /// each process's arguments, to start it again ([`Plane::restart`])
+    args: Mutex<Vec<(String, Vec<String>)>>,
     pgid: Option<u32>,
     reaper: Option<(Child, ChildStdin)>,
     /// how long `start` took
@@ -284,6 +286,7 @@ impl Plane {
             ca_pem: pki.ca_pem.clone(),
             ca,
             children: Mutex::new(Vec::new()),
+            args: Mutex::new(Vec::new()),
             pgid: None,
             reaper: None,
             startup: Duration::ZERO,
@@ -406,9 +409,50 @@ impl Plane {
         })
     }
 
-    fn spawn(&mut self, name: &str, args: &[String]) -> Result<(), PlaneError> {
+    /// Kills one of the plane's processes (kill -9) and starts it again with the same
+    /// arguments; for kube-apiserver, waits until it is ready again. Every watch on the
+    /// apiserver is cut: what the chaos soak does to hashroll.
+    pub fn restart(&self, name: &str) -> Result<(), PlaneError> {
+        let args = self
+            .args
+            .lock()
+            .expect("args lock")
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| a.clone())
+            .ok_or_else(|| PlaneError::Io {
+                context: format!("no plane process {name}"),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            })?;
+        {
+            let mut children = self.children.lock().expect("children lock");
+            if let Some(i) = children.iter().position(|(n, _)| n == name) {
+                let (_, mut child) = children.remove(i);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        let child = self.command(name, &args, true)?;
+        self.children
+            .lock()
+            .expect("children lock")
+            .push((name.to_string(), child));
+        if name == "kube-apiserver" {
+            self.wait_ready(Duration::from_secs(90))?;
+        }
+        Ok(())
+    }
+
+    /// Starts process `name` of the plane (output to its log, appended when `append`).
+    fn command(&self, name: &str, args: &[String], append: bool) -> Result<Child, PlaneError> {
         let log = self.dir.join("logs").join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .append(append)
+            .truncate(!append)
+            .open(&log)
+            .map_err(io(format!("creating {}", log.display())))?;
         let err = out.try_clone().map_err(io("dup log file"))?;
         let mut cmd = Command::new(self.bin.join(name));
         cmd.args(args)
@@ -417,7 +461,15 @@ impl Plane {
             .stderr(err)
             .current_dir(&self.dir)
             .process_group(self.pgid.map(|p| p as i32).unwrap_or(0));
-        let child = cmd.spawn().map_err(io(format!("starting {name}")))?;
+        cmd.spawn().map_err(io(format!("starting {name}")))
+    }
+
+    fn spawn(&mut self, name: &str, args: &[String]) -> Result<(), PlaneError> {
+        self.args
+            .lock()
+            .expect("args lock")
+            .push((name.to_string(), args.to_vec()));
+        let child = self.command(name, args, false)?;
         if self.pgid.is_none() {
             self.pgid = Some(child.id());
             self.start_reaper(child.id())?;
