@@ -19,9 +19,39 @@ use crate::{health, key, lease, metrics, namespaces, selfcert, watcher, webhook}
 /// How long a stop waits for the writes under way.
 const WRITE_GRACE: Duration = Duration::from_secs(5);
 
+/// The client from the kubeconfig or the pod's service account, counting each request it
+/// sends by verb (`hashroll_api_requests_total`).
+async fn counted_client(
+    requests: prometheus_client::metrics::family::Family<
+        crate::metrics::Labels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+) -> Result<kube::Client, kube::Error> {
+    let config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        let verb = metrics::api_verb(req.method(), req.uri());
+        requests
+            .get_or_create(&vec![("verb".to_string(), verb.to_string())])
+            .inc();
+        req
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
+}
+
 /// Runs until SIGTERM or Ctrl-C, or until a server fails.
 pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
-    let client = kube::Client::try_default().await.map_err(Error::Client)?;
+    let metrics = metrics::Metrics::new();
+    // Reloader's switch for its per-namespace counter
+    metrics.count_by_namespace(
+        std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
+    );
+    let client = counted_client(metrics.api_requests.clone())
+        .await
+        .map_err(Error::Client)?;
     let keys = match settings.file_key.clone() {
         Some(k) => k,
         None => {
@@ -68,14 +98,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         keys,
         cache: cache.clone(),
         client: Some(client.clone()),
-        metrics: {
-            let m = metrics::Metrics::new();
-            // Reloader's switch for its per-namespace counter
-            m.count_by_namespace(
-                std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
-            );
-            m
-        },
+        metrics,
         watcher_ready: AtomicBool::new(false),
         writer,
     });

@@ -7,7 +7,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-type Labels = Vec<(String, String)>;
+pub type Labels = Vec<(String, String)>;
 
 fn latency_histogram() -> Histogram {
     // Reloader's buckets for its action latency, so a dashboard's quantiles read the same
@@ -75,6 +75,9 @@ pub struct Metrics {
     pub patch_duration: Histogram,
     /// `hashroll_held_rolls_total`: rolls put off by the flap breaker
     pub held_rolls: Counter,
+    /// `hashroll_api_requests_total{verb}`: requests to the apiserver (get, list, watch,
+    /// create, update, patch, delete), what a start or a quiet hour costs the control plane
+    pub api_requests: Family<Labels, Counter>,
     /// `hashroll_watch_restarts_total{resource}`
     pub watch_restarts: Family<Labels, Counter>,
     /// `hashroll_leader` (1 on the replica that writes), `hashroll_caches_synced` (1 once
@@ -256,6 +259,12 @@ impl Metrics {
             "Rolls put off by the minimum interval between rolls (the flap breaker)",
             held_rolls.clone(),
         );
+        let api_requests = Family::<Labels, Counter>::default();
+        hr.register(
+            "api_requests",
+            "Requests sent to the apiserver, by verb",
+            api_requests.clone(),
+        );
         let watch_restarts = Family::<Labels, Counter>::default();
         hr.register(
             "watch_restarts",
@@ -319,6 +328,7 @@ impl Metrics {
             oldest_pending_check,
             patch_duration,
             held_rolls,
+            api_requests,
             watch_restarts,
             leader,
             caches_synced,
@@ -426,8 +436,79 @@ impl Metrics {
     }
 }
 
+/// The verb of a request to the apiserver, as its audit log names it: the method, and for a
+/// GET whether it watches, lists a collection or reads one object.
+pub fn api_verb(method: &http::Method, uri: &http::Uri) -> &'static str {
+    let query = uri.query().unwrap_or_default();
+    match *method {
+        http::Method::GET
+            if query
+                .split('&')
+                .any(|p| p == "watch=true" || p == "watch=1") =>
+        {
+            "watch"
+        }
+        http::Method::GET => {
+            // past /api/v1 or /apis/GROUP/VERSION, and past namespaces/NS: RESOURCE lists,
+            // RESOURCE/NAME[/SUBRESOURCE] reads one
+            let segments: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+            let skip = if segments.first() == Some(&"api") {
+                2
+            } else {
+                3
+            };
+            let rest = segments.get(skip..).unwrap_or_default();
+            let rest = match rest {
+                ["namespaces", _, resource @ ..] if !resource.is_empty() => resource,
+                _ => rest,
+            };
+            if rest.len() >= 2 { "get" } else { "list" }
+        }
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn api_verbs_as_the_audit_log_names_them() {
+        let cases = [
+            ("GET", "/api/v1/namespaces/ns/secrets/s", "get"),
+            ("GET", "/api/v1/namespaces/ns/secrets?limit=500", "list"),
+            (
+                "GET",
+                "/api/v1/secrets?watch=true&resourceVersion=1",
+                "watch",
+            ),
+            ("GET", "/api/v1/namespaces/hashroll", "get"),
+            ("GET", "/api/v1/namespaces", "list"),
+            ("GET", "/apis/apps/v1/namespaces/ns/deployments/web", "get"),
+            ("GET", "/apis/apps/v1/deployments", "list"),
+            (
+                "PUT",
+                "/apis/coordination.k8s.io/v1/namespaces/h/leases/l",
+                "update",
+            ),
+            (
+                "PATCH",
+                "/apis/apps/v1/namespaces/ns/deployments/web",
+                "patch",
+            ),
+            ("POST", "/api/v1/namespaces/ns/events", "create"),
+            ("DELETE", "/api/v1/namespaces/ns/pods/p", "delete"),
+        ];
+        for (method, uri, verb) in cases {
+            let m: http::Method = method.parse().unwrap();
+            let u: http::Uri = uri.parse().unwrap();
+            assert_eq!(super::api_verb(&m, &u), verb, "{method} {uri}");
+        }
+    }
+
     use super::*;
 
     #[test]
