@@ -132,6 +132,10 @@ pub enum Reason {
     AutoReloadAll,
     /// `search: "true"` and the source carries `match: "true"`
     Search,
+    /// `search: "true"` and the referenced source does not exist: its absence is part of the
+    /// record, so creating it with `match: "true"` rolls (`--reload-on-create`), as deleting
+    /// a matched one does (`--reload-on-delete`)
+    SearchAbsent,
     /// named by this entry of this reload list annotation
     ReloadList { annotation: String, entry: String },
 }
@@ -142,6 +146,10 @@ impl fmt::Display for Reason {
             Reason::Auto(a) => write!(f, "{a}: \"true\""),
             Reason::AutoReloadAll => write!(f, "--auto-reload-all"),
             Reason::Search => write!(f, "search: \"true\" and the source has match: \"true\""),
+            Reason::SearchAbsent => write!(
+                f,
+                "search: \"true\" and the source does not exist (created with match: \"true\", it rolls)"
+            ),
             Reason::ReloadList { annotation, entry } => write!(f, "{annotation} lists {entry:?}"),
         }
     }
@@ -442,14 +450,13 @@ pub fn tracking(
     for r in refs {
         if let Some(reason) = typed_auto(r.source.kind) {
             add(&mut out, &r.source, r.keys.clone(), r.optional, reason);
-        } else if search && sources.info(&r.source).is_some_and(|i| i.matched) {
-            add(
-                &mut out,
-                &r.source,
-                r.keys.clone(),
-                r.optional,
-                Reason::Search,
-            );
+        } else if search {
+            let reason = match sources.info(&r.source) {
+                Some(i) if i.matched => Reason::Search,
+                Some(_) => continue,
+                None => Reason::SearchAbsent,
+            };
+            add(&mut out, &r.source, r.keys.clone(), r.optional, reason);
         }
     }
 
@@ -726,6 +733,15 @@ pub(crate) mod tests {
                 name: "search_with_match_tracks_matched_only",
                 metadata: vec![(SEARCH, "true")],
                 sources: vec![(cm("a"), matched()), (sec("s"), plain())],
+                want: vec![cm("a")],
+                ..base()
+            },
+            Case {
+                // its absence is recorded, so creating it with match rolls, as deleting a
+                // matched one does; created without match, it leaves the record
+                name: "search_tracks_a_referenced_source_that_does_not_exist",
+                metadata: vec![(SEARCH, "true")],
+                sources: vec![(sec("s"), plain())],
                 want: vec![cm("a")],
                 ..base()
             },
