@@ -87,9 +87,10 @@ soak: control-plane
 	HASHROLL_SOAK_FREEZES=3 HASHROLL_SOAK_APISERVER_RESTARTS=2 \
 	cargo test --test e2e_soak -- --nocapture
 
-## e2e: every tests/e2e_*.rs against a real control plane (one per test binary)
+## e2e: every tests/e2e_*.rs against a real control plane (one per test binary), E2E_JOBS
+## binaries at a time (default 3; E2E_JOBS=1 for one by one)
 e2e: control-plane argo-rollouts tools
-	cargo test --test 'e2e_*'
+	@hack/e2e.sh
 	@hack/no-plane-left.sh
 
 test: control-plane lint unit e2e release fuzz-smoke
