@@ -903,6 +903,19 @@ where
     Ok(())
 }
 
+async fn create_namespace(client: &kube::Client, ns: &str) -> Result<(), AnyErr> {
+    Api::<Namespace>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &Namespace {
+                metadata: meta(ns.into(), ""),
+                ..Default::default()
+            },
+        )
+        .await?;
+    Ok(())
+}
+
 fn meta(name: String, ns: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
@@ -1044,15 +1057,7 @@ async fn reload_bench(quick: bool) -> Result<(), AnyErr> {
     let plane = Plane::start(PlaneOptions::default())?;
     let client = client_of(&plane).await?;
     let ns = "bench";
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: meta(ns.into(), ""),
-                ..Default::default()
-            },
-        )
-        .await?;
+    create_namespace(&client, ns).await?;
 
     let t = Instant::now();
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
@@ -1166,15 +1171,7 @@ async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
     let plane = Plane::start(PlaneOptions::default())?;
     let client = client_of(&plane).await?;
     for ns in ["scale", "hashroll"] {
-        Api::<Namespace>::all(client.clone())
-            .create(
-                &PostParams::default(),
-                &Namespace {
-                    metadata: meta(ns.into(), ""),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        create_namespace(&client, ns).await?;
     }
     let ha = [
         "--enable-ha",
@@ -1393,15 +1390,7 @@ async fn memory_bench(quick: bool) -> Result<(), AnyErr> {
     drop(base);
 
     let ns = "secrets";
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: meta(ns.into(), ""),
-                ..Default::default()
-            },
-        )
-        .await?;
+    create_namespace(&client, ns).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     let t = Instant::now();
     create_many(&secrets, n, |i| {

@@ -12,25 +12,9 @@ fn two_apps() -> String {
     let mut out = String::new();
     for name in ["a", "b"] {
         out.push_str(&format!(
-            r#"---
-apiVersion: v1
-kind: ConfigMap
-metadata: {{name: cfg-{name}}}
-data: {{k: '1'}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  annotations: {{reloader.stakater.com/auto: "true"}}
-spec:
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}}}}}
-    spec:
-      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg-{name}}}}}]}}]
-"#
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg-{name}}}\ndata: {{k: '1'}}\n"
         ));
+        out.push_str(&app_on(name, &format!("cfg-{name}")));
     }
     out
 }

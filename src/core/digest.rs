@@ -65,12 +65,6 @@ impl KeyRing {
             previous: None,
         }
     }
-    /// The ring's key with this id.
-    pub fn by_id(&self, id: &str) -> Option<&DigestKey> {
-        std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|k| k.id == id)
-    }
 }
 
 impl fmt::Debug for DigestKey {

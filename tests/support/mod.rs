@@ -371,8 +371,15 @@ pub fn cfg_and_app(v: &str, apps: &[&str]) -> String {
     let mut out =
         format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{k: '{v}'}}\n");
     for name in apps {
-        out.push_str(&format!(
-            r#"---
+        out.push_str(&app_on(name, "cfg"));
+    }
+    out
+}
+
+/// An opted-in (auto) Deployment `name` using ConfigMap `cm` (envFrom), as a YAML document.
+pub fn app_on(name: &str, cm: &str) -> String {
+    format!(
+        r#"---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -383,11 +390,9 @@ spec:
   template:
     metadata: {{labels: {{app: {name}}}}}
     spec:
-      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg}}}}]}}]
+      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: {cm}}}}}]}}]
 "#
-        ));
-    }
-    out
+    )
 }
 
 /// Sets `k` of ConfigMap `cfg`.
