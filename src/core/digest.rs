@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest as _, Sha256};
@@ -83,9 +84,15 @@ pub type KeyDigest = [u8; 16];
 /// What the cache remembers of one source's data: key → digest of its value, sorted.
 /// `data` and `binaryData` keys share one map (Kubernetes keeps them disjoint); the
 /// map tag is part of each digest.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The cache holds one of these per ConfigMap and Secret in the cluster, so it is one
+/// shared allocation, not a vector of boxed names (four allocations a source): `n` (u32,
+/// little-endian), the `n` digests (16 bytes each), the `n` end offsets of the names
+/// (u32 each, into the names that follow), the names concatenated in sorted order. A
+/// clone shares it; a source without keys allocates nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SourceDigests {
-    keys: Vec<(Box<str>, KeyDigest)>,
+    enc: Option<Arc<[u8]>>,
 }
 
 fn value_digest(tag: u8, value: &[u8]) -> KeyDigest {
@@ -99,6 +106,13 @@ fn value_digest(tag: u8, value: &[u8]) -> KeyDigest {
     out
 }
 
+/// The u32 at `at` of `buf` (0 past its end: the encoding is ours, so never).
+fn u32_at(buf: &[u8], at: usize) -> usize {
+    buf.get(at..at.saturating_add(4))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize)
+}
+
 impl SourceDigests {
     /// From a source's string data (`data`) and binary data (`binaryData`, or a Secret's
     /// decoded `data`), in any order.
@@ -106,39 +120,102 @@ impl SourceDigests {
         data: impl IntoIterator<Item = (&'a str, &'a [u8])>,
         binary: impl IntoIterator<Item = (&'a str, &'a [u8])>,
     ) -> SourceDigests {
-        let mut keys: Vec<(Box<str>, KeyDigest)> = data
+        let mut keys: Vec<(&str, KeyDigest)> = data
             .into_iter()
-            .map(|(k, v)| (Box::from(k), value_digest(b's', v)))
-            .chain(
-                binary
-                    .into_iter()
-                    .map(|(k, v)| (Box::from(k), value_digest(b'b', v))),
-            )
+            .map(|(k, v)| (k, value_digest(b's', v)))
+            .chain(binary.into_iter().map(|(k, v)| (k, value_digest(b'b', v))))
             .collect();
-        keys.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        if keys.is_empty() {
+            return SourceDigests::default();
+        }
+        keys.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(&b.1)));
         keys.dedup_by(|a, b| a.0 == b.0);
-        keys.shrink_to_fit();
-        SourceDigests { keys }
+        // offsets are u32: a source's key names are bounded by the size of an object
+        // (MiBs), and a length past that saturates instead of wrapping
+        let to_u32 = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+        let names: usize = keys.iter().map(|(k, _)| k.len()).sum();
+        let mut enc = Vec::with_capacity(4 + keys.len() * 20 + names);
+        enc.extend_from_slice(&to_u32(keys.len()));
+        for (_, d) in &keys {
+            enc.extend_from_slice(d);
+        }
+        let mut end = 0usize;
+        for (k, _) in &keys {
+            end = end.saturating_add(k.len());
+            enc.extend_from_slice(&to_u32(end));
+        }
+        for (k, _) in &keys {
+            enc.extend_from_slice(k.as_bytes());
+        }
+        SourceDigests {
+            enc: Some(Arc::from(enc)),
+        }
+    }
+
+    fn enc(&self) -> &[u8] {
+        self.enc.as_deref().unwrap_or_default()
+    }
+
+    /// The name and digest of key `i` (sorted order), if there is one.
+    fn entry(&self, i: usize) -> Option<(&[u8], &KeyDigest)> {
+        let enc = self.enc();
+        let n = self.len();
+        if i >= n {
+            return None;
+        }
+        let digest = enc.get(4 + i * 16..4 + (i + 1) * 16)?.try_into().ok()?;
+        let offsets = 4 + n * 16;
+        let names = offsets + n * 4;
+        let start = if i == 0 {
+            0
+        } else {
+            u32_at(enc, offsets + (i - 1) * 4)
+        };
+        let end = u32_at(enc, offsets + i * 4);
+        let name = enc.get(names.checked_add(start)?..names.checked_add(end)?)?;
+        Some((name, digest))
+    }
+
+    /// Every key (as bytes) with its digest, in sorted order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &KeyDigest)> {
+        (0..self.len()).filter_map(|i| self.entry(i))
     }
 
     /// The digest of `key`, if the source has it.
     pub fn get(&self, key: &str) -> Option<&KeyDigest> {
-        self.keys
-            .binary_search_by(|(k, _)| k.as_ref().cmp(key))
-            .ok()
-            .map(|i| &self.keys[i].1)
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let (name, digest) = self.entry(mid)?;
+            match name.cmp(key.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(digest),
+            }
+        }
+        None
     }
 
     pub fn len(&self) -> usize {
-        self.keys.len()
+        u32_at(self.enc(), 0)
     }
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
-    /// Approximate heap bytes held.
+    /// Heap bytes held (the shared encoding and its two counts).
     pub fn heap_bytes(&self) -> usize {
-        self.keys.capacity() * std::mem::size_of::<(Box<str>, KeyDigest)>()
-            + self.keys.iter().map(|(k, _)| k.len()).sum::<usize>()
+        self.enc.as_ref().map_or(0, |e| e.len() + 16)
+    }
+}
+
+impl fmt::Debug for SourceDigests {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter()
+                    .map(|(k, d)| (String::from_utf8_lossy(k), short_hex(d))),
+            )
+            .finish()
     }
 }
 
@@ -181,8 +258,8 @@ pub fn source_digest(
     match keys {
         Keys::All => {
             put(&mut mac, b"all");
-            for (k, d) in &data.keys {
-                put(&mut mac, k.as_bytes());
+            for (k, d) in data.iter() {
+                put(&mut mac, k);
                 put(&mut mac, d);
             }
         }
@@ -313,7 +390,50 @@ mod tests {
         assert_ne!(a, b);
     }
 
+    #[test]
+    fn lookup_of_the_encoded_digests() {
+        let d = SourceDigests::from_data(
+            [
+                ("beta", b"2".as_slice()),
+                ("a", b"1".as_slice()),
+                ("ccc.long-name", b"".as_slice()),
+            ],
+            [("bin", [1u8].as_slice())],
+        );
+        assert_eq!(d.len(), 4);
+        let names: Vec<&[u8]> = d.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, [b"a".as_slice(), b"beta", b"bin", b"ccc.long-name"]);
+        assert_eq!(d.get("beta"), Some(&value_digest(b's', b"2")));
+        assert_eq!(d.get("bin"), Some(&value_digest(b'b', &[1])));
+        assert_eq!(d.get("ccc.long-name"), Some(&value_digest(b's', b"")));
+        for absent in ["", "b", "bet", "betaa", "zzz"] {
+            assert_eq!(d.get(absent), None, "{absent}");
+        }
+        // a clone shares the encoding; no keys, no allocation
+        assert_eq!(d.clone(), d);
+        let empty = SourceDigests::from_data([], []);
+        assert!(empty.is_empty() && empty.get("a").is_none() && empty.heap_bytes() == 0);
+        assert_eq!(format!("{empty:?}"), "{}");
+    }
+
     proptest! {
+        #[test]
+        fn every_key_is_found_and_no_other(
+            map in proptest::collection::btree_map("[a-zA-Z0-9._-]{1,20}", proptest::collection::vec(any::<u8>(), 0..16), 0..40),
+            probe in "[a-zA-Z0-9._-]{0,21}",
+        ) {
+            let pairs: Vec<(String, Vec<u8>)> = map.clone().into_iter().collect();
+            let d = digests(&pairs);
+            prop_assert_eq!(d.len(), map.len());
+            for (k, v) in &map {
+                prop_assert_eq!(d.get(k), Some(&value_digest(b's', v)));
+            }
+            prop_assert_eq!(d.get(&probe).is_some(), map.contains_key(&probe));
+            let listed: Vec<Vec<u8>> = d.iter().map(|(k, _)| k.to_vec()).collect();
+            let want: Vec<Vec<u8>> = map.keys().map(|k| k.as_bytes().to_vec()).collect();
+            prop_assert_eq!(listed, want);
+        }
+
         #[test]
         fn digest_ignores_map_order(
             map in proptest::collection::btree_map("[a-z0-9._-]{1,12}", proptest::collection::vec(any::<u8>(), 0..64), 0..12),

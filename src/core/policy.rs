@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -119,8 +119,8 @@ pub trait SourceView {
     /// Names of the existing sources of `kind` that `matches` accepts (reload-list regexes);
     /// only those are copied out.
     fn names_matching(&self, kind: SourceKind, matches: &dyn Fn(&str) -> bool) -> Vec<String>;
-    /// The key digests of an existing source.
-    fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>>;
+    /// The key digests of an existing source (a clone shares them).
+    fn digests(&self, source: &SourceRef) -> Option<SourceDigests>;
 }
 
 /// Why a source is tracked.
@@ -583,10 +583,8 @@ pub(crate) mod tests {
     pub(crate) struct FakeSources(pub BTreeMap<SourceRef, SourceInfo>);
 
     impl SourceView for FakeSources {
-        fn digests(&self, source: &SourceRef) -> Option<Arc<SourceDigests>> {
-            self.0
-                .contains_key(source)
-                .then(|| Arc::new(SourceDigests::default()))
+        fn digests(&self, source: &SourceRef) -> Option<SourceDigests> {
+            self.0.contains_key(source).then(SourceDigests::default)
         }
         fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
             self.0.get(source).copied()

@@ -214,7 +214,7 @@ pub fn current_record(
             let data = sources.digests(s);
             (
                 s.record_key(),
-                source_digest(key, namespace, s, data.as_deref(), &t.keys),
+                source_digest(key, namespace, s, data.as_ref(), &t.keys),
             )
         })
         .collect()
