@@ -192,7 +192,8 @@ impl Handler<DynamicObject> for WorkloadWatch {
         // only a workload that opts in, or carries a record to take back, is kept: the
         // others (most of a large cluster) cost nothing but this check per event
         let policy = &self.state.policy;
-        if !crate::core::policy::opted_in(policy, &entry.annotations, &entry.template_annotations)
+        let (annotations, template_annotations) = entry.maps();
+        if !crate::core::policy::opted_in(policy, &annotations, &template_annotations)
             && !entry.annotations.contains_key(&self.state.names.record)
         {
             if self.roller.contains(&key) {
@@ -208,8 +209,8 @@ impl Handler<DynamicObject> for WorkloadWatch {
     fn delete(&mut self, obj: DynamicObject) {
         self.roller.remove(&WorkloadKey {
             kind: self.kind,
-            namespace: obj.metadata.namespace.unwrap_or_default(),
-            name: obj.metadata.name.unwrap_or_default(),
+            namespace: obj.metadata.namespace.unwrap_or_default().into(),
+            name: obj.metadata.name.unwrap_or_default().into(),
         });
     }
     fn relist_done(&mut self) {

@@ -203,7 +203,7 @@ impl Roller {
     /// Schedules every workload of one namespace (it just became selected).
     pub(crate) fn enqueue_namespace(&self, ns: &str) {
         let keys = self.store().keys();
-        for k in keys.into_iter().filter(|k| k.namespace == ns) {
+        for k in keys.into_iter().filter(|k| &*k.namespace == ns) {
             self.enqueue(k, Duration::ZERO);
         }
     }
@@ -314,15 +314,17 @@ impl Roller {
 
     fn stamp(&self, entry: &WorkloadEntry) -> Stamp {
         let s = &self.state;
-        stamp_refs(
-            &s.policy,
-            &s.keys,
-            &entry.input(),
-            &s.cache.view(&entry.key.namespace),
-            &entry.stored(&s.names),
-            Mode::Reconcile,
-            s.roll,
-        )
+        entry.with_input(|input| {
+            stamp_refs(
+                &s.policy,
+                &s.keys,
+                input,
+                &s.cache.view(&entry.key.namespace),
+                &entry.stored(&s.names),
+                Mode::Reconcile,
+                s.roll,
+            )
+        })
     }
 
     /// Checks `key` (queued at `queued`) and writes what is due.
@@ -337,10 +339,8 @@ impl Roller {
             return Ok(());
         };
         let mut result = self.stamp(&entry);
-        let (interval, problem) = breaker::interval(
-            self.min_interval,
-            entry.annotations.get(MIN_ROLL_INTERVAL).map(String::as_str),
-        );
+        let (interval, problem) =
+            breaker::interval(self.min_interval, entry.annotations.get(MIN_ROLL_INTERVAL));
         let mut problems = result.problems.clone();
         problems.extend(problem);
         self.report_problems(&entry, &problems).await;
@@ -354,7 +354,7 @@ impl Roller {
         if result.decision.roll
             && let Some(left) = breaker::wait_left(
                 interval,
-                entry.annotations.get(LAST_ROLL).map(String::as_str),
+                entry.annotations.get(LAST_ROLL),
                 k8s_openapi::jiff::Timestamp::now(),
             )
         {
@@ -425,12 +425,12 @@ impl Roller {
     pub(crate) fn resume_pending_pauses(&self) {
         let store = self.store();
         let mut due = Vec::new();
-        for k in store.keys() {
-            let Some(e) = store.get(&k) else { continue };
+        for e in store.entries() {
             let Some(at) = e.annotations.get(PAUSED_AT) else {
                 continue;
             };
-            let period = pause_period(&self.state.policy, &e.annotations).unwrap_or_default();
+            let period =
+                pause_period(&self.state.policy, &e.annotations.to_map()).unwrap_or_default();
             let since = at
                 .parse::<k8s_openapi::jiff::Timestamp>()
                 .ok()
@@ -439,7 +439,7 @@ impl Roller {
                     Duration::try_from(d).ok()
                 })
                 .unwrap_or(period);
-            due.push((k, period.saturating_sub(since)));
+            due.push((e.key.clone(), period.saturating_sub(since)));
         }
         drop(store);
         for (k, d) in due {

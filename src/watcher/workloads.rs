@@ -1,7 +1,13 @@
 //! What the watcher keeps of each workload (references with used keys, the annotations the
 //! policy reads, the record), and the reverse index source → workloads.
+//!
+//! A large cluster has tens of thousands of opted-in workloads, so what is kept of each is
+//! compact: names are shared (`Arc<str>`), the few annotations are one boxed slice (a
+//! `BTreeMap` allocates a node of eleven pairs for one), and an index entry of a source
+//! used by one workload is a one-key vector, not a hash set.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use kube::api::DynamicObject;
 
@@ -16,8 +22,8 @@ use crate::core::workload::{Workload, WorkloadKind};
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct WorkloadKey {
     pub kind: WorkloadKind,
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl std::fmt::Display for WorkloadKey {
@@ -26,15 +32,66 @@ impl std::fmt::Display for WorkloadKey {
     }
 }
 
+/// The annotation name `name`, shared: only the ~15 names [`keep`] accepts are ever
+/// interned, so the set stays that small.
+fn intern(name: &str) -> Arc<str> {
+    static NAMES: OnceLock<Mutex<BTreeSet<Arc<str>>>> = OnceLock::new();
+    let mut set = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(n) = set.get(name) {
+        return n.clone();
+    }
+    let n: Arc<str> = Arc::from(name);
+    set.insert(n.clone());
+    n
+}
+
+/// The annotations the watcher keeps of a workload: (name, value) pairs sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Kept(Box<[(Arc<str>, Box<str>)]>);
+
+impl Kept {
+    /// The pairs of `all` whose name `keep` accepts.
+    fn filter(all: BTreeMap<String, String>, keep: impl Fn(&str) -> bool) -> Kept {
+        Kept(
+            all.into_iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (intern(&k), v.into_boxed_str()))
+                .collect(),
+        )
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_ref().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_ref())
+    }
+
+    pub(crate) fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// As the map the policy functions read.
+    pub(crate) fn to_map(&self) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+}
+
 /// What the watcher keeps of one workload.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct WorkloadEntry {
     pub key: WorkloadKey,
-    pub resource_version: Option<String>,
-    pub uid: Option<String>,
+    pub resource_version: Option<Box<str>>,
+    pub uid: Option<Box<str>>,
     /// only the annotations the policy, the record and pause-period read
-    pub annotations: BTreeMap<String, String>,
-    pub template_annotations: BTreeMap<String, String>,
+    pub annotations: Kept,
+    pub template_annotations: Kept,
     pub refs: Vec<Reference>,
     /// `spec.paused` (Deployments)
     pub paused: bool,
@@ -91,23 +148,20 @@ impl WorkloadEntry {
         names: &AnnotationNames,
         record: &RecordNames,
     ) -> WorkloadEntry {
-        let refs = references(&w.pod);
+        let mut refs = references(&w.pod);
+        refs.shrink_to_fit();
         let controlled = w.controlled;
-        let filter = |m: BTreeMap<String, String>| -> BTreeMap<String, String> {
-            m.into_iter()
-                .filter(|(k, _)| keep(names, record, k))
-                .collect()
-        };
+        let keep = |k: &str| keep(names, record, k);
         WorkloadEntry {
             key: WorkloadKey {
                 kind: w.kind,
-                namespace: w.namespace,
-                name: w.name,
+                namespace: w.namespace.into(),
+                name: w.name.into(),
             },
-            resource_version,
-            uid,
-            annotations: filter(w.annotations),
-            template_annotations: filter(w.template_annotations),
+            resource_version: resource_version.map(String::into_boxed_str),
+            uid: uid.map(String::into_boxed_str),
+            annotations: Kept::filter(w.annotations, keep),
+            template_annotations: Kept::filter(w.template_annotations, keep),
             refs,
             paused,
             controlled,
@@ -148,30 +202,39 @@ impl WorkloadEntry {
         }
     }
 
-    pub(crate) fn input(&self) -> StampInput<'_> {
-        StampInput {
+    /// Calls `f` with this workload as the stamp reads it (its kept annotations as maps,
+    /// made for the call).
+    pub(crate) fn with_input<R>(&self, f: impl FnOnce(&StampInput<'_>) -> R) -> R {
+        let (annotations, template_annotations) = self.maps();
+        f(&StampInput {
             kind: self.key.kind,
             controlled: self.controlled,
             namespace: &self.key.namespace,
-            annotations: &self.annotations,
-            template_annotations: &self.template_annotations,
+            annotations: &annotations,
+            template_annotations: &template_annotations,
             refs: &self.refs,
-        }
+        })
+    }
+
+    /// The kept annotations of the workload and of its pod template, as maps.
+    pub(crate) fn maps(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+        (
+            self.annotations.to_map(),
+            self.template_annotations.to_map(),
+        )
     }
 
     pub(crate) fn stored(&self, names: &RecordNames) -> Stored {
         Stored::from_annotations(
-            self.annotations.get(&names.record).map(String::as_str),
-            self.template_annotations
-                .get(&names.token)
-                .map(String::as_str),
+            self.annotations.get(&names.record),
+            self.template_annotations.get(&names.token),
         )
     }
 
     /// Sources this workload might track: what it references, plus plain names in its
     /// reload lists (a regex entry is handled by `has_lists`), plus its record's sources.
-    fn index_keys(&self, names: &AnnotationNames, record: &RecordNames) -> HashSet<SourceRef> {
-        let mut out: HashSet<SourceRef> = self.refs.iter().map(|r| r.source.clone()).collect();
+    fn index_keys(&self, names: &AnnotationNames, record: &RecordNames) -> BTreeSet<SourceRef> {
+        let mut out: BTreeSet<SourceRef> = self.refs.iter().map(|r| r.source.clone()).collect();
         for ann in [&self.annotations, &self.template_annotations] {
             for (key, kind) in [
                 (&names.configmap_reload, SourceKind::ConfigMap),
@@ -187,11 +250,7 @@ impl WorkloadEntry {
                 }
             }
         }
-        if let Some(r) = self
-            .annotations
-            .get(&record.record)
-            .and_then(|t| parse_record(t))
-        {
+        if let Some(r) = self.annotations.get(&record.record).and_then(parse_record) {
             out.extend(r.keys().filter_map(|k| SourceRef::from_record_key(k)));
         }
         out
@@ -206,13 +265,81 @@ impl WorkloadEntry {
     }
 }
 
+/// Past this many workloads, an index entry is a hash set instead of a vector.
+const FEW: usize = 16;
+
+/// The workloads of one index entry: a vector while few (most sources are used by one
+/// workload or a handful; one key costs 48 bytes, a hash set of one 200), a hash set past
+/// [`FEW`] (a ConfigMap every workload of a big namespace uses), so adding and removing
+/// stay cheap.
+#[derive(Debug)]
+enum KeySet {
+    Few(Vec<WorkloadKey>),
+    Many(HashSet<WorkloadKey>),
+}
+
+impl Default for KeySet {
+    fn default() -> Self {
+        KeySet::Few(Vec::new())
+    }
+}
+
+impl KeySet {
+    fn insert(&mut self, key: WorkloadKey) {
+        match self {
+            KeySet::Few(v) if v.contains(&key) => {}
+            KeySet::Few(v) if v.len() < FEW => {
+                if v.is_empty() {
+                    v.reserve_exact(1);
+                }
+                v.push(key);
+            }
+            KeySet::Few(v) => {
+                let mut set: HashSet<WorkloadKey> = v.drain(..).collect();
+                set.insert(key);
+                *self = KeySet::Many(set);
+            }
+            KeySet::Many(set) => {
+                set.insert(key);
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &WorkloadKey) {
+        match self {
+            KeySet::Few(v) => {
+                if let Some(i) = v.iter().position(|k| k == key) {
+                    v.swap_remove(i);
+                }
+            }
+            KeySet::Many(set) => {
+                set.remove(key);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            KeySet::Few(v) => v.is_empty(),
+            KeySet::Many(set) => set.is_empty(),
+        }
+    }
+
+    fn keys(&self) -> Box<dyn Iterator<Item = &WorkloadKey> + '_> {
+        match self {
+            KeySet::Few(v) => Box::new(v.iter()),
+            KeySet::Many(set) => Box::new(set.iter()),
+        }
+    }
+}
+
 /// All workloads and the index source → workloads.
 #[derive(Debug, Default)]
 pub(crate) struct WorkloadStore {
     entries: HashMap<WorkloadKey, WorkloadEntry>,
-    index: HashMap<(String, SourceRef), HashSet<WorkloadKey>>,
+    index: HashMap<(Arc<str>, SourceRef), KeySet>,
     /// per namespace, the workloads with reload lists (their regexes may match any source)
-    listers: HashMap<String, HashSet<WorkloadKey>>,
+    listers: HashMap<Arc<str>, HashSet<WorkloadKey>>,
     names: AnnotationNames,
     record: RecordNames,
 }
@@ -273,12 +400,16 @@ impl WorkloadStore {
         self.entries.get(key)
     }
 
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &WorkloadEntry> {
+        self.entries.values()
+    }
+
     /// The workloads a change of `source` in `namespace` may concern.
     pub(crate) fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
         let mut out: HashSet<WorkloadKey> = self
             .index
-            .get(&(namespace.to_string(), source.clone()))
-            .cloned()
+            .get(&(Arc::from(namespace), source.clone()))
+            .map(|set| set.keys().cloned().collect())
             .unwrap_or_default();
         if let Some(l) = self.listers.get(namespace) {
             out.extend(l.iter().cloned());
@@ -364,7 +495,11 @@ mod tests {
             json!({}),
             json!({"containers": [{"name": "c"}]}),
         ));
-        let names = |v: Vec<WorkloadKey>| v.into_iter().map(|k| k.name).collect::<Vec<_>>();
+        let names = |v: Vec<WorkloadKey>| {
+            v.into_iter()
+                .map(|k| k.name.to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             names(s.affected("ns", &SourceRef::configmap("cfg"))),
             vec!["lists", "uses"]
@@ -405,5 +540,74 @@ mod tests {
         assert!(s.affected("ns", &SourceRef::configmap("cfg")).is_empty());
         s.retain_kind(WorkloadKind::Deployment, &HashSet::new());
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_source_used_by_many_workloads_indexes_them_all() {
+        let mut s = WorkloadStore::new(AnnotationNames::default(), RecordNames::default());
+        let uses = json!({"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "shared"}}]}]});
+        let auto = json!({"reloader.stakater.com/auto": "true"});
+        // past the vector's size, into the hash set, and back down by removals
+        for i in 0..(FEW + 5) {
+            s.upsert(entry(&format!("w{i:02}"), auto.clone(), uses.clone()));
+        }
+        // an update of one does not count it twice
+        s.upsert(entry("w00", auto.clone(), uses.clone()));
+        let shared = SourceRef::configmap("shared");
+        assert_eq!(s.affected("ns", &shared).len(), FEW + 5);
+        for i in 0..(FEW + 5) {
+            if i % 2 == 0 {
+                s.remove(&WorkloadKey {
+                    kind: WorkloadKind::Deployment,
+                    namespace: "ns".into(),
+                    name: format!("w{i:02}").into(),
+                });
+            }
+        }
+        let left: Vec<String> = s
+            .affected("ns", &shared)
+            .into_iter()
+            .map(|k| k.name.to_string())
+            .collect();
+        let want: Vec<String> = (0..(FEW + 5))
+            .filter(|i| i % 2 == 1)
+            .map(|i| format!("w{i:02}"))
+            .collect();
+        assert_eq!(left, want);
+    }
+
+    #[test]
+    fn kept_annotations_read_like_the_map() {
+        let e = entry(
+            "w",
+            json!({"reloader.stakater.com/auto": "true", "other": "x",
+                "hashroll.dev/sources": "{}"}),
+            json!({"containers": [{"name": "c"}]}),
+        );
+        assert_eq!(
+            e.annotations.get("reloader.stakater.com/auto"),
+            Some("true")
+        );
+        assert_eq!(e.annotations.get("hashroll.dev/sources"), Some("{}"));
+        assert!(!e.annotations.contains_key("other"));
+        assert!(e.annotations.get("").is_none());
+        let (meta, template) = e.maps();
+        assert_eq!(meta.len(), 2);
+        assert!(template.is_empty());
+        // names are shared between workloads
+        let f = entry(
+            "f",
+            json!({"reloader.stakater.com/auto": "true"}),
+            json!({"containers": []}),
+        );
+        let name_of = |e: &WorkloadEntry| {
+            e.annotations
+                .0
+                .iter()
+                .find(|(k, _)| &**k == "reloader.stakater.com/auto")
+                .map(|(k, _)| k.clone())
+                .expect("kept")
+        };
+        assert!(Arc::ptr_eq(&name_of(&e), &name_of(&f)));
     }
 }

@@ -78,8 +78,8 @@ impl WriteError {
 fn notice(key: &WorkloadKey, decision: &Decision, rolled: bool) -> Notice {
     Notice {
         kind: key.kind.as_str().to_string(),
-        namespace: key.namespace.clone(),
-        name: key.name.clone(),
+        namespace: key.namespace.to_string(),
+        name: key.name.to_string(),
         sources: decision.changed.clone(),
         rolled,
     }
@@ -192,7 +192,7 @@ impl Writer {
         let mut pause_for = None;
         if decision.roll
             && key.kind == WorkloadKind::Deployment
-            && let Some(period) = pause_period(&self.state.policy, &entry.annotations)
+            && let Some(period) = pause_period(&self.state.policy, &entry.annotations.to_map())
         {
             if !entry.annotations.contains_key(PAUSED_AT) {
                 let now = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -212,7 +212,7 @@ impl Writer {
         // instead of a new template (the token stays; the record alone says what was rolled)
         if decision.roll
             && key.kind == WorkloadKind::ArgoRollout
-            && entry.annotations.get(ROLLOUT_STRATEGY).map(String::as_str) == Some("restart")
+            && entry.annotations.get(ROLLOUT_STRATEGY) == Some("restart")
         {
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ");
             body["spec"] = json!({"restartAt": now.to_string()});
@@ -484,7 +484,7 @@ impl Writer {
         let ev = K8sEvent {
             metadata: ObjectMeta {
                 name: Some(format!("{}.{:x}", key.name, now.as_nanosecond())),
-                namespace: Some(key.namespace.clone()),
+                namespace: Some(key.namespace.to_string()),
                 ..Default::default()
             },
             action: Some("Reload".into()),
@@ -494,9 +494,9 @@ impl Writer {
             regarding: Some(ObjectReference {
                 api_version: Some(k8s::api::resource(key.kind).api_version),
                 kind: Some(row.name.into()),
-                name: Some(key.name.clone()),
-                namespace: Some(key.namespace.clone()),
-                uid: entry.uid.clone(),
+                name: Some(key.name.to_string()),
+                namespace: Some(key.namespace.to_string()),
+                uid: entry.uid.as_deref().map(String::from),
                 ..Default::default()
             }),
             reporting_controller: Some("hashroll.dev/hashroll".into()),
