@@ -162,10 +162,10 @@ fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
         policy: Default::default(),
         names: Default::default(),
         roll: Default::default(),
-        keys: hashroll::core::digest::KeyRing::single(
+        keys: hashroll::key::LiveKeys::fixed(hashroll::core::digest::KeyRing::single(
             hashroll::core::digest::DigestKey::new(b"bench-key-0123456789abcdef".to_vec())
                 .expect("key"),
-        ),
+        )),
         cache,
         client: None,
         metrics: hashroll::metrics::Metrics::new(),

@@ -53,10 +53,24 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .await
         .map_err(Error::Client)?;
     let keys = match settings.file_key.clone() {
-        Some(k) => k,
+        Some(k) => key::LiveKeys::new(
+            k,
+            key::KeySource::Files {
+                current: settings.args.key.hmac_key_file.clone().unwrap_or_default(),
+                previous: settings.args.key.hmac_previous_key_file.clone(),
+            },
+        ),
         None => {
             let secret = &settings.args.key.hmac_key_secret;
-            key::from_secret(&client, &settings.namespace, secret).await?
+            let ring = key::from_secret(&client, &settings.namespace, secret).await?;
+            key::LiveKeys::new(
+                ring,
+                key::KeySource::Secret {
+                    client: client.clone(),
+                    namespace: settings.namespace.clone(),
+                    name: secret.clone(),
+                },
+            )
         }
     };
     let selected = settings
@@ -110,6 +124,13 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         live.spawn(kind.as_str(), watch);
     }
     drop(changes_tx);
+    {
+        let (state, every) = (state.clone(), settings.args.key_reload_interval);
+        live.spawn(
+            "key reload",
+            async move { state.keys.reload_every(every).await },
+        );
+    }
     let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
     if let (Some(sel), Some(set)) = (settings.namespace_selector.clone(), selected) {
         live.spawn(

@@ -362,6 +362,10 @@ pub struct RunArgs {
     /// name of the Lease in hashroll's namespace (--enable-ha)
     #[arg(long, env = "HASHROLL_LEASE_NAME", default_value = "hashroll-leader")]
     pub lease_name: String,
+    /// how often the HMAC keys (file or Secret) are read again, so a rotation needs no
+    /// restart (0: only at start); a record made with a key not held reads them at once
+    #[arg(long, env = "HASHROLL_KEY_RELOAD_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    pub key_reload_interval: Duration,
     /// changes reaching one workload within this window end in one patch (0 turns it off)
     #[arg(long, env = "HASHROLL_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
     pub coalesce_window: Duration,

@@ -24,7 +24,7 @@ pub(crate) mod health;
 /// The shell's Kubernetes plumbing: the one watch driver and the per-kind API table.
 pub(crate) mod k8s;
 /// The installation's HMAC key (file or Secret).
-pub(crate) mod key;
+pub mod key;
 /// Who may write (HA): a Lease.
 pub mod lease;
 /// The Prometheus registry.

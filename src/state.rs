@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kube::Client;
 
 use crate::cache::SourceCache;
-use crate::core::digest::KeyRing;
 use crate::core::patch::RecordNames;
 use crate::core::policy::PolicyConfig;
 use crate::core::record::RollOptions;
+use crate::key::LiveKeys;
 use crate::lease::Leadership;
 use crate::metrics::Metrics;
 
@@ -18,7 +18,7 @@ pub struct State {
     pub names: RecordNames,
     pub roll: RollOptions,
     /// the current HMAC key, and the previous one while rotating
-    pub keys: KeyRing,
+    pub keys: LiveKeys,
     pub cache: Arc<SourceCache>,
     /// for the one GET that confirms a cache miss (none in unit tests)
     pub client: Option<Client>,

@@ -1,6 +1,7 @@
 //! Key rotation: records name the HMAC key they were made with. A key rotated with the
 //! previous one kept, or a key lost (its Secret deleted), never rolls a workload by itself;
-//! a source whose data changed meanwhile still rolls, once.
+//! a source whose data changed meanwhile still rolls, once. A rotation of the key Secret
+//! takes effect while hashroll runs.
 
 mod support;
 
@@ -145,6 +146,66 @@ async fn a_lost_key_re_records_everything_without_rolling_and_says_so_once() {
         "one warning:\n{log}"
     );
     // with the new key, changes roll as ever
+    patch_cm(&ns, "cfg-a", r#"{"k":"2"}"#);
+    wait_rs(&client, &ns, "app=a", 2).await;
+    assert_rs_count_stays(&client, &ns, "app=a", 2, SETTLE).await;
+    assert_rs_count_stays(&client, &ns, "app=b", 1, std::time::Duration::ZERO).await;
+}
+
+#[tokio::test]
+async fn a_rotated_key_secret_is_taken_without_a_restart_and_rolls_nothing() {
+    let client = client().await;
+    let ns = namespace("liverotate");
+    let mut h = Hashroll::prepare(&[]);
+    h.args = vec![
+        format!("--namespaces={ns}"),
+        format!("--namespace={ns}"),
+        "--hmac-key-secret=keys".into(),
+        "--key-reload-interval=2s".into(),
+    ];
+    h.hmac_from_secret = true;
+    h.launch.issue_cert(plane()).unwrap();
+    h.restart().await;
+    h.register_webhook_for(&format!("hashroll-{ns}"), Some(&ns));
+    wait_webhook_active(&ns).await;
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &two_apps());
+    wait_rs(&client, &ns, "app=a", 1).await;
+    wait_rs(&client, &ns, "app=b", 1).await;
+    let old_id = wait_for("a record naming a key", DEADLINE, || async {
+        record_key_id(&ns, "a")
+    })
+    .await;
+    wait_key_id(&ns, "b", &old_id).await;
+
+    // the README's rotation, without the restart: the immutable Secret replaced by one
+    // holding a new key and the old one as `previous`
+    let old = kubectl(&[
+        "get",
+        "secret",
+        "keys",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.data.key}",
+    ]);
+    let new = b"e2e-live-rotated-hmac-key-0123456789";
+    let new_id = DigestKey::new(new.to_vec()).unwrap().id().to_string();
+    use base64::Engine as _;
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: keys, namespace: {ns}}}\ndata: {{key: {}, previous: {}}}\n",
+        base64::engine::general_purpose::STANDARD.encode(new),
+        old.trim()
+    );
+    kubectl_stdin(&["replace", "--force", "-f", "-"], &secret);
+    for app in ["a", "b"] {
+        wait_key_id(&ns, app, &new_id).await;
+    }
+    assert_rs_count_stays(&client, &ns, "app=a", 1, SETTLE).await;
+    assert_rs_count_stays(&client, &ns, "app=b", 1, std::time::Duration::ZERO).await;
+    let log = h.log();
+    assert!(log.contains("the HMAC keys changed"), "{log}");
+    assert!(!log.contains("an HMAC key hashroll no longer has"), "{log}");
+    // with the new key, a change rolls as ever, once
     patch_cm(&ns, "cfg-a", r#"{"k":"2"}"#);
     wait_rs(&client, &ns, "app=a", 2).await;
     assert_rs_count_stays(&client, &ns, "app=a", 2, SETTLE).await;

@@ -50,10 +50,10 @@ fn state() -> &'static (State, tokio::runtime::Runtime) {
             names: Default::default(),
             roll: Default::default(),
             // two keys, so records made with the previous one are carried over too
-            keys: KeyRing {
+            keys: hashroll::key::LiveKeys::fixed(KeyRing {
                 current: DigestKey::new(b"fuzz-key-0123456789abcdef".to_vec()).unwrap(),
                 previous: DigestKey::new(b"fuzz-previous-key-0123456789".to_vec()),
-            },
+            }),
             cache,
             client: None,
             metrics: hashroll::metrics::Metrics::new(),

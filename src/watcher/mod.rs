@@ -116,8 +116,18 @@ pub(crate) async fn run(
         .store(true, std::sync::atomic::Ordering::Release);
     let mut gauges = tokio::time::interval(Duration::from_secs(5));
     let mut leadership = state.writer.subscribe();
+    let mut key_changes = state.keys.subscribe();
     loop {
         tokio::select! {
+            changed = key_changes.changed() => {
+                if changed.is_ok() {
+                    key_changes.borrow_and_update();
+                    // records made with the replaced key are re-made (no roll where the
+                    // data is as it was)
+                    let n = roller.enqueue_all(Duration::ZERO);
+                    tracing::info!(workloads = n, "HMAC keys changed; checking every workload");
+                }
+            }
             changed = leadership.changed() => {
                 if changed.is_ok() && *leadership.borrow_and_update() {
                     // a new writer reconciles: rolls what is out of date, nothing else

@@ -22,6 +22,7 @@ use super::workloads::{
     LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore,
 };
 use super::writer::{WriteError, Writer};
+use crate::core::digest::KeyRing;
 use crate::core::policy::pause_period;
 use crate::core::record::{MadeWith, Mode};
 use crate::core::refs::SourceRef;
@@ -31,7 +32,7 @@ use crate::state::State;
 
 /// Says once per process that records were made with a key hashroll no longer has, and
 /// at debug level each record re-made with the current key.
-fn note_key(key: &WorkloadKey, made: &MadeWith, keys: &crate::core::digest::KeyRing) {
+fn note_key(key: &WorkloadKey, made: &MadeWith, keys: &KeyRing) {
     static LOST_KEY_SAID: AtomicBool = AtomicBool::new(false);
     match made {
         MadeWith::Lost(id) if !LOST_KEY_SAID.swap(true, Ordering::Relaxed) => {
@@ -312,12 +313,12 @@ impl Roller {
         self.schedule_since(key, delay, task, attempts, pending.queued);
     }
 
-    fn stamp(&self, entry: &WorkloadEntry) -> Stamp {
+    fn stamp(&self, entry: &WorkloadEntry, keys: &KeyRing) -> Stamp {
         let s = &self.state;
         entry.with_input(|input| {
             stamp_refs(
                 &s.policy,
-                &s.keys,
+                keys,
                 input,
                 &s.cache.view(&entry.key.namespace),
                 &entry.stored(&s.names),
@@ -338,7 +339,22 @@ impl Roller {
         let Some(entry) = self.store().get(key).cloned() else {
             return Ok(());
         };
-        let mut result = self.stamp(&entry);
+        let mut keys = self.state.keys.get();
+        let mut result = self.stamp(&entry, &keys);
+        // made with a key this replica does not hold: another replica may have taken a new
+        // one already; the keys are read again (at most every few seconds) before the
+        // record is re-made with what this one holds
+        if matches!(result.made_with, MadeWith::Lost(_)) {
+            self.state
+                .keys
+                .reload_unless_recent(crate::key::LOST_KEY_RELOAD)
+                .await;
+            let now = self.state.keys.get();
+            if !Arc::ptr_eq(&now, &keys) {
+                keys = now;
+                result = self.stamp(&entry, &keys);
+            }
+        }
         let (interval, problem) =
             breaker::interval(self.min_interval, entry.annotations.get(MIN_ROLL_INTERVAL));
         let mut problems = result.problems.clone();
@@ -348,7 +364,7 @@ impl Roller {
             m.skip("up_to_date");
             return Ok(());
         }
-        note_key(key, &result.made_with, &self.state.keys);
+        note_key(key, &result.made_with, &keys);
         // the flap breaker: too soon after the last roll, the check comes back when the
         // interval ends and rolls what is then the latest
         if result.decision.roll
@@ -370,7 +386,7 @@ impl Roller {
                     self.writer.refresh_source(&key.namespace, &s).await?;
                 }
             }
-            result = self.stamp(&entry);
+            result = self.stamp(&entry, &keys);
             if result.decision.is_noop(&entry.stored(&self.state.names)) {
                 m.skip("not_confirmed");
                 return Ok(());

@@ -106,10 +106,11 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
         }
     });
     let (mode, stored) = keep_from_old(sent, old);
+    let keys = state.keys.get();
     let run = |w: &Workload| {
         stamp(
             &state.policy,
-            &state.keys,
+            &keys,
             w,
             &state.cache.view(namespace),
             &stored,

@@ -39,7 +39,9 @@ fn state() -> State {
         policy: PolicyConfig::default(),
         names: RecordNames::default(),
         roll: RollOptions::default(),
-        keys: KeyRing::single(DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap()),
+        keys: crate::key::LiveKeys::fixed(KeyRing::single(
+            DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap(),
+        )),
         cache,
         client: None,
         metrics: Metrics::new(),
@@ -154,7 +156,7 @@ async fn the_watchers_patch_survives_admission_on_a_lagging_replica() {
         token: Some("feedfacefeedface".into()),
         roll: true,
         changed: vec!["configmap/cfg".into()],
-        key_id: s.keys.current.id().to_string(),
+        key_id: s.keys.get().current.id().to_string(),
     };
     let mut patched = created.clone();
     json_patch::merge(
