@@ -128,9 +128,10 @@ fuzz_target!(|data: &[u8]| {
     // a record made with the current key, the previous one, or a key not held (rotation)
     if let Some(b) = data.get(2).filter(|b| *b & 3 != 0) {
         let (state, _) = state();
+        let keys = state.keys.get();
         let id = match b & 3 {
-            1 => state.keys.current.id(),
-            2 => state.keys.previous.as_ref().map_or("", |k| k.id()),
+            1 => keys.current.id(),
+            2 => keys.previous.as_ref().map_or("", |k| k.id()),
             _ => "0badc0de",
         };
         let record = json!({"@key": id, format!("configmap/{name}"): "0123456789abcdef",
