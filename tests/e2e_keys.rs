@@ -36,6 +36,37 @@ async fn wait_key_id(ns: &str, name: &str, id: &str) {
     .await;
 }
 
+/// hashroll for namespace `ns` (and `extra` flags) with its key in the Secret `keys` there,
+/// as an installation keeps it, and [`two_apps`] applied and recorded: the key id their
+/// records name.
+async fn two_apps_with_key_secret(
+    client: &kube::Client,
+    ns: &str,
+    extra: &[&str],
+) -> (Hashroll, String) {
+    let mut h = Hashroll::prepare(&[]);
+    h.args = vec![
+        format!("--namespaces={ns}"),
+        format!("--namespace={ns}"),
+        "--hmac-key-secret=keys".into(),
+    ];
+    h.args.extend(extra.iter().map(|a| a.to_string()));
+    h.hmac_from_secret = true;
+    h.launch.issue_cert(plane()).unwrap();
+    h.restart().await;
+    h.register_webhook_for(&format!("hashroll-{ns}"), Some(ns));
+    wait_webhook_active(ns).await;
+    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], &two_apps());
+    wait_rs(client, ns, "app=a", 1).await;
+    wait_rs(client, ns, "app=b", 1).await;
+    let id = wait_for("a record naming a key", DEADLINE, || async {
+        record_key_id(ns, "a")
+    })
+    .await;
+    wait_key_id(ns, "b", &id).await;
+    (h, id)
+}
+
 #[tokio::test]
 async fn a_rotated_key_re_records_without_rolling_and_a_change_made_meanwhile_rolls_once() {
     let client = client().await;
@@ -108,25 +139,7 @@ async fn a_rotated_key_re_records_without_rolling_and_a_change_made_meanwhile_ro
 async fn a_lost_key_re_records_everything_without_rolling_and_says_so_once() {
     let client = client().await;
     let ns = namespace("lostkey");
-    // the key from a Secret in the test's namespace, as an installation keeps it
-    let mut h = Hashroll::prepare(&[]);
-    h.args = vec![
-        format!("--namespaces={ns}"),
-        format!("--namespace={ns}"),
-        "--hmac-key-secret=keys".into(),
-    ];
-    h.hmac_from_secret = true;
-    h.launch.issue_cert(plane()).unwrap();
-    h.restart().await;
-    h.register_webhook_for(&format!("hashroll-{ns}"), Some(&ns));
-    wait_webhook_active(&ns).await;
-    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &two_apps());
-    wait_rs(&client, &ns, "app=a", 1).await;
-    wait_rs(&client, &ns, "app=b", 1).await;
-    let first = wait_for("a record naming a key", DEADLINE, || async {
-        record_key_id(&ns, "a")
-    })
-    .await;
+    let (mut h, first) = two_apps_with_key_secret(&client, &ns, &[]).await;
 
     // the key Secret deleted (a reinstall): a new key is made at start
     h.kill();
@@ -156,26 +169,7 @@ async fn a_lost_key_re_records_everything_without_rolling_and_says_so_once() {
 async fn a_rotated_key_secret_is_taken_without_a_restart_and_rolls_nothing() {
     let client = client().await;
     let ns = namespace("liverotate");
-    let mut h = Hashroll::prepare(&[]);
-    h.args = vec![
-        format!("--namespaces={ns}"),
-        format!("--namespace={ns}"),
-        "--hmac-key-secret=keys".into(),
-        "--key-reload-interval=2s".into(),
-    ];
-    h.hmac_from_secret = true;
-    h.launch.issue_cert(plane()).unwrap();
-    h.restart().await;
-    h.register_webhook_for(&format!("hashroll-{ns}"), Some(&ns));
-    wait_webhook_active(&ns).await;
-    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &two_apps());
-    wait_rs(&client, &ns, "app=a", 1).await;
-    wait_rs(&client, &ns, "app=b", 1).await;
-    let old_id = wait_for("a record naming a key", DEADLINE, || async {
-        record_key_id(&ns, "a")
-    })
-    .await;
-    wait_key_id(&ns, "b", &old_id).await;
+    let (h, _) = two_apps_with_key_secret(&client, &ns, &["--key-reload-interval=2s"]).await;
 
     // the README's rotation, without the restart: the immutable Secret replaced by one
     // holding a new key and the old one as `previous`
