@@ -257,15 +257,14 @@ impl LiveKeys {
             }
         };
         let now = self.get();
-        let id = |k: Option<&DigestKey>| k.map(|k| k.id().to_string());
-        if now.current.id() == ring.current.id()
-            && id(now.previous.as_ref()) == id(ring.previous.as_ref())
-        {
+        let same_previous =
+            now.previous.as_ref().map(DigestKey::id) == ring.previous.as_ref().map(DigestKey::id);
+        if now.current.id() == ring.current.id() && same_previous {
             return;
         }
         tracing::info!(
             current_key = %ring.current.id(),
-            previous_key = ?id(ring.previous.as_ref()),
+            previous_key = ?ring.previous.as_ref().map(DigestKey::id),
             replaced_key = %now.current.id(),
             "the HMAC keys changed; records are re-made with the current key"
         );
