@@ -175,14 +175,18 @@ async fn a_cronjob_change_runs_one_job_per_change_for_every_opt_in_style() {
     set_cfg(&ns, "2");
     for (style, _, _) in STYLES {
         let name = format!("cj-{style}");
+        // hashroll creates the Job first and then patches the CronJob (a patch that meets
+        // the cronjob controller's status write is retried), so the two are awaited apart:
+        // no order between them is promised
         let jobs = wait_for(&format!("a Job of {name}"), DEADLINE, || async {
             let j = jobs_owned_by(&client, &ns, &name).await;
             (!j.is_empty()).then_some(j)
         })
         .await;
-        let c = crons.get(&name).await.unwrap();
-        let token = cron_token(&c).unwrap();
-        assert_ne!(Some(&token), first.get(&name), "{name}: the token changed");
+        let token = wait_for(&format!("the new token on {name}"), DEADLINE, || async {
+            cron_token(&crons.get(&name).await.ok()?).filter(|t| Some(t) != first.get(&name))
+        })
+        .await;
         let job = &jobs[0];
         assert_eq!(
             job_token(job).as_deref(),
