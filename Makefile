@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: argo-rollouts tools soak fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: node image argo-rollouts tools soak fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -70,6 +70,16 @@ fuzz-smoke: fuzz-tools
 	@smoke=$$(mktemp -d) && trap 'rm -rf "$$smoke"' EXIT && \
 	cd fuzz && cargo +nightly fuzz run -s none admission "$$smoke" seeds/admission -- -max_total_time=45 -print_final_stats=1
 
+## node: kubelet and containerd from their Go modules, the pause and busybox images, and
+## the Debian packages a real node runs with (runc, CNI plugins), once (hack/build-node.sh)
+node:
+	@hack/build-node.sh
+
+## image: hashroll's runtime image as an OCI archive, from the release binary and the
+## Dockerfile's final stage; prints the archive's path (hack/build-image.sh)
+image: release
+	@hack/build-image.sh
+
 ## argo-rollouts: the Argo Rollouts controller and CRDs for tests/e2e_argo.rs, built once
 argo-rollouts:
 	@hack/build-argo-rollouts.sh
@@ -89,7 +99,7 @@ soak: control-plane
 
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary), E2E_JOBS
 ## binaries at a time (default 3; E2E_JOBS=1 for one by one)
-e2e: control-plane argo-rollouts tools
+e2e: control-plane node argo-rollouts tools release image
 	@hack/e2e.sh
 	@hack/no-plane-left.sh
 

@@ -7,6 +7,7 @@
 
 pub mod argo;
 pub mod launch;
+pub mod node;
 pub mod plane;
 pub mod tools;
 pub mod webhook_config;

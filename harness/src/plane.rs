@@ -100,6 +100,8 @@ pub struct Plane {
     reaper: Option<(Child, ChildStdin)>,
     /// how long `start` took
     pub startup: Duration,
+    /// where the apiserver listens
+    listen: std::net::Ipv4Addr,
 }
 
 /// Options for [`Plane::start`].
@@ -109,6 +111,11 @@ pub struct PlaneOptions {
     pub dir: Option<PathBuf>,
     /// binaries folder with `bin/` and `stages/`; `default_bin_dir()` otherwise
     pub bin_dir: Option<PathBuf>,
+    /// a plane for a real node (see `node.rs`) instead of kwok's fake one: the apiserver
+    /// listens on this address (one the harness made, where the node and its pods reach
+    /// it), admits pods with service-account tokens, calls webhooks at their endpoints and
+    /// reaches the kubelet; the controller manager runs every controller; no kwok
+    pub real_node: Option<std::net::Ipv4Addr>,
 }
 
 fn free_port() -> Result<u16, PlaneError> {
@@ -161,7 +168,11 @@ impl Pki {
     /// service-account key pair, in `pki`; a kubeconfig for `server`.
     /// Also returns the CA, which the plane keeps to issue serving certificates later.
     #[allow(clippy::type_complexity)]
-    fn write(pki: &Path, server: &str) -> Result<(Pki, (CertificateParams, KeyPair)), PlaneError> {
+    fn write(
+        pki: &Path,
+        server: &str,
+        listen: std::net::Ipv4Addr,
+    ) -> Result<(Pki, (CertificateParams, KeyPair)), PlaneError> {
         std::fs::create_dir_all(pki).map_err(io("creating pki dir"))?;
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::default();
@@ -188,6 +199,9 @@ impl Pki {
             .push(SanType::IpAddress([127, 0, 0, 1].into()));
         sp.subject_alt_names
             .push(SanType::IpAddress([10, 0, 0, 1].into()));
+        if !listen.is_loopback() {
+            sp.subject_alt_names.push(SanType::IpAddress(listen.into()));
+        }
         sp.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let serving = sp.signed_by(&serving_key, &issuer)?;
 
@@ -275,8 +289,9 @@ impl Plane {
         std::fs::create_dir_all(dir.join("logs")).map_err(io("creating logs dir"))?;
         let etcd_port = free_port()?;
         let api_port = free_port()?;
-        let server = format!("https://127.0.0.1:{api_port}");
-        let (pki, ca) = Pki::write(&dir.join("pki"), &server)?;
+        let listen = opts.real_node.unwrap_or(std::net::Ipv4Addr::LOCALHOST);
+        let server = format!("https://{listen}:{api_port}");
+        let (pki, ca) = Pki::write(&dir.join("pki"), &server, listen)?;
         let mut plane = Plane {
             dir: dir.clone(),
             _tempdir: tempdir,
@@ -290,11 +305,16 @@ impl Plane {
             pgid: None,
             reaper: None,
             startup: Duration::ZERO,
+            listen,
         };
         let etcd_url = plane.start_etcd(etcd_port)?;
-        plane.start_apiserver(&etcd_url, api_port, &pki)?;
-        plane.start_controllers(&root.join("stages"))?;
-        plane.add_fake_node()?;
+        plane.start_apiserver(&etcd_url, api_port, &pki, opts.real_node.is_some())?;
+        if opts.real_node.is_some() {
+            plane.start_controllers_for_node(&pki)?;
+        } else {
+            plane.start_controllers(&root.join("stages"))?;
+            plane.add_fake_node()?;
+        }
         plane.startup = t0.elapsed();
         Ok(plane)
     }
@@ -322,33 +342,127 @@ impl Plane {
         Ok(etcd_url)
     }
 
-    fn start_apiserver(&mut self, etcd_url: &str, port: u16, pki: &Pki) -> Result<(), PlaneError> {
+    fn start_apiserver(
+        &mut self,
+        etcd_url: &str,
+        port: u16,
+        pki: &Pki,
+        real_node: bool,
+    ) -> Result<(), PlaneError> {
+        let listen = self.listen;
+        let mut args: Vec<String> = vec![
+            format!("--etcd-servers={etcd_url}"),
+            format!("--secure-port={port}"),
+            format!("--bind-address={listen}"),
+            format!("--advertise-address={listen}"),
+            "--endpoint-reconciler-type=none".into(),
+            format!("--cert-dir={}", pki.dir.display()),
+            format!("--tls-cert-file={}", pki.serving_crt.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_file.display()),
+            "--service-account-issuer=https://kubernetes.default.svc".into(),
+            format!("--service-account-key-file={}", pki.sa_pub.display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.sa_key.display()
+            ),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--authorization-mode=RBAC".into(),
+            "--allow-privileged=true".into(),
+            "--v=1".into(),
+        ];
+        if real_node {
+            // pods get their service-account token; webhooks are called at the endpoint's
+            // pod IP (no kube-proxy on this machine); exec and logs reach the kubelet
+            let (crt, key) =
+                self.client_cert(pki, "kube-apiserver-kubelet-client", "system:masters")?;
+            args.extend([
+                "--enable-aggregator-routing=true".into(),
+                // the node's address, never its name: no DNS lookup leaves this machine
+                "--kubelet-preferred-address-types=InternalIP".into(),
+                format!("--kubelet-client-certificate={}", crt.display()),
+                format!("--kubelet-client-key={}", key.display()),
+            ]);
+        } else {
+            args.push("--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".into());
+        }
+        self.spawn("kube-apiserver", &args)?;
+        self.wait_ready(Duration::from_secs(90))
+    }
+
+    /// A client certificate of the plane's CA for `cn` in group `org`, written to `pki`.
+    fn client_cert(
+        &self,
+        pki: &Pki,
+        cn: &str,
+        org: &str,
+    ) -> Result<(PathBuf, PathBuf), PlaneError> {
+        let (cert, key) = self.issue_client_cert(cn, org)?;
+        let crt_path = pki.dir.join(format!("{cn}.crt"));
+        let key_path = pki.dir.join(format!("{cn}.key"));
+        std::fs::write(&crt_path, cert).map_err(io("writing a client certificate"))?;
+        std::fs::write(&key_path, key).map_err(io("writing a client key"))?;
+        Ok((crt_path, key_path))
+    }
+
+    /// Signs a client certificate (CN `cn`, O `org`) with the plane's CA: (cert, key) PEM.
+    pub fn issue_client_cert(&self, cn: &str, org: &str) -> Result<(String, String), PlaneError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        dn.push(DnType::OrganizationName, org);
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let issuer = Issuer::new(self.ca.0.clone(), &self.ca.1);
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok((cert.pem(), key.serialize_pem()))
+    }
+
+    /// A kubeconfig for this plane with a client certificate (CN `cn`, O `org`).
+    pub fn kubeconfig_for(&self, cn: &str, org: &str) -> Result<String, PlaneError> {
+        let (cert, key) = self.issue_client_cert(cn, org)?;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        Ok(format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: hashroll-plane\n  cluster:\n    server: {}\n    certificate-authority-data: {}\nusers:\n- name: {cn}\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: hashroll-plane\n  context:\n    cluster: hashroll-plane\n    user: {cn}\ncurrent-context: hashroll-plane\n",
+            self.server,
+            b64(&self.ca_pem),
+            b64(&cert),
+            b64(&key),
+        ))
+    }
+
+    /// The controllers of a real cluster (every one, as kubeadm runs them: endpoints for
+    /// Services, the root CA ConfigMap for service-account tokens, disruption for PDBs,
+    /// node lifecycle), and the scheduler.
+    fn start_controllers_for_node(&mut self, pki: &Pki) -> Result<(), PlaneError> {
+        let kc = format!("--kubeconfig={}", self.kubeconfig.display());
         self.spawn(
-            "kube-apiserver",
+            "kube-controller-manager",
             &[
-                format!("--etcd-servers={etcd_url}"),
-                format!("--secure-port={port}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                "--endpoint-reconciler-type=none".into(),
-                format!("--cert-dir={}", pki.dir.display()),
-                format!("--tls-cert-file={}", pki.serving_crt.display()),
-                format!("--tls-private-key-file={}", pki.serving_key.display()),
-                format!("--client-ca-file={}", pki.ca_file.display()),
-                "--service-account-issuer=https://kubernetes.default.svc".into(),
-                format!("--service-account-key-file={}", pki.sa_pub.display()),
+                kc.clone(),
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+                "--controllers=*".into(),
+                format!("--root-ca-file={}", pki.ca_file.display()),
                 format!(
-                    "--service-account-signing-key-file={}",
+                    "--service-account-private-key-file={}",
                     pki.sa_key.display()
                 ),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--authorization-mode=RBAC".into(),
-                "--disable-admission-plugins=ServiceAccount,TaintNodesByCondition".into(),
-                "--allow-privileged=true".into(),
+                "--use-service-account-credentials=false".into(),
                 "--v=1".into(),
             ],
         )?;
-        self.wait_ready(Duration::from_secs(90))
+        self.spawn(
+            "kube-scheduler",
+            &[
+                kc,
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+                "--v=1".into(),
+            ],
+        )?;
+        Ok(())
     }
 
     /// kube-controller-manager, kube-scheduler and kwok (which runs the pods).

@@ -6,12 +6,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use hashroll_harness::node::{NodeError, RealNode};
 use hashroll_harness::plane::{Plane, PlaneOptions, version};
 use hashroll_harness::webhook_config::{Scope, WebhookConfig};
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: hashroll-plane up [--dir DIR] [--ready-file FILE]\n       hashroll-plane versions\n       hashroll-plane webhook-config --url URL --ca-file FILE [--name NAME]"
+        "usage: hashroll-plane up [--dir DIR] [--ready-file FILE]\n       hashroll-plane node-up [--ready-file FILE] [--import OCI-ARCHIVE]...  (exit 3: this machine cannot run a real node)\n       hashroll-plane versions\n       hashroll-plane webhook-config --url URL --ca-file FILE [--name NAME]"
     );
     ExitCode::from(2)
 }
@@ -58,6 +59,46 @@ fn main() -> ExitCode {
             print!("{}", cfg.yaml());
             ExitCode::SUCCESS
         }
+        Some("node-up") => {
+            let (mut ready_file, mut imports) = (None, Vec::new());
+            let mut it = args[1..].iter();
+            while let Some(a) = it.next() {
+                match (a.as_str(), it.next()) {
+                    ("--ready-file", Some(f)) => ready_file = Some(PathBuf::from(f)),
+                    ("--import", Some(f)) => imports.push(PathBuf::from(f)),
+                    _ => return usage(),
+                }
+            }
+            let node = match RealNode::start() {
+                Ok(n) => n,
+                Err(NodeError::Unsupported(reason)) => {
+                    eprintln!("hashroll-plane: no real node on this machine: {reason}");
+                    return ExitCode::from(3);
+                }
+                Err(e) => {
+                    eprintln!("hashroll-plane: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            for archive in &imports {
+                match node.import_image(archive, &[]) {
+                    Ok(name) => println!("  imported {name}"),
+                    Err(e) => {
+                        eprintln!("hashroll-plane: {e}");
+                        return ExitCode::from(1);
+                    }
+                }
+            }
+            println!(
+                "control plane and real node up in {:.1}s: {}\n  kubeconfig: {}\n  logs: {} and {}",
+                node.startup.as_secs_f64(),
+                node.plane().server(),
+                node.plane().kubeconfig().display(),
+                node.plane().dir().join("logs").display(),
+                node.dir().join("logs").display()
+            );
+            serve(ready_file, node.plane().kubeconfig())
+        }
         Some("up") => {
             let mut opts = PlaneOptions::default();
             let mut ready_file = None;
@@ -83,29 +124,34 @@ fn main() -> ExitCode {
                 plane.kubeconfig().display(),
                 plane.dir().join("logs").display()
             );
-            if let Some(f) = ready_file
-                && let Err(e) = std::fs::write(&f, plane.kubeconfig().display().to_string())
-            {
-                eprintln!("hashroll-plane: cannot write {}: {e}", f.display());
-                return ExitCode::from(1);
-            }
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("signal");
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            });
+            let code = serve(ready_file, plane.kubeconfig());
             drop(plane);
-            println!("control plane stopped");
-            ExitCode::SUCCESS
+            code
         }
         _ => usage(),
     }
+}
+
+/// Writes the kubeconfig's path to `ready_file`, then waits for Ctrl-C or SIGTERM.
+fn serve(ready_file: Option<PathBuf>, kubeconfig: &std::path::Path) -> ExitCode {
+    if let Some(f) = ready_file
+        && let Err(e) = std::fs::write(&f, kubeconfig.display().to_string())
+    {
+        eprintln!("hashroll-plane: cannot write {}: {e}", f.display());
+        return ExitCode::from(1);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    });
+    println!("control plane stopped");
+    ExitCode::SUCCESS
 }
