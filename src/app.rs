@@ -5,6 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
 use crate::Error;
 use crate::cache::SourceCache;
 use crate::config::Settings;
@@ -52,6 +55,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let client = counted_client(metrics.api_requests.clone())
         .await
         .map_err(Error::Client)?;
+    let owner = own_deployment(&client, &settings).await;
     let keys = match settings.file_key.clone() {
         Some(k) => key::LiveKeys::new(
             k,
@@ -62,7 +66,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         ),
         None => {
             let secret = &settings.args.key.hmac_key_secret;
-            let ring = key::from_secret(&client, &settings.namespace, secret).await?;
+            let ring =
+                key::from_secret(&client, &settings.namespace, secret, owner.as_ref()).await?;
             key::LiveKeys::new(
                 ring,
                 key::KeySource::Secret {
@@ -94,6 +99,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         name: settings.args.lease_name.clone(),
         identity: instance.clone(),
         duration: settings.args.lease_duration,
+        owner: owner.clone(),
     });
     let writer = match &lease_cfg {
         Some(cfg) => lease::start(client.clone(), cfg.clone()),
@@ -193,7 +199,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
             );
             c
         }
-        None => self_managed_certs(&client, &settings, &live).await?,
+        None => self_managed_certs(&client, &settings, &live, owner.as_ref()).await?,
     };
     let tls = certs.server_config()?;
     let bind = |addr| async move {
@@ -242,15 +248,40 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     Ok(())
 }
 
+/// `--owner-deployment`: the owner reference the objects hashroll creates carry, so that
+/// deleting hashroll's Deployment deletes them. Without the flag, or when the Deployment
+/// cannot be read (logged), they have no owner and stay.
+async fn own_deployment(client: &kube::Client, settings: &Settings) -> Option<OwnerReference> {
+    let name = settings.args.owner_deployment.as_deref()?;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &settings.namespace);
+    match api.get(name).await {
+        Ok(d) => Some(OwnerReference {
+            api_version: "apps/v1".into(),
+            kind: "Deployment".into(),
+            name: name.to_string(),
+            uid: d.metadata.uid.unwrap_or_default(),
+            ..Default::default()
+        })
+        .filter(|o| !o.uid.is_empty()),
+        Err(e) => {
+            tracing::warn!(deployment = %name, namespace = %settings.namespace, error = %e,
+                "cannot read --owner-deployment; the Secrets and Lease hashroll creates get no owner");
+            None
+        }
+    }
+}
+
 /// `--self-managed-certs`: the certificate from (or into) its Secret, and the caBundle kept.
 async fn self_managed_certs(
     client: &kube::Client,
     settings: &Settings,
     live: &health::Liveness,
+    owner: Option<&OwnerReference>,
 ) -> Result<Arc<CertReloader>, Error> {
     let args = &settings.args;
     let names = selfcert::sans(&args.service_name, &settings.namespace, &args.tls_san);
-    let pems = selfcert::ensure(client, &settings.namespace, &args.tls_secret, &names).await?;
+    let pems =
+        selfcert::ensure(client, &settings.namespace, &args.tls_secret, &names, owner).await?;
     live.spawn(
         "caBundle keeper",
         selfcert::keep_ca_bundle(

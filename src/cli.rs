@@ -286,6 +286,10 @@ pub struct RunArgs {
     /// hashroll's own namespace (default: $POD_NAMESPACE, else "hashroll")
     #[arg(long, env = "HASHROLL_NAMESPACE")]
     pub namespace: Option<String>,
+    /// hashroll's own Deployment (in its namespace): the Secrets and the Lease hashroll
+    /// creates are owned by it, so deleting it (`helm uninstall`) deletes them too
+    #[arg(long, env = "HASHROLL_OWNER_DEPLOYMENT")]
+    pub owner_deployment: Option<String>,
 
     /// configMaps or secrets: never react to this kind
     #[arg(long, env = "HASHROLL_RESOURCES_TO_IGNORE", value_parser = ["configMaps", "configmaps", "secrets"])]

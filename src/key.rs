@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, PostParams};
 use rand::RngCore;
@@ -85,6 +86,7 @@ pub(crate) async fn from_secret(
     client: &Client,
     namespace: &str,
     name: &str,
+    owner: Option<&OwnerReference>,
 ) -> Result<KeyRing, KeyError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let what = format!("{namespace}/{name}");
@@ -106,6 +108,7 @@ pub(crate) async fn from_secret(
                 "app.kubernetes.io/name".into(),
                 "hashroll".into(),
             )])),
+            owner_references: owner.map(|o| vec![o.clone()]),
             ..Default::default()
         },
         data: Some(BTreeMap::from([(FIELD.to_string(), ByteString(bytes))])),

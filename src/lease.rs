@@ -139,6 +139,8 @@ pub struct LeaseConfig {
     pub name: String,
     pub identity: String,
     pub duration: Duration,
+    /// the owner the Lease is created with (`--owner-deployment`)
+    pub owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
 fn now() -> MicroTime {
@@ -263,6 +265,7 @@ async fn step(
             metadata: ObjectMeta {
                 name: Some(cfg.name.clone()),
                 namespace: Some(cfg.namespace.clone()),
+                owner_references: cfg.owner.clone().map(|o| vec![o]),
                 ..Default::default()
             },
             spec: Some(spec(0, None)),

@@ -9,6 +9,7 @@ use base64::Engine;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use rcgen::{
@@ -103,6 +104,7 @@ pub(crate) async fn ensure(
     namespace: &str,
     secret: &str,
     sans: &[String],
+    owner: Option<&OwnerReference>,
 ) -> Result<Pems, SelfCertError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let what = format!("{namespace}/{secret}");
@@ -122,6 +124,7 @@ pub(crate) async fn ensure(
                 "app.kubernetes.io/name".into(),
                 "hashroll".into(),
             )])),
+            owner_references: owner.map(|o| vec![o.clone()]),
             ..Default::default()
         },
         type_: Some("kubernetes.io/tls".into()),

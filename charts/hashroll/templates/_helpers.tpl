@@ -42,6 +42,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 - --webhook-addr=0.0.0.0:9443
 - --metrics-addr=0.0.0.0:9090
+- --owner-deployment={{ $full }}
 {{- if .Values.enableHA }}
 - --enable-ha
 {{- end }}
