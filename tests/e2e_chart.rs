@@ -8,9 +8,8 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use base64::Engine;
 use serde_json::Value;
@@ -24,31 +23,9 @@ fn chart() -> String {
     format!("{}/charts/hashroll", root())
 }
 
-/// Helm with its own homes (nothing read from or written to the user's), against the plane.
+/// Helm against the plane.
 fn helm(args: &[&str]) -> Result<String, String> {
-    static HELM: OnceLock<(PathBuf, tempfile::TempDir)> = OnceLock::new();
-    let (bin, home) = HELM.get_or_init(|| {
-        let bin = hashroll_harness::tools::tool("helm")
-            .unwrap_or_else(|e| panic!("cannot build helm: {e}"));
-        (bin, tempfile::tempdir().unwrap())
-    });
-    let out = Command::new(bin)
-        .args(args)
-        .env("HELM_CACHE_HOME", home.path().join("cache"))
-        .env("HELM_CONFIG_HOME", home.path().join("config"))
-        .env("HELM_DATA_HOME", home.path().join("data"))
-        .env("KUBECONFIG", plane().kubeconfig())
-        .output()
-        .expect("run helm");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!(
-            "helm {args:?}: {}\n{text}",
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    support::helm::helm(plane().kubeconfig(), args)
 }
 
 /// The plane's Kubernetes version (offline, Helm would take v1.20.0).

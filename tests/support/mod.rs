@@ -3,7 +3,9 @@
 //! and deadline-bound waits.
 #![allow(dead_code)]
 
+pub mod helm;
 pub mod kinds;
+pub mod node;
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -68,7 +70,21 @@ pub fn kubectl_stdin(args: &[&str], yaml: &str) -> String {
 
 /// Polls `f` every 200 ms until it yields `Some`, or panics after `timeout` with `what`
 /// and the tails of the plane's logs.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    wait_for_then(what, timeout, || plane().log_tails(15), f).await
+}
+
+/// [`wait_for`], with `tails` saying what the logs held when it times out.
+pub async fn wait_for_then<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    tails: impl Fn() -> String,
+    mut f: F,
+) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -82,7 +98,7 @@ where
             panic!(
                 "timed out after {}s waiting for {what}\n{}",
                 timeout.as_secs(),
-                plane().log_tails(15)
+                tails()
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -302,13 +318,19 @@ impl Drop for Hashroll {
 /// Waits until the apiserver calls the registered webhook: a server-side dry-run create of
 /// an opted-in Deployment comes back stamped.
 pub async fn wait_webhook_active(ns: &str) {
+    wait_webhook_active_on(plane(), ns).await
+}
+
+/// [`wait_webhook_active`] on plane `p`.
+pub async fn wait_webhook_active_on(p: &Plane, ns: &str) {
     let probe = r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"probe","annotations":{"reloader.stakater.com/auto":"true"}},
 "spec":{"selector":{"matchLabels":{"app":"probe"}},"template":{"metadata":{"labels":{"app":"probe"}},"spec":{"containers":[{"name":"c","image":"x","envFrom":[{"configMapRef":{"name":"probe"}}]}]}}}}"#;
-    wait_for(
+    wait_for_then(
         "the webhook to be called by the apiserver",
         DEADLINE,
+        || p.log_tails(15),
         || async {
-            let out = plane()
+            let out = p
                 .kubectl_stdin(
                     &[
                         "create",
