@@ -104,6 +104,11 @@ pub enum ConfigError {
     Logging(String),
 }
 
+/// `--max-rollouts-per-second` bounds: one roll per 1,000 s at the least, and no more
+/// than a million a second (beyond any apiserver).
+const MIN_RATE: f64 = 0.001;
+const MAX_RATE: f64 = 1e6;
+
 impl Settings {
     pub(crate) fn from_args(args: RunArgs) -> Result<Settings, ConfigError> {
         if !args.self_managed_certs && (args.tls_cert_file.is_none() || args.tls_key_file.is_none())
@@ -158,10 +163,11 @@ impl Settings {
                 }
             }
         }
-        if args.max_rollouts_per_second.is_nan() || args.max_rollouts_per_second <= 0.0 {
+        // the rate limit's interval is 1/rate: a tiny rate is an interval no Duration holds
+        if !(MIN_RATE..=MAX_RATE).contains(&args.max_rollouts_per_second) {
             return Err(ConfigError::Invalid {
                 what: "--max-rollouts-per-second",
-                why: "must be above 0".into(),
+                why: format!("must be between {MIN_RATE} and {MAX_RATE}"),
             });
         }
         for (what, v) in [
@@ -282,6 +288,31 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(label_selector(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn a_rollout_rate_out_of_range_is_an_error_not_a_panic() {
+        let settings = |rate: &str| {
+            let flag = format!("--max-rollouts-per-second={rate}");
+            let argv = ["hashroll", "run", "--self-managed-certs", flag.as_str()];
+            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(argv).expect("parses");
+            match cli.command {
+                crate::cli::Command::Run(a) => Settings::from_args(*a),
+                _ => unreachable!("run was parsed"),
+            }
+        };
+        for bad in ["1e-300", "0", "-1", "NaN", "inf", "1e7"] {
+            match settings(bad) {
+                Err(ConfigError::Invalid { what, .. }) => {
+                    assert_eq!(what, "--max-rollouts-per-second", "{bad}")
+                }
+                Err(e) => panic!("{bad}: another error {e}"),
+                Ok(_) => panic!("{bad}: accepted"),
+            }
+        }
+        for good in ["0.001", "0.5", "200", "1000000"] {
+            assert!(settings(good).is_ok(), "{good}");
         }
     }
 

@@ -143,6 +143,13 @@ pub struct LeaseConfig {
     pub owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
+/// The whole seconds a Lease announces for `d`: rounded up, so another replica never waits
+/// less than the holder trusts its lease (2/3 of `d`); at least 1, at most `i32::MAX`.
+fn lease_seconds(d: Duration) -> i32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(secs.max(1)).unwrap_or(i32::MAX)
+}
+
 fn now() -> MicroTime {
     MicroTime(k8s_openapi::jiff::Timestamp::now())
 }
@@ -254,7 +261,7 @@ async fn step(
 ) -> Result<bool, StepError> {
     let spec = |transitions: i32, acquire: Option<MicroTime>| LeaseSpec {
         holder_identity: Some(cfg.identity.clone()),
-        lease_duration_seconds: Some(cfg.duration.as_secs().max(1) as i32),
+        lease_duration_seconds: Some(lease_seconds(cfg.duration)),
         acquire_time: acquire.or_else(|| Some(now())),
         renew_time: Some(now()),
         lease_transitions: Some(transitions),
@@ -314,6 +321,24 @@ async fn step(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_lease_announces_at_least_the_time_its_holder_trusts() {
+        for (d, want) in [
+            (Duration::from_millis(1900), 2),
+            (Duration::from_secs(15), 15),
+            (Duration::from_millis(200), 1),
+            (Duration::ZERO, 1),
+            (Duration::from_secs(u64::MAX), i32::MAX),
+        ] {
+            assert_eq!(lease_seconds(d), want, "{d:?}");
+        }
+        for ms in [1000u64, 1001, 1900, 2500, 4000, 15_000] {
+            let d = Duration::from_millis(ms);
+            let announced = Duration::from_secs(lease_seconds(d) as u64);
+            assert!(announced >= d * 2 / 3 && announced >= d, "{d:?}");
+        }
+    }
     use super::*;
 
     #[test]

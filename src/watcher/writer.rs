@@ -139,6 +139,16 @@ pub(crate) struct Writer {
 /// A workload's ReloadFail Event with the same text is posted at most once in this.
 pub(crate) const FAIL_EVENT_PERIOD: Duration = Duration::from_secs(600);
 
+/// An Event's name: the workload's name and the time in hex, as kubectl's recorder makes
+/// them, within the 253 characters of an object name (a workload's own name may take all
+/// 253): the workload's part is cut so the whole fits, and never ends in `.` or `-`.
+fn event_name(workload: &str, nanos: i128) -> String {
+    let tail = format!(".{nanos:x}");
+    let room = 253usize.saturating_sub(tail.len());
+    let head: String = workload.chars().take(room).collect();
+    format!("{}{tail}", head.trim_end_matches(['.', '-']))
+}
+
 impl Writer {
     pub(crate) fn new(
         state: Arc<State>,
@@ -159,7 +169,9 @@ impl Writer {
             failures: Default::default(),
             limit: RateLimit {
                 next_slot: tokio::sync::Mutex::new(Instant::now()),
-                interval: Duration::from_secs_f64(1.0 / max_rollouts_per_second),
+                // config.rs bounds the rate; a value past them is clamped, never a panic
+                interval: Duration::try_from_secs_f64(1.0 / max_rollouts_per_second)
+                    .unwrap_or(Duration::from_secs(1000)),
             },
         }
     }
@@ -483,7 +495,7 @@ impl Writer {
         let row = key.kind.row();
         let ev = K8sEvent {
             metadata: ObjectMeta {
-                name: Some(format!("{}.{:x}", key.name, now.as_nanosecond())),
+                name: Some(event_name(&key.name, now.as_nanosecond())),
                 namespace: Some(key.namespace.to_string()),
                 ..Default::default()
             },
@@ -511,5 +523,27 @@ impl Writer {
         if let Err(e) = api.create(&PostParams::default(), &ev).await {
             tracing::warn!(workload = %key, error = %e, "cannot publish event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_names_fit_an_object_name_whatever_the_workload() {
+        let nanos = 1_764_650_000_123_456_789i128;
+        assert_eq!(event_name("web", nanos), format!("web.{nanos:x}"));
+        for len in [1, 200, 236, 237, 240, 252, 253] {
+            let name = "a".repeat(len);
+            let got = event_name(&name, nanos);
+            assert!(got.len() <= 253, "{len}: {} characters", got.len());
+            assert!(got.starts_with('a') && got.ends_with(&format!("{nanos:x}")));
+        }
+        // a cut never leaves a dot or dash before the time
+        let name = format!("{}.b", "a".repeat(235));
+        let got = event_name(&name, nanos);
+        assert!(!got.contains(".."), "{got}");
+        assert!(got.len() <= 253);
     }
 }
