@@ -213,6 +213,24 @@ async fn the_chart_lints_and_makes_what_the_kustomize_overlays_make() {
     }
 }
 
+/// Whether a rendered ClusterRole grants every one of `verbs` on core `resource`.
+fn grants(list: &Value, resource: &str, verbs: &[&str]) -> bool {
+    items(list)
+        .iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+        .any(|r| {
+            let has = |field: &str, v: &str| {
+                r[field]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == v))
+            };
+            has("apiGroups", "")
+                && has("resources", resource)
+                && verbs.iter().all(|v| has("verbs", v))
+        })
+}
+
 /// The container args of the rendered Deployment.
 fn args_of(list: &Value) -> Vec<String> {
     let d = items(list)
@@ -385,6 +403,13 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
             );
         }
         hashroll_accepts(&args, dir.path()).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
+        // a flag that needs more rights comes with them
+        if args.iter().any(|a| a.starts_with("--namespace-selector=")) {
+            assert!(
+                grants(&list, "namespaces", &["get", "list", "watch"]),
+                "{sets:?}: --namespace-selector without the rights to watch namespaces"
+            );
+        }
         let out = wait_for(&format!("{sets:?} to dry-run"), DEADLINE, || async {
             plane()
                 .kubectl_stdin(&["apply", "--dry-run=server", "-f", "-"], &yaml)
