@@ -291,29 +291,33 @@ fn list_items<'a>(
     let Some(value) = value else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for (i, e) in value
-        .split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .enumerate()
-    {
-        if i >= MAX_LIST_ENTRIES {
-            problems.push(format!(
-                "{annotation}: only the first {MAX_LIST_ENTRIES} entries are read"
-            ));
-            break;
-        }
+    let all = || value.split(',').map(str::trim).filter(|e| !e.is_empty());
+    for e in all().take(MAX_LIST_ENTRIES) {
         if e.len() > MAX_ENTRY_LEN {
             problems.push(format!(
                 "{annotation}: an entry of {} bytes is longer than {MAX_ENTRY_LEN}; skipped",
                 e.len()
             ));
-            continue;
         }
-        out.push(e);
     }
-    out
+    if all().nth(MAX_LIST_ENTRIES).is_some() {
+        problems.push(format!(
+            "{annotation}: only the first {MAX_LIST_ENTRIES} entries are read"
+        ));
+    }
+    list_entries(value).collect()
+}
+
+/// The entries of a comma list the policy reads: the first [`MAX_LIST_ENTRIES`] non-empty
+/// ones, less those over [`MAX_ENTRY_LEN`] bytes. The watcher's index reads lists through
+/// this too, so it never holds more than the policy can track.
+pub(crate) fn list_entries(value: &str) -> impl Iterator<Item = &str> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .take(MAX_LIST_ENTRIES)
+        .filter(|e| e.len() <= MAX_ENTRY_LEN)
 }
 
 fn parse_list(

@@ -242,10 +242,7 @@ impl WorkloadEntry {
             ] {
                 if let Some(list) = ann.get(key) {
                     out.extend(
-                        list.split(',')
-                            .map(str::trim)
-                            .filter(|e| !e.is_empty())
-                            .map(|e| SourceRef::new(kind, e)),
+                        crate::core::policy::list_entries(list).map(|e| SourceRef::new(kind, e)),
                     );
                 }
             }
@@ -470,6 +467,21 @@ mod tests {
             &AnnotationNames::default(),
             &RecordNames::default(),
         )
+    }
+
+    #[test]
+    fn a_huge_reload_list_indexes_no_more_than_the_policy_reads() {
+        // 256 KiB of names: the policy reads 64 of them, and so does the index
+        let list: Vec<String> = (0..40_000).map(|i| format!("c{i}")).collect();
+        let e = entry(
+            "huge",
+            json!({"configmap.reloader.stakater.com/reload": list.join(",")}),
+            json!({"containers": [{"name": "c"}]}),
+        );
+        let keys = e.index_keys(&AnnotationNames::default(), &RecordNames::default());
+        assert_eq!(keys.len(), crate::core::limits::MAX_LIST_ENTRIES);
+        assert!(keys.contains(&SourceRef::configmap("c0")));
+        assert!(!keys.contains(&SourceRef::configmap("c64")));
     }
 
     #[test]
