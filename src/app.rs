@@ -218,9 +218,30 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let router = webhook::router(state.clone(), settings.args.max_body_bytes);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
-    // a stop: no longer ready (the Service stops sending), no new connection, the
-    // admissions in flight answered, within the grace period
+    // a stop: no longer ready (the Service stops sending) and no new roll at once; the
+    // write under way lands and the Lease goes back meanwhile, so the other replica takes
+    // over at once; the webhook still answers for --shutdown-delay, while the endpoints
+    // drop this pod (closing the port at once meant refused connections until then); then
+    // no new connection and the admissions in flight answered. 5 s of delay + 10 s of
+    // admissions fit in the manifests' terminationGracePeriodSeconds (30).
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let hand_over = {
+        let (st, client, cfg) = (state.clone(), client.clone(), lease_cfg.clone());
+        tokio::spawn(async move {
+            // a send, or the server ending without one (the sender dropped)
+            let _ = stopping_rx.changed().await;
+            if !st.writer.stop(WRITE_GRACE).await {
+                tracing::warn!(
+                    "a write was still under way after {WRITE_GRACE:?}; stopping anyway"
+                );
+            }
+            if let Some(cfg) = &cfg {
+                lease::release(client, cfg).await;
+            }
+        })
+    };
     let st = state.clone();
+    let delay = settings.args.shutdown_delay;
     let stop = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
@@ -228,21 +249,23 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         }
         st.watcher_ready
             .store(false, std::sync::atomic::Ordering::Release);
-        // no new roll from now on (the writes under way are waited for below)
+        // no new roll from now on (the write under way is waited for by hand_over)
         st.writer.stop(Duration::ZERO).await;
+        let _ = stopping_tx.send(true);
+        if !delay.is_zero() {
+            tracing::info!(delay = ?delay, "not ready; still answering admissions until the endpoints drop this replica");
+            tokio::time::sleep(delay).await;
+        }
     };
     tokio::select! {
         _ = webhook::serve_tls_until(webhook_l, tls, router, stop) => {}
         r = health::serve(metrics_l, state.clone(), live.clone()) => r.map_err(|e| Error::Serve("metrics server", e))?,
     }
-    // the patch under way lands (or fails) before we go, then the Lease goes back so the
-    // other replica takes over at once: 10 s of admissions + 5 s + the release fit in the
-    // manifests' terminationGracePeriodSeconds (30)
-    if !state.writer.stop(WRITE_GRACE).await {
-        tracing::warn!("a write was still under way after {WRITE_GRACE:?}; stopping anyway");
-    }
-    if let Some(cfg) = &lease_cfg {
-        lease::release(client.clone(), cfg).await;
+    if tokio::time::timeout(WRITE_GRACE * 2, hand_over)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the hand-over (last write, Lease release) did not end in time");
     }
     tracing::info!("stopped");
     Ok(())

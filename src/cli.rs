@@ -360,6 +360,10 @@ pub struct RunArgs {
     /// only the holder of a Lease writes
     #[arg(long, env = "HASHROLL_ENABLE_HA", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub enable_ha: bool,
+    /// after SIGTERM: how long the webhook still answers (not ready, so the Service's
+    /// endpoints drop it meanwhile) before it closes its port; 0: at once
+    #[arg(long, env = "HASHROLL_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
     /// how long a Lease holder stays the writer without renewing (--enable-ha)
     #[arg(long, env = "HASHROLL_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,

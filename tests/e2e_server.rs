@@ -288,3 +288,45 @@ async fn sigterm_answers_the_admission_in_flight_then_stops() {
         h.log()
     );
 }
+
+#[tokio::test]
+async fn sigterm_keeps_answering_while_not_ready_for_the_shutdown_delay() {
+    const DELAY: Duration = Duration::from_secs(10);
+    let h = Hashroll::start(&["--shutdown-delay=10s"]).await;
+    assert_serving(&https(plane().ca_pem()), &h).await;
+    let pid = h.child.lock().unwrap().as_ref().map(|c| c.id()).unwrap();
+    let signalled = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    // not ready at once (the Service's endpoints drop it) ...
+    let port = h.metrics_port;
+    wait_for("/readyz to say not ready", DEADLINE, || async move {
+        let ready = tokio::task::spawn_blocking(move || hashroll_harness::launch::readyz(port))
+            .await
+            .unwrap_or(true);
+        (!ready).then_some(())
+    })
+    .await;
+    // ... and still answering, on a new connection, while the delay runs
+    assert!(
+        signalled.elapsed() < DELAY,
+        "the machine was too slow to check"
+    );
+    assert_serving(&https(plane().ca_pem()), &h).await;
+    let status = wait_for("hashroll to exit", DEADLINE, || async {
+        h.child
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    })
+    .await;
+    assert!(status.success(), "{status:?}: {}", h.log());
+    assert!(
+        signalled.elapsed() >= DELAY,
+        "closed {:?} after SIGTERM, before the delay",
+        signalled.elapsed()
+    );
+}
