@@ -125,6 +125,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
 
     let live = health::Liveness::default();
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    state.cache.announce_to(changes_tx.clone());
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
         let watch = crate::cache::watch(state.clone(), client.clone(), kind, changes_tx.clone());
         live.spawn(kind.as_str(), watch);

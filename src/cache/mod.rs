@@ -3,8 +3,8 @@
 //! webhook and watcher.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -85,6 +85,10 @@ pub struct SourceCache {
     /// sources deleted lately, with the resourceVersion of the deletion: a read of the
     /// object from before it (a GET that crossed the delete event) does not bring it back
     deleted: Mutex<HashMap<(String, SourceRef), (u64, Instant)>>,
+    /// where a change the cache learns outside its watches (a GET by the webhook or the
+    /// roller) is sent, as the watch sends its own: whichever path learns a version first
+    /// announces it, and the other then finds the cache up to date (exactly once)
+    announce: OnceLock<tokio::sync::mpsc::UnboundedSender<SourceChange>>,
 }
 
 /// How long a deletion is remembered against stale reads (a GET takes far less).
@@ -118,6 +122,23 @@ impl SourceCache {
             namespaces,
             absent: Mutex::new(HashMap::new()),
             deleted: Mutex::new(HashMap::new()),
+            announce: OnceLock::new(),
+        }
+    }
+
+    /// Where changes learned by a GET go (the channel the watches send on).
+    pub fn announce_to(&self, tx: tokio::sync::mpsc::UnboundedSender<SourceChange>) {
+        let _ = self.announce.set(tx);
+    }
+
+    /// Sends a change learned outside the watches on, once that kind's first list is in
+    /// (before it, the watcher's start-up reconcile reads the whole cache anyway).
+    pub(crate) fn announce(&self, change: Option<SourceChange>) {
+        if let Some(c) = change
+            && self.synced[idx(c.source.kind)].load(Ordering::Acquire)
+            && let Some(tx) = self.announce.get()
+        {
+            let _ = tx.send(c);
         }
     }
 
@@ -358,7 +379,10 @@ impl SourceCache {
         };
         Ok(match entry {
             Some(e) => {
-                self.upsert(namespace, source, e);
+                // a newer version than the watch has brought: the other workloads that
+                // track it must hear of it now, not at the next relist
+                let change = self.upsert(namespace, source, e);
+                self.announce(change);
                 true
             }
             None => {
@@ -419,6 +443,40 @@ mod tests {
             ),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_version_learned_by_a_get_is_announced_once_whichever_path_is_first() {
+        let c = SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        );
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        c.announce_to(tx);
+        for s in &c.synced {
+            s.store(true, Ordering::Release);
+        }
+        let s = SourceRef::configmap("a");
+        let at = |rv: &str, v: &str| {
+            let mut o = cm("ns", "a", &[("k", v)], &[]);
+            o.metadata.resource_version = Some(rv.into());
+            c.configmap_entry(&o)
+        };
+        assert!(c.upsert("ns", &s, at("1", "old")).is_some());
+        // what confirm_miss does with a newer version a GET brought
+        let change = c.upsert("ns", &s, at("2", "new"));
+        c.announce(change);
+        let got = rx.try_recv().expect("announced");
+        assert_eq!((got.source, got.kind), (s.clone(), ChangeKind::Data));
+        // the watch event of the same version changes nothing and sends nothing
+        assert!(c.upsert("ns", &s, at("2", "new")).is_none());
+        c.announce(None);
+        assert!(rx.try_recv().is_err(), "announced twice");
+        // a removal learned by a GET (the roller's refresh) is announced too
+        let gone = c.remove("ns", &s);
+        c.announce(gone);
+        assert_eq!(rx.try_recv().map(|g| g.source).ok(), Some(s));
     }
 
     #[test]

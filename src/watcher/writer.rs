@@ -476,7 +476,8 @@ impl Writer {
             .await
             .map_err(|e| WriteError::Source(source.to_string(), e))?;
         if !exists {
-            self.state.cache.remove(ns, source);
+            let gone = self.state.cache.remove(ns, source);
+            self.state.cache.announce(gone);
         }
         Ok(())
     }
