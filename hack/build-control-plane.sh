@@ -50,13 +50,7 @@ if [ $need_k8s = 1 ]; then
   pkgs=()
   for b in "${k8s_bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   (cd "$work/k8s" && go get "${pkgs[@]/%/@$KUBERNETES_VERSION}")
-  major=${KUBERNETES_VERSION#v}; major=${major%%.*}
-  minor=${KUBERNETES_VERSION#v*.}; minor=${minor%%.*}
-  ldflags="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
-    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-  done
+  ldflags=$(k8s_ldflags "$KUBERNETES_VERSION")
   (cd "$work/k8s" && go build -trimpath -ldflags "$ldflags" -o "$bin/" "${pkgs[@]}")
   elapsed "$t"
 fi

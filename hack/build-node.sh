@@ -54,13 +54,7 @@ if [ ! -x "$dest/bin/kubelet" ]; then
   sub="v0.${KUBERNETES_VERSION#v1.}"
   wrapper k8s.io/kubernetes "$KUBERNETES_VERSION" "$sub" "$work/k8s"
   (cd "$work/k8s" && go get "k8s.io/kubernetes/cmd/kubelet@$KUBERNETES_VERSION")
-  major=${KUBERNETES_VERSION#v}; major=${major%%.*}
-  minor=${KUBERNETES_VERSION#v*.}; minor=${minor%%.*}
-  ldflags="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $p.gitVersion=$KUBERNETES_VERSION -X $p.gitMajor=$major -X $p.gitMinor=$minor"
-    ldflags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
-  done
+  ldflags=$(k8s_ldflags "$KUBERNETES_VERSION")
   (cd "$work/k8s" && go build -trimpath -ldflags "$ldflags" -o "$dest/bin/" k8s.io/kubernetes/cmd/kubelet)
   elapsed "$t"
 fi

@@ -1,5 +1,17 @@
 # Sourced by the build scripts: wrapper() makes a Go module that builds main packages of a
 # published module, with that module's replace lines mapped onto published modules.
+# k8s_ldflags VERSION: the linker flags a Kubernetes binary reports its version with
+k8s_ldflags() {
+  local v=$1 major minor flags="-s -w" p
+  major=${v#v}; major=${major%%.*}
+  minor=${v#v*.}; minor=${minor%%.*}
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    flags+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor"
+    flags+=" -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
+  done
+  echo "$flags"
+}
+
 # A wrapper module that builds main packages of a module whose go.mod replaces its own
 # sub-modules with local paths: map every such replace onto the published module.
 # $1 module, $2 version, $3 version of the replaced sub-modules, $4 sed filter for replace targets

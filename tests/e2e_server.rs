@@ -34,6 +34,18 @@ fn review(object: Value, kind: &str, group: &str) -> Value {
     })
 }
 
+/// Waits until the process ends on its own; its exit status.
+async fn exited(h: &Hashroll) -> std::process::ExitStatus {
+    wait_for("hashroll to exit", DEADLINE, || async {
+        h.child
+            .lock()
+            .unwrap()
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    })
+    .await
+}
+
 fn deployment() -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "default", "annotations": {"reloader.stakater.com/auto": "true"}},
@@ -273,14 +285,7 @@ async fn sigterm_answers_the_admission_in_flight_then_stops() {
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("\"allowed\":true"), "{text}");
     // then it stops, on its own, with success
-    let status = wait_for("hashroll to exit", DEADLINE, || async {
-        h.child
-            .lock()
-            .unwrap()
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    })
-    .await;
+    let status = exited(&h).await;
     assert!(status.success(), "{status:?}: {}", h.log());
     assert!(
         h.log().contains("every admission in flight was answered"),
@@ -315,14 +320,7 @@ async fn sigterm_keeps_answering_while_not_ready_for_the_shutdown_delay() {
         "the machine was too slow to check"
     );
     assert_serving(&https(plane().ca_pem()), &h).await;
-    let status = wait_for("hashroll to exit", DEADLINE, || async {
-        h.child
-            .lock()
-            .unwrap()
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    })
-    .await;
+    let status = exited(&h).await;
     assert!(status.success(), "{status:?}: {}", h.log());
     assert!(
         signalled.elapsed() >= DELAY,
