@@ -69,17 +69,11 @@ fn failed(context: &str) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
 
 /// Where `hack/build-node.sh` puts kubelet, containerd and the images.
 pub fn default_node_dir() -> PathBuf {
-    crate::plane::default_bin_dir()
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/tmp"))
-        .join("node")
-        .join(format!(
-            "{}-{}",
-            version("KUBERNETES_VERSION"),
-            version("CONTAINERD_VERSION")
-        ))
+    crate::plane::cache_dir().join("node").join(format!(
+        "{}-{}",
+        version("KUBERNETES_VERSION"),
+        version("CONTAINERD_VERSION")
+    ))
 }
 
 /// What the machine lacks for a real node, if anything (the reason, in one line).

@@ -36,15 +36,20 @@ pub fn version(key: &str) -> &'static str {
         .unwrap_or("unknown")
 }
 
-/// Where `hack/build-control-plane.sh` puts the binaries.
-pub fn default_bin_dir() -> PathBuf {
-    let cache = std::env::var_os("HASHROLL_CACHE")
+/// The build cache every `hack/` script writes to: `$HASHROLL_CACHE`, else
+/// `$HOME/.cache/hashroll`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("HASHROLL_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
                 .join(".cache/hashroll")
-        });
-    cache
+        })
+}
+
+/// Where `hack/build-control-plane.sh` puts the binaries.
+pub fn default_bin_dir() -> PathBuf {
+    cache_dir()
         .join("control-plane")
         .join(version("KUBERNETES_VERSION"))
 }

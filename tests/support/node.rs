@@ -107,13 +107,7 @@ pub async fn ready_pods(client: &kube::Client, ns: &str, selector: &str) -> Vec<
 
 /// The OCI archive `make image` writes.
 pub fn image_archive() -> PathBuf {
-    let cache = std::env::var_os("HASHROLL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
-                .join(".cache/hashroll")
-        });
-    let path = cache
+    let path = hashroll_harness::plane::cache_dir()
         .join("image")
         .join(format!("hashroll-{}.oci.tar", env!("CARGO_PKG_VERSION")));
     assert!(
