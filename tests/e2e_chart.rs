@@ -215,6 +215,11 @@ async fn the_chart_lints_and_makes_what_the_kustomize_overlays_make() {
 
 /// Whether a rendered ClusterRole grants every one of `verbs` on core `resource`.
 fn grants(list: &Value, resource: &str, verbs: &[&str]) -> bool {
+    grants_in(list, "", resource, verbs)
+}
+
+/// Whether a ClusterRole of the list grants `verbs` on `group`'s `resource`.
+fn grants_in(list: &Value, group: &str, resource: &str, verbs: &[&str]) -> bool {
     items(list)
         .iter()
         .filter(|o| o["kind"] == "ClusterRole")
@@ -225,7 +230,7 @@ fn grants(list: &Value, resource: &str, verbs: &[&str]) -> bool {
                     .as_array()
                     .is_some_and(|a| a.iter().any(|x| x == v))
             };
-            has("apiGroups", "")
+            has("apiGroups", group)
                 && has("resources", resource)
                 && verbs.iter().all(|v| has("verbs", v))
         })
@@ -310,6 +315,7 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
         (&["reloadOnCreate=false"], "--reload-on-create=false"),
         (&["reloadOnDelete=false"], "--reload-on-delete=false"),
         (&["autoReloadAll=true"], "--auto-reload-all"),
+        (&["enableCSIIntegration=true"], "--enable-csi-integration"),
         (
             &["cronjobRunOnChange=false"],
             "--cronjob-run-on-change=false",
@@ -408,6 +414,19 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
             assert!(
                 grants(&list, "namespaces", &["get", "list", "watch"]),
                 "{sets:?}: --namespace-selector without the rights to watch namespaces"
+            );
+        }
+        let csi = args.iter().any(|a| a == "--enable-csi-integration");
+        for resource in ["secretproviderclasses", "secretproviderclasspodstatuses"] {
+            let granted = grants_in(
+                &list,
+                "secrets-store.csi.x-k8s.io",
+                resource,
+                &["get", "list", "watch"],
+            );
+            assert_eq!(
+                granted, csi,
+                "{sets:?}: read of {resource} must come with --enable-csi-integration, only with it"
             );
         }
         let out = wait_for(&format!("{sets:?} to dry-run"), DEADLINE, || async {

@@ -92,6 +92,49 @@ async fn manifests_render_and_pass_a_server_side_dry_run() {
     );
 }
 
+#[tokio::test]
+async fn the_csi_overlay_adds_the_flag_and_only_read_rights_on_the_drivers_kinds() {
+    let overlay = format!("{}/manifests/overlays/csi", root());
+    let list = rendered(&overlay);
+    let deployment = items(&list)
+        .into_iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap();
+    let args = deployment["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(
+        args.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--enable-csi-integration"),
+        "{args}"
+    );
+    let rules: Vec<Value> = items(&list)
+        .into_iter()
+        .filter(|o| o["kind"] == "ClusterRole")
+        .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+        .filter(|r| r["apiGroups"] == json!(["secrets-store.csi.x-k8s.io"]))
+        .collect();
+    assert_eq!(
+        rules,
+        vec![json!({"apiGroups": ["secrets-store.csi.x-k8s.io"],
+            "resources": ["secretproviderclasses", "secretproviderclasspodstatuses"],
+            "verbs": ["get", "list", "watch"]})]
+    );
+    // the base alone grants none
+    let base = rendered(&format!("{}/manifests", root()));
+    assert!(!base.to_string().contains("secrets-store.csi.x-k8s.io"));
+    kubectl(&[
+        "apply",
+        "-f",
+        &format!("{}/manifests/base/namespace.yaml", root()),
+    ]);
+    let out = kubectl(&["apply", "--dry-run=server", "-k", &overlay]);
+    assert!(
+        out.contains("clusterrole.rbac.authorization.k8s.io/hashroll-csi created (server dry run)"),
+        "{out}"
+    );
+}
+
 /// Installs what the manifests grant (namespace, ServiceAccount, RBAC) and the webhook
 /// configuration pointed at `url` with the plane's CA.
 fn install_rbac_and_webhook(url: &str) {

@@ -87,6 +87,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.autoReloadAll }}
 - --auto-reload-all
 {{- end }}
+{{- if .Values.enableCSIIntegration }}
+- --enable-csi-integration
+{{- end }}
 {{- if not .Values.cronjobRunOnChange }}
 - --cronjob-run-on-change=false
 {{- end }}
