@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: node image argo-rollouts tools soak fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: node image argo-rollouts csi-crds tools soak fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -84,6 +84,10 @@ image: release
 argo-rollouts:
 	@hack/build-argo-rollouts.sh
 
+## csi-crds: the Secrets Store CSI Driver's CRDs out of its Go module, for tests/e2e_csi*.rs
+csi-crds:
+	@hack/fetch-csi-crds.sh
+
 ## tools: helm and promtool from their Go modules, for the chart and alert-rule tests
 tools:
 	@hack/build-tools.sh
@@ -99,7 +103,7 @@ soak: control-plane
 
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary), E2E_JOBS
 ## binaries at a time (default 3; E2E_JOBS=1 for one by one)
-e2e: control-plane node argo-rollouts tools release image
+e2e: control-plane node argo-rollouts csi-crds tools release image
 	@hack/e2e.sh
 	@hack/no-plane-left.sh
 

@@ -130,6 +130,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         let watch = crate::cache::watch(state.clone(), client.clone(), kind, changes_tx.clone());
         live.spawn(kind.as_str(), watch);
     }
+    if state.policy.csi_integration {
+        let watch = crate::cache::csi::run(state.clone(), client.clone(), changes_tx.clone());
+        live.spawn(SourceKind::SecretProviderClass.as_str(), watch);
+    } else {
+        state.cache.mark_synced(SourceKind::SecretProviderClass);
+    }
     drop(changes_tx);
     {
         let (state, every) = (state.clone(), settings.args.key_reload_interval);

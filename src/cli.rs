@@ -199,6 +199,9 @@ pub struct ExplainArgs {
     #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub auto_reload_all: bool,
     /// as the running hashroll's flag
+    #[arg(long, env = "HASHROLL_ENABLE_CSI_INTEGRATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub enable_csi_integration: bool,
+    /// as the running hashroll's flag
     #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
     pub workload_kinds: Vec<crate::core::workload::CustomKind>,
     /// as the running hashroll's flag (when the next roll may happen)
@@ -309,6 +312,10 @@ pub struct RunArgs {
     /// treat every workload as `reloader.stakater.com/auto: "true"` unless it says "false"
     #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub auto_reload_all: bool,
+    /// track SecretProviderClasses of the Secrets Store CSI Driver (Reloader's flag): a
+    /// workload rolls when the versions its class's pods mounted change
+    #[arg(long, env = "HASHROLL_ENABLE_CSI_INTEGRATION", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub enable_csi_integration: bool,
     /// roll when a tracked source is created
     #[arg(long, env = "HASHROLL_RELOAD_ON_CREATE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub reload_on_create: bool,
@@ -439,6 +446,24 @@ pub struct RunArgs {
         default_value = "secrets.exclude.reloader.stakater.com/reload"
     )]
     pub secret_exclude_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_SECRETPROVIDERCLASS_AUTO_ANNOTATION",
+        default_value = "secretproviderclass.reloader.stakater.com/auto"
+    )]
+    pub secretproviderclass_auto_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_SECRETPROVIDERCLASS_ANNOTATION",
+        default_value = "secretproviderclass.reloader.stakater.com/reload"
+    )]
+    pub secretproviderclass_annotation: String,
+    #[arg(
+        long,
+        env = "HASHROLL_SECRETPROVIDERCLASS_EXCLUDE_ANNOTATION",
+        default_value = "secretproviderclasses.exclude.reloader.stakater.com/reload"
+    )]
+    pub secretproviderclass_exclude_annotation: String,
     #[arg(
         long,
         env = "HASHROLL_AUTO_SEARCH_ANNOTATION",

@@ -204,8 +204,12 @@ impl Settings {
                 secret_exclude: args.secret_exclude_annotation.clone(),
                 ignore: args.ignore_annotation.clone(),
                 pause_period: args.pause_deployment_annotation.clone(),
+                secretproviderclass_auto: args.secretproviderclass_auto_annotation.clone(),
+                secretproviderclass_reload: args.secretproviderclass_annotation.clone(),
+                secretproviderclass_exclude: args.secretproviderclass_exclude_annotation.clone(),
             },
             auto_reload_all: args.auto_reload_all,
+            csi_integration: args.enable_csi_integration,
             ignore_configmaps: ignore.as_deref() == Some("configmaps"),
             ignore_secrets: ignore.as_deref() == Some("secrets"),
             ignored_kinds: {

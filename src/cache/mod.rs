@@ -1,6 +1,7 @@
-//! The source cache: a digest per key of every ConfigMap and Secret (never the data), plus
-//! the few annotations the policy reads. Filled by a watch (paged initial list), shared by
-//! webhook and watcher.
+//! The source cache: a digest per key of every ConfigMap and Secret (never the data), and
+//! of the versions every SecretProviderClass's pods mounted (`csi`), plus the few
+//! annotations the policy reads. Filled by watches (paged initial lists), shared by webhook
+//! and watcher.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -14,6 +15,7 @@ use kube::api::{Api, ObjectMeta};
 
 use crate::namespaces::NamespaceFilter;
 
+pub(crate) mod csi;
 mod watch;
 pub use watch::watch;
 
@@ -61,7 +63,10 @@ type Map = BTreeMap<String, Namespace>;
 
 /// The sources of one namespace, per kind ([`idx`]), by name.
 #[derive(Default)]
-struct Namespace([BTreeMap<Box<str>, SourceEntry>; 2]);
+struct Namespace([BTreeMap<Box<str>, SourceEntry>; KINDS]);
+
+/// Kinds of source (rows of `refs::SOURCE_KINDS`).
+const KINDS: usize = SourceKind::ALL.len();
 
 impl Namespace {
     fn is_empty(&self) -> bool {
@@ -74,9 +79,9 @@ impl Namespace {
 
 pub struct SourceCache {
     map: RwLock<Map>,
-    synced: [AtomicBool; 2],
+    synced: [AtomicBool; KINDS],
     /// per kind, the generation of the current (re)list
-    generations: [AtomicU32; 2],
+    generations: [AtomicU32; KINDS],
     names: AnnotationNames,
     selector: LabelSelector,
     namespaces: NamespaceFilter,
@@ -89,6 +94,10 @@ pub struct SourceCache {
     /// roller) is sent, as the watch sends its own: whichever path learns a version first
     /// announces it, and the other then finds the cache up to date (exactly once)
     announce: OnceLock<tokio::sync::mpsc::UnboundedSender<SourceChange>>,
+    /// what the policy reads of each SecretProviderClass object (match, ignore, labels), by
+    /// namespace and name: a class's entry exists while pods mount it, its object may come
+    /// before or after
+    class_info: Mutex<HashMap<(String, String), SourceInfo>>,
 }
 
 /// How long a deletion is remembered against stale reads (a GET takes far less).
@@ -101,10 +110,7 @@ const ABSENT_TTL: Duration = Duration::from_secs(30);
 const ABSENT_MAX: usize = 10_000;
 
 fn idx(kind: SourceKind) -> usize {
-    match kind {
-        SourceKind::ConfigMap => 0,
-        SourceKind::Secret => 1,
-    }
+    kind.index()
 }
 
 impl SourceCache {
@@ -115,15 +121,22 @@ impl SourceCache {
     ) -> Self {
         SourceCache {
             map: RwLock::new(BTreeMap::new()),
-            synced: [AtomicBool::new(false), AtomicBool::new(false)],
-            generations: [AtomicU32::new(0), AtomicU32::new(0)],
+            synced: std::array::from_fn(|_| AtomicBool::new(false)),
+            generations: std::array::from_fn(|_| AtomicU32::new(0)),
             names,
             selector,
             namespaces,
             absent: Mutex::new(HashMap::new()),
             deleted: Mutex::new(HashMap::new()),
             announce: OnceLock::new(),
+            class_info: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A kind that is not watched (turned off, or its API not served yet) holds nothing
+    /// to wait for.
+    pub fn mark_synced(&self, kind: SourceKind) {
+        self.synced[idx(kind)].store(true, Ordering::Release);
     }
 
     /// Where changes learned by a GET go (the channel the watches send on).
@@ -367,6 +380,10 @@ impl SourceCache {
         namespace: &str,
         source: &SourceRef,
     ) -> Result<bool, kube::Error> {
+        if !source.kind.row().gettable {
+            // known only through its watch (a class through its pods' statuses)
+            return Ok(self.get(namespace, source).is_some());
+        }
         let entry = match source.kind {
             SourceKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), namespace)
                 .get_opt(&source.name)
@@ -376,6 +393,7 @@ impl SourceCache {
                 .get_opt(&source.name)
                 .await?
                 .map(|s| self.secret_entry(&s)),
+            SourceKind::SecretProviderClass => None,
         };
         Ok(match entry {
             Some(e) => {

@@ -115,5 +115,7 @@ pub async fn watch(
             let api: Api<Secret> = Api::all(client);
             k8s::watch::run(api, cfg, "secrets", &mut h).await
         }
+        // a class is made of its pods' statuses: `csi::run`
+        SourceKind::SecretProviderClass => {}
     }
 }

@@ -29,6 +29,9 @@ pub struct AnnotationNames {
     pub secret_exclude: String,
     pub ignore: String,
     pub pause_period: String,
+    pub secretproviderclass_auto: String,
+    pub secretproviderclass_reload: String,
+    pub secretproviderclass_exclude: String,
 }
 
 impl Default for AnnotationNames {
@@ -45,24 +48,55 @@ impl Default for AnnotationNames {
             secret_exclude: "secrets.exclude.reloader.stakater.com/reload".into(),
             ignore: "reloader.stakater.com/ignore".into(),
             pause_period: "deployment.reloader.stakater.com/pause-period".into(),
+            secretproviderclass_auto: "secretproviderclass.reloader.stakater.com/auto".into(),
+            secretproviderclass_reload: "secretproviderclass.reloader.stakater.com/reload".into(),
+            secretproviderclass_exclude:
+                "secretproviderclasses.exclude.reloader.stakater.com/reload".into(),
         }
     }
 }
 
 impl AnnotationNames {
+    /// `<kind>.reloader.stakater.com/auto`: auto for one kind of source.
+    pub fn auto_of(&self, kind: SourceKind) -> &str {
+        match kind {
+            SourceKind::ConfigMap => &self.configmap_auto,
+            SourceKind::Secret => &self.secret_auto,
+            SourceKind::SecretProviderClass => &self.secretproviderclass_auto,
+        }
+    }
+    /// `<kind>.reloader.stakater.com/reload`: the reload list of one kind.
+    pub fn reload_of(&self, kind: SourceKind) -> &str {
+        match kind {
+            SourceKind::ConfigMap => &self.configmap_reload,
+            SourceKind::Secret => &self.secret_reload,
+            SourceKind::SecretProviderClass => &self.secretproviderclass_reload,
+        }
+    }
+    /// `<kinds>.exclude.reloader.stakater.com/reload`: the exclude list of one kind.
+    pub fn exclude_of(&self, kind: SourceKind) -> &str {
+        match kind {
+            SourceKind::ConfigMap => &self.configmap_exclude,
+            SourceKind::Secret => &self.secret_exclude,
+            SourceKind::SecretProviderClass => &self.secretproviderclass_exclude,
+        }
+    }
+
+    /// Every per-kind name, and the generic ones: what the watcher keeps of a workload.
+    pub fn workload_keys(&self) -> impl Iterator<Item = &str> {
+        SourceKind::ALL
+            .into_iter()
+            .flat_map(|k| [self.auto_of(k), self.reload_of(k), self.exclude_of(k)])
+            .chain([self.auto.as_str(), self.search.as_str(), &self.pause_period])
+    }
+
     /// The keys whose presence on the workload's metadata means "read the metadata, not the
     /// pod template".
-    fn opt_in_keys(&self) -> [&str; 8] {
-        [
-            &self.auto,
-            &self.configmap_auto,
-            &self.secret_auto,
-            &self.search,
-            &self.configmap_reload,
-            &self.secret_reload,
-            &self.configmap_exclude,
-            &self.secret_exclude,
-        ]
+    fn opt_in_keys(&self) -> impl Iterator<Item = &str> {
+        SourceKind::ALL
+            .into_iter()
+            .flat_map(|k| [self.auto_of(k), self.reload_of(k), self.exclude_of(k)])
+            .chain([self.auto.as_str(), self.search.as_str()])
     }
 }
 
@@ -73,6 +107,8 @@ pub struct PolicyConfig {
     pub auto_reload_all: bool,
     pub ignore_configmaps: bool,
     pub ignore_secrets: bool,
+    /// `--enable-csi-integration`: SecretProviderClasses are sources (off: not tracked)
+    pub csi_integration: bool,
     /// kinds turned off by `--ignored-workload-types`: not watched, not stamped
     pub ignored_kinds: Vec<super::workload::WorkloadKind>,
 }
@@ -81,6 +117,14 @@ impl PolicyConfig {
     /// Whether hashroll stamps and rolls workloads of `kind` under these flags.
     pub fn handles(&self, kind: super::workload::WorkloadKind) -> bool {
         !self.ignored_kinds.contains(&kind)
+    }
+    /// Whether sources of `kind` are tracked at all under these flags.
+    pub fn tracks_kind(&self, kind: SourceKind) -> bool {
+        match kind {
+            SourceKind::ConfigMap => !self.ignore_configmaps,
+            SourceKind::Secret => !self.ignore_secrets,
+            SourceKind::SecretProviderClass => self.csi_integration,
+        }
     }
 }
 
@@ -217,11 +261,7 @@ pub fn effective_annotations<'a>(
     metadata: &'a BTreeMap<String, String>,
     template: &'a BTreeMap<String, String>,
 ) -> &'a BTreeMap<String, String> {
-    if names
-        .opt_in_keys()
-        .iter()
-        .any(|k| metadata.contains_key(*k))
-    {
+    if names.opt_in_keys().any(|k| metadata.contains_key(k)) {
         metadata
     } else {
         template
@@ -369,13 +409,16 @@ pub fn opted_in(
     let auto = ann.get(&names.auto).and_then(|v| parse_bool(v));
     cfg.auto_reload_all && auto != Some(false)
         || auto == Some(true)
-        || [&names.configmap_auto, &names.secret_auto]
-            .iter()
-            .any(|k| ann.get(*k).and_then(|v| parse_bool(v)) == Some(true))
+        || SourceKind::ALL
+            .into_iter()
+            .filter(|k| cfg.tracks_kind(*k))
+            .any(|k| {
+                ann.get(names.auto_of(k)).and_then(|v| parse_bool(v)) == Some(true)
+                    || ann
+                        .get(names.reload_of(k))
+                        .is_some_and(|v| !v.trim().is_empty())
+            })
         || ann.get(&names.search).map(String::as_str) == Some("true")
-        || [&names.configmap_reload, &names.secret_reload]
-            .iter()
-            .any(|k| ann.get(*k).is_some_and(|v| !v.trim().is_empty()))
 }
 
 /// Which sources a workload tracks, and why. `refs` are the pod template's references.
@@ -421,11 +464,8 @@ pub fn tracking(
         if auto_all {
             return Some(auto_reason.clone());
         }
-        let key = match kind {
-            SourceKind::ConfigMap => &names.configmap_auto,
-            SourceKind::Secret => &names.secret_auto,
-        };
-        (get_bool(key) == Some(true)).then(|| Reason::Auto(key.clone()))
+        let key = names.auto_of(kind);
+        (get_bool(key) == Some(true)).then(|| Reason::Auto(key.to_string()))
     };
     let search = ann.get(&names.search).map(String::as_str) == Some("true");
 
@@ -465,10 +505,8 @@ pub fn tracking(
     }
 
     // explicit reload lists, in addition to auto
-    for (kind, key) in [
-        (SourceKind::ConfigMap, &names.configmap_reload),
-        (SourceKind::Secret, &names.secret_reload),
-    ] {
+    for kind in SourceKind::ALL.into_iter().filter(|k| cfg.tracks_kind(*k)) {
+        let key = names.reload_of(kind);
         let entries = parse_list(key, ann.get(key), &mut problems);
         if entries.is_empty() {
             continue;
@@ -476,7 +514,7 @@ pub fn tracking(
         for entry in &entries {
             let Some(re) = &entry.regex else { continue };
             let reason = Reason::ReloadList {
-                annotation: key.clone(),
+                annotation: key.to_string(),
                 entry: entry.text.clone(),
             };
             // referenced sources: with the keys the template uses
@@ -517,21 +555,15 @@ pub fn tracking(
     }
 
     // exclusions, ignore annotations and flags
-    let cm_exclude = exclude_set(
-        &names.configmap_exclude,
-        ann.get(&names.configmap_exclude),
-        &mut problems,
-    );
-    let secret_exclude = exclude_set(
-        &names.secret_exclude,
-        ann.get(&names.secret_exclude),
-        &mut problems,
-    );
+    let excludes: Vec<Vec<String>> = SourceKind::ALL
+        .into_iter()
+        .map(|k| {
+            let key = names.exclude_of(k);
+            exclude_set(key, ann.get(key), &mut problems)
+        })
+        .collect();
     out.retain(|s, _| {
-        let excluded = match s.kind {
-            SourceKind::ConfigMap => cfg.ignore_configmaps || cm_exclude.contains(&s.name),
-            SourceKind::Secret => cfg.ignore_secrets || secret_exclude.contains(&s.name),
-        };
+        let excluded = !cfg.tracks_kind(s.kind) || excludes[s.kind.index()].contains(&s.name);
         let info = sources.info(s);
         !excluded && !info.is_some_and(|i| i.ignored || !i.selected)
     });
@@ -923,6 +955,67 @@ pub(crate) mod tests {
             let want: BTreeSet<SourceRef> = case.want.into_iter().collect();
             assert_eq!(got, want, "case {}", case.name);
         }
+    }
+
+    #[test]
+    fn secret_provider_classes_follow_reloaders_csi_rules() {
+        let spc = |n: &str| SourceRef::new(SourceKind::SecretProviderClass, n);
+        let csi = PolicyConfig {
+            csi_integration: true,
+            ..Default::default()
+        };
+        let with =
+            |cfg: &PolicyConfig, metadata: &[(&str, &str)], sources: &[(SourceRef, SourceInfo)]| {
+                let refs = refs(&[cm("a"), spc("vault")]);
+                let sources = FakeSources(sources.iter().cloned().collect());
+                let got = tracked(cfg, &map(metadata), &map(&[]), &refs, &sources);
+                got.into_keys().collect::<Vec<_>>()
+            };
+        let mounted = [
+            (cm("a"), plain()),
+            (spc("vault"), plain()),
+            (spc("other"), plain()),
+        ];
+        let spc_auto = "secretproviderclass.reloader.stakater.com/auto";
+        let spc_list = "secretproviderclass.reloader.stakater.com/reload";
+        let spc_exclude = "secretproviderclasses.exclude.reloader.stakater.com/reload";
+        // off (the default): never tracked, whatever the annotations say
+        let off = PolicyConfig::default();
+        assert_eq!(with(&off, &[(AUTO, "true")], &mounted), vec![cm("a")]);
+        assert_eq!(with(&off, &[(spc_list, "vault")], &mounted), vec![]);
+        assert!(!opted_in(&off, &map(&[(spc_auto, "true")]), &map(&[])));
+        // on: the generic auto and the typed auto take the csi volume's class
+        assert_eq!(
+            with(&csi, &[(AUTO, "true")], &mounted),
+            vec![cm("a"), spc("vault")]
+        );
+        assert_eq!(
+            with(&csi, &[(spc_auto, "true")], &mounted),
+            vec![spc("vault")]
+        );
+        assert!(opted_in(&csi, &map(&[(spc_auto, "true")]), &map(&[])));
+        // by name or regex, mounted or not
+        assert_eq!(
+            with(&csi, &[(spc_list, "oth.*")], &mounted),
+            vec![spc("other")]
+        );
+        // excluded by name; ignored by its object's annotation
+        assert_eq!(
+            with(&csi, &[(AUTO, "true"), (spc_exclude, "vault")], &mounted),
+            vec![cm("a")]
+        );
+        let ignored_class = [(cm("a"), plain()), (spc("vault"), ignored())];
+        assert_eq!(with(&csi, &[(AUTO, "true")], &ignored_class), vec![cm("a")]);
+        // search + match on the class; not mounted yet: tracked as absent
+        let matched_class = [(cm("a"), plain()), (spc("vault"), matched())];
+        assert_eq!(
+            with(&csi, &[(SEARCH, "true")], &matched_class),
+            vec![spc("vault")]
+        );
+        assert_eq!(
+            with(&csi, &[(SEARCH, "true")], &[]),
+            vec![cm("a"), spc("vault")]
+        );
     }
 
     #[test]

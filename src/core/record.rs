@@ -9,7 +9,12 @@ use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES, RECORD_GROUPS};
 use super::policy::{SourceView, Tracked};
 use super::refs::SourceRef;
 
-/// `"configmap/<name>"` / `"secret/<name>"` → 16 hex chars or `"absent"`.
+/// `"<kind>/<name>"` (a row of `refs::SOURCE_KINDS`) → 16 hex chars or `"absent"`.
+///
+/// A SecretProviderClass's `absent` means "not mounted yet" (or no longer by any pod): its
+/// first digest fills in without a roll, and so does its going. In the compact form
+/// (past [`MAX_RECORD_SOURCES`] sources) the groups cannot tell that from a change, so a
+/// class first mounted by a workload that tracks that many sources rolls it once.
 pub type Record = BTreeMap<String, String>;
 
 /// The record's entry that names the key its digests were made with (sorts before every
@@ -324,7 +329,12 @@ pub fn decide(
                     }
                     let created = was == super::digest::ABSENT;
                     let deleted = now == super::digest::ABSENT;
-                    let wanted = (!created || opts.on_create) && (!deleted || opts.on_delete);
+                    // a kind whose presence is no change (a class its pods mount) rolls
+                    // only when what it holds changes
+                    let presence_rolls =
+                        SourceRef::from_record_key(k).is_none_or(|s| s.kind.row().presence_rolls);
+                    let wanted = (!created || (opts.on_create && presence_rolls))
+                        && (!deleted || (opts.on_delete && presence_rolls));
                     wanted.then(|| k.clone())
                 })
                 .collect();
@@ -445,7 +455,34 @@ mod tests {
         let a2 = ("configmap/a", "2222222222222222");
         let a_absent = ("configmap/a", "absent");
         let b1 = ("secret/b", "3333333333333333");
+        let c1 = ("secretproviderclass/c", "4444444444444444");
+        let c2 = ("secretproviderclass/c", "5555555555555555");
+        let c_absent = ("secretproviderclass/c", "absent");
         let cases = vec![
+            Case {
+                name: "class_first_mounted_records_without_roll",
+                base: Some(rec(&[a1, c_absent])),
+                current: rec(&[a1, c1]),
+                opts: O,
+                roll: false,
+                record: Some(rec(&[a1, c1])),
+            },
+            Case {
+                name: "class_no_longer_mounted_records_without_roll",
+                base: Some(rec(&[c1])),
+                current: rec(&[c_absent]),
+                opts: O,
+                roll: false,
+                record: Some(rec(&[c_absent])),
+            },
+            Case {
+                name: "class_rotated_rolls",
+                base: Some(rec(&[a1, c1])),
+                current: rec(&[a1, c2]),
+                opts: O,
+                roll: true,
+                record: Some(rec(&[a1, c2])),
+            },
             Case {
                 name: "unchanged_does_nothing",
                 base: Some(rec(&[a1])),

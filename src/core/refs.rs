@@ -11,27 +11,84 @@ use std::fmt;
 use k8s_openapi::api::core::v1::PodSpec;
 use serde::Deserialize;
 
-/// The two kinds of source.
+/// The kinds of source. Each is a row of [`SOURCE_KINDS`]: what differs between kinds is
+/// read from there, so a fourth kind is a variant, a row, and its annotation names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SourceKind {
     ConfigMap,
     Secret,
+    /// a Secrets Store CSI Driver class, as its pods' `SecretProviderClassPodStatus`
+    /// objects report the versions they mounted (`cache::csi`)
+    SecretProviderClass,
 }
 
+/// What hashroll needs to know of one kind of source.
+#[derive(Debug)]
+pub struct SourceKindRow {
+    pub kind: SourceKind,
+    /// the prefix of a record key, and the name in logs and metrics
+    pub name: &'static str,
+    /// other spellings `explain` and `SourceKind::parse` take
+    pub aliases: &'static [&'static str],
+    /// a source of this kind can be read by name (a GET confirms a miss); a class is known
+    /// only through its pods' statuses
+    pub gettable: bool,
+    /// whether appearing or disappearing is a change that rolls (`--reload-on-create`,
+    /// `--reload-on-delete`). A class appears when its first pod mounts it and disappears
+    /// with its last pod; a pod that mounted it already has what it reports, so neither
+    /// is a reason to roll: only a version change is.
+    pub presence_rolls: bool,
+}
+
+/// The kinds of source, in [`SourceKind`] order.
+pub const SOURCE_KINDS: [SourceKindRow; 3] = [
+    SourceKindRow {
+        kind: SourceKind::ConfigMap,
+        name: "configmap",
+        aliases: &["configmaps", "cm"],
+        gettable: true,
+        presence_rolls: true,
+    },
+    SourceKindRow {
+        kind: SourceKind::Secret,
+        name: "secret",
+        aliases: &["secrets"],
+        gettable: true,
+        presence_rolls: true,
+    },
+    SourceKindRow {
+        kind: SourceKind::SecretProviderClass,
+        name: "secretproviderclass",
+        aliases: &["secretproviderclasses", "spc"],
+        gettable: false,
+        presence_rolls: false,
+    },
+];
+
 impl SourceKind {
-    /// `configmap` / `secret`: the prefix of a record key.
+    /// Every kind, in order.
+    pub const ALL: [SourceKind; 3] = [
+        SourceKind::ConfigMap,
+        SourceKind::Secret,
+        SourceKind::SecretProviderClass,
+    ];
+    /// Its position in [`SOURCE_KINDS`] (and in per-kind arrays).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn row(self) -> &'static SourceKindRow {
+        &SOURCE_KINDS[self.index()]
+    }
+    /// `configmap` / `secret` / `secretproviderclass`: the prefix of a record key.
     pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::ConfigMap => "configmap",
-            SourceKind::Secret => "secret",
-        }
+        self.row().name
     }
     pub fn parse(s: &str) -> Option<SourceKind> {
-        match s.to_ascii_lowercase().as_str() {
-            "configmap" | "configmaps" | "cm" => Some(SourceKind::ConfigMap),
-            "secret" | "secrets" => Some(SourceKind::Secret),
-            _ => None,
-        }
+        let s = s.to_ascii_lowercase();
+        SOURCE_KINDS
+            .iter()
+            .find(|r| r.name == s || r.aliases.contains(&s.as_str()))
+            .map(|r| r.kind)
     }
 }
 
@@ -179,7 +236,21 @@ pub struct VolumeRefs {
     pub secret: Option<SecretVolumeRef>,
     #[serde(default)]
     pub projected: Option<ProjectedRefs>,
+    #[serde(default)]
+    pub csi: Option<CsiRefs>,
 }
+
+/// A `csi` volume: the Secrets Store CSI Driver names its class in `volumeAttributes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CsiRefs {
+    #[serde(default)]
+    pub volume_attributes: Option<BTreeMap<String, String>>,
+}
+
+/// The `volumeAttributes` key of a CSI volume that names its SecretProviderClass (read on
+/// any driver, as Reloader does).
+pub const SECRET_PROVIDER_CLASS_ATTRIBUTE: &str = "secretProviderClass";
 
 /// A `configMap` volume, or a projected `configMap` / `secret` source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -290,6 +361,9 @@ impl From<&PodSpec> for PodRefs {
                             items: items(&s.items),
                             optional: s.optional,
                         }),
+                        csi: v.csi.as_ref().map(|c| CsiRefs {
+                            volume_attributes: c.volume_attributes.clone(),
+                        }),
                         projected: v.projected.as_ref().map(|p| ProjectedRefs {
                             sources: p.sources.as_ref().map(|sources| {
                                 sources
@@ -346,7 +420,16 @@ impl Collector {
     }
 }
 
-/// Every ConfigMap and Secret `spec` uses, in containers and init containers (ephemeral
+/// A Kubernetes object name (a DNS subdomain: at most 253 bytes of `a-z`, `0-9`, `-`, `.`).
+pub fn is_object_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
+
+/// Every ConfigMap, Secret and SecretProviderClass `spec` uses, in containers and init containers (ephemeral
 /// containers are ignored), sorted by kind and name, one entry per source.
 pub fn references(spec: &PodRefs) -> Vec<Reference> {
     let mut c = Collector::default();
@@ -407,6 +490,20 @@ pub fn references(spec: &PodRefs) -> Vec<Reference> {
                     items_ref(SourceKind::Secret, &s.name, &s.items, s.optional);
                 }
             }
+        }
+        if let Some(csi) = &volume.csi {
+            let class = csi
+                .volume_attributes
+                .as_ref()
+                .and_then(|a| a.get(SECRET_PROVIDER_CLASS_ATTRIBUTE))
+                // a free-form string in the API: only an object's name can be a class
+                .filter(|n| is_object_name(n));
+            items_ref(
+                SourceKind::SecretProviderClass,
+                &class.cloned(),
+                &None,
+                None,
+            );
         }
     }
     c.refs
@@ -537,6 +634,21 @@ mod tests {
                 spec: json!({"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "maybe", "optional": true}}]}]}),
                 want: vec![r(SourceRef::configmap("maybe"), Keys::All, true)],
             },
+            Case {
+                name: "csi_volumes_name_their_secret_provider_class",
+                spec: json!({"containers": [{"name": "c"}], "volumes": [
+                    {"name": "a", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
+                        "volumeAttributes": {"secretProviderClass": "vault-db"}}},
+                    {"name": "b", "csi": {"driver": "other.csi.example", "volumeAttributes": {"size": "1"}}},
+                    {"name": "c", "csi": {"driver": "secrets-store.csi.k8s.io",
+                        "volumeAttributes": {"secretProviderClass": "Not A Name"}}}
+                ]}),
+                want: vec![r(
+                    SourceRef::new(SourceKind::SecretProviderClass, "vault-db"),
+                    Keys::All,
+                    false,
+                )],
+            },
         ];
         for case in cases {
             assert_eq!(
@@ -555,5 +667,14 @@ mod tests {
         assert_eq!(SourceRef::from_record_key("secret/db-pass"), Some(s));
         assert_eq!(SourceRef::from_record_key("pod/x"), None);
         assert_eq!(SourceRef::from_record_key("configmap/"), None);
+        for row in &SOURCE_KINDS {
+            assert_eq!(row.kind.row().name, row.name, "rows in SourceKind order");
+            let s = SourceRef::new(row.kind, "x");
+            assert_eq!(SourceRef::from_record_key(&s.record_key()), Some(s));
+            for alias in row.aliases {
+                assert_eq!(SourceKind::parse(alias), Some(row.kind));
+            }
+        }
+        assert_eq!(SourceKind::ALL.map(|k| k.index()), [0, 1, 2]);
     }
 }

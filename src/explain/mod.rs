@@ -35,6 +35,7 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let key = read_key(&client, &args.key, &args.hashroll_namespace).await?;
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
+        csi_integration: args.enable_csi_integration,
         ..Default::default()
     };
     let names = RecordNames {
@@ -70,7 +71,9 @@ pub enum ExplainError {
     Cluster(String),
     #[error("{0} not found")]
     NotFound(String),
-    #[error("unknown kind {0:?}: use deployment, daemonset, statefulset, configmap or secret")]
+    #[error(
+        "unknown kind {0:?}: use deployment, daemonset, statefulset, configmap, secret or secretproviderclass"
+    )]
     Kind(String),
     #[error("expected KIND/NAME, got {0:?}")]
     Target(String),
@@ -187,7 +190,40 @@ pub(crate) async fn snapshot(
         let e = cache.secret_entry(&s);
         cache.upsert(ns, &SourceRef::secret(s.name_any()), e);
     }
+    if cfg.csi_integration {
+        snapshot_classes(client, ns, &cache).await?;
+    }
     Ok(Snapshot { cache })
+}
+
+/// The namespace's SecretProviderClasses, as the running hashroll's cache holds them (none
+/// when the CSI driver's CRDs are not installed).
+async fn snapshot_classes(
+    client: &Client,
+    ns: &str,
+    cache: &SourceCache,
+) -> Result<(), ExplainError> {
+    use crate::cache::csi;
+    let list = |r: kube::api::ApiResource| async move {
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &r);
+        match api.list(&ListParams::default()).await {
+            Ok(l) => Ok(l.items),
+            Err(kube::Error::Api(a)) if a.code == 404 => Ok(Vec::new()),
+            Err(e) => Err(api_err(&r.plural, e)),
+        }
+    };
+    let mut classes = csi::Classes::default();
+    for s in list(csi::status_resource()).await? {
+        let name = s.name_any();
+        classes.apply(ns, &name, csi::read_status(&s).ok().flatten());
+    }
+    for e in classes.relist_done() {
+        cache.apply_class(e);
+    }
+    for c in list(csi::class_resource()).await? {
+        cache.set_class_object(ns, &c.name_any(), Some(&c.metadata));
+    }
+    Ok(())
 }
 
 pub(crate) async fn workload_objects(

@@ -112,15 +112,7 @@ pub(crate) const LAST_ROLL: &str = "hashroll.dev/last-roll";
 pub(crate) const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
 
 fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
-    k == names.auto
-        || k == names.configmap_auto
-        || k == names.secret_auto
-        || k == names.search
-        || k == names.configmap_reload
-        || k == names.secret_reload
-        || k == names.configmap_exclude
-        || k == names.secret_exclude
-        || k == names.pause_period
+    names.workload_keys().any(|n| n == k)
         || k == record.record
         || k == record.token
         || k == PAUSED_AT
@@ -236,11 +228,8 @@ impl WorkloadEntry {
     fn index_keys(&self, names: &AnnotationNames, record: &RecordNames) -> BTreeSet<SourceRef> {
         let mut out: BTreeSet<SourceRef> = self.refs.iter().map(|r| r.source.clone()).collect();
         for ann in [&self.annotations, &self.template_annotations] {
-            for (key, kind) in [
-                (&names.configmap_reload, SourceKind::ConfigMap),
-                (&names.secret_reload, SourceKind::Secret),
-            ] {
-                if let Some(list) = ann.get(key) {
+            for kind in SourceKind::ALL {
+                if let Some(list) = ann.get(names.reload_of(kind)) {
                     out.extend(
                         crate::core::policy::list_entries(list).map(|e| SourceRef::new(kind, e)),
                     );
@@ -257,7 +246,9 @@ impl WorkloadEntry {
         [&self.annotations, &self.template_annotations]
             .iter()
             .any(|a| {
-                a.contains_key(&names.configmap_reload) || a.contains_key(&names.secret_reload)
+                SourceKind::ALL
+                    .iter()
+                    .any(|k| a.contains_key(names.reload_of(*k)))
             })
     }
 }

@@ -34,12 +34,10 @@ use crate::state::State as AppState;
 /// namespace's sources). An ordinary review, a few KiB with auto or search, is not.
 fn may_be_heavy(state: &AppState, body: &[u8]) -> bool {
     body.len() > SMALL_BODY
-        || [
-            &state.policy.names.configmap_reload,
-            &state.policy.names.secret_reload,
-        ]
-        .iter()
-        .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
+        || crate::core::refs::SourceKind::ALL
+            .into_iter()
+            .map(|k| state.policy.names.reload_of(k))
+            .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
 }
 
 async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {

@@ -3,6 +3,7 @@
 //! and deadline-bound waits.
 #![allow(dead_code)]
 
+pub mod csi;
 pub mod helm;
 pub mod kinds;
 pub mod node;
