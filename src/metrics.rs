@@ -75,6 +75,9 @@ pub struct Metrics {
     pub patch_duration: Histogram,
     /// `hashroll_held_rolls_total`: rolls put off by the flap breaker
     pub held_rolls: Counter,
+    /// `hashroll_jobs_awaiting_recreate`: opted-in Jobs deleted for a roll whose new Job
+    /// could not be created yet (kept in memory and retried)
+    pub jobs_awaiting_recreate: Gauge,
     /// `hashroll_api_requests_total{verb}`: requests to the apiserver (get, list, watch,
     /// create, update, patch, delete), what a start or a quiet hour costs the control plane
     pub api_requests: Family<Labels, Counter>,
@@ -259,6 +262,12 @@ impl Metrics {
             "Rolls put off by the minimum interval between rolls (the flap breaker)",
             held_rolls.clone(),
         );
+        let jobs_awaiting_recreate = Gauge::default();
+        hr.register(
+            "jobs_awaiting_recreate",
+            "Opted-in Jobs deleted for a roll whose new Job is not created yet",
+            jobs_awaiting_recreate.clone(),
+        );
         let api_requests = Family::<Labels, Counter>::default();
         hr.register(
             "api_requests",
@@ -328,6 +337,7 @@ impl Metrics {
             oldest_pending_check,
             patch_duration,
             held_rolls,
+            jobs_awaiting_recreate,
             api_requests,
             watch_restarts,
             leader,

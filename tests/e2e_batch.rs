@@ -332,3 +332,85 @@ async fn an_opted_in_job_is_made_again_once_per_change() {
     }
     assert!(!h.log().contains("panicked"), "{}", h.log());
 }
+
+/// A ValidatingAdmissionPolicy (and its binding) refusing every Job create in `ns`.
+fn no_new_jobs(ns: &str) -> String {
+    format!(
+        r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: no-jobs-{ns}}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {{apiGroups: [batch], apiVersions: [v1], operations: [CREATE], resources: [jobs]}}
+    namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {ns}}}}}
+  validations:
+  - {{expression: "false", message: "no new Jobs in {ns}"}}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: no-jobs-{ns}}}
+spec: {{policyName: no-jobs-{ns}, validationActions: [Deny]}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_job_whose_new_copy_would_be_refused_is_not_deleted_and_comes_back_later() {
+    let client = client().await;
+    let ns = namespace("job-refused");
+    let _h = Hashroll::for_namespace(&ns, &["--permanent-error-retry=3s"]).await;
+    let jobs = Api::<Job>::namespaced(client.clone(), &ns);
+    let mut yaml = cfg_yaml("1", true);
+    yaml.push_str("---\n");
+    yaml.push_str(&job_yaml(
+        "job",
+        r#"reloader.stakater.com/auto: "true""#,
+        true,
+    ));
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
+    let first = jobs.get("job").await.unwrap();
+    let uid = |j: &Job| j.metadata.uid.clone().unwrap_or_default();
+    // creates of Jobs are refused in the namespace (once the policy is in force)
+    let policy = no_new_jobs(&ns);
+    kubectl_stdin(&["apply", "-f", "-"], &policy);
+    let probe = job_yaml("probe", "", false);
+    wait_for("the policy to refuse Job creates", DEADLINE, || async {
+        plane()
+            .kubectl_stdin(
+                &["create", "-n", &ns, "--dry-run=server", "-f", "-"],
+                &probe,
+            )
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    set_cfg(&ns, "2");
+    // the roll is refused before the delete: a ReloadFail Event, and the Job stays
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), &ns);
+    wait_for("a ReloadFail Event on the Job", DEADLINE, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ReloadFail")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("job")
+            })
+            .then_some(())
+    })
+    .await;
+    let end = Instant::now() + SETTLE;
+    while Instant::now() < end {
+        let j = jobs.get("job").await.expect("the Job is still there");
+        assert_eq!(uid(&j), uid(&first), "the Job was deleted");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // creates allowed again: the Job is made again, once, with the new token
+    kubectl_stdin(&["delete", "-f", "-"], &policy);
+    let again = wait_for("the Job made again", DEADLINE, || async {
+        jobs.get("job").await.ok().filter(|j| uid(j) != uid(&first))
+    })
+    .await;
+    assert_ne!(job_token(&again), job_token(&first));
+}

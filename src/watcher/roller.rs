@@ -129,6 +129,10 @@ impl Roller {
 
     pub(crate) fn remove(&self, key: &WorkloadKey) {
         self.store().remove(key);
+        if self.writer.awaiting_recreate(key).is_some() {
+            // a Job deleted for a roll: its retry stays queued until the new Job exists
+            return;
+        }
         self.queue().remove(key);
         self.reported
             .lock()
@@ -337,7 +341,8 @@ impl Roller {
             return Ok(());
         }
         let Some(entry) = self.store().get(key).cloned() else {
-            return Ok(());
+            // a Job deleted for a roll and not created again yet: created now
+            return self.writer.recreate_kept(key).await;
         };
         let mut keys = self.state.keys.get();
         let mut result = self.stamp(&entry, &keys);
