@@ -243,6 +243,25 @@ async fn cronjob_run_can_be_turned_off_and_cronjobs_ignored() {
     assert_jobs_stay(&client, &ns, "quiet", 0, SETTLE).await;
     drop(h);
 
+    // a suspended CronJob gets the new template but runs no Job
+    let ns = namespace("cronsusp");
+    let _h = Hashroll::for_namespace(&ns, &[]).await;
+    let yaml = format!(
+        "{}---\n{}",
+        cfg_yaml("1", false),
+        cronjob_yaml("asleep", r#"reloader.stakater.com/auto: "true""#, true)
+            .replace("  schedule:", "  suspend: true\n  schedule:")
+    );
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
+    let crons = Api::<CronJob>::namespaced(client.clone(), &ns);
+    let t1 = cron_token(&crons.get("asleep").await.unwrap()).expect("stamped");
+    set_cfg(&ns, "2");
+    wait_for("the suspended CronJob's new token", DEADLINE, || async {
+        cron_token(&crons.get("asleep").await.ok()?).filter(|t| *t != t1)
+    })
+    .await;
+    assert_jobs_stay(&client, &ns, "asleep", 0, SETTLE).await;
+
     // --ignored-workload-types=cronjobs: neither stamped nor rolled
     let ns = namespace("cronign");
     let _h = Hashroll::for_namespace(&ns, &["--ignored-workload-types=jobs,cronjobs"]).await;

@@ -90,6 +90,26 @@ pub(crate) fn manual_job(cronjob: &Value, token_annotation: &str, token: &str) -
     }))
 }
 
+/// Why a change of `cronjob` (the whole object) runs no Job now, if it does not: a
+/// suspended CronJob runs nothing (its next runs, once resumed, take the new template), and
+/// one with `concurrencyPolicy: Forbid` runs nothing beside a Job still active (the same).
+pub(crate) fn no_run_now(cronjob: &Value) -> Option<&'static str> {
+    let spec = cronjob.get("spec");
+    if spec.and_then(|s| s.get("suspend")).and_then(Value::as_bool) == Some(true) {
+        return Some("the CronJob is suspended");
+    }
+    let forbid = spec
+        .and_then(|s| s.get("concurrencyPolicy"))
+        .and_then(Value::as_str)
+        == Some("Forbid");
+    let active = cronjob
+        .get("status")
+        .and_then(|s| s.get("active"))
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    (forbid && active).then_some("concurrencyPolicy is Forbid and a Job is still active")
+}
+
 fn drop_generated(labels: Option<&mut Value>) {
     if let Some(l) = labels.and_then(Value::as_object_mut) {
         for k in GENERATED_LABELS {
@@ -162,6 +182,33 @@ mod tests {
     use super::*;
 
     const TOKEN: &str = "hashroll.dev/config-hash";
+
+    #[test]
+    fn a_suspended_or_forbidding_busy_cronjob_runs_no_job_now() {
+        let cases = [
+            (json!({"spec": {}}), None),
+            (json!({"spec": {"suspend": false}}), None),
+            (
+                json!({"spec": {"suspend": true}}),
+                Some("the CronJob is suspended"),
+            ),
+            (
+                json!({"spec": {"concurrencyPolicy": "Forbid"}, "status": {"active": []}}),
+                None,
+            ),
+            (
+                json!({"spec": {"concurrencyPolicy": "Forbid"}, "status": {"active": [{"name": "j"}]}}),
+                Some("concurrencyPolicy is Forbid and a Job is still active"),
+            ),
+            (
+                json!({"spec": {"concurrencyPolicy": "Allow"}, "status": {"active": [{"name": "j"}]}}),
+                None,
+            ),
+        ];
+        for (cron, want) in cases {
+            assert_eq!(no_run_now(&cron), want, "{cron}");
+        }
+    }
 
     #[test]
     fn a_manual_job_is_what_kubectl_create_job_from_makes() {

@@ -15,7 +15,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::batch::{manual_job, recreated_job};
+use super::batch::{manual_job, no_run_now, recreated_job};
 use super::queue::due_at;
 use super::workloads::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY, WorkloadEntry, WorkloadKey};
 use crate::alert::{Alerts, Notice};
@@ -402,13 +402,18 @@ impl Writer {
     }
 
     /// Creates the Job a change of a CronJob runs now (see `batch::manual_job`); one that
-    /// exists already (a retry of the same change) is left as it is.
+    /// exists already (a retry of the same change) is left as it is; none for a suspended
+    /// CronJob or a busy one that forbids concurrency (`batch::no_run_now`).
     async fn run_cronjob(&self, key: &WorkloadKey, decision: &Decision) -> Result<(), kube::Error> {
         let Some(token) = decision.token.as_deref() else {
             return Ok(());
         };
         let cronjobs = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
         let cron = k8s::api::to_value(&cronjobs.get(&key.name).await?);
+        if let Some(why) = no_run_now(&cron) {
+            tracing::info!(workload = %key, why, "no Job run for this change; the template takes it");
+            return Ok(());
+        }
         let Some(job) = manual_job(&cron, &self.state.names.token, token) else {
             tracing::warn!(workload = %key, "the CronJob has no job template; no Job run");
             return Ok(());
