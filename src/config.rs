@@ -210,6 +210,7 @@ impl Settings {
             },
             auto_reload_all: args.auto_reload_all,
             csi_integration: args.enable_csi_integration,
+            auto_all_skips: PolicyConfig::auto_all_skips_with(&namespace),
             ignore_configmaps: ignore.as_deref() == Some("configmaps"),
             ignore_secrets: ignore.as_deref() == Some("secrets"),
             ignored_kinds: {

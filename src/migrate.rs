@@ -209,6 +209,7 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
     };
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
+        auto_all_skips: PolicyConfig::auto_all_skips_with(&args.hashroll_namespace),
         ..Default::default()
     };
     // the key records what is migrated; without it (hashroll not installed yet) the dry run

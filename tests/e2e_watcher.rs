@@ -581,3 +581,60 @@ async fn a_workload_that_opts_in_later_is_picked_up_without_the_webhook() {
     set_cfg(&ns, "4");
     assert_rs_count_stays(&client, &ns, "app=app", 2, SETTLE).await;
 }
+
+/// A Deployment `name` using ConfigMap `cfg` (envFrom), with no annotation of its own.
+fn plain_app(name: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: ConfigMap
+metadata: {{name: cfg-{name}}}
+data: {{k: "1"}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}}}
+spec:
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg-{name}}}}}]}}]
+"#
+    )
+}
+
+#[tokio::test]
+async fn auto_reload_all_leaves_kube_system_and_its_own_namespace_alone() {
+    let client = client().await;
+    let team = namespace("autoall-team");
+    let own = namespace("autoall-own");
+    // the watcher path (no webhook registered), over a tenant's, kube-system and its own
+    let _h = Hashroll::start(&[
+        &format!("--namespaces={team},{own},kube-system"),
+        &format!("--namespace={own}"),
+        "--auto-reload-all",
+    ])
+    .await;
+    let sys = format!("hr-{}", std::process::id() % 100000);
+    for ns in [team.as_str(), own.as_str(), "kube-system"] {
+        apply(ns, &plain_app(&sys));
+    }
+    // the tenant's workload is recorded; the others not
+    wait_for("the tenant's workload recorded", DEADLINE, || async {
+        (!deployment_record(&team, &sys).is_empty()).then_some(())
+    })
+    .await;
+    let sel = format!("app={sys}");
+    for ns in [team.as_str(), own.as_str(), "kube-system"] {
+        patch_cm(ns, &format!("cfg-{sys}"), r#"{"k":"2"}"#);
+    }
+    wait_rs(&client, &team, &sel, 2).await;
+    for ns in [own.as_str(), "kube-system"] {
+        assert_rs_count_stays(&client, ns, &sel, 1, SETTLE).await;
+        assert_eq!(deployment_record(ns, &sys), "", "{ns}: recorded");
+    }
+    for ns in [own.as_str(), "kube-system"] {
+        kubectl(&["delete", "deployment", &sys, "-n", ns]);
+        kubectl(&["delete", "configmap", &format!("cfg-{sys}"), "-n", ns]);
+    }
+}

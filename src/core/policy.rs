@@ -107,6 +107,11 @@ pub struct PolicyConfig {
     pub auto_reload_all: bool,
     pub ignore_configmaps: bool,
     pub ignore_secrets: bool,
+    /// namespaces `--auto-reload-all` does not reach (the cluster's own, kube-system and
+    /// kube-public and kube-node-lease, and hashroll's): a workload there rolls only when its
+    /// own annotations ask, on both paths (the webhook's configuration skips kube-system
+    /// too; the watcher then records what such a workload asks for without a roll)
+    pub auto_all_skips: Vec<String>,
     /// `--enable-csi-integration`: SecretProviderClasses are sources (off: not tracked)
     pub csi_integration: bool,
     /// kinds turned off by `--ignored-workload-types`: not watched, not stamped
@@ -118,6 +123,17 @@ impl PolicyConfig {
     pub fn handles(&self, kind: super::workload::WorkloadKind) -> bool {
         !self.ignored_kinds.contains(&kind)
     }
+    /// The namespaces `--auto-reload-all` never reaches, with hashroll's own.
+    pub fn auto_all_skips_with(own_namespace: &str) -> Vec<String> {
+        let mut v: Vec<String> = ["kube-system", "kube-public", "kube-node-lease"]
+            .map(String::from)
+            .into();
+        if !v.iter().any(|n| n == own_namespace) {
+            v.push(own_namespace.to_string());
+        }
+        v
+    }
+
     /// Whether sources of `kind` are tracked at all under these flags.
     pub fn tracks_kind(&self, kind: SourceKind) -> bool {
         match kind {

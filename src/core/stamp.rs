@@ -74,15 +74,18 @@ pub fn stamp_refs(
     mode: Mode,
     opts: RollOptions,
 ) -> Stamp {
-    // `--auto-reload-all` does not reach a kind whose roll must be asked for (a Job)
-    let cfg = if cfg.auto_reload_all && !input.kind.row().auto_reload_all {
-        std::borrow::Cow::Owned(PolicyConfig {
-            auto_reload_all: false,
-            ..cfg.clone()
-        })
-    } else {
-        std::borrow::Cow::Borrowed(cfg)
-    };
+    // `--auto-reload-all` does not reach a kind whose roll must be asked for (a Job), nor
+    // the cluster's own namespaces and hashroll's
+    let skipped = |ns: &str| cfg.auto_all_skips.iter().any(|n| n == ns);
+    let cfg =
+        if cfg.auto_reload_all && (!input.kind.row().auto_reload_all || skipped(input.namespace)) {
+            std::borrow::Cow::Owned(PolicyConfig {
+                auto_reload_all: false,
+                ..cfg.clone()
+            })
+        } else {
+            std::borrow::Cow::Borrowed(cfg)
+        };
     // a Job made by its CronJob is the CronJob's to roll: it tracks nothing of its own
     let t = if input.controlled && input.kind.row().rollout == Rollout::Recreate {
         Default::default()
@@ -162,6 +165,52 @@ mod tests {
             record: r.map(|s| [(s.to_string(), "0123456789abcdef".to_string())].into()),
             key_id: r.map(|_| "0123abcd".to_string()),
             token: t.map(String::from),
+        }
+    }
+
+    #[test]
+    fn auto_reload_all_does_not_reach_the_clusters_namespaces_nor_hashrolls() {
+        use crate::core::digest::DigestKey;
+        use crate::core::policy::tests::FakeSources;
+        use crate::core::refs::Keys;
+        let keys = KeyRing::single(DigestKey::new(b"0123456789abcdef-test-key".to_vec()).unwrap());
+        let cfg = PolicyConfig {
+            auto_reload_all: true,
+            auto_all_skips: PolicyConfig::auto_all_skips_with("hashroll"),
+            ..Default::default()
+        };
+        let refs = [Reference {
+            source: SourceRef::configmap("cfg"),
+            keys: Keys::All,
+            optional: false,
+        }];
+        let none = BTreeMap::new();
+        let auto: BTreeMap<String, String> =
+            [("reloader.stakater.com/auto".to_string(), "true".to_string())].into();
+        let tracked = |ns: &str, annotations: &BTreeMap<String, String>| {
+            let input = StampInput {
+                kind: WorkloadKind::Deployment,
+                controlled: false,
+                namespace: ns,
+                annotations,
+                template_annotations: &none,
+                refs: &refs,
+            };
+            let s = stamp_refs(
+                &cfg,
+                &keys,
+                &input,
+                &FakeSources::default(),
+                &Stored::default(),
+                Mode::Fresh,
+                RollOptions::default(),
+            );
+            s.tracked.len()
+        };
+        assert_eq!(tracked("team-a", &none), 1);
+        for ns in ["kube-system", "kube-public", "kube-node-lease", "hashroll"] {
+            assert_eq!(tracked(ns, &none), 0, "{ns}: --auto-reload-all reached it");
+            assert_eq!(tracked(ns, &auto), 1, "{ns}: its own annotation counts");
         }
     }
 

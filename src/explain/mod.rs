@@ -35,6 +35,7 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let key = read_key(&client, &args.key, &args.hashroll_namespace).await?;
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
+        auto_all_skips: PolicyConfig::auto_all_skips_with(&args.hashroll_namespace),
         csi_integration: args.enable_csi_integration,
         ..Default::default()
     };
