@@ -7,8 +7,12 @@
 //! changes within one coalesce window end in one patch. Delays come from tenants'
 //! annotations (pause-period): due times are computed with `checked_add` and capped at
 //! [`MAX_DELAY`], so no delay can overflow the clock.
+//!
+//! Tasks are kept by key and, in a second index, by due time: a wake takes what is due
+//! and finds the next due time without a scan of the whole queue (thousands of tasks held
+//! by a pause or the flap breaker cost nothing per wake).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -52,12 +56,15 @@ pub(crate) fn backoff(attempts: u32) -> Duration {
 #[derive(Debug)]
 pub(crate) struct Queue<K> {
     pending: BTreeMap<(K, Task), Pending>,
+    /// the same tasks by due time
+    by_due: BTreeSet<(Instant, K, Task)>,
 }
 
 impl<K> Default for Queue<K> {
     fn default() -> Self {
         Queue {
             pending: BTreeMap::new(),
+            by_due: BTreeSet::new(),
         }
     }
 }
@@ -87,31 +94,42 @@ impl<K: Ord + Clone> Queue<K> {
         queued: Instant,
     ) {
         let due = due_at(now, delay);
-        self.pending
-            .entry((key, task))
-            .and_modify(|p| {
+        let k = (key, task);
+        let p = match self.pending.get_mut(&k) {
+            Some(p) => {
+                self.by_due.remove(&(p.due, k.0.clone(), task));
                 p.due = p.due.min(due);
                 p.attempts = p.attempts.max(attempts);
                 p.queued = p.queued.min(queued);
-            })
-            .or_insert(Pending {
-                due,
-                attempts,
-                queued,
-            });
+                *p
+            }
+            None => {
+                let p = Pending {
+                    due,
+                    attempts,
+                    queued,
+                };
+                self.pending.insert(k.clone(), p);
+                p
+            }
+        };
+        self.by_due.insert((p.due, k.0, task));
     }
 
     /// Takes every task due at `now`.
     pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
-        let due: Vec<(K, Task)> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.due <= now)
-            .map(|(k, _)| k.clone())
-            .collect();
-        due.into_iter()
-            .filter_map(|k| self.pending.remove(&k).map(|p| (k.0, k.1, p)))
-            .collect()
+        let mut out = Vec::new();
+        while let Some((due, _, _)) = self.by_due.first()
+            && *due <= now
+        {
+            let Some((_, key, task)) = self.by_due.pop_first() else {
+                break;
+            };
+            if let Some(p) = self.pending.remove(&(key.clone(), task)) {
+                out.push((key, task, p));
+            }
+        }
+        out
     }
 
     /// How long the oldest `task` has waited since it was first queued.
@@ -125,13 +143,16 @@ impl<K: Ord + Clone> Queue<K> {
 
     /// When the next task is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.due).min()
+        self.by_due.first().map(|(due, _, _)| *due)
     }
 
     /// Forgets every task of `key` (the workload is gone).
     pub(crate) fn remove(&mut self, key: &K) {
-        self.pending.remove(&(key.clone(), Task::Check));
-        self.pending.remove(&(key.clone(), Task::Resume));
+        for task in [Task::Check, Task::Resume] {
+            if let Some(p) = self.pending.remove(&(key.clone(), task)) {
+                self.by_due.remove(&(p.due, key.clone(), task));
+            }
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -142,6 +163,17 @@ impl<K: Ord + Clone> Queue<K> {
     pub(crate) fn is_empty(&self) -> bool {
         self.pending.is_empty()
     }
+
+    /// Both indexes hold the same tasks.
+    #[cfg(test)]
+    fn consistent(&self) -> bool {
+        self.by_due.len() == self.pending.len()
+            && self.by_due.iter().all(|(due, k, t)| {
+                self.pending
+                    .get(&(k.clone(), *t))
+                    .is_some_and(|p| p.due == *due)
+            })
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +181,66 @@ mod tests {
     use super::*;
 
     const WINDOW: Duration = Duration::from_secs(1);
+
+    /// What the queue must do, as the whole-queue scan it replaced did it.
+    fn model_take(
+        m: &mut BTreeMap<(u8, Task), Pending>,
+        now: Instant,
+    ) -> BTreeMap<(u8, Task), Pending> {
+        let due: Vec<(u8, Task)> = m
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        due.into_iter()
+            .filter_map(|k| m.remove(&k).map(|p| (k, p)))
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_due_index_takes_exactly_what_a_scan_would(
+            ops in proptest::collection::vec((0u8..4, 0u8..6, 0u64..5000, 0u32..4), 1..200)
+        ) {
+            let t0 = Instant::now();
+            let mut q = Queue::default();
+            let mut m: BTreeMap<(u8, Task), Pending> = BTreeMap::new();
+            let mut now = t0;
+            for (op, key, ms, attempts) in ops {
+                let task = if key % 2 == 0 { Task::Check } else { Task::Resume };
+                match op {
+                    0 | 1 => {
+                        let delay = Duration::from_millis(ms);
+                        q.schedule_since(key, task, now, delay, attempts, now);
+                        let due = due_at(now, delay);
+                        m.entry((key, task))
+                            .and_modify(|p| {
+                                p.due = p.due.min(due);
+                                p.attempts = p.attempts.max(attempts);
+                            })
+                            .or_insert(Pending { due, attempts, queued: now });
+                    }
+                    2 => {
+                        q.remove(&key);
+                        m.remove(&(key, Task::Check));
+                        m.remove(&(key, Task::Resume));
+                    }
+                    _ => {
+                        now += Duration::from_millis(ms);
+                        let got: BTreeMap<(u8, Task), Pending> = q
+                            .take_due(now)
+                            .into_iter()
+                            .map(|(k, t, p)| ((k, t), p))
+                            .collect();
+                        proptest::prop_assert_eq!(got, model_take(&mut m, now));
+                    }
+                }
+                proptest::prop_assert!(q.consistent());
+                proptest::prop_assert_eq!(q.len(), m.len());
+                proptest::prop_assert_eq!(q.next_due(), m.values().map(|p| p.due).min());
+            }
+        }
+    }
 
     fn keys(taken: &[(&'static str, Task, Pending)]) -> Vec<(&'static str, Task)> {
         taken.iter().map(|(k, t, _)| (*k, *t)).collect()
