@@ -126,6 +126,18 @@ impl Leadership {
     pub fn subscribe(&self) -> watch::Receiver<bool> {
         self.tx.subscribe()
     }
+    /// A renewal sent at `sent` succeeded. Leading again after the last renewal's deadline
+    /// passed is a new leadership even when the flag never dropped (the loop had not woken
+    /// in between): what was not written meanwhile was dropped by the writers, so the
+    /// subscribers hear `true` again and reconcile.
+    fn renewal_succeeded(&self, sent: std::time::Instant, validity: Duration) {
+        let lapsed = !self.within_deadline();
+        self.renewed(sent, validity);
+        let was = self.leader.swap(true, Ordering::AcqRel);
+        if !was || lapsed {
+            let _ = self.tx.send(true);
+        }
+    }
     fn set(&self, v: bool) {
         if self.leader.swap(v, Ordering::AcqRel) != v {
             let _ = self.tx.send(v);
@@ -186,11 +198,12 @@ async fn elect(client: Client, cfg: LeaseConfig, l: Arc<Leadership>) {
             };
         match result {
             Ok(true) => {
-                l.renewed(sent, validity);
                 if !l.leader.load(Ordering::Acquire) {
                     tracing::info!(lease = %cfg.name, identity = %cfg.identity, "acquired the lease: this replica writes");
+                } else if !l.within_deadline() {
+                    tracing::info!(lease = %cfg.name, "renewed the lease after its deadline: writing again, reconciling");
                 }
-                l.set(true);
+                l.renewal_succeeded(sent, validity);
             }
             Ok(false) => {
                 if l.is_leader() {
@@ -340,6 +353,28 @@ mod tests {
         }
     }
     use super::*;
+
+    #[test]
+    fn leading_again_after_a_lapsed_deadline_is_announced_as_new_leadership() {
+        let l = Leadership::follower();
+        let mut rx = l.subscribe();
+        let long = Duration::from_secs(60);
+        // first acquisition: announced
+        l.renewal_succeeded(std::time::Instant::now(), long);
+        assert!(rx.has_changed().unwrap());
+        assert!(*rx.borrow_and_update());
+        // a renewal in time: nothing new to announce
+        l.renewal_succeeded(std::time::Instant::now(), long);
+        assert!(!rx.has_changed().unwrap());
+        // the deadline passes with the flag still up (the loop did not wake): not a writer
+        l.renewed(std::time::Instant::now(), Duration::ZERO);
+        assert!(l.leader.load(Ordering::Acquire) && !l.is_leader());
+        // the next renewal makes it the writer again, and says so
+        l.renewal_succeeded(std::time::Instant::now(), long);
+        assert!(l.is_leader());
+        assert!(rx.has_changed().unwrap(), "a lapse must end in a reconcile");
+        assert!(*rx.borrow_and_update());
+    }
 
     #[test]
     fn leadership_ends_at_its_deadline_without_the_loop() {

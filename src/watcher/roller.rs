@@ -215,7 +215,9 @@ impl Roller {
 
     /// Schedules every known workload; how many.
     pub(crate) fn enqueue_all(&self, delay: Duration) -> usize {
-        let keys = self.store().keys();
+        let mut keys = self.store().keys();
+        // Jobs deleted for a roll and not created again: not in the store, still due
+        keys.extend(self.writer.kept_recreates());
         let n = keys.len();
         for k in keys {
             self.enqueue(k, delay);

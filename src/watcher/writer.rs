@@ -516,6 +516,16 @@ impl Writer {
             .map_err(|e| WriteError::of_patch(key, e))
     }
 
+    /// The Jobs kept after their delete, not created again yet.
+    pub(crate) fn kept_recreates(&self) -> Vec<WorkloadKey> {
+        self.recreating
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// The Job kept for `key` after its delete, if its create has not landed yet.
     pub(crate) fn awaiting_recreate(&self, key: &WorkloadKey) -> Option<Recreate> {
         self.recreating
