@@ -102,13 +102,27 @@ pub fn stamp_refs(
     let current = current_record(key, input.namespace, &t.sources, sources);
     let written = compact(key, &current);
     // a record made with the previous key is checked with it (key rotation)
+    let original = stored;
     let (stored, made_with) = carry_over(keys, stored, &written, |then| {
         compact(
             then,
             &current_record(then, input.namespace, &t.sources, sources),
         )
     });
-    let decision = decide(key, mode, &written, &stored, opts);
+    let decision = match (&made_with, &original.key_id) {
+        // an update that keeps the pods keeps a record made with another key as it stands:
+        // replicas holding different keys for a while (one reloaded, one not yet) never
+        // rewrite each other's records; the watcher, the one writer, moves records to the
+        // current key
+        (MadeWith::Previous | MadeWith::Lost(_), Some(id)) if mode == Mode::Keep => Decision {
+            record: original.record.clone(),
+            token: original.token.clone(),
+            roll: false,
+            changed: Vec::new(),
+            key_id: id.clone(),
+        },
+        _ => decide(key, mode, &written, &stored, opts),
+    };
     let carried = matches!(made_with, MadeWith::Previous | MadeWith::Lost(_))
         .then_some(stored.record)
         .flatten();
@@ -212,6 +226,75 @@ mod tests {
             assert_eq!(tracked(ns, &none), 0, "{ns}: --auto-reload-all reached it");
             assert_eq!(tracked(ns, &auto), 1, "{ns}: its own annotation counts");
         }
+    }
+
+    #[test]
+    fn replicas_holding_different_keys_never_rewrite_each_others_records_on_update() {
+        use crate::core::digest::DigestKey;
+        use crate::core::policy::SourceInfo;
+        use crate::core::policy::tests::FakeSources;
+        use crate::core::refs::Keys;
+        let k1 = DigestKey::new(b"first-key-of-sixteen-bytes".to_vec()).unwrap();
+        let k2 = DigestKey::new(b"second-key-of-sixteen-bytes".to_vec()).unwrap();
+        let lagging = KeyRing::single(k1.clone());
+        let reloaded = KeyRing {
+            current: k2.clone(),
+            previous: Some(k1.clone()),
+        };
+        let cfg = PolicyConfig::default();
+        let refs = [Reference {
+            source: SourceRef::configmap("cfg"),
+            keys: Keys::All,
+            optional: false,
+        }];
+        let auto: BTreeMap<String, String> =
+            [("reloader.stakater.com/auto".to_string(), "true".to_string())].into();
+        let none = BTreeMap::new();
+        let input = StampInput {
+            kind: WorkloadKind::Deployment,
+            controlled: false,
+            namespace: "ns",
+            annotations: &auto,
+            template_annotations: &none,
+            refs: &refs,
+        };
+        let info = SourceInfo {
+            selected: true,
+            ..Default::default()
+        };
+        let sources = FakeSources([(SourceRef::configmap("cfg"), info)].into());
+        let run = |keys: &KeyRing, stored: &Stored, mode| {
+            stamp_refs(
+                &cfg,
+                keys,
+                &input,
+                &sources,
+                stored,
+                mode,
+                RollOptions::default(),
+            )
+        };
+        // what each replica writes on a create
+        let made = |keys: &KeyRing| {
+            let d = run(keys, &Stored::default(), Mode::Fresh).decision;
+            Stored {
+                record: d.record.clone(),
+                key_id: Some(d.key_id.clone()),
+                token: d.token.clone(),
+            }
+        };
+        let by_lagging = made(&lagging);
+        let by_reloaded = made(&reloaded);
+        // an update on the other replica leaves each as it stands
+        for (keys, stored) in [(&lagging, &by_reloaded), (&reloaded, &by_lagging)] {
+            let d = run(keys, stored, Mode::Keep).decision;
+            assert!(d.is_noop(stored), "rewritten on update: {d:?}");
+        }
+        // the watcher (the one writer) moves a previous key's record to the current one,
+        // without a roll
+        let d = run(&reloaded, &by_lagging, Mode::Reconcile).decision;
+        assert!(!d.roll && !d.is_noop(&by_lagging));
+        assert_eq!(d.key_id, k2.id());
     }
 
     #[test]

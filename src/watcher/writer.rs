@@ -253,9 +253,9 @@ impl Writer {
             }
             pause_for = Some(period);
         }
-        if decision.roll {
-            self.limit.wait().await;
-        }
+        // every write takes a slot, a record-only one too (a key change re-records every
+        // workload: at the rate of rolls, not all at once)
+        self.limit.wait().await;
         // the lease may have gone while we waited: a replica that lost it writes nothing
         if !self.state.writer.is_leader() {
             return Err(WriteError::NotLeader);
