@@ -19,8 +19,16 @@ pub const MAX_ENTRY_LEN: usize = 512;
 /// Compiled size limit of one reload-list regex (the regex crate's default is 10 MiB).
 pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 
-/// Bytes of entry text the compiled-regex memo keeps before it starts over.
-pub const REGEX_MEMO_BYTES: usize = 1 << 20;
+/// Compiled bytes the regex memo keeps before it starts over.
+pub const REGEX_MEMO_BYTES: usize = 8 << 20;
+
+/// A regex that compiles past this is not kept in the memo (compiled again when met again,
+/// within [`REGEX_COMPILE_BUDGET`]).
+pub const REGEX_MEMO_ONE: usize = 64 * 1024;
+
+/// Compiled bytes one workload's lists may cost when checked (an admission, a watcher's
+/// check); entries past it are skipped and reported. Regexes from the memo cost nothing.
+pub const REGEX_COMPILE_BUDGET: usize = 4 << 20;
 
 /// Sources one workload may track; past it the rest are not tracked.
 pub const MAX_TRACKED: usize = 2000;
