@@ -4,6 +4,7 @@
 //! and watcher.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::sync::{PoisonError, RwLock};
@@ -64,6 +65,9 @@ type Map = BTreeMap<String, Namespace>;
 /// The sources of one namespace, per kind ([`idx`]), by name.
 #[derive(Default)]
 struct Namespace([BTreeMap<Box<str>, SourceEntry>; KINDS]);
+
+/// Names copied out of the cache's lock at once by `names_matching`.
+const MATCH_CHUNK: usize = 256;
 
 /// Kinds of source (rows of `refs::SOURCE_KINDS`).
 const KINDS: usize = SourceKind::ALL.len();
@@ -421,16 +425,40 @@ impl SourceView for NamespaceView<'_> {
     fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
         self.cache.get(self.namespace, source).map(|e| e.info)
     }
+    /// The names are copied out under the lock [`MATCH_CHUNK`] at a time and matched
+    /// outside it: a tenant's costly regex never holds the lock the watches write under
+    /// (a name added or removed meanwhile is seen or not, as with any read).
     fn names_matching(&self, kind: SourceKind, matches: &dyn Fn(&str) -> bool) -> Vec<String> {
-        let map = self.cache.map.read().expect("cache lock");
-        let Some(sources) = map.get(self.namespace) else {
-            return Vec::new();
-        };
-        sources.0[idx(kind)]
-            .keys()
-            .filter(|name| matches(name))
-            .map(|name| name.to_string())
-            .collect()
+        let mut out = Vec::new();
+        let mut after: Option<Box<str>> = None;
+        loop {
+            let chunk: Vec<Box<str>> = {
+                let map = self.cache.map.read().expect("cache lock");
+                let Some(sources) = map.get(self.namespace) else {
+                    break;
+                };
+                let names = &sources.0[idx(kind)];
+                let from = match &after {
+                    Some(a) => Bound::Excluded(&**a),
+                    None => Bound::Unbounded,
+                };
+                names
+                    .range::<str, _>((from, Bound::Unbounded))
+                    .take(MATCH_CHUNK)
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            };
+            let Some(last) = chunk.last().cloned() else {
+                break;
+            };
+            let full = chunk.len() == MATCH_CHUNK;
+            out.extend(chunk.into_iter().filter(|n| matches(n)).map(String::from));
+            if !full {
+                break;
+            }
+            after = Some(last);
+        }
+        out
     }
     fn digests(&self, source: &SourceRef) -> Option<SourceDigests> {
         self.cache.get(self.namespace, source).map(|e| e.digests)
@@ -611,5 +639,38 @@ mod tests {
             vec!["y"]
         );
         assert!(c.view("a").digests(&SourceRef::configmap("z")).is_none());
+    }
+
+    /// Audit 9: a reload-list regex ran under the cache's read lock, so a tenant's costly
+    /// list held up the watches' writes. The matcher now runs with the lock free, and every
+    /// name is still seen once across the chunks.
+    #[test]
+    fn names_are_matched_outside_the_lock() {
+        let c = SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        );
+        let n = MATCH_CHUNK * 3 + 7;
+        for i in 0..n {
+            let name = format!("cm-{i:05}");
+            c.upsert(
+                "a",
+                &SourceRef::configmap(&name),
+                c.configmap_entry(&cm("a", &name, &[], &[])),
+            );
+        }
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got = c.view("a").names_matching(SourceKind::ConfigMap, &|name| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            assert!(c.map.try_write().is_ok(), "matched under the lock");
+            name.ends_with('7')
+        });
+        assert_eq!(calls.load(Ordering::Relaxed), n);
+        let want: Vec<String> = (0..n)
+            .map(|i| format!("cm-{i:05}"))
+            .filter(|s| s.ends_with('7'))
+            .collect();
+        assert_eq!(got, want);
     }
 }

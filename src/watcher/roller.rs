@@ -319,19 +319,21 @@ impl Roller {
         self.schedule_since(key, delay, task, attempts, pending.queued);
     }
 
-    fn stamp(&self, entry: &WorkloadEntry, keys: &KeyRing) -> Stamp {
-        let s = &self.state;
-        entry.with_input(|input| {
-            stamp_refs(
-                &s.policy,
-                keys,
-                input,
-                &s.cache.view(&entry.key.namespace),
-                &entry.stored(&s.names),
-                Mode::Reconcile,
-                s.roll,
-            )
-        })
+    /// What the core decides for `entry` now. A workload with reload lists is decided on
+    /// tokio's blocking pool: its regexes (a tenant's, compiled within a budget) run over
+    /// every name of its namespace, which must not hold up the runtime's workers, where the
+    /// watches, the webhook and the Lease renewal run.
+    async fn stamp(&self, entry: &WorkloadEntry, keys: &Arc<KeyRing>) -> Stamp {
+        if !entry.has_lists(&self.state.policy.names) {
+            return stamp_now(&self.state, entry, keys);
+        }
+        let (state, e, k) = (self.state.clone(), entry.clone(), keys.clone());
+        match tokio::task::spawn_blocking(move || stamp_now(&state, &e, &k)).await {
+            Ok(s) => s,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // the runtime is shutting down: decided here, as any other
+            Err(_) => stamp_now(&self.state, entry, keys),
+        }
     }
 
     /// Checks `key` (queued at `queued`) and writes what is due.
@@ -347,7 +349,7 @@ impl Roller {
             return self.writer.recreate_kept(key).await;
         };
         let mut keys = self.state.keys.get();
-        let mut result = self.stamp(&entry, &keys);
+        let mut result = self.stamp(&entry, &keys).await;
         // made with a key this replica does not hold: another replica may have taken a new
         // one already; the keys are read again (at most every few seconds) before the
         // record is re-made with what this one holds
@@ -359,7 +361,7 @@ impl Roller {
             let now = self.state.keys.get();
             if !Arc::ptr_eq(&now, &keys) {
                 keys = now;
-                result = self.stamp(&entry, &keys);
+                result = self.stamp(&entry, &keys).await;
             }
         }
         let (interval, problem) =
@@ -393,7 +395,7 @@ impl Roller {
                     self.writer.refresh_source(&key.namespace, &s).await?;
                 }
             }
-            result = self.stamp(&entry, &keys);
+            result = self.stamp(&entry, &keys).await;
             if result.decision.is_noop(&entry.stored(&self.state.names)) {
                 m.skip("not_confirmed");
                 return Ok(());
@@ -523,4 +525,18 @@ impl Roller {
         self.state.metrics.sources_tracked.set(sources as i64);
         self.state.metrics.workloads_tracked.set(workloads as i64);
     }
+}
+
+fn stamp_now(s: &State, entry: &WorkloadEntry, keys: &KeyRing) -> Stamp {
+    entry.with_input(|input| {
+        stamp_refs(
+            &s.policy,
+            keys,
+            input,
+            &s.cache.view(&entry.key.namespace),
+            &entry.stored(&s.names),
+            Mode::Reconcile,
+            s.roll,
+        )
+    })
 }

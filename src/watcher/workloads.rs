@@ -242,7 +242,7 @@ impl WorkloadEntry {
         out
     }
 
-    fn has_lists(&self, names: &AnnotationNames) -> bool {
+    pub(crate) fn has_lists(&self, names: &AnnotationNames) -> bool {
         [&self.annotations, &self.template_annotations]
             .iter()
             .any(|a| {
