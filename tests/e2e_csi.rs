@@ -32,11 +32,13 @@ async fn a_named_class_rolls_once_per_rotation_and_never_for_new_pods_or_polls()
         2,
     );
     // stamped at admission: tracked, not mounted yet
-    wait_for("web's record to name the class", DEADLINE, || async {
-        recorded(&ns, "web", "vault-db").map(|_| ())
-    })
+    // `unseen` at admission, then `absent` from the watcher (no pod mounted it yet)
+    wait_for(
+        "web's record to name the class absent",
+        DEADLINE,
+        || async { recorded(&ns, "web", "vault-db").filter(|v| v == "absent") },
+    )
     .await;
-    assert_eq!(recorded(&ns, "web", "vault-db").as_deref(), Some("absent"));
     // the pods mount it one by one: recorded, no roll
     let pods = wait_pods(&ns, "web", 2, None).await;
     mount_all(&ns, &pods, "vault-db", "1");

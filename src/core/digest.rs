@@ -238,6 +238,13 @@ fn short_hex(bytes: &[u8]) -> String {
 /// The value a record keeps for a source: 16 hex chars, or `"absent"`.
 pub const ABSENT: &str = "absent";
 
+/// What the webhook records for a source its cache has not seen: absent, or created too
+/// lately for the watch to have brought it. A review never makes hashroll GET a source (a
+/// review may be forged: an oracle of other namespaces' Secrets, paid for with our GETs);
+/// the watcher, which acts on workloads the apiserver holds, looks it up and fills in its
+/// digest or `absent`, without a roll: the pods created after the admission read it as it is.
+pub const UNSEEN: &str = "unseen";
+
 /// Keyed digest of a source as a workload uses it (16 hex chars), or [`ABSENT`].
 pub fn source_digest(
     key: &DigestKey,

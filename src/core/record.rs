@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::digest::{DigestKey, KeyRing, record_digest, source_digest};
+use super::digest::{ABSENT, DigestKey, KeyRing, UNSEEN, record_digest, source_digest};
 use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES, RECORD_GROUPS};
 use super::policy::{SourceView, Tracked};
 use super::refs::SourceRef;
@@ -45,7 +45,8 @@ pub fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>)> {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
     let value_ok = |v: &str| {
-        v == super::digest::ABSENT
+        v == ABSENT
+            || v == UNSEEN
             || (v.len() <= 32
                 && !v.is_empty()
                 && v.bytes()
@@ -207,20 +208,23 @@ pub fn carry_over(
 }
 
 /// The record a workload should carry now, from what it tracks and the sources' digests.
+/// `miss`: what a source the view does not hold is recorded as ([`ABSENT`] for the
+/// watcher, [`UNSEEN`] for the webhook).
 pub fn current_record(
     key: &DigestKey,
     namespace: &str,
     tracked: &BTreeMap<SourceRef, Tracked>,
     sources: &dyn SourceView,
+    miss: &str,
 ) -> Record {
     tracked
         .iter()
         .map(|(s, t)| {
-            let data = sources.digests(s);
-            (
-                s.record_key(),
-                source_digest(key, namespace, s, data.as_ref(), &t.keys),
-            )
+            let value = match sources.digests(s) {
+                Some(d) => source_digest(key, namespace, s, Some(&d), &t.keys),
+                None => miss.to_string(),
+            };
+            (s.record_key(), value)
         })
         .collect()
 }
@@ -240,8 +244,12 @@ pub fn compact(key: &DigestKey, full: &Record) -> Record {
         return full.clone();
     }
     let mut groups = vec![Record::new(); RECORD_GROUPS];
+    // a group cannot say which of its sources was unseen: taken as absent, as before
+    // the watcher looks (a workload tracking that many may roll once for one created
+    // in the watch's lag)
     for (k, v) in full {
-        groups[group_of(k)].insert(k.clone(), v.clone());
+        let v = if v == UNSEEN { ABSENT } else { v };
+        groups[group_of(k)].insert(k.clone(), v.to_string());
     }
     groups
         .iter()
@@ -312,7 +320,10 @@ pub fn decide(
             // what stands stands; joins take today's digest; leaves go
             let merged: Record = current
                 .iter()
-                .map(|(k, v)| (k.clone(), base.get(k).unwrap_or(v).clone()))
+                .map(|(k, v)| {
+                    let stands = base.get(k).filter(|b| *b != UNSEEN);
+                    (k.clone(), stands.unwrap_or(v).clone())
+                })
                 .collect();
             keep_token(non_empty(merged))
         }
@@ -324,11 +335,12 @@ pub fn decide(
                 .iter()
                 .filter_map(|(k, now)| {
                     let was = base.get(k)?;
-                    if was == now {
+                    // unseen at admission: whatever it is now, the pods read it so
+                    if was == now || was == UNSEEN {
                         return None;
                     }
-                    let created = was == super::digest::ABSENT;
-                    let deleted = now == super::digest::ABSENT;
+                    let created = was == ABSENT;
+                    let deleted = now == ABSENT;
                     // a kind whose presence is no change (a class its pods mount) rolls
                     // only when what it holds changes
                     let presence_rolls =
@@ -389,6 +401,53 @@ mod tests {
         let again = decide(&key(), Mode::Fresh, &cur, &s, O);
         assert!(again.is_noop(&s));
         assert!(!again.roll);
+    }
+
+    /// Audit 11: a review no longer GETs a source its cache lacks; it records `unseen`,
+    /// which the watcher fills in without a roll whatever it finds (before, a source created
+    /// just before its workload would have rolled it once, recorded absent, with
+    /// --reload-on-create); a later creation still rolls.
+    #[test]
+    fn unseen_fills_in_without_a_roll() {
+        let s = stored(
+            Some(rec(&[("configmap/a", UNSEEN), ("configmap/b", UNSEEN)])),
+            Some("t"),
+        );
+        let now = rec(&[("configmap/a", "1111111111111111"), ("configmap/b", ABSENT)]);
+        let d = decide(&key(), Mode::Reconcile, &now, &s, O);
+        assert!(!d.roll && d.changed.is_empty(), "{d:?}");
+        assert_eq!(d.record, Some(now.clone()));
+        assert_eq!(d.token.as_deref(), Some("t"));
+        // filled in: the next creation of b rolls, as any creation does
+        let s = stored(d.record, d.token.as_deref());
+        let later = rec(&[
+            ("configmap/a", "1111111111111111"),
+            ("configmap/b", "2222222222222222"),
+        ]);
+        let d = decide(&key(), Mode::Reconcile, &later, &s, O);
+        assert!(d.roll && d.changed == ["configmap/b"], "{d:?}");
+        // an update that keeps the pods takes what is known for an unseen entry
+        let s = stored(Some(rec(&[("configmap/a", UNSEEN)])), Some("t"));
+        let d = decide(
+            &key(),
+            Mode::Keep,
+            &rec(&[("configmap/a", "1111111111111111")]),
+            &s,
+            O,
+        );
+        assert_eq!(d.record, Some(rec(&[("configmap/a", "1111111111111111")])));
+        // a record with `unseen` is one hashroll writes
+        assert!(parse_record(r#"{"configmap/a":"unseen"}"#).is_some());
+        // a compact group takes unseen as absent, so filling one in changes no group
+        let many = |v: &str| -> Record {
+            (0..=MAX_RECORD_SOURCES)
+                .map(|i| (format!("configmap/c{i}"), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            compact(&key(), &many(UNSEEN)),
+            compact(&key(), &many(ABSENT))
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::digest::KeyRing;
+use super::digest::{ABSENT, KeyRing, UNSEEN};
 use super::policy::{PolicyConfig, SourceView, Tracked, tracking};
 use super::record::{
     Decision, MadeWith, Mode, Record, RollOptions, Stored, carry_over, compact, current_record,
@@ -99,14 +99,19 @@ pub fn stamp_refs(
         )
     };
     let key = &keys.current;
-    let current = current_record(key, input.namespace, &t.sources, sources);
+    let miss = if mode == Mode::Reconcile {
+        ABSENT
+    } else {
+        UNSEEN
+    };
+    let current = current_record(key, input.namespace, &t.sources, sources, miss);
     let written = compact(key, &current);
     // a record made with the previous key is checked with it (key rotation)
     let original = stored;
     let (stored, made_with) = carry_over(keys, stored, &written, |then| {
         compact(
             then,
-            &current_record(then, input.namespace, &t.sources, sources),
+            &current_record(then, input.namespace, &t.sources, sources, miss),
         )
     });
     let decision = match (&made_with, &original.key_id) {

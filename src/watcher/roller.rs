@@ -22,7 +22,7 @@ use super::workloads::{
     LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore,
 };
 use super::writer::{WriteError, Writer};
-use crate::core::digest::KeyRing;
+use crate::core::digest::{KeyRing, UNSEEN};
 use crate::core::policy::pause_period;
 use crate::core::record::{MadeWith, Mode};
 use crate::core::refs::SourceRef;
@@ -348,6 +348,7 @@ impl Roller {
             // a Job deleted for a roll and not created again yet: created now
             return self.writer.recreate_kept(key).await;
         };
+        self.look_up_unseen(&entry).await?;
         let mut keys = self.state.keys.get();
         let mut result = self.stamp(&entry, &keys).await;
         // made with a key this replica does not hold: another replica may have taken a new
@@ -425,6 +426,31 @@ impl Roller {
         }
         if let Some(p) = written.pause_for {
             self.schedule(key.clone(), p, Task::Resume, 0);
+        }
+        Ok(())
+    }
+
+    /// The sources the webhook recorded `unseen` (not in its cache at admission) that the
+    /// cache still lacks: one GET each, at most [`MAX_UNSEEN_LOOKUPS`] a check. So a source
+    /// created just before its workload is recorded with its digest, not as absent, which
+    /// would roll the new workload when the watch brings the source. A GET here is for a
+    /// workload the apiserver holds, in its own namespace; a review never causes one.
+    async fn look_up_unseen(&self, entry: &WorkloadEntry) -> Result<(), WriteError> {
+        let stored = entry.stored(&self.state.names);
+        let Some(record) = &stored.record else {
+            return Ok(());
+        };
+        let (ns, cache) = (&entry.key.namespace, &self.state.cache);
+        let unseen: Vec<SourceRef> = record
+            .iter()
+            .filter(|(_, v)| v.as_str() == UNSEEN)
+            .filter_map(|(k, _)| SourceRef::from_record_key(k))
+            .filter(|s| s.kind.row().gettable)
+            .filter(|s| cache.get(ns, s).is_none() && !cache.recently_absent(ns, s))
+            .take(MAX_UNSEEN_LOOKUPS)
+            .collect();
+        for s in &unseen {
+            self.writer.refresh_source(ns, s).await?;
         }
         Ok(())
     }
@@ -526,6 +552,10 @@ impl Roller {
         self.state.metrics.workloads_tracked.set(workloads as i64);
     }
 }
+
+/// Sources recorded `unseen` looked up in one check (the rest are taken as the cache
+/// has them: absent).
+const MAX_UNSEEN_LOOKUPS: usize = 8;
 
 fn stamp_now(s: &State, entry: &WorkloadEntry, keys: &KeyRing) -> Stamp {
     entry.with_input(|input| {

@@ -7,20 +7,13 @@ use tracing::Instrument;
 use super::review::{
     BadRequest, Outcome, Request, ResponseOut, ReviewOut, parse, present, template_of,
 };
-use std::time::Duration;
 
-use crate::core::digest::ABSENT;
 use crate::core::limits::MAX_ANNOTATIONS_BYTES;
 use crate::core::patch::json_patch;
-use crate::core::refs::SourceRef;
 use crate::core::stamp::{OldObject, Stamp, keep_from_old, stamp};
 use crate::core::workload::{Workload, WorkloadKind, templates_differ};
 use crate::state::State;
 
-/// Sources one admission asks the apiserver about (a miss in the cache).
-const MAX_LOOKUPS: usize = 4;
-/// How long those lookups may take together (the webhook's timeoutSeconds is 5).
-const LOOKUP_DEADLINE: Duration = Duration::from_secs(1);
 /// Room left under the annotations limit for the token and what others add after us.
 const ANNOTATIONS_MARGIN: usize = 4 * 1024;
 
@@ -118,42 +111,9 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
             state.roll,
         )
     };
-    let mut result: Stamp = run(&workload);
-    // a miss may only mean the source is newer than the cache: a GET decides, for at most
-    // MAX_LOOKUPS sources at once, within LOOKUP_DEADLINE, and not again for a source
-    // found absent lately (a list of a thousand missing names costs no more)
-    if let Some(client) = &state.client {
-        let missing: Vec<SourceRef> = result
-            .current
-            .iter()
-            .filter(|(_, v)| v.as_str() == ABSENT)
-            .filter_map(|(k, _)| SourceRef::from_record_key(k))
-            .filter(|s| !state.cache.recently_absent(namespace, s))
-            .take(MAX_LOOKUPS)
-            .collect();
-        let lookups = missing
-            .iter()
-            .map(|s| state.cache.confirm_miss(client, namespace, s));
-        let found = match tokio::time::timeout(LOOKUP_DEADLINE, futures::future::join_all(lookups))
-            .await
-        {
-            Ok(results) => {
-                if let Some((s, Err(e))) = missing.iter().zip(&results).find(|(_, r)| r.is_err()) {
-                    return warn(resp, format!("cannot confirm that {s} is absent: {e}"));
-                }
-                results.iter().any(|r| matches!(r, Ok(true)))
-            }
-            Err(_) => {
-                return warn(
-                    resp,
-                    "the apiserver did not answer in time; not stamped".into(),
-                );
-            }
-        };
-        if found {
-            result = run(&workload);
-        }
-    }
+    // a source the cache lacks is recorded `unseen`, never looked up here: the watcher
+    // does that for the workload the apiserver then holds (see `digest::UNSEEN`)
+    let result: Stamp = run(&workload);
     let patch = json_patch(&workload, names, &result.decision);
     let mut resp = resp;
     if !result.problems.is_empty() {

@@ -154,7 +154,7 @@ pub async fn wait_recorded(ns: &str, app: &str, class: &str) -> String {
     wait_for(
         &format!("{app}'s record to hold secretproviderclass/{class}"),
         DEADLINE,
-        || async { recorded(ns, app, class).filter(|v| v != "absent") },
+        || async { recorded(ns, app, class).filter(|v| v != "absent" && v != "unseen") },
     )
     .await
 }

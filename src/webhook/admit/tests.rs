@@ -20,6 +20,7 @@ use crate::core::digest::{DigestKey, KeyRing};
 use crate::core::patch::{RecordNames, merge_patch};
 use crate::core::policy::{AnnotationNames, PolicyConfig};
 use crate::core::record::{Decision, RollOptions, parse_record};
+use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceFilter;
