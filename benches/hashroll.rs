@@ -98,7 +98,7 @@ async fn serve(cert: &str, key: &str, addr: &str) -> Result<(), AnyErr> {
     hashroll::telemetry::init("text", "info")?;
     let state = bench_state()?;
     let certs = hashroll::webhook::tls::CertReloader::load(Path::new(cert), Path::new(key))?;
-    let tls = certs.server_config()?;
+    let tls = certs.server_config(None)?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("ready");
     // the production routes, plus a fixed answer from the same server: the baseline

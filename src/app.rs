@@ -208,7 +208,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         }
         None => self_managed_certs(&client, &settings, &live, owner.as_ref()).await?,
     };
-    let tls = certs.server_config()?;
+    if settings.client_verifier.is_none() {
+        tracing::info!(
+            "the webhook port takes reviews from any client (--client-ca-file verifies the apiserver's certificate)"
+        );
+    }
+    let tls = certs.server_config(settings.client_verifier.clone())?;
     let bind = |addr| async move {
         tokio::net::TcpListener::bind(addr)
             .await

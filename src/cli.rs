@@ -264,6 +264,11 @@ pub struct RunArgs {
     /// PEM private key of the webhook
     #[arg(long, env = "HASHROLL_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle: the webhook port then serves only clients with a certificate one of
+    /// these CAs signed (the apiserver's, given to it through an AdmissionConfiguration's
+    /// kubeconfig); without it anyone who reaches the port may send a review
+    #[arg(long, env = "HASHROLL_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
     /// make a CA and serving certificate once, keep them in --tls-secret, and keep the
     /// caBundle of --webhook-config pointing at the CA (instead of the two files)
     #[arg(long, env = "HASHROLL_SELF_MANAGED_CERTS", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]

@@ -79,6 +79,8 @@ pub(crate) struct Settings {
     pub token_annotation: String,
     /// the serving certificate from files (none with --self-managed-certs)
     pub certs: Option<Arc<CertReloader>>,
+    /// --client-ca-file: the verifier of the apiserver's client certificate
+    pub client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// --resource-label-selector, parsed
     pub selector: LabelSelector,
     /// the key from --hmac-key-file (else it comes from a Secret once a client exists)
@@ -121,6 +123,7 @@ impl Settings {
         for (what, path) in [
             ("--tls-cert-file", args.tls_cert_file.as_ref()),
             ("--tls-key-file", args.tls_key_file.as_ref()),
+            ("--client-ca-file", args.client_ca_file.as_ref()),
             ("--hmac-key-file", args.key.hmac_key_file.as_ref()),
             (
                 "--hmac-previous-key-file",
@@ -236,6 +239,10 @@ impl Settings {
             (Some(c), Some(k)) if !args.self_managed_certs => Some(CertReloader::load(c, k)?),
             _ => None,
         };
+        let client_verifier = match &args.client_ca_file {
+            Some(p) => Some(crate::webhook::tls::client_verifier(p)?),
+            None => None,
+        };
         let file_key = match &args.key.hmac_key_file {
             Some(p) => Some(crate::key::from_files(
                 p,
@@ -245,6 +252,7 @@ impl Settings {
         };
         Ok(Settings {
             certs,
+            client_verifier,
             selector,
             file_key,
             namespace,

@@ -256,7 +256,13 @@ fn hashroll_accepts(args: &[String], dir: &Path) -> Result<(), String> {
     std::fs::write(dir.join("tls.crt"), cert.cert.pem()).unwrap();
     std::fs::write(dir.join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
     let tls = format!("{}/", dir.display());
-    let args: Vec<String> = args.iter().map(|a| a.replace("/tls/", &tls)).collect();
+    std::fs::create_dir_all(dir.join("client-ca")).unwrap();
+    std::fs::write(dir.join("client-ca/ca.crt"), cert.cert.pem()).unwrap();
+    let client_ca = format!("{}/client-ca/", dir.display());
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.replace("/tls/", &tls).replace("/client-ca/", &client_ca))
+        .collect();
     let out = Command::new(env!("CARGO_BIN_EXE_hashroll"))
         .args(&args)
         .arg("--check")
@@ -368,9 +374,16 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
             ],
             "",
         ),
+        // the URL is a secret: in a Secret, not in the Deployment (checked below)
+        (&["webhookUrl=https://ci.example/hook"], ""),
+        (&["webhookUrlExistingSecret=my-hook"], ""),
         (
-            &["webhookUrl=https://ci.example/hook"],
-            "--webhook-url=https://ci.example/hook",
+            &["clientCA.existingSecret=apiserver-client-ca"],
+            "--client-ca-file=/client-ca/ca.crt",
+        ),
+        (
+            &["enableHA=true", "leaseName=my-lease"],
+            "--lease-name=my-lease",
         ),
         (
             &[
@@ -398,6 +411,20 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
             "",
         ),
     ];
+    // audit 14: webhookUrl never in the Deployment, in a Secret it reads as environment
+    let yaml = template(&["webhookUrl=https://ci.example/hook"]).unwrap();
+    let docs: Vec<&str> = yaml.split("\n---").collect();
+    let deployment = docs
+        .iter()
+        .find(|d| d.contains("kind: Deployment"))
+        .unwrap();
+    assert!(!deployment.contains("ci.example"), "{deployment}");
+    assert!(deployment.contains("HASHROLL_WEBHOOK_URL"), "{deployment}");
+    assert!(
+        docs.iter()
+            .any(|d| d.contains("kind: Secret") && d.contains("https://ci.example/hook")),
+        "{yaml}"
+    );
     for (sets, flag) in combos {
         let yaml = template(sets).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
         let list = as_list(&yaml);
@@ -415,6 +442,30 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
                 grants(&list, "namespaces", &["get", "list", "watch"]),
                 "{sets:?}: --namespace-selector without the rights to watch namespaces"
             );
+        }
+        // audit 14: Lease rights beyond create name the Lease hashroll uses
+        let lease = args
+            .iter()
+            .find_map(|a| a.strip_prefix("--lease-name="))
+            .unwrap_or("hashroll-leader");
+        for rule in items(&list)
+            .iter()
+            .filter(|o| o["kind"] == "Role")
+            .flat_map(|o| o["rules"].as_array().cloned().unwrap_or_default())
+            .filter(|r| {
+                r["resources"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "leases"))
+            })
+        {
+            let verbs = rule["verbs"].as_array().cloned().unwrap_or_default();
+            if verbs.iter().any(|v| v != "create") {
+                assert_eq!(
+                    rule["resourceNames"],
+                    serde_json::json!([lease]),
+                    "{sets:?}: {rule}"
+                );
+            }
         }
         let csi = args.iter().any(|a| a == "--enable-csi-integration");
         for resource in ["secretproviderclasses", "secretproviderclasspodstatuses"] {

@@ -99,8 +99,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if ne .Values.logLevel "info" }}
 - --log-level={{ .Values.logLevel }}
 {{- end }}
-{{- with .Values.webhookUrl }}
-- --webhook-url={{ . }}
+{{- if .Values.clientCA.existingSecret }}
+- --client-ca-file=/client-ca/ca.crt
+{{- end }}
+{{- if ne .Values.leaseName "hashroll-leader" }}
+- --lease-name={{ .Values.leaseName }}
 {{- end }}
 {{- range .Values.extraArgs }}
 - {{ . }}
