@@ -314,19 +314,33 @@ async fn self_managed_certs(
     owner: Option<&OwnerReference>,
 ) -> Result<Arc<CertReloader>, Error> {
     let args = &settings.args;
-    let names = selfcert::sans(&args.service_name, &settings.namespace, &args.tls_san);
-    let pems =
-        selfcert::ensure(client, &settings.namespace, &args.tls_secret, &names, owner).await?;
+    let place = selfcert::Place {
+        namespace: settings.namespace.clone(),
+        secret: args.tls_secret.clone(),
+        sans: selfcert::sans(&args.service_name, &settings.namespace, &args.tls_san),
+        owner: owner.cloned(),
+        validity: args.self_managed_cert_validity,
+    };
+    let pems = selfcert::ensure(client, &place, None).await?;
+    if let Err(e) = selfcert::set_ca_bundle(client, &args.webhook_config, &pems.ca).await {
+        tracing::warn!(webhook = %args.webhook_config, error = %e, "cannot set the webhook's caBundle yet");
+    }
+    let serving = CertReloader::from_pems(&pems.cert, &pems.key)?;
+    // a round every 30 s, more often for a validity so short (tests) that 30 s matters
+    let every = (args.self_managed_cert_validity / 16)
+        .clamp(Duration::from_secs(1), Duration::from_secs(30));
     live.spawn(
-        "caBundle keeper",
-        selfcert::keep_ca_bundle(
+        "self-managed certificate",
+        selfcert::keep(
             client.clone(),
+            place,
             args.webhook_config.clone(),
+            serving.clone(),
             pems.ca.clone(),
-            Duration::from_secs(30),
+            every,
         ),
     );
-    Ok(CertReloader::from_pems(&pems.cert, &pems.key)?)
+    Ok(serving)
 }
 
 fn addr(l: &tokio::net::TcpListener) -> String {

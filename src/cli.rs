@@ -273,6 +273,10 @@ pub struct RunArgs {
     /// caBundle of --webhook-config pointing at the CA (instead of the two files)
     #[arg(long, env = "HASHROLL_SELF_MANAGED_CERTS", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub self_managed_certs: bool,
+    /// how long a self-managed CA and certificate are valid; renewed (both) when a quarter
+    /// is left, the previous CA kept in the caBundle meanwhile
+    #[arg(long, env = "HASHROLL_SELF_MANAGED_CERT_VALIDITY", default_value = "8760h", value_parser = parse_duration)]
+    pub self_managed_cert_validity: Duration,
     /// the Secret holding the self-managed certificate (in hashroll's namespace)
     #[arg(long, env = "HASHROLL_TLS_SECRET", default_value = "hashroll-tls")]
     pub tls_secret: String,

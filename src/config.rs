@@ -239,6 +239,12 @@ impl Settings {
             (Some(c), Some(k)) if !args.self_managed_certs => Some(CertReloader::load(c, k)?),
             _ => None,
         };
+        if args.self_managed_cert_validity < std::time::Duration::from_secs(20) {
+            return Err(ConfigError::Invalid {
+                what: "--self-managed-cert-validity",
+                why: "at least 20s".into(),
+            });
+        }
         let client_verifier = match &args.client_ca_file {
             Some(p) => Some(crate::webhook::tls::client_verifier(p)?),
             None => None,

@@ -13,28 +13,33 @@ use kube::api::Api;
 use support::*;
 
 async fn served_cert(port: u16, ca_pem: &[u8]) -> Vec<u8> {
+    try_served_cert(port, ca_pem)
+        .await
+        .expect("TLS with the Secret's CA")
+}
+
+/// The certificate served on `port`, when a client trusting `ca_pem` can connect.
+async fn try_served_cert(port: u16, ca_pem: &[u8]) -> Option<Vec<u8>> {
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut &ca_pem[..]) {
-        roots.add(c.unwrap()).unwrap();
+        roots.add(c.ok()?).ok()?;
     }
     let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .unwrap()
+    .ok()?
     .with_root_certificates(roots)
     .with_no_client_auth();
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
-        .unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        .ok()?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").ok()?;
     let tls = tokio_rustls::TlsConnector::from(Arc::new(cfg))
         .connect(name, tcp)
         .await
-        .expect("TLS with the Secret's CA");
-    tls.get_ref().1.peer_certificates().unwrap()[0]
-        .as_ref()
-        .to_vec()
+        .ok()?;
+    Some(tls.get_ref().1.peer_certificates()?[0].as_ref().to_vec())
 }
 
 #[tokio::test]
@@ -102,4 +107,131 @@ async fn self_managed_certificate_is_made_once_shared_and_trusted_by_the_apiserv
         .unwrap();
     assert_eq!(again.data.unwrap()["tls.crt"].0, crt);
     let _ = base64::engine::general_purpose::STANDARD.encode(&ca);
+}
+
+/// The Secret's (tls.crt, ca.crt).
+async fn secret_pems(client: &kube::Client, ns: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    let s = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt("hashroll-tls")
+        .await
+        .ok()??;
+    let d = s.data?;
+    Some((d.get("tls.crt")?.0.clone(), d.get("ca.crt")?.0.clone()))
+}
+
+async fn ca_bundle(client: &kube::Client, config: &str) -> Option<Vec<u8>> {
+    let mwc = Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .get(config)
+        .await
+        .ok()?;
+    Some(mwc.webhooks?.first()?.client_config.ca_bundle.clone()?.0)
+}
+
+fn first_der(pem: &[u8]) -> Vec<u8> {
+    rustls_pemfile::certs(&mut &pem[..])
+        .next()
+        .unwrap()
+        .unwrap()
+        .as_ref()
+        .to_vec()
+}
+
+/// Audit 15: the certificate is renewed before it ends (the bundle keeps the CA before,
+/// so the apiserver trusts both meanwhile), and when the Secret is deleted under two
+/// replicas they settle on one CA instead of writing theirs in turn.
+#[tokio::test]
+async fn self_managed_certificate_is_renewed_and_replicas_agree_after_a_delete() {
+    let client = client().await;
+    let ns = namespace("certroll");
+    let own = namespace("certroll-home");
+    let config = format!("hashroll-{ns}");
+    let flags = [
+        "--self-managed-certs".to_string(),
+        "--self-managed-cert-validity=40s".to_string(),
+        "--tls-san=127.0.0.1".to_string(),
+        format!("--namespace={own}"),
+        format!("--webhook-config={config}"),
+        format!("--namespaces={ns}"),
+    ];
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let mut a = Hashroll::prepare(&flags);
+    let url = a.url("/mutate");
+    let cfg = hashroll_harness::webhook_config::WebhookConfig {
+        name: &config,
+        url: &url,
+        ca_pem: None,
+        scope: hashroll_harness::webhook_config::Scope::Only(&ns),
+    };
+    kubectl_stdin(&["apply", "-f", "-"], &cfg.yaml());
+    a.restart().await;
+    wait_webhook_active(&ns).await;
+    let (crt1, ca1) = secret_pems(&client, &own).await.unwrap();
+
+    // renewed with a quarter (10 s) left: a new certificate, the old CA still bundled
+    let (crt2, ca2) = wait_for("the certificate renewed", DEADLINE * 2, || async {
+        secret_pems(&client, &own).await.filter(|(c, _)| *c != crt1)
+    })
+    .await;
+    let bundled = rustls_pemfile::certs(&mut &ca2[..]).count();
+    assert_eq!(bundled, 2, "the new CA and the one before");
+    let ca1_der = first_der(&ca1);
+    assert!(
+        rustls_pemfile::certs(&mut &ca2[..]).any(|c| c.unwrap().as_ref() == ca1_der.as_slice()),
+        "the CA before is still bundled"
+    );
+    wait_for("the caBundle renewed", DEADLINE, || async {
+        ca_bundle(&client, &config).await.filter(|b| *b == ca2)
+    })
+    .await;
+    wait_for("the renewed certificate served", DEADLINE, || async {
+        try_served_cert(a.webhook_port, &ca2)
+            .await
+            .filter(|c| *c == first_der(&crt2))
+    })
+    .await;
+    // the apiserver still calls it
+    wait_webhook_active(&ns).await;
+
+    // deleted under two replicas: they settle on one CA and keep to it
+    let mut b = Hashroll::prepare(&flags);
+    b.restart().await;
+    kubectl(&["delete", "secret", "-n", &own, "hashroll-tls"]);
+    let (crt3, ca3) = wait_for("the Secret made again", DEADLINE, || async {
+        secret_pems(&client, &own).await.filter(|(c, _)| *c != crt2)
+    })
+    .await;
+    wait_for("the caBundle to be the Secret's", DEADLINE, || async {
+        let now = secret_pems(&client, &own).await?;
+        (ca_bundle(&client, &config).await? == now.1).then_some(())
+    })
+    .await;
+    // over a settle period: one CA, the Secret's, however often the replicas look
+    let end = std::time::Instant::now() + SETTLE;
+    while std::time::Instant::now() < end {
+        let (crt, ca) = secret_pems(&client, &own).await.unwrap();
+        let bundle = ca_bundle(&client, &config).await.unwrap();
+        // a renewal meanwhile moves all three together; never two CAs fighting
+        if crt == crt3 {
+            assert_eq!(ca, ca3);
+        }
+        assert!(
+            bundle == ca || rustls_pemfile::certs(&mut &bundle[..]).count() <= 2,
+            "caBundle apart from the Secret"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let (crt, ca) = secret_pems(&client, &own).await.unwrap();
+    for port in [a.webhook_port, b.webhook_port] {
+        wait_for(
+            "both replicas to serve the Secret's certificate",
+            DEADLINE,
+            || async {
+                try_served_cert(port, &ca)
+                    .await
+                    .filter(|c| *c == first_der(&crt))
+            },
+        )
+        .await;
+    }
+    assert!(!a.log().contains("panicked") && !b.log().contains("panicked"));
 }

@@ -141,6 +141,26 @@ impl CertReloader {
         Ok(true)
     }
 
+    /// Serves this pair from now on when it differs from the current one and is valid
+    /// (self-managed certificates, renewed in their Secret). `Ok(true)` when it swapped.
+    pub fn set_pems(&self, cert_pem: &str, key_pem: &str) -> Result<bool, TlsError> {
+        let (cert_pem, key_pem) = (cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec());
+        {
+            let cur = self.current.read().expect("cert lock");
+            if cur.cert_pem == cert_pem && cur.key_pem == key_pem {
+                return Ok(false);
+            }
+        }
+        let memory = Path::new("<memory>");
+        let key = certified(memory, &cert_pem, memory, &key_pem)?;
+        *self.current.write().expect("cert lock") = Loaded {
+            cert_pem,
+            key_pem,
+            key,
+        };
+        Ok(true)
+    }
+
     /// Polls the files forever.
     pub async fn watch(self: Arc<Self>, every: Duration) {
         let mut last_error = String::new();
