@@ -1,7 +1,7 @@
 //! Fuzzes the admission handler with any bytes, and with AdmissionReviews built around the
 //! input (every opt-in annotation set from it), and the annotation parsers on their own.
-//! Asserts: no panic, never a denial, and a patch that applies to the object and keeps
-//! the record under 16 KiB.
+//! Asserts: no panic, never a denial, a patch that applies to the object and keeps the
+//! record under 16 KiB, and a compiled-regex memo within its bound.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -91,7 +91,14 @@ fn review(k: usize, op: &str, object: &Value, old: Option<&Value>) -> Vec<u8> {
 
 fn check(body: &[u8], object: Option<&Value>) {
     let (state, rt) = state();
-    let Ok((out, _)) = rt.block_on(hashroll::webhook::admit::handle(state, body)) else {
+    let answer = rt.block_on(hashroll::webhook::admit::handle(state, body));
+    // the compiled-regex memo stays within its bound, whatever the lists held
+    let memo = hashroll::core::policy::regex_memo_bytes();
+    assert!(
+        memo <= hashroll::core::limits::REGEX_MEMO_BYTES,
+        "regex memo at {memo} bytes"
+    );
+    let Ok((out, _)) = answer else {
         return; // a 400: fine
     };
     let resp = serde_json::to_value(&out).unwrap();
