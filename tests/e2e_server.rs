@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use support::tls::{first_der, served_cert};
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -182,43 +183,13 @@ async fn bad_input_gets_clear_answers_and_the_server_keeps_serving() {
     assert!(!log.contains("panicked"), "{log}");
 }
 
-async fn served_cert(port: u16, ca_pem: &str) -> Vec<u8> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
-    tls.get_ref().1.peer_certificates().unwrap()[0]
-        .as_ref()
-        .to_vec()
-}
-
-fn der_of(pem: &str) -> Vec<u8> {
-    rustls_pemfile::certs(&mut pem.as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
-        .as_ref()
-        .to_vec()
-}
-
 #[tokio::test]
 async fn rotated_certificate_files_are_served_to_new_connections() {
     let h = Hashroll::start(&[]).await;
     let first = std::fs::read_to_string(h.dir.join("tls.crt")).unwrap();
     assert_eq!(
-        served_cert(h.webhook_port, plane().ca_pem()).await,
-        der_of(&first)
+        served_cert(h.webhook_port, plane().ca_pem().as_bytes()).await,
+        Some(first_der(first.as_bytes()))
     );
 
     // swap both files the way cert-manager does: new content, renamed into place
@@ -229,12 +200,14 @@ async fn rotated_certificate_files_are_served_to_new_connections() {
     std::fs::write(h.dir.join("tls.crt.new"), &cert).unwrap();
     std::fs::rename(h.dir.join("tls.key.new"), h.dir.join("tls.key")).unwrap();
     std::fs::rename(h.dir.join("tls.crt.new"), h.dir.join("tls.crt")).unwrap();
-    let want = der_of(&cert);
-    assert_ne!(want, der_of(&first));
+    let want = Some(first_der(cert.as_bytes()));
+    assert_ne!(want, Some(first_der(first.as_bytes())));
     wait_for(
         "a new connection to see the new certificate",
         Duration::from_secs(30),
-        || async { (served_cert(h.webhook_port, plane().ca_pem()).await == want).then_some(()) },
+        || async {
+            (served_cert(h.webhook_port, plane().ca_pem().as_bytes()).await == want).then_some(())
+        },
     )
     .await;
     assert!(h.log().contains("serving certificate reloaded"));

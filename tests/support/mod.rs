@@ -7,6 +7,7 @@ pub mod csi;
 pub mod helm;
 pub mod kinds;
 pub mod node;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::OnceLock;
