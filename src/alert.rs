@@ -50,10 +50,22 @@ pub struct Notice {
     pub sources: Vec<String>,
     /// false: posted instead of rolled (`--webhook-url`)
     pub rolled: bool,
+    /// not rolled: held after a failed rollout of an earlier wave (what holds it)
+    pub held: Option<String>,
 }
 
 impl Notice {
     fn text(&self, info: &str) -> String {
+        if let Some(why) = &self.held {
+            let mut t = format!(
+                "hashroll holds the roll of {} {}/{}: {why}",
+                self.kind, self.namespace, self.name
+            );
+            if !info.is_empty() {
+                t.push_str(&format!(" ({info})"));
+            }
+            return t;
+        }
         let verb = if self.rolled {
             "rolled"
         } else {
@@ -269,6 +281,7 @@ mod tests {
             name: "web".into(),
             sources: vec!["configmap/cfg".into(), "secret/db".into()],
             rolled: true,
+            held: None,
         }
     }
 

@@ -157,6 +157,17 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         cronjob_run_on_change: settings.args.cronjob_run_on_change,
         permanent_error_retry: settings.args.permanent_error_retry,
         min_roll_interval: settings.args.min_roll_interval,
+        paused: settings.args.paused,
+        rollout_timeout: settings.args.rollout_timeout.clamp(
+            crate::core::gate::MIN_ROLLOUT_TIMEOUT,
+            crate::core::gate::MAX_ROLLOUT_TIMEOUT,
+        ),
+        switch: (!settings.args.switch_configmap.is_empty()).then(|| {
+            (
+                settings.namespace.clone(),
+                settings.args.switch_configmap.clone(),
+            )
+        }),
         instance,
         alerts: match (
             &settings.args.alert_webhook_url,

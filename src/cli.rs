@@ -402,6 +402,22 @@ pub struct RunArgs {
     /// own with the annotation hashroll.dev/min-roll-interval (at most 24h)
     #[arg(long, env = "HASHROLL_MIN_ROLL_INTERVAL", default_value = "0s", value_parser = parse_duration)]
     pub min_roll_interval: Duration,
+    /// pause every roll (for an incident); what changed meanwhile rolls once, with the data
+    /// then current, when hashroll runs without it (the switch ConfigMap does the same live)
+    #[arg(long, env = "HASHROLL_PAUSED")]
+    pub paused: bool,
+    /// a rollout of an earlier wave not complete within this counts as failed and holds
+    /// the later waves (a workload sets its own with hashroll.dev/rollout-timeout)
+    #[arg(long, env = "HASHROLL_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub rollout_timeout: Duration,
+    /// the ConfigMap in hashroll's namespace whose `paused: "true"` pauses every roll and
+    /// whose `paused-namespaces: "a,b"` pauses those namespaces' rolls ("": no switch)
+    #[arg(
+        long,
+        env = "HASHROLL_SWITCH_CONFIGMAP",
+        default_value = "hashroll-switches"
+    )]
+    pub switch_configmap: String,
     /// global limit on roll patches per second
     #[arg(
         long,

@@ -75,6 +75,14 @@ pub struct Metrics {
     pub patch_duration: Histogram,
     /// `hashroll_held_rolls_total`: rolls put off by the flap breaker
     pub held_rolls: Counter,
+    /// `hashroll_rollouts_held`: workloads whose roll is held after a failed rollout of an
+    /// earlier wave of the same change
+    pub rollouts_held: Gauge,
+    /// `hashroll_rollouts_waiting`: workloads whose roll waits (an earlier wave still
+    /// rolling, or a pause switch)
+    pub rollouts_waiting: Gauge,
+    /// `hashroll_rollout_failures_total{source_kind}`: failed rollouts that held later waves
+    pub rollout_failures: Family<Labels, Counter>,
     /// `hashroll_jobs_awaiting_recreate`: opted-in Jobs deleted for a roll whose new Job
     /// could not be created yet (kept in memory and retried)
     pub jobs_awaiting_recreate: Gauge,
@@ -262,6 +270,24 @@ impl Metrics {
             "Rolls put off by the minimum interval between rolls (the flap breaker)",
             held_rolls.clone(),
         );
+        let rollouts_held = Gauge::default();
+        hr.register(
+            "rollouts_held",
+            "Workloads whose roll is held after a failed rollout of an earlier wave of the same change",
+            rollouts_held.clone(),
+        );
+        let rollouts_waiting = Gauge::default();
+        hr.register(
+            "rollouts_waiting",
+            "Workloads whose roll waits for an earlier wave or a pause switch",
+            rollouts_waiting.clone(),
+        );
+        let rollout_failures = Family::<Labels, Counter>::default();
+        hr.register(
+            "rollout_failures",
+            "Failed rollouts that held the later waves of a change",
+            rollout_failures.clone(),
+        );
         let jobs_awaiting_recreate = Gauge::default();
         hr.register(
             "jobs_awaiting_recreate",
@@ -337,6 +363,9 @@ impl Metrics {
             oldest_pending_check,
             patch_duration,
             held_rolls,
+            rollouts_held,
+            rollouts_waiting,
+            rollout_failures,
             jobs_awaiting_recreate,
             api_requests,
             watch_restarts,

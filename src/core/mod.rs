@@ -2,6 +2,7 @@
 //! and roll token are, and the patch that writes them.
 
 pub mod digest;
+pub mod gate;
 pub mod limits;
 pub mod patch;
 pub mod policy;

@@ -153,6 +153,11 @@ pub struct SourceInfo {
     pub ignored: bool,
     /// passes `--resource-label-selector` (true when no selector is set)
     pub selected: bool,
+    /// carries `hashroll.dev/paused: "true"`: the rolls it causes wait
+    pub paused: bool,
+    /// carries `hashroll.dev/release: <change>`: that change's failed rollout holds no
+    /// later wave (see [`super::gate::change_id`])
+    pub release: Option<std::num::NonZeroU32>,
 }
 
 impl SourceInfo {
@@ -164,10 +169,13 @@ impl SourceInfo {
     ) -> SourceInfo {
         let is_true =
             |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str) == Some("true");
+        let get = |k: &str| annotations.and_then(|a| a.get(k)).map(String::as_str);
         SourceInfo {
             matched: is_true(&names.search_match),
             ignored: is_true(&names.ignore),
             selected,
+            paused: get(super::gate::PAUSED).and_then(parse_bool) == Some(true),
+            release: get(super::gate::RELEASE).and_then(super::gate::change_id),
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct SourceKindRow {
     /// with its last pod; a pod that mounted it already has what it reports, so neither
     /// is a reason to roll: only a version change is.
     pub presence_rolls: bool,
+    /// the object's `apiVersion` and `kind` (what an Event about it names)
+    pub api_version: &'static str,
+    pub object_kind: &'static str,
 }
 
 /// The kinds of source, in [`SourceKind`] order.
@@ -48,6 +51,8 @@ pub const SOURCE_KINDS: [SourceKindRow; 3] = [
         aliases: &["configmaps", "cm"],
         gettable: true,
         presence_rolls: true,
+        api_version: "v1",
+        object_kind: "ConfigMap",
     },
     SourceKindRow {
         kind: SourceKind::Secret,
@@ -55,6 +60,8 @@ pub const SOURCE_KINDS: [SourceKindRow; 3] = [
         aliases: &["secrets"],
         gettable: true,
         presence_rolls: true,
+        api_version: "v1",
+        object_kind: "Secret",
     },
     SourceKindRow {
         kind: SourceKind::SecretProviderClass,
@@ -62,6 +69,8 @@ pub const SOURCE_KINDS: [SourceKindRow; 3] = [
         aliases: &["secretproviderclasses", "spc"],
         gettable: false,
         presence_rolls: false,
+        api_version: "secrets-store.csi.x-k8s.io/v1",
+        object_kind: "SecretProviderClass",
     },
 ];
 

@@ -10,6 +10,7 @@ mod batch;
 pub(crate) mod breaker;
 pub(crate) mod queue;
 pub(crate) mod roller;
+pub(crate) mod safe;
 pub(crate) mod workloads;
 pub(crate) mod writer;
 
@@ -40,6 +41,12 @@ pub(crate) struct WatcherConfig {
     pub permanent_error_retry: Duration,
     /// `--min-roll-interval` (0: off)
     pub min_roll_interval: Duration,
+    /// `--paused`: no roll anywhere
+    pub paused: bool,
+    /// `--rollout-timeout`: a rollout not complete by then has failed
+    pub rollout_timeout: Duration,
+    /// hashroll's switch ConfigMap: (namespace, name)
+    pub switch: Option<(String, String)>,
     /// who we are in Events
     pub instance: String,
     /// a message per rollout (`ALERT_ON_RELOAD`)
@@ -105,6 +112,15 @@ pub(crate) async fn run(
     }
     while !state.cache.is_synced() {
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some((ns, name)) = cfg.switch.clone() {
+        // read once before the start-up reconcile, so a paused cluster rolls nothing then
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client.clone(), &ns);
+        if let Ok(Some(cm)) = api.get_opt(&name).await {
+            roller.safe.set_switches(switch_state(&cm));
+        }
+        live.spawn("switches", watch_switches(api, name, roller.clone()));
     }
     // start-up reconcile: out-of-date workloads roll once, the rest stay untouched
     let n = roller.enqueue_all(Duration::ZERO);
@@ -232,6 +248,69 @@ impl Handler<DynamicObject> for WorkloadWatch {
     fn restarted(&mut self) {
         self.state.metrics.watch_restart(self.kind.as_str());
     }
+}
+
+fn switch_state(cm: &k8s_openapi::api::core::v1::ConfigMap) -> safe::SwitchState {
+    let data = cm.data.as_ref();
+    safe::SwitchState::from_data(|k| data.and_then(|d| d.get(k)).map(String::as_str))
+}
+
+/// The watch of hashroll's switch ConfigMap: a switch turned off checks what it held.
+struct SwitchWatch {
+    roller: Arc<Roller>,
+    /// the (re)list in progress saw the ConfigMap
+    seen: bool,
+}
+
+impl SwitchWatch {
+    fn set(&self, state: safe::SwitchState) {
+        match self.roller.safe.set_switches(state) {
+            None => {
+                let n = self.roller.enqueue_all(Duration::ZERO);
+                tracing::info!(
+                    workloads = n,
+                    "rolls no longer paused; checking every workload"
+                );
+            }
+            Some(namespaces) => {
+                for ns in namespaces {
+                    tracing::info!(namespace = %ns, "rolls in the namespace no longer paused");
+                    self.roller.enqueue_namespace(&ns);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<k8s_openapi::api::core::v1::ConfigMap> for SwitchWatch {
+    fn relist_start(&mut self) {
+        self.seen = false;
+    }
+    fn apply(&mut self, cm: k8s_openapi::api::core::v1::ConfigMap) {
+        self.seen = true;
+        self.set(switch_state(&cm));
+    }
+    fn delete(&mut self, _: k8s_openapi::api::core::v1::ConfigMap) {
+        self.set(safe::SwitchState::default());
+    }
+    fn relist_done(&mut self) {
+        if !self.seen {
+            self.set(safe::SwitchState::default());
+        }
+    }
+}
+
+async fn watch_switches(
+    api: kube::Api<k8s_openapi::api::core::v1::ConfigMap>,
+    name: String,
+    roller: Arc<Roller>,
+) {
+    let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut h = SwitchWatch {
+        roller,
+        seen: false,
+    };
+    k8s::watch::run(api, cfg, "switches", &mut h).await;
 }
 
 /// How often a kind not installed is looked for.

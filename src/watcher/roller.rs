@@ -18,11 +18,13 @@ use tokio::time::Instant;
 use super::WatcherConfig;
 use super::breaker;
 use super::queue::{Pending, Queue, Task, backoff};
+use super::safe::Safe;
 use super::workloads::{
     LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore,
 };
 use super::writer::{WriteError, Writer};
 use crate::core::digest::{KeyRing, UNSEEN};
+use crate::core::gate::{self, Gate};
 use crate::core::policy::pause_period;
 use crate::core::record::{MadeWith, Mode};
 use crate::core::refs::SourceRef;
@@ -68,6 +70,8 @@ pub(crate) struct Roller {
     permanent_retry: Duration,
     /// `--min-roll-interval` (the flap breaker; 0: off unless a workload asks)
     min_interval: Duration,
+    /// safe rollouts: the pause switches and the workloads whose roll waits
+    pub(crate) safe: Safe,
 }
 
 impl Roller {
@@ -92,6 +96,7 @@ impl Roller {
             reported: Mutex::new(HashMap::new()),
             permanent_retry: cfg.permanent_error_retry.max(Duration::from_secs(1)),
             min_interval: cfg.min_roll_interval,
+            safe: Safe::new(cfg.paused, cfg.rollout_timeout),
         }
     }
 
@@ -110,17 +115,32 @@ impl Roller {
     /// Stores a workload; whether anything the watcher reads changed.
     pub(crate) fn upsert(&self, entry: WorkloadEntry) -> bool {
         let mut store = self.store();
-        let changed = match store.get(&entry.key) {
+        let (changed, moved) = match store.get(&entry.key) {
             Some(old) => {
-                old.annotations != entry.annotations
+                let changed = old.annotations != entry.annotations
                     || old.template_annotations != entry.template_annotations
                     || old.refs != entry.refs
-                    || old.paused != entry.paused
+                    || old.paused != entry.paused;
+                (changed, changed || old.health != entry.health)
             }
-            None => true,
+            None => (true, true),
         };
+        let ns = entry.key.namespace.clone();
         store.upsert(entry);
+        drop(store);
+        if moved {
+            self.wake_waiting(&ns);
+        }
         changed
+    }
+
+    /// A workload of `ns` rolled, or its rollout moved: the rolls waiting there are
+    /// checked again (after a short while, so a rollout's many status updates end in one
+    /// check each).
+    fn wake_waiting(&self, ns: &str) {
+        for k in self.safe.waiting_in(ns) {
+            self.enqueue(k, WAKE_DELAY);
+        }
     }
 
     pub(crate) fn contains(&self, key: &WorkloadKey) -> bool {
@@ -134,6 +154,8 @@ impl Roller {
             return;
         }
         self.queue().remove(key);
+        self.safe.forget(key);
+        self.wake_waiting(&key.namespace);
         self.reported
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -389,6 +411,49 @@ impl Roller {
             self.schedule_since(key.clone(), left, Task::Check, 0, queued);
             return Ok(());
         }
+        let mut ordered = false;
+        if result.decision.roll {
+            let (gate, engaged) = self.gate(&entry, &result, &keys).await;
+            ordered = engaged;
+            let report = self.safe.note(key, &gate);
+            match &gate {
+                Gate::Go => {}
+                Gate::Paused(why) => {
+                    m.skip("paused");
+                    tracing::info!(workload = %key, reason = %why, "roll paused");
+                    return Ok(());
+                }
+                Gate::Wait { reason, recheck } => {
+                    m.skip("waiting");
+                    tracing::info!(workload = %key, reason = %reason, "roll waits");
+                    if let Some(r) = recheck {
+                        self.schedule_since(key.clone(), *r + WAKE_DELAY, Task::Check, 0, queued);
+                    }
+                    return Ok(());
+                }
+                Gate::Held(hold) => {
+                    m.skip("held");
+                    if report.source {
+                        m.rollout_failures
+                            .get_or_create(&vec![(
+                                "source_kind".to_string(),
+                                hold.source
+                                    .split('/')
+                                    .next()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                            )])
+                            .inc();
+                        tracing::warn!(workload = %key, source = %hold.source, failed = %hold.failed, change = %hold.change, why = %hold.why, "a rollout failed: the later waves of this change are held");
+                    }
+                    if report.workload {
+                        tracing::warn!(workload = %key, hold = %hold, "roll held");
+                        self.writer.warn_held(&entry, hold, report.source).await;
+                    }
+                    return Ok(());
+                }
+            }
+        }
         if result.decision.roll {
             // a roll is costly: confirm each changed source with the apiserver first
             for k in &result.decision.changed {
@@ -407,7 +472,7 @@ impl Roller {
         }
         let written = self
             .writer
-            .write(&entry, &result.decision, !interval.is_zero())
+            .write(&entry, &result.decision, !interval.is_zero() || ordered)
             .await?;
         if result.decision.roll {
             m.action_latency
@@ -428,6 +493,149 @@ impl Roller {
             self.schedule(key.clone(), p, Task::Resume, 0);
         }
         Ok(())
+    }
+
+    /// Whether the roll `result` calls for may go now (`core::gate`), and whether the
+    /// roll takes part in an order (its workload or another tracking a changed source has
+    /// a wave or an `after` list: the roll then writes when it happened, which a rollout
+    /// timeout counts from).
+    async fn gate(
+        &self,
+        entry: &WorkloadEntry,
+        result: &Stamp,
+        keys: &Arc<KeyRing>,
+    ) -> (Gate, bool) {
+        let key = &entry.key;
+        let get = |k: &str| {
+            entry
+                .annotations
+                .get(k)
+                .or_else(|| entry.template_annotations.get(k))
+        };
+        let (me, _) = gate::settings(get);
+        let switches = self.safe.switches(&key.namespace);
+        // the sources of the change: the changed record keys, or (a compact record names
+        // groups, not sources) every tracked source
+        let mut changed: Vec<SourceRef> = result
+            .decision
+            .changed
+            .iter()
+            .filter_map(|k| SourceRef::from_record_key(k))
+            .collect();
+        if changed.len() < result.decision.changed.len() {
+            changed = result.tracked.keys().cloned().collect();
+        }
+        changed.truncate(gate::MAX_GATED_SOURCES);
+        let me_kind = key.kind.as_str().to_ascii_lowercase();
+        let mut engaged = me.ordered();
+        // per changed source: its switches, and the workloads tracking it that come before
+        // this one (the others cost a look at two annotations)
+        struct PeerData {
+            kind: String,
+            name: String,
+            settings: gate::Settings,
+            pending: bool,
+            health: gate::Health,
+            rolled_at: Option<k8s_openapi::jiff::Timestamp>,
+            change: Option<String>,
+        }
+        let mut per_source = Vec::with_capacity(changed.len());
+        for s in &changed {
+            let info = self
+                .state
+                .cache
+                .get(&key.namespace, s)
+                .map(|e| e.info)
+                .unwrap_or_default();
+            let candidates: Vec<WorkloadEntry> = {
+                let store = self.store();
+                store
+                    .affected(&key.namespace, s)
+                    .iter()
+                    .filter(|k| *k != key)
+                    .filter_map(|k| store.get(k))
+                    .filter(|p| {
+                        let ordered = p.annotations.contains_key(gate::WAVE)
+                            || p.annotations.contains_key(gate::AFTER)
+                            || p.template_annotations.contains_key(gate::WAVE)
+                            || p.template_annotations.contains_key(gate::AFTER);
+                        engaged |= ordered;
+                        me.ordered()
+                    })
+                    .cloned()
+                    .collect()
+            };
+            let mut peers = Vec::new();
+            for p in candidates {
+                let pget = |k: &str| {
+                    p.annotations
+                        .get(k)
+                        .or_else(|| p.template_annotations.get(k))
+                };
+                let (settings, _) = gate::settings(pget);
+                let kind = p.key.kind.as_str().to_ascii_lowercase();
+                let named = me
+                    .after
+                    .iter()
+                    .any(|(k, n)| *k == kind && **n == *p.key.name);
+                if settings.wave >= me.wave && !named {
+                    continue;
+                }
+                let stamp = self.stamp(&p, keys).await;
+                if !stamp.tracked.contains_key(s) {
+                    continue;
+                }
+                let record_key = s.record_key();
+                let d = &stamp.decision;
+                let pending = d.roll
+                    && d.changed
+                        .iter()
+                        .any(|c| *c == record_key || SourceRef::from_record_key(c).is_none());
+                let stored = p.stored(&self.state.names);
+                peers.push(PeerData {
+                    kind,
+                    name: p.key.name.to_string(),
+                    settings,
+                    pending,
+                    health: p.health,
+                    rolled_at: p.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
+                    change: stored
+                        .record
+                        .as_ref()
+                        .and_then(|r| r.get(&record_key).cloned()),
+                });
+            }
+            per_source.push((s.to_string(), info, peers));
+        }
+        let sources: Vec<gate::Source<'_>> = per_source
+            .iter()
+            .map(|(name, info, peers)| gate::Source {
+                name,
+                paused: info.paused,
+                release: info.release,
+                peers: peers
+                    .iter()
+                    .map(|p| gate::Peer {
+                        kind: &p.kind,
+                        name: &p.name,
+                        settings: &p.settings,
+                        pending: p.pending,
+                        health: p.health,
+                        rolled_at: p.rolled_at,
+                        change: p.change.as_deref(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let g = gate::gate(
+            &me_kind,
+            &key.name,
+            &me,
+            switches,
+            &sources,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
+        (g, engaged)
     }
 
     /// The sources the webhook recorded `unseen` (not in its cache at admission) that the
@@ -548,10 +756,16 @@ impl Roller {
             .metrics
             .oldest_pending_check
             .set(oldest.unwrap_or_default().as_secs_f64());
+        let (held, waiting) = self.safe.counts();
+        self.state.metrics.rollouts_held.set(held as i64);
+        self.state.metrics.rollouts_waiting.set(waiting as i64);
         self.state.metrics.sources_tracked.set(sources as i64);
         self.state.metrics.workloads_tracked.set(workloads as i64);
     }
 }
+
+/// How long after a workload of its namespace moved a waiting roll is checked again.
+const WAKE_DELAY: Duration = Duration::from_millis(500);
 
 /// Sources recorded `unseen` looked up in one check (the rest are taken as the cache
 /// has them: absent).

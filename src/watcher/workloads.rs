@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use kube::api::DynamicObject;
 
+use crate::core::gate::{Health, health};
 use crate::core::patch::RecordNames;
 use crate::core::policy::AnnotationNames;
 use crate::core::record::{Stored, parse_record};
@@ -97,6 +98,8 @@ pub(crate) struct WorkloadEntry {
     pub paused: bool,
     /// has a controlling owner
     pub controlled: bool,
+    /// where its rollout stands (what a later wave waits for)
+    pub health: Health,
 }
 
 /// The annotation on a Deployment that hashroll paused, with the time it did.
@@ -119,6 +122,7 @@ fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
         || k == ROLLOUT_STRATEGY
         || k == MIN_ROLL_INTERVAL
         || k == LAST_ROLL
+        || crate::core::gate::WORKLOAD_KEYS.contains(&k)
 }
 
 /// The `spec.workloadRef` of an Argo Rollout: `(kind, name)` of the object whose pod
@@ -157,6 +161,7 @@ impl WorkloadEntry {
             refs,
             paused,
             controlled,
+            health: Health::Complete,
         }
     }
 
@@ -169,14 +174,18 @@ impl WorkloadEntry {
         record: &RecordNames,
     ) -> Option<WorkloadEntry> {
         match crate::k8s::api::workload(kind, obj) {
-            Ok((w, paused)) => Some(WorkloadEntry::from_workload(
-                w,
-                obj.metadata.resource_version.clone(),
-                obj.metadata.uid.clone(),
-                paused,
-                names,
-                record,
-            )),
+            Ok((w, paused)) => {
+                let mut e = WorkloadEntry::from_workload(
+                    w,
+                    obj.metadata.resource_version.clone(),
+                    obj.metadata.uid.clone(),
+                    paused,
+                    names,
+                    record,
+                );
+                e.health = health(kind.as_str(), &obj.data, obj.metadata.generation);
+                Some(e)
+            }
             Err(crate::core::workload::WorkloadError::NoTemplate)
                 if workload_ref(obj).is_some() =>
             {

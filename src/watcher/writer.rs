@@ -82,6 +82,7 @@ fn notice(key: &WorkloadKey, decision: &Decision, rolled: bool) -> Notice {
         name: key.name.to_string(),
         sources: decision.changed.clone(),
         rolled,
+        held: None,
     }
 }
 
@@ -660,29 +661,81 @@ impl Writer {
             .await;
     }
 
+    /// A Warning Event on a workload whose roll is held, and (`source_too`) on the source
+    /// whose change it is, with an alert through the configured sinks.
+    pub(crate) async fn warn_held(
+        &self,
+        entry: &WorkloadEntry,
+        hold: &crate::core::gate::Hold,
+        source_too: bool,
+    ) {
+        let note = hold.to_string();
+        self.event(entry, EventType::Warning, "RolloutHeld", note.clone())
+            .await;
+        if !source_too {
+            return;
+        }
+        if let Some(s) = SourceRef::from_record_key(&hold.source) {
+            let row = s.kind.row();
+            let regarding = ObjectReference {
+                api_version: Some(row.api_version.into()),
+                kind: Some(row.object_kind.into()),
+                name: Some(s.name.clone()),
+                namespace: Some(entry.key.namespace.to_string()),
+                ..Default::default()
+            };
+            self.post_event(regarding, EventType::Warning, "RolloutFailed", note.clone())
+                .await;
+        }
+        if let Some(a) = &self.alerts {
+            a.notify(Notice {
+                kind: entry.key.kind.as_str().to_string(),
+                namespace: entry.key.namespace.to_string(),
+                name: entry.key.name.to_string(),
+                sources: vec![hold.source.clone()],
+                rolled: false,
+                held: Some(note),
+            });
+        }
+    }
+
     /// One Event per roll (events.k8s.io/v1), so each names its own sources.
     async fn event(&self, entry: &WorkloadEntry, type_: EventType, reason: &str, note: String) {
         let key = &entry.key;
-        let now = k8s_openapi::jiff::Timestamp::now();
         let row = key.kind.row();
+        let regarding = ObjectReference {
+            api_version: Some(k8s::api::resource(key.kind).api_version),
+            kind: Some(row.name.into()),
+            name: Some(key.name.to_string()),
+            namespace: Some(key.namespace.to_string()),
+            uid: entry.uid.as_deref().map(String::from),
+            ..Default::default()
+        };
+        self.post_event(regarding, type_, reason, note).await;
+    }
+
+    /// An Event (events.k8s.io/v1) about `regarding`.
+    async fn post_event(
+        &self,
+        regarding: ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let name = regarding.name.clone().unwrap_or_default();
+        let ns = regarding.namespace.clone().unwrap_or_default();
         let ev = K8sEvent {
             metadata: ObjectMeta {
-                name: Some(event_name(&key.name, now.as_nanosecond())),
-                namespace: Some(key.namespace.to_string()),
+                name: Some(event_name(&name, now.as_nanosecond())),
+                namespace: Some(ns.clone()),
                 ..Default::default()
             },
             action: Some("Reload".into()),
             reason: Some(reason.into()),
             note: Some(note.chars().take(1000).collect()),
             event_time: Some(MicroTime(now)),
-            regarding: Some(ObjectReference {
-                api_version: Some(k8s::api::resource(key.kind).api_version),
-                kind: Some(row.name.into()),
-                name: Some(key.name.to_string()),
-                namespace: Some(key.namespace.to_string()),
-                uid: entry.uid.as_deref().map(String::from),
-                ..Default::default()
-            }),
+            regarding: Some(regarding),
             reporting_controller: Some("hashroll.dev/hashroll".into()),
             reporting_instance: Some(self.instance.clone()),
             type_: Some(match type_ {
@@ -691,9 +744,9 @@ impl Writer {
             }),
             ..Default::default()
         };
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &key.namespace);
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
         if let Err(e) = api.create(&PostParams::default(), &ev).await {
-            tracing::warn!(workload = %key, error = %e, "cannot publish event");
+            tracing::warn!(object = %format!("{ns}/{name}"), error = %e, "cannot publish event");
         }
     }
 }

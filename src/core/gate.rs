@@ -1,0 +1,755 @@
+//! Safe rollouts: whether a roll the record calls for may go now. Pure: what it reads
+//! (pause switches, waves, the rollout health of the workloads a roll follows) is handed in,
+//! all of it read from the objects, so a restart or a new leader decides exactly as the
+//! old one would have, and nothing of it lives only in memory.
+//!
+//! The rules, in order:
+//! - paused (cluster switch, namespace switch, a changed source, the workload): wait, and
+//!   roll once the switch is off, with the data then current;
+//! - waves: within one change of a source, a workload of `hashroll.dev/wave: N` rolls only
+//!   once every workload of a lower wave tracking that source has rolled for it and its
+//!   rollout is complete; `hashroll.dev/after: deployment/api,...` names the workloads to
+//!   follow instead of (or beside) the wave order;
+//! - stop on failure: a predecessor whose rollout failed (its controller says so, or it is
+//!   not complete within its rollout timeout) holds the roll until the source changes again
+//!   (the fix rolls the failed one first) or the source carries
+//!   `hashroll.dev/release: <change>`, the change the failed workload rolled to.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
+
+use super::policy::parse_go_duration;
+
+/// A workload's wave (default 0).
+pub const WAVE: &str = "hashroll.dev/wave";
+/// The workloads a workload follows, `kind/name` comma-separated, in its namespace.
+pub const AFTER: &str = "hashroll.dev/after";
+/// `"true"` on a workload, a source or (in hashroll's switch ConfigMap) for a namespace.
+pub const PAUSED: &str = "hashroll.dev/paused";
+/// On a source: the change whose failed rollout no longer holds the later waves.
+pub const RELEASE: &str = "hashroll.dev/release";
+/// How long a workload's rollout may take before it counts as failed.
+pub const ROLLOUT_TIMEOUT: &str = "hashroll.dev/rollout-timeout";
+
+/// The workload annotations the gate reads (the watcher keeps them).
+pub const WORKLOAD_KEYS: [&str; 4] = [WAVE, AFTER, PAUSED, ROLLOUT_TIMEOUT];
+
+/// The highest wave read.
+pub const MAX_WAVE: u32 = 1000;
+/// Entries read from one `after` list.
+pub const MAX_AFTER: usize = 32;
+/// Bounds of a rollout timeout.
+pub const MIN_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(1);
+pub const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Sources of one change a gate looks at (a change of more is gated on these).
+pub const MAX_GATED_SOURCES: usize = 64;
+
+/// The kinds an `after` entry may name, as written there.
+const AFTER_KINDS: [&str; 6] = [
+    "deployment",
+    "statefulset",
+    "daemonset",
+    "rollout",
+    "cronjob",
+    "job",
+];
+
+/// What a workload says about its own rolls.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub wave: u32,
+    /// `(kind, name)`, kind lower-case as in [`AFTER_KINDS`]
+    pub after: Vec<(String, String)>,
+    pub paused: bool,
+    pub timeout: Option<Duration>,
+}
+
+impl Settings {
+    /// Whether the workload takes part in an order (its rolls may have to wait for others).
+    pub fn ordered(&self) -> bool {
+        self.wave > 0 || !self.after.is_empty()
+    }
+}
+
+/// Reads a workload's settings from its annotations; problems for the values it cannot
+/// read (each is then taken as unset).
+pub fn settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> (Settings, Vec<String>) {
+    let mut s = Settings::default();
+    let mut problems = Vec::new();
+    if let Some(v) = get(WAVE) {
+        match v.trim().parse::<u32>() {
+            Ok(n) if n <= MAX_WAVE => s.wave = n,
+            _ => problems.push(format!(
+                "{WAVE}: {:?} is not a wave (0 to {MAX_WAVE}); taken as 0",
+                clip(v)
+            )),
+        }
+    }
+    if let Some(v) = get(AFTER) {
+        let mut entries = v.split(',').map(str::trim).filter(|e| !e.is_empty());
+        for e in entries.by_ref().take(MAX_AFTER) {
+            match e.split_once('/') {
+                Some((k, n))
+                    if AFTER_KINDS.contains(&k.to_ascii_lowercase().as_str())
+                        && !n.is_empty()
+                        && n.len() <= 253 =>
+                {
+                    s.after.push((k.to_ascii_lowercase(), n.to_string()))
+                }
+                _ => problems.push(format!(
+                    "{AFTER}: {:?} is not kind/name (kind one of {}); skipped",
+                    clip(e),
+                    AFTER_KINDS.join(", ")
+                )),
+            }
+        }
+        if entries.next().is_some() {
+            problems.push(format!(
+                "{AFTER}: more than {MAX_AFTER} entries; the rest are ignored"
+            ));
+        }
+    }
+    if let Some(v) = get(PAUSED) {
+        match super::policy::parse_bool(v) {
+            Some(b) => s.paused = b,
+            None => problems.push(format!(
+                "{PAUSED}: {:?} is not true or false; taken as false",
+                clip(v)
+            )),
+        }
+    }
+    if let Some(v) = get(ROLLOUT_TIMEOUT) {
+        match parse_go_duration(v) {
+            Some(d) if d >= MIN_ROLLOUT_TIMEOUT => s.timeout = Some(d.min(MAX_ROLLOUT_TIMEOUT)),
+            _ => problems.push(format!(
+                "{ROLLOUT_TIMEOUT}: {:?} is not a duration of at least 1s; the default applies",
+                clip(v)
+            )),
+        }
+    }
+    (s, problems)
+}
+
+/// A change as a release names it: the 16 hex digits a workload's record holds for the
+/// source after rolling for it, kept as its first 32 bits (a source's annotations are kept
+/// for each of a cluster's Secrets: 4 bytes, not a string). `None` for anything else.
+pub fn change_id(v: &str) -> Option<NonZeroU32> {
+    let v = v.trim();
+    if v.len() != 16 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(&v[..8], 16)
+        .ok()
+        .and_then(NonZeroU32::new)
+}
+
+/// At most 64 characters of a value, for a message.
+fn clip(v: &str) -> String {
+    v.chars().take(64).collect()
+}
+
+/// Where a workload's rollout stands, as its controller reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Health {
+    /// complete (or a kind whose roll is done once written: a Job, a CronJob)
+    #[default]
+    Complete,
+    Progressing,
+    /// the controller gave up (a Deployment's ProgressDeadlineExceeded, a Rollout Degraded)
+    Failed,
+}
+
+fn int(v: &Value, path: &[&str]) -> Option<i64> {
+    path.iter().try_fold(v, |v, p| v.get(*p))?.as_i64()
+}
+
+fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, p| v.get(*p))?.as_str()
+}
+
+/// The rollout health of an object of `kind` (as named in the kind table: `Deployment`,
+/// `StatefulSet`, `DaemonSet`, `Rollout`; anything else is complete once written) from its
+/// fields (`spec`, `status`) and `metadata.generation`.
+pub fn health(kind: &str, data: &Value, generation: Option<i64>) -> Health {
+    let status = data.get("status").unwrap_or(&Value::Null);
+    let observed = int(status, &["observedGeneration"]).unwrap_or(0);
+    let caught_up = generation.is_none_or(|g| observed >= g);
+    let replicas = int(data, &["spec", "replicas"]).unwrap_or(1);
+    let n = |k: &str| int(status, &[k]).unwrap_or(0);
+    match kind {
+        "Deployment" => {
+            let deadline = status
+                .get("conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    text(c, &["type"]) == Some("Progressing")
+                        && text(c, &["reason"]) == Some("ProgressDeadlineExceeded")
+                });
+            if deadline {
+                Health::Failed
+            } else if caught_up
+                && n("updatedReplicas") >= replicas
+                && n("replicas") <= replicas
+                && n("availableReplicas") >= replicas
+            {
+                Health::Complete
+            } else {
+                Health::Progressing
+            }
+        }
+        "StatefulSet" => {
+            let revisions = text(status, &["updateRevision"])
+                .is_none_or(|u| text(status, &["currentRevision"]) == Some(u));
+            if caught_up && revisions && n("readyReplicas") >= replicas {
+                Health::Complete
+            } else {
+                Health::Progressing
+            }
+        }
+        "DaemonSet" => {
+            let desired = n("desiredNumberScheduled");
+            if caught_up
+                && n("updatedNumberScheduled") >= desired
+                && n("numberAvailable") >= desired
+            {
+                Health::Complete
+            } else {
+                Health::Progressing
+            }
+        }
+        "Rollout" => match text(status, &["phase"]) {
+            Some("Healthy") => Health::Complete,
+            Some("Degraded") => Health::Failed,
+            _ => Health::Progressing,
+        },
+        _ => Health::Complete,
+    }
+}
+
+/// A workload a roll may follow, tracking the changed source.
+#[derive(Debug, Clone)]
+pub struct Peer<'a> {
+    /// `kind/name` as an `after` entry names it
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub settings: &'a Settings,
+    /// it has not rolled for this change yet
+    pub pending: bool,
+    pub health: Health,
+    /// when hashroll last rolled it
+    pub rolled_at: Option<Timestamp>,
+    /// what its record holds for the source: the change it rolled to
+    pub change: Option<&'a str>,
+}
+
+/// One changed source of the roll.
+#[derive(Debug, Clone)]
+pub struct Source<'a> {
+    /// `configmap/name`
+    pub name: &'a str,
+    pub paused: bool,
+    /// its release annotation, read by [`change_id`]
+    pub release: Option<NonZeroU32>,
+    /// the workloads tracking it (the rolling one among them or not)
+    pub peers: Vec<Peer<'a>>,
+}
+
+/// The switches beyond the workload and its sources.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Switches {
+    pub cluster_paused: bool,
+    pub namespace_paused: bool,
+    /// `--rollout-timeout`
+    pub default_timeout: Duration,
+}
+
+/// Whether a roll may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gate {
+    Go,
+    /// paused by a switch: rolls once the switch is off
+    Paused(String),
+    /// waiting for its predecessors to roll and complete; `recheck`: when a timeout of
+    /// one of them ends
+    Wait {
+        reason: String,
+        recheck: Option<Duration>,
+    },
+    /// a predecessor's rollout of this change failed
+    Held(Hold),
+}
+
+/// A failed predecessor that holds a roll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// `configmap/name`
+    pub source: String,
+    /// `kind/name` of the failed workload
+    pub failed: String,
+    /// what failed: its controller's verdict or the timeout
+    pub why: String,
+    /// the change the failed one rolled to (what a release names)
+    pub change: String,
+    /// when it rolled, if hashroll wrote it
+    pub since: Option<Timestamp>,
+}
+
+impl Gate {
+    pub fn is_go(&self) -> bool {
+        matches!(self, Gate::Go)
+    }
+}
+
+impl std::fmt::Display for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "held: the rollout of {} for this change of {} failed ({}); change {} again to \
+             roll from the first wave, or release the rest with: kubectl annotate {} \
+             {RELEASE}={} --overwrite",
+            self.failed,
+            self.source,
+            self.why,
+            self.source,
+            self.source.replacen('/', " ", 1),
+            self.change
+        )
+    }
+}
+
+/// Whether `peer` comes before `me` (`me_kind`/`me_name`): a lower wave, or named in its
+/// `after` list. Two workloads naming each other follow neither (a cycle would hold both
+/// for ever).
+fn precedes(peer: &Peer<'_>, me: &Settings, me_kind: &str, me_name: &str) -> bool {
+    if peer.kind == me_kind && peer.name == me_name {
+        return false;
+    }
+    let names = |s: &Settings, k: &str, n: &str| s.after.iter().any(|(ak, an)| ak == k && an == n);
+    if names(me, peer.kind, peer.name) {
+        return !names(peer.settings, me_kind, me_name);
+    }
+    peer.settings.wave < me.wave
+}
+
+/// Whether a roll of `me` (`kind`/`name`, settings `me`) for a change of `sources` may go
+/// at `now`.
+pub fn gate(
+    kind: &str,
+    name: &str,
+    me: &Settings,
+    switches: Switches,
+    sources: &[Source<'_>],
+    now: Timestamp,
+) -> Gate {
+    if switches.cluster_paused {
+        return Gate::Paused("every roll is paused (hashroll's switch)".into());
+    }
+    if switches.namespace_paused {
+        return Gate::Paused("rolls in this namespace are paused (hashroll's switch)".into());
+    }
+    if me.paused {
+        return Gate::Paused(format!("{PAUSED} is true on the workload"));
+    }
+    if let Some(s) = sources.iter().find(|s| s.paused) {
+        return Gate::Paused(format!("{PAUSED} is true on {}", s.name));
+    }
+    let mut wait: Option<String> = None;
+    let mut recheck: Option<Duration> = None;
+    for s in sources {
+        for p in s.peers.iter().filter(|p| precedes(p, me, kind, name)) {
+            let who = format!("{}/{}", p.kind, p.name);
+            if p.pending {
+                wait.get_or_insert_with(|| {
+                    format!(
+                        "waiting for {who} (wave {}) to roll for {}",
+                        p.settings.wave, s.name
+                    )
+                });
+                continue;
+            }
+            let timeout = p.settings.timeout.unwrap_or(switches.default_timeout);
+            let failed = match p.health {
+                Health::Complete => continue,
+                Health::Failed => Some("its controller reports the rollout failed".to_string()),
+                Health::Progressing => {
+                    let left = p.rolled_at.and_then(|at| {
+                        let ran = Duration::try_from(now.duration_since(at)).unwrap_or_default();
+                        timeout.checked_sub(ran)
+                    });
+                    match (p.rolled_at, left) {
+                        (Some(_), None) => Some(format!(
+                            "not complete within its rollout timeout of {}s",
+                            timeout.as_secs()
+                        )),
+                        (_, left) => {
+                            if let Some(l) = left {
+                                recheck = Some(recheck.map_or(l, |r| r.min(l)));
+                            }
+                            wait.get_or_insert_with(|| {
+                                format!("waiting for the rollout of {who} to complete")
+                            });
+                            None
+                        }
+                    }
+                }
+            };
+            let Some(why) = failed else { continue };
+            let change = p.change.unwrap_or_default();
+            if s.release.is_some() && s.release == change_id(change) {
+                continue; // released
+            }
+            return Gate::Held(Hold {
+                source: s.name.to_string(),
+                failed: who,
+                why,
+                change: change.to_string(),
+                since: p.rolled_at,
+            });
+        }
+    }
+    match wait {
+        Some(reason) => Gate::Wait { reason, recheck },
+        None => Gate::Go,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn wave(n: u32) -> Settings {
+        Settings {
+            wave: n,
+            ..Default::default()
+        }
+    }
+
+    fn peer<'a>(name: &'a str, s: &'a Settings, pending: bool, health: Health) -> Peer<'a> {
+        Peer {
+            kind: "deployment",
+            name,
+            settings: s,
+            pending,
+            health,
+            rolled_at: Some(at("2026-12-02T10:00:00Z")),
+            change: Some(CHANGE),
+        }
+    }
+
+    fn source<'a>(peers: Vec<Peer<'a>>) -> Source<'a> {
+        Source {
+            name: "configmap/cfg",
+            paused: false,
+            release: None,
+            peers,
+        }
+    }
+
+    fn sw() -> Switches {
+        Switches {
+            default_timeout: Duration::from_secs(600),
+            ..Default::default()
+        }
+    }
+
+    const NOW: &str = "2026-12-02T10:01:00Z";
+    const CHANGE: &str = "c0ffee0123456789";
+
+    #[test]
+    fn a_first_wave_goes_whatever_the_later_ones_do() {
+        let (w0, w1) = (wave(0), wave(1));
+        let peers = vec![peer("b", &w1, true, Health::Failed)];
+        let g = gate("deployment", "a", &w0, sw(), &[source(peers)], at(NOW));
+        assert_eq!(g, Gate::Go);
+    }
+
+    #[test]
+    fn a_later_wave_waits_for_an_earlier_one_to_roll_then_complete() {
+        let (w0, w1) = (wave(0), wave(1));
+        let me = wave(1);
+        for (pending, health, go) in [
+            (true, Health::Complete, false),
+            (false, Health::Progressing, false),
+            (false, Health::Complete, true),
+        ] {
+            let peers = vec![
+                peer("a", &w0, pending, health),
+                // the same wave never waits for its own
+                peer("c", &w1, true, Health::Progressing),
+            ];
+            let g = gate("deployment", "b", &me, sw(), &[source(peers)], at(NOW));
+            assert_eq!(g.is_go(), go, "{pending} {health:?}: {g:?}");
+            if !go {
+                assert!(matches!(g, Gate::Wait { .. }), "{g:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_earlier_wave_holds_until_released_for_its_change() {
+        let (w0, me) = (wave(0), wave(2));
+        let peers = || vec![peer("a", &w0, false, Health::Failed)];
+        let g = gate("deployment", "b", &me, sw(), &[source(peers())], at(NOW));
+        let Gate::Held(h) = &g else { panic!("{g:?}") };
+        assert_eq!(
+            (h.failed.as_str(), h.change.as_str()),
+            ("deployment/a", CHANGE)
+        );
+        assert!(
+            h.to_string()
+                .contains("hashroll.dev/release=c0ffee0123456789"),
+            "{h}"
+        );
+        // a release of another change does not release this one
+        let mut s = source(peers());
+        s.release = change_id("0123456789abcdef");
+        assert!(matches!(
+            gate("deployment", "b", &me, sw(), &[s], at(NOW)),
+            Gate::Held(_)
+        ));
+        let mut s = source(peers());
+        s.release = change_id(CHANGE);
+        assert_eq!(gate("deployment", "b", &me, sw(), &[s], at(NOW)), Gate::Go);
+        // the fix: the failed one is pending again, the later wave waits for it
+        let peers = vec![peer("a", &w0, true, Health::Failed)];
+        assert!(matches!(
+            gate("deployment", "b", &me, sw(), &[source(peers)], at(NOW)),
+            Gate::Wait { .. }
+        ));
+    }
+
+    #[test]
+    fn a_rollout_past_its_timeout_counts_as_failed_and_before_it_asks_again_at_the_end() {
+        let w0 = Settings {
+            timeout: Some(Duration::from_secs(90)),
+            ..wave(0)
+        };
+        let me = wave(1);
+        let peers = || vec![peer("a", &w0, false, Health::Progressing)];
+        let g = gate("deployment", "b", &me, sw(), &[source(peers())], at(NOW));
+        assert_eq!(
+            g,
+            Gate::Wait {
+                reason: "waiting for the rollout of deployment/a to complete".into(),
+                recheck: Some(Duration::from_secs(30)),
+            }
+        );
+        let later = at("2026-12-02T10:01:31Z");
+        let g = gate("deployment", "b", &me, sw(), &[source(peers())], later);
+        assert!(
+            matches!(&g, Gate::Held(h) if h.why.contains("90s")),
+            "{g:?}"
+        );
+        // a roll time far in the future (a clock gone wrong) never panics
+        let mut p = peers();
+        p[0].rolled_at = Some(at("2999-01-01T00:00:00Z"));
+        assert!(matches!(
+            gate("deployment", "b", &me, sw(), &[source(p)], at(NOW)),
+            Gate::Wait { .. }
+        ));
+    }
+
+    #[test]
+    fn after_names_its_predecessors_and_a_cycle_holds_neither() {
+        let me = Settings {
+            after: vec![("deployment".into(), "db".into())],
+            ..wave(0)
+        };
+        let db = wave(0);
+        let other = wave(0);
+        let peers = vec![
+            peer("db", &db, true, Health::Complete),
+            peer("x", &other, true, Health::Complete),
+        ];
+        let g = gate("deployment", "api", &me, sw(), &[source(peers)], at(NOW));
+        assert!(
+            matches!(&g, Gate::Wait { reason, .. } if reason.contains("deployment/db")),
+            "{g:?}"
+        );
+        let db_after_api = Settings {
+            after: vec![("deployment".into(), "api".into())],
+            ..wave(0)
+        };
+        let peers = vec![peer("db", &db_after_api, true, Health::Complete)];
+        assert_eq!(
+            gate("deployment", "api", &me, sw(), &[source(peers)], at(NOW)),
+            Gate::Go
+        );
+    }
+
+    #[test]
+    fn every_pause_switch_pauses() {
+        let me = wave(0);
+        let paused_me = Settings {
+            paused: true,
+            ..wave(0)
+        };
+        let mut paused_source = source(vec![]);
+        paused_source.paused = true;
+        let cases: [(&Settings, Switches, Vec<Source<'_>>); 4] = [
+            (
+                &me,
+                Switches {
+                    cluster_paused: true,
+                    ..sw()
+                },
+                vec![],
+            ),
+            (
+                &me,
+                Switches {
+                    namespace_paused: true,
+                    ..sw()
+                },
+                vec![],
+            ),
+            (&paused_me, sw(), vec![]),
+            (&me, sw(), vec![paused_source]),
+        ];
+        for (s, switches, sources) in cases {
+            let g = gate("deployment", "a", s, switches, &sources, at(NOW));
+            assert!(matches!(g, Gate::Paused(_)), "{g:?}");
+        }
+        assert_eq!(gate("deployment", "a", &me, sw(), &[], at(NOW)), Gate::Go);
+    }
+
+    #[test]
+    fn settings_are_bounded_and_bad_values_reported() {
+        let read = |pairs: &[(&str, &str)]| {
+            let m: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let (s, p) = settings(|k| m.get(k).map(String::as_str));
+            (s, p)
+        };
+        let (s, p) = read(&[
+            (WAVE, "2"),
+            (AFTER, "Deployment/api, statefulset/db"),
+            (PAUSED, "true"),
+            (ROLLOUT_TIMEOUT, "5m"),
+        ]);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(s.wave, 2);
+        assert_eq!(s.after[0], ("deployment".into(), "api".into()));
+        assert!(s.paused && s.timeout == Some(Duration::from_secs(300)));
+        let long = "deployment/x,".repeat(100);
+        let (s, p) = read(&[
+            (WAVE, "99999999999"),
+            (AFTER, &long),
+            (PAUSED, "maybe"),
+            (ROLLOUT_TIMEOUT, "0s"),
+        ]);
+        assert_eq!(
+            s,
+            Settings {
+                after: vec![("deployment".into(), "x".into()); MAX_AFTER],
+                ..Default::default()
+            }
+        );
+        assert_eq!(p.len(), 4, "{p:?}");
+        let (_, p) = read(&[(AFTER, "pod/x,deployment/")]);
+        assert_eq!(p.len(), 2, "{p:?}");
+        let (s, _) = read(&[(ROLLOUT_TIMEOUT, "9999h")]);
+        assert_eq!(s.timeout, Some(MAX_ROLLOUT_TIMEOUT));
+    }
+
+    #[test]
+    fn health_reads_each_controller_s_status() {
+        let dep = |status: Value| json!({"spec": {"replicas": 2}, "status": status});
+        let done = json!({"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2,
+            "readyReplicas": 2, "availableReplicas": 2});
+        let cases = [
+            ("Deployment", dep(done.clone()), Some(3), Health::Complete),
+            // the controller has not seen the new template yet
+            (
+                "Deployment",
+                dep(done.clone()),
+                Some(4),
+                Health::Progressing,
+            ),
+            (
+                "Deployment",
+                dep(json!({"observedGeneration": 3, "replicas": 3,
+                "updatedReplicas": 2, "availableReplicas": 2})),
+                Some(3),
+                Health::Progressing,
+            ),
+            (
+                "Deployment",
+                dep(json!({"observedGeneration": 3, "conditions": [
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})),
+                Some(3),
+                Health::Failed,
+            ),
+            (
+                "StatefulSet",
+                json!({"spec": {"replicas": 1}, "status": {"observedGeneration": 1,
+                "currentRevision": "a", "updateRevision": "b", "readyReplicas": 1}}),
+                Some(1),
+                Health::Progressing,
+            ),
+            (
+                "StatefulSet",
+                json!({"spec": {"replicas": 1}, "status": {"observedGeneration": 1,
+                "currentRevision": "b", "updateRevision": "b", "readyReplicas": 1}}),
+                Some(1),
+                Health::Complete,
+            ),
+            (
+                "DaemonSet",
+                json!({"status": {"observedGeneration": 1, "desiredNumberScheduled": 2,
+                "updatedNumberScheduled": 1, "numberAvailable": 2}}),
+                Some(1),
+                Health::Progressing,
+            ),
+            (
+                "DaemonSet",
+                json!({"status": {"observedGeneration": 1, "desiredNumberScheduled": 2,
+                "updatedNumberScheduled": 2, "numberAvailable": 2}}),
+                Some(1),
+                Health::Complete,
+            ),
+            (
+                "Rollout",
+                json!({"status": {"phase": "Degraded"}}),
+                Some(1),
+                Health::Failed,
+            ),
+            (
+                "Rollout",
+                json!({"status": {"phase": "Progressing"}}),
+                Some(1),
+                Health::Progressing,
+            ),
+            (
+                "Rollout",
+                json!({"status": {"phase": "Healthy"}}),
+                Some(1),
+                Health::Complete,
+            ),
+            ("Job", json!({}), Some(1), Health::Complete),
+            // a status of the wrong shape is read as not complete, never a panic
+            (
+                "Deployment",
+                json!({"status": "x", "spec": []}),
+                Some(1),
+                Health::Progressing,
+            ),
+        ];
+        for (kind, data, generation, want) in cases {
+            assert_eq!(health(kind, &data, generation), want, "{kind} {data}");
+        }
+    }
+}
