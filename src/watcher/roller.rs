@@ -126,6 +126,7 @@ impl Roller {
             None => (true, true),
         };
         let ns = entry.key.namespace.clone();
+        tracing::debug!(workload = %entry.key, resource_version = %entry.resource_version.as_deref().unwrap_or_default(), changed, "workload seen");
         store.upsert(entry);
         drop(store);
         if moved {
