@@ -158,6 +158,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         permanent_error_retry: settings.args.permanent_error_retry,
         min_roll_interval: settings.args.min_roll_interval,
         paused: settings.args.paused,
+        max_concurrent_rollouts: settings.args.max_concurrent_rollouts,
         rollout_timeout: settings.args.rollout_timeout.clamp(
             crate::core::gate::MIN_ROLLOUT_TIMEOUT,
             crate::core::gate::MAX_ROLLOUT_TIMEOUT,

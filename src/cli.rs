@@ -406,6 +406,11 @@ pub struct RunArgs {
     /// then current, when hashroll runs without it (the switch ConfigMap does the same live)
     #[arg(long, env = "HASHROLL_PAUSED")]
     pub paused: bool,
+    /// at most this many workloads rolling at once, cluster-wide (0: no limit): a roll counts
+    /// until its controller reports the rollout complete or failed (or --rollout-timeout);
+    /// the next waits its namespace's turn
+    #[arg(long, env = "HASHROLL_MAX_CONCURRENT_ROLLOUTS", default_value_t = 0)]
+    pub max_concurrent_rollouts: usize,
     /// a rollout of an earlier wave not complete within this counts as failed and holds
     /// the later waves (a workload sets its own with hashroll.dev/rollout-timeout)
     #[arg(long, env = "HASHROLL_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]

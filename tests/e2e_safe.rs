@@ -460,3 +460,72 @@ async fn pause_switches_hold_rolls_until_they_are_off_then_roll_once() {
         );
     }
 }
+
+/// Deployments of `ns` whose rollout is under way, as their controller reports it.
+async fn rolling(client: &kube::Client, ns: &str) -> usize {
+    let deps = Api::<Deployment>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    deps.iter()
+        .filter(|d| {
+            let want = d.spec.replicas.unwrap_or(1);
+            let s = d.status.clone().unwrap_or_default();
+            s.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0)
+                || s.updated_replicas.unwrap_or(0) < want
+                || s.available_replicas.unwrap_or(0) < want
+                || s.replicas.unwrap_or(0) > want
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn at_most_the_cap_roll_at_once_and_all_roll_in_the_end() {
+    let client = client().await;
+    let ns = namespace("cap");
+    let h =
+        Hashroll::for_namespace(&ns, &["--coalesce-window=0", "--max-concurrent-rollouts=3"]).await;
+    let names: Vec<String> = (0..12).map(|i| format!("c{i:02}")).collect();
+    let mut yaml =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: '1'}\n".to_string();
+    for n in &names {
+        // wave 0 for all: no order, only the cap
+        yaml.push_str(&waved(n, 0));
+    }
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
+    wait_all_rs(&client, &ns, &names, 1).await;
+    wait_for("every first rollout to complete", DEADLINE, || async {
+        (rolling(&client, &ns).await == 0).then_some(())
+    })
+    .await;
+    patch_cm(&ns, "cfg", r#"{"k":"2"}"#);
+    let most = std::sync::atomic::AtomicUsize::new(0);
+    wait_for(
+        "all 12 to roll, sampling how many roll at once",
+        Duration::from_secs(180),
+        || async {
+            let n = rolling(&client, &ns).await;
+            most.fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+            assert!(n <= 3, "{n} Deployments rolling at once");
+            let t = rs_times(&client, &ns).await;
+            names
+                .iter()
+                .all(|d| t.get(d).map_or(0, Vec::len) == 2)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        most.into_inner() >= 1,
+        "the sampling saw rollouts under way"
+    );
+    let want: BTreeMap<String, usize> = names.iter().map(|n| (n.clone(), 2)).collect();
+    counts_stay(&client, &ns, &want).await;
+    let m = h.metrics().await;
+    assert!(
+        m.lines()
+            .any(|l| l.contains("max_concurrent_rollouts") && !l.starts_with('#')),
+        "rolls waited for a slot:\n{m}"
+    );
+}

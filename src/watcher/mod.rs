@@ -45,6 +45,8 @@ pub(crate) struct WatcherConfig {
     pub paused: bool,
     /// `--rollout-timeout`: a rollout not complete by then has failed
     pub rollout_timeout: Duration,
+    /// `--max-concurrent-rollouts` (0: no limit)
+    pub max_concurrent_rollouts: usize,
     /// hashroll's switch ConfigMap: (namespace, name)
     pub switch: Option<(String, String)>,
     /// who we are in Events

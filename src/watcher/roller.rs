@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::WatcherConfig;
 use super::breaker;
 use super::queue::{Pending, Queue, Task, backoff};
-use super::safe::Safe;
+use super::safe::{Safe, Slots};
 use super::workloads::{
     LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore,
 };
@@ -72,6 +72,8 @@ pub(crate) struct Roller {
     min_interval: Duration,
     /// safe rollouts: the pause switches and the workloads whose roll waits
     pub(crate) safe: Safe,
+    /// `--max-concurrent-rollouts`
+    slots: Mutex<Slots>,
 }
 
 impl Roller {
@@ -97,6 +99,7 @@ impl Roller {
             permanent_retry: cfg.permanent_error_retry.max(Duration::from_secs(1)),
             min_interval: cfg.min_roll_interval,
             safe: Safe::new(cfg.paused, cfg.rollout_timeout),
+            slots: Mutex::new(Slots::new(cfg.max_concurrent_rollouts, cfg.rollout_timeout)),
         }
     }
 
@@ -104,6 +107,27 @@ impl Roller {
         self.store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn slots(&self) -> MutexGuard<'_, Slots> {
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Tells the slots where `entry`'s rollout stands; checks the rolls a freed slot lets go.
+    fn observe_rollout(&self, entry: &WorkloadEntry) {
+        let since = (entry.health == gate::Health::Progressing)
+            .then(|| entry.annotations.get(LAST_ROLL)?.parse().ok())
+            .flatten();
+        let mut slots = self.slots();
+        if slots.enabled() && slots.observe(&entry.key, since) {
+            let next = slots.next(k8s_openapi::jiff::Timestamp::now());
+            drop(slots);
+            for k in next {
+                self.enqueue(k, Duration::ZERO);
+            }
+        }
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue<WorkloadKey>> {
@@ -126,6 +150,7 @@ impl Roller {
             None => (true, true),
         };
         let ns = entry.key.namespace.clone();
+        self.observe_rollout(&entry);
         tracing::debug!(workload = %entry.key, resource_version = %entry.resource_version.as_deref().unwrap_or_default(), changed, "workload seen");
         store.upsert(entry);
         drop(store);
@@ -157,6 +182,18 @@ impl Roller {
         self.queue().remove(key);
         self.safe.forget(key);
         self.wake_waiting(&key.namespace);
+        let next = {
+            let mut slots = self.slots();
+            slots.forget(key);
+            if slots.enabled() {
+                slots.next(k8s_openapi::jiff::Timestamp::now())
+            } else {
+                Vec::new()
+            }
+        };
+        for k in next {
+            self.enqueue(k, Duration::ZERO);
+        }
         self.reported
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -471,10 +508,27 @@ impl Roller {
                 .get_or_create(&vec![("kind".to_string(), key.kind.as_str().to_string())])
                 .inc();
         }
+        // --max-concurrent-rollouts: a roll takes a slot, or waits its namespace's turn
+        let capped = result.decision.roll && self.slots().enabled();
+        if capped && !self.slots().take(key, k8s_openapi::jiff::Timestamp::now()) {
+            m.skip("max_concurrent_rollouts");
+            tracing::info!(workload = %key, "roll waits for a slot (--max-concurrent-rollouts)");
+            // a slot freed by a timeout comes with no event: asked again after a while
+            self.schedule_since(key.clone(), SLOT_RECHECK, Task::Check, 0, queued);
+            return Ok(());
+        }
         let written = self
             .writer
-            .write(&entry, &result.decision, !interval.is_zero() || ordered)
-            .await?;
+            .write(
+                &entry,
+                &result.decision,
+                !interval.is_zero() || ordered || capped,
+            )
+            .await;
+        if capped {
+            self.slots().done();
+        }
+        let written = written?;
         if result.decision.roll {
             m.action_latency
                 .get_or_create(&vec![(
@@ -758,12 +812,19 @@ impl Roller {
             .oldest_pending_check
             .set(oldest.unwrap_or_default().as_secs_f64());
         let (held, waiting) = self.safe.counts();
+        let for_slot = self.slots().queued();
         self.state.metrics.rollouts_held.set(held as i64);
-        self.state.metrics.rollouts_waiting.set(waiting as i64);
+        self.state
+            .metrics
+            .rollouts_waiting
+            .set((waiting + for_slot) as i64);
         self.state.metrics.sources_tracked.set(sources as i64);
         self.state.metrics.workloads_tracked.set(workloads as i64);
     }
 }
+
+/// How long a roll waiting for a slot waits before it asks again without being woken.
+const SLOT_RECHECK: Duration = Duration::from_secs(30);
 
 /// How long after a workload of its namespace moved a waiting roll is checked again.
 const WAKE_DELAY: Duration = Duration::from_millis(500);

@@ -4,11 +4,13 @@
 //! was said only keeps Events and alerts to one per hold. A restart forgets all of it and
 //! loses nothing: every workload is checked at start, and the gate reads the objects.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use super::workloads::WorkloadKey;
+use k8s_openapi::jiff::Timestamp;
+
 use crate::core::gate::{Gate, Hold, Switches};
 
 /// The cluster-wide and per-namespace pause switches: `--paused`, and hashroll's switch
@@ -197,6 +199,125 @@ impl Safe {
     }
 }
 
+/// `--max-concurrent-rollouts`: at most `cap` workloads rolling at once. A workload counts
+/// from the moment its roll is decided (in flight) and then while its controller reports
+/// its rollout under way after a roll of hashroll's (the last-roll it wrote, younger than
+/// the rollout timeout: a rollout that never ends frees its slot then, as a failure). What
+/// waits for a slot waits in a queue per namespace, served in turn, so one namespace's
+/// thousand changes do not starve another's one. After a restart the rolling ones are read
+/// from the objects again (last-roll and status).
+#[derive(Debug, Default)]
+pub(crate) struct Slots {
+    cap: usize,
+    timeout: Duration,
+    rolling: HashMap<WorkloadKey, Timestamp>,
+    in_flight: usize,
+    waiting: BTreeMap<Arc<str>, VecDeque<WorkloadKey>>,
+    /// the namespace served last
+    turn: Option<Arc<str>>,
+}
+
+impl Slots {
+    pub(crate) fn new(cap: usize, timeout: Duration) -> Slots {
+        Slots {
+            cap,
+            timeout,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.cap > 0
+    }
+
+    fn busy(&self, now: Timestamp) -> usize {
+        let live = |at: &Timestamp| {
+            Duration::try_from(now.duration_since(*at)).unwrap_or_default() < self.timeout
+        };
+        self.rolling.values().filter(|at| live(at)).count() + self.in_flight
+    }
+
+    /// What the store now says of `key`: rolling since `since` (after a roll of ours), or
+    /// not (`None`: complete, failed, or gone); whether that freed a slot.
+    pub(crate) fn observe(&mut self, key: &WorkloadKey, since: Option<Timestamp>) -> bool {
+        match since {
+            Some(at) => {
+                self.rolling.insert(key.clone(), at);
+                false
+            }
+            None => self.rolling.remove(key).is_some(),
+        }
+    }
+
+    /// Takes a slot for a roll of `key` (then [`Slots::done`] once written), or queues it.
+    pub(crate) fn take(&mut self, key: &WorkloadKey, now: Timestamp) -> bool {
+        if self.busy(now) < self.cap {
+            self.in_flight += 1;
+            if let Some(q) = self.waiting.get_mut(&key.namespace) {
+                q.retain(|k| k != key);
+                if q.is_empty() {
+                    self.waiting.remove(&key.namespace);
+                }
+            }
+            return true;
+        }
+        let q = self.waiting.entry(key.namespace.clone()).or_default();
+        if !q.contains(key) {
+            q.push_back(key.clone());
+        }
+        false
+    }
+
+    /// A roll that took a slot was written (or failed to be).
+    pub(crate) fn done(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// The waiting rolls to check again now that slots may be free: as many as are free,
+    /// one namespace after another.
+    pub(crate) fn next(&mut self, now: Timestamp) -> Vec<WorkloadKey> {
+        let mut free = self.cap.saturating_sub(self.busy(now));
+        let mut out = Vec::new();
+        while free > 0 && !self.waiting.is_empty() {
+            let ns = match &self.turn {
+                Some(t) => self
+                    .waiting
+                    .range::<str, _>((std::ops::Bound::Excluded(&**t), std::ops::Bound::Unbounded))
+                    .next()
+                    .or_else(|| self.waiting.iter().next())
+                    .map(|(k, _)| k.clone()),
+                None => self.waiting.keys().next().cloned(),
+            };
+            let Some(ns) = ns else { break };
+            let q = self.waiting.get_mut(&ns).expect("a key of the map");
+            if let Some(k) = q.pop_front() {
+                out.push(k);
+                free -= 1;
+            }
+            if q.is_empty() {
+                self.waiting.remove(&ns);
+            }
+            self.turn = Some(ns);
+        }
+        out
+    }
+
+    /// Rolls waiting for a slot.
+    pub(crate) fn queued(&self) -> usize {
+        self.waiting.values().map(VecDeque::len).sum()
+    }
+
+    pub(crate) fn forget(&mut self, key: &WorkloadKey) {
+        self.rolling.remove(key);
+        if let Some(q) = self.waiting.get_mut(&key.namespace) {
+            q.retain(|k| k != key);
+            if q.is_empty() {
+                self.waiting.remove(&key.namespace);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +384,39 @@ mod tests {
         assert!(s.switches("x").cluster_paused);
         assert_eq!(s.set_switches(data(&[])), None, "all let go");
         assert!(Safe::new(true, Duration::ZERO).switches("x").cluster_paused);
+    }
+
+    #[test]
+    fn slots_cap_the_rolling_and_serve_namespaces_in_turn() {
+        let now: Timestamp = "2026-12-02T10:00:00Z".parse().unwrap();
+        let mut s = Slots::new(2, Duration::from_secs(60));
+        let (a1, a2, a3, b1) = (key("a", "1"), key("a", "2"), key("a", "3"), key("b", "1"));
+        assert!(s.take(&a1, now) && s.take(&a2, now));
+        // both written: rolling by their status now, no longer in flight
+        s.observe(&a1, Some(now));
+        s.observe(&a2, Some(now));
+        s.done();
+        s.done();
+        assert!(!s.take(&a3, now) && !s.take(&key("a", "4"), now) && !s.take(&b1, now));
+        assert!(!s.take(&a3, now), "queued once");
+        assert_eq!(s.queued(), 3);
+        assert!(s.next(now).is_empty(), "no slot free");
+        // one completes: one slot, to the first namespace; the next free one goes to b,
+        // though a queued first and has more
+        assert!(s.observe(&a1, None));
+        assert_eq!(s.next(now), std::slice::from_ref(&a3));
+        assert!(s.take(&a3, now));
+        s.observe(&a3, Some(now));
+        s.done();
+        assert!(s.observe(&a2, None));
+        assert_eq!(s.next(now), std::slice::from_ref(&b1));
+        // a rollout past the timeout frees its slot
+        let later = now + std::time::Duration::from_secs(61);
+        assert_eq!(s.next(later).len(), 1, "a3 timed out: a slot for a/4");
+        // a clock gone backwards never panics
+        let earlier: Timestamp = "2000-01-01T00:00:00Z".parse().unwrap();
+        let _ = s.next(earlier);
+        s.forget(&a3);
+        assert_eq!(s.queued(), 0);
     }
 }
