@@ -529,3 +529,78 @@ async fn at_most_the_cap_roll_at_once_and_all_roll_in_the_end() {
         "rolls waited for a slot:\n{m}"
     );
 }
+
+#[tokio::test]
+async fn a_change_outside_the_window_rolls_once_when_it_opens() {
+    let client = client().await;
+    let ns = namespace("window");
+    let h = Hashroll::for_namespace(&ns, &["--coalesce-window=0"]).await;
+    // a window of two minutes opening at the second full minute from now (UTC), so at
+    // least a minute away
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let open = now
+        .round(
+            k8s_openapi::jiff::TimestampRound::new()
+                .smallest(k8s_openapi::jiff::Unit::Minute)
+                .mode(k8s_openapi::jiff::RoundMode::Trunc),
+        )
+        .unwrap()
+        + std::time::Duration::from_secs(120);
+    let close = open + std::time::Duration::from_secs(120);
+    let hm = |t: k8s_openapi::jiff::Timestamp| t.strftime("%H:%M").to_string();
+    let window = format!("{}-{} UTC", hm(open), hm(close));
+    kubectl_stdin(
+        &["apply", "-n", &ns, "-f", "-"],
+        &cfg_and_app("1", &["web"]),
+    );
+    wait_rs(&client, &ns, "app=web", 1).await;
+    kubectl(&[
+        "annotate",
+        "deployment",
+        "web",
+        "-n",
+        &ns,
+        &format!("hashroll.dev/roll-window={window}"),
+    ]);
+    let rv = kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    wait_for("hashroll to see the window", DEADLINE, || async {
+        h.log()
+            .contains(&format!("resource_version={rv}"))
+            .then_some(())
+    })
+    .await;
+    set_cfg(&ns, "2");
+    set_cfg(&ns, "3");
+    assert_rs_count_stays(&client, &ns, "app=web", 1, SETTLE).await;
+    assert!(
+        k8s_openapi::jiff::Timestamp::now() < open,
+        "the settle period ended before the window opened"
+    );
+    assert!(h.log().contains("roll waits for its window"), "{}", h.log());
+    wait_for(
+        "the roll when the window opens",
+        Duration::from_secs(240),
+        || async { (replicasets(&client, &ns, "app=web").await.len() == 2).then_some(()) },
+    )
+    .await;
+    let newest = replicasets(&client, &ns, "app=web")
+        .await
+        .into_iter()
+        .filter_map(|r| r.metadata.creation_timestamp)
+        .map(|t| t.0)
+        .max()
+        .unwrap();
+    assert!(
+        newest >= open,
+        "rolled at {newest}, before the window opened ({window})"
+    );
+    assert_rs_count_stays(&client, &ns, "app=web", 2, SETTLE).await;
+}

@@ -22,6 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use super::policy::parse_go_duration;
+use super::window::{ROLL_WINDOW, Windows};
 
 /// A workload's wave (default 0).
 pub const WAVE: &str = "hashroll.dev/wave";
@@ -35,7 +36,7 @@ pub const RELEASE: &str = "hashroll.dev/release";
 pub const ROLLOUT_TIMEOUT: &str = "hashroll.dev/rollout-timeout";
 
 /// The workload annotations the gate reads (the watcher keeps them).
-pub const WORKLOAD_KEYS: [&str; 4] = [WAVE, AFTER, PAUSED, ROLLOUT_TIMEOUT];
+pub const WORKLOAD_KEYS: [&str; 5] = [WAVE, AFTER, PAUSED, ROLLOUT_TIMEOUT, ROLL_WINDOW];
 
 /// The highest wave read.
 pub const MAX_WAVE: u32 = 1000;
@@ -58,13 +59,15 @@ const AFTER_KINDS: [&str; 6] = [
 ];
 
 /// What a workload says about its own rolls.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
     pub wave: u32,
     /// `(kind, name)`, kind lower-case as in [`AFTER_KINDS`]
     pub after: Vec<(String, String)>,
     pub paused: bool,
     pub timeout: Option<Duration>,
+    /// `hashroll.dev/roll-window`: rolls only while one is open
+    pub window: Option<Windows>,
 }
 
 impl Settings {
@@ -127,6 +130,14 @@ pub fn settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> (Settings, Vec<Str
             _ => problems.push(format!(
                 "{ROLLOUT_TIMEOUT}: {:?} is not a duration of at least 1s; the default applies",
                 clip(v)
+            )),
+        }
+    }
+    if let Some(v) = get(ROLL_WINDOW) {
+        match super::window::parse(v) {
+            Ok(w) => s.window = Some(w),
+            Err(e) => problems.push(format!(
+                "{ROLL_WINDOW}: {e}; rolls are not held for a window"
             )),
         }
     }
@@ -274,6 +285,10 @@ pub enum Gate {
     Go,
     /// paused by a switch: rolls once the switch is off
     Paused(String),
+    /// outside the workload's roll windows: rolls when the next opens
+    Closed {
+        next: Option<Timestamp>,
+    },
     /// waiting for its predecessors to roll and complete; `recheck`: when a timeout of
     /// one of them ends
     Wait {
@@ -357,6 +372,13 @@ pub fn gate(
     }
     if let Some(s) = sources.iter().find(|s| s.paused) {
         return Gate::Paused(format!("{PAUSED} is true on {}", s.name));
+    }
+    if let Some(w) = &me.window
+        && !w.open_at(now)
+    {
+        return Gate::Closed {
+            next: w.next_opening(now),
+        };
     }
     let mut wait: Option<String> = None;
     let mut recheck: Option<Duration> = None;
@@ -625,6 +647,31 @@ mod tests {
     }
 
     #[test]
+    fn outside_its_window_a_roll_waits_for_the_next_opening() {
+        let me = Settings {
+            window: Some(crate::core::window::parse("02:00-03:00").unwrap()),
+            ..wave(0)
+        };
+        assert_eq!(
+            gate("deployment", "a", &me, sw(), &[], at(NOW)),
+            Gate::Closed {
+                next: Some(at("2026-12-03T02:00:00Z"))
+            }
+        );
+        assert_eq!(
+            gate(
+                "deployment",
+                "a",
+                &me,
+                sw(),
+                &[],
+                at("2026-12-03T02:10:00Z")
+            ),
+            Gate::Go
+        );
+    }
+
+    #[test]
     fn settings_are_bounded_and_bad_values_reported() {
         let read = |pairs: &[(&str, &str)]| {
             let m: BTreeMap<String, String> = pairs
@@ -650,6 +697,7 @@ mod tests {
             (AFTER, &long),
             (PAUSED, "maybe"),
             (ROLLOUT_TIMEOUT, "0s"),
+            (ROLL_WINDOW, "someday"),
         ]);
         assert_eq!(
             s,
@@ -658,7 +706,7 @@ mod tests {
                 ..Default::default()
             }
         );
-        assert_eq!(p.len(), 4, "{p:?}");
+        assert_eq!(p.len(), 5, "{p:?}");
         let (_, p) = read(&[(AFTER, "pod/x,deployment/")]);
         assert_eq!(p.len(), 2, "{p:?}");
         let (s, _) = read(&[(ROLLOUT_TIMEOUT, "9999h")]);

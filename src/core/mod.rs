@@ -10,4 +10,5 @@ pub mod record;
 pub mod refs;
 pub mod selector;
 pub mod stamp;
+pub mod window;
 pub mod workload;

@@ -429,6 +429,13 @@ impl Roller {
             breaker::interval(self.min_interval, entry.annotations.get(MIN_ROLL_INTERVAL));
         let mut problems = result.problems.clone();
         problems.extend(problem);
+        let (_, gate_problems) = gate::settings(|k| {
+            entry
+                .annotations
+                .get(k)
+                .or_else(|| entry.template_annotations.get(k))
+        });
+        problems.extend(gate_problems);
         self.report_problems(&entry, &problems).await;
         if result.decision.is_noop(&entry.stored(&self.state.names)) {
             m.skip("up_to_date");
@@ -459,6 +466,19 @@ impl Roller {
                 Gate::Paused(why) => {
                     m.skip("paused");
                     tracing::info!(workload = %key, reason = %why, "roll paused");
+                    return Ok(());
+                }
+                Gate::Closed { next } => {
+                    m.skip("outside_window");
+                    // checked again when the window opens: the latest data rolls then, once
+                    let wait = next
+                        .and_then(|t| {
+                            let d = t.duration_since(k8s_openapi::jiff::Timestamp::now());
+                            Duration::try_from(d).ok()
+                        })
+                        .unwrap_or(Duration::from_secs(3600));
+                    tracing::info!(workload = %key, next_opening = ?next, "roll waits for its window");
+                    self.schedule_since(key.clone(), wait + WAKE_DELAY, Task::Check, 0, queued);
                     return Ok(());
                 }
                 Gate::Wait { reason, recheck } => {

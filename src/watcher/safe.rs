@@ -130,7 +130,7 @@ impl Safe {
     pub(crate) fn note(&self, key: &WorkloadKey, gate: &Gate) -> Report {
         let why = match gate {
             Gate::Go => None,
-            Gate::Paused(_) => Some(Why::Paused),
+            Gate::Paused(_) | Gate::Closed { .. } => Some(Why::Paused),
             Gate::Wait { .. } => Some(Why::Wave),
             Gate::Held(_) => Some(Why::Held),
         };
