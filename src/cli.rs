@@ -207,6 +207,16 @@ pub struct ExplainArgs {
     /// as the running hashroll's flag (when the next roll may happen)
     #[arg(long, env = "HASHROLL_MIN_ROLL_INTERVAL", default_value = "0s", value_parser = parse_duration)]
     pub min_roll_interval: Duration,
+    /// as the running hashroll's flag (when a rollout of an earlier wave counts as failed)
+    #[arg(long, env = "HASHROLL_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub rollout_timeout: Duration,
+    /// as the running hashroll's flag (the pause switches, in --hashroll-namespace)
+    #[arg(
+        long,
+        env = "HASHROLL_SWITCH_CONFIGMAP",
+        default_value = "hashroll-switches"
+    )]
+    pub switch_configmap: String,
 }
 
 #[derive(Debug, Args, Clone)]

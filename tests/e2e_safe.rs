@@ -230,6 +230,16 @@ async fn waves_roll_in_order_a_failure_holds_the_rest_and_the_fix_rolls_all() {
     assert!(events.contains("RolloutHeld"), "{events}");
     assert!(events.contains("RolloutFailed"), "{events}");
     assert!(events.contains("hashroll.dev/release="), "{events}");
+    // explain says what holds a roll and how to go on, on a workload and on the source
+    let out = h.explain(&["deployment/d01", "-n", &ns]);
+    assert!(out.contains("wave: 1"), "{out}");
+    assert!(
+        out.contains("the pending roll: held: the rollout of deployment/d0"),
+        "{out}"
+    );
+    assert!(out.contains("hashroll.dev/release="), "{out}");
+    let out = h.explain(&["configmap/cfg", "-n", &ns]);
+    assert!(out.contains("roll pending: held:"), "{out}");
     // a restart decides the same from the objects: still held
     h.restart().await;
     counts_stay(&client, &ns, &want).await;
@@ -585,6 +595,15 @@ async fn a_change_outside_the_window_rolls_once_when_it_opens() {
         "the settle period ended before the window opened"
     );
     assert!(h.log().contains("roll waits for its window"), "{}", h.log());
+    let out = h.explain(&["deployment/web", "-n", &ns]);
+    assert!(
+        out.contains(&format!("roll window: {window} (closed; next opening")),
+        "{out}"
+    );
+    assert!(
+        out.contains("the pending roll: outside its roll window"),
+        "{out}"
+    );
     wait_for(
         "the roll when the window opens",
         Duration::from_secs(240),

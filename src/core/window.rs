@@ -36,9 +36,9 @@ struct Window {
     tz: TimeZone,
 }
 
-/// The windows of one workload.
+/// The windows of one workload, and the text they were read from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Windows(Vec<Window>);
+pub struct Windows(Vec<Window>, String);
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -126,6 +126,7 @@ pub fn parse(value: &str) -> Result<Windows, String> {
         .split(';')
         .map(str::trim)
         .filter(|p| !p.is_empty())
+        .take(MAX_WINDOWS + 1)
         .collect();
     if parts.is_empty() {
         return Err("no window".into());
@@ -133,11 +134,12 @@ pub fn parse(value: &str) -> Result<Windows, String> {
     if parts.len() > MAX_WINDOWS {
         return Err(format!("more than {MAX_WINDOWS} windows"));
     }
-    parts
+    let parts: Vec<String> = parts
         .iter()
-        .map(|p| window(&p.chars().take(128).collect::<String>()))
-        .collect::<Result<_, _>>()
-        .map(Windows)
+        .map(|p| p.chars().take(128).collect())
+        .collect();
+    let windows = parts.iter().map(|p| window(p)).collect::<Result<_, _>>()?;
+    Ok(Windows(windows, parts.join("; ")))
 }
 
 fn weekday_bit(d: Weekday) -> u8 {
@@ -167,6 +169,11 @@ impl Window {
 }
 
 impl Windows {
+    /// The value as read (windows joined by `; `).
+    pub fn text(&self) -> &str {
+        &self.1
+    }
+
     /// Whether a window is open at `now`.
     pub fn open_at(&self, now: Timestamp) -> bool {
         self.0

@@ -23,6 +23,7 @@ use crate::k8s;
 use crate::namespaces::NamespaceFilter;
 
 mod render;
+pub(crate) mod safe;
 
 pub(crate) use render::{render_source, render_workload};
 
@@ -45,9 +46,18 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     };
     let json = args.output == "json";
     let ns = &args.namespace;
+    let switches = safe::switches(
+        &client,
+        &args.hashroll_namespace,
+        &args.switch_configmap,
+        ns,
+        args.rollout_timeout,
+    )
+    .await;
     Ok(match target {
         Target::Workload(kind, name) => {
-            let mut r = explain_workload(&client, &cfg, &key, &names, ns, kind, &name).await?;
+            let mut r =
+                explain_workload(&client, &cfg, &key, &names, ns, (kind, &name), switches).await?;
             r.add_breaker(args.min_roll_interval);
             if json {
                 render::pretty(&r)
@@ -56,7 +66,7 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
             }
         }
         Target::Source(source) => {
-            let r = explain_source(&client, &cfg, &key, &names, ns, &source).await?;
+            let r = explain_source(&client, &cfg, &key, &names, ns, &source, switches).await?;
             if json {
                 render::pretty(&r)
             } else {
@@ -120,6 +130,10 @@ pub(crate) struct WorkloadReport {
     pub min_roll_interval: String,
     pub last_roll: Option<String>,
     pub next_roll_not_before: Option<String>,
+    /// its safe-rollout settings (wave, after, paused, roll window), one line each
+    pub rolling: Vec<String>,
+    /// with a roll pending: whether it may go now, and if not what holds it
+    pub gate: Option<String>,
     #[serde(skip)]
     annotations: BTreeMap<String, String>,
 }
@@ -158,6 +172,8 @@ pub(crate) struct SourceReport {
 pub(crate) struct Tracker {
     pub workload: String,
     pub reasons: Vec<String>,
+    /// with a roll pending for it: what the gate says of it
+    pub pending: Option<String>,
 }
 
 /// Everything explain needs from the cluster for one namespace.
@@ -277,8 +293,8 @@ pub(crate) async fn explain_workload(
     key: &KeyRing,
     names: &RecordNames,
     ns: &str,
-    kind: WorkloadKind,
-    name: &str,
+    (kind, name): (WorkloadKind, &str),
+    switches: crate::core::gate::Switches,
 ) -> Result<WorkloadReport, ExplainError> {
     let obj = workload_objects(client, ns, kind, Some(name))
         .await?
@@ -325,7 +341,27 @@ pub(crate) async fn explain_workload(
             }
         })
         .collect();
+    let gate = if s.decision.roll {
+        let all = safe::namespace_workloads(client, ns).await?;
+        let ctx = safe::Ctx {
+            cfg,
+            key,
+            names,
+            snap: &snap,
+            switches,
+        };
+        let me = safe::Listed {
+            kind,
+            w: w.clone(),
+            obj: obj.clone(),
+        };
+        Some(safe::gate_text(&safe::gate_of(&ctx, &me, &s, &all)))
+    } else {
+        None
+    };
     Ok(WorkloadReport {
+        rolling: safe::settings_text(&w),
+        gate,
         workload: format!("{}/{}", kind.as_str().to_lowercase(), name),
         namespace: ns.to_string(),
         opted_in: opted_in(cfg, &w.annotations, &w.template_annotations),
@@ -373,28 +409,30 @@ pub(crate) async fn explain_source(
     names: &RecordNames,
     ns: &str,
     source: &SourceRef,
+    switches: crate::core::gate::Switches,
 ) -> Result<SourceReport, ExplainError> {
     let snap = snapshot(client, ns, cfg).await?;
     let exists = snap.cache.get(ns, source).is_some();
+    let all = safe::namespace_workloads(client, ns).await?;
+    let ctx = safe::Ctx {
+        cfg,
+        key,
+        names,
+        snap: &snap,
+        switches,
+    };
     let mut would_roll = Vec::new();
-    for kind in WorkloadKind::all() {
-        let objs = match workload_objects(client, ns, kind, None).await {
-            Ok(objs) => objs,
-            // a custom resource not installed has nothing to roll
-            Err(_) if kind.row().optional => continue,
-            Err(e) => return Err(e),
-        };
-        for obj in objs {
-            let Ok(w) = Workload::from_value(kind, ns, &obj) else {
-                continue;
-            };
-            let s = run_stamp(cfg, key, names, &snap, &w, &obj);
-            if let Some(t) = s.tracked.get(source) {
-                would_roll.push(Tracker {
-                    workload: format!("{}/{}", kind.as_str().to_lowercase(), w.name),
-                    reasons: t.reasons.iter().map(|r| r.to_string()).collect(),
-                });
-            }
+    for l in &all {
+        let s = run_stamp(cfg, key, names, &snap, &l.w, &l.obj);
+        if let Some(t) = s.tracked.get(source) {
+            let rk = source.record_key();
+            let pending = (s.decision.roll && s.decision.changed.contains(&rk))
+                .then(|| safe::gate_text(&safe::gate_of(&ctx, l, &s, &all)));
+            would_roll.push(Tracker {
+                workload: format!("{}/{}", l.kind.as_str().to_lowercase(), l.w.name),
+                reasons: t.reasons.iter().map(|r| r.to_string()).collect(),
+                pending,
+            });
         }
     }
     Ok(SourceReport {

@@ -77,6 +77,12 @@ pub(crate) fn render_workload(r: &WorkloadReport) -> String {
     } else {
         let _ = writeln!(s, "  roll pending: no");
     }
+    for line in &r.rolling {
+        let _ = writeln!(s, "  {line}");
+    }
+    if let Some(g) = &r.gate {
+        let _ = writeln!(s, "  the pending roll: {g}");
+    }
     if r.min_roll_interval != "0s" {
         let _ = writeln!(
             s,
@@ -114,6 +120,9 @@ pub(crate) fn render_source(r: &SourceReport) -> String {
             let _ = writeln!(s, "    {}", t.workload);
             for reason in &t.reasons {
                 let _ = writeln!(s, "        because {reason}");
+            }
+            if let Some(p) = &t.pending {
+                let _ = writeln!(s, "        roll pending: {p}");
             }
         }
     }

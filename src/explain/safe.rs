@@ -1,0 +1,243 @@
+//! `explain`'s part on safe rollouts: the gate of a workload's pending roll, decided by
+//! `core::gate` from what the cluster holds, as the running hashroll's watcher decides it
+//! (the same objects: records, last-roll, status, annotations, the switch ConfigMap).
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, Client};
+use serde_json::Value;
+
+use super::{ExplainError, Snapshot, run_stamp, workload_objects};
+use crate::core::digest::KeyRing;
+use crate::core::gate::{self, Gate, Switches};
+use crate::core::patch::RecordNames;
+use crate::core::policy::PolicyConfig;
+use crate::core::refs::SourceRef;
+use crate::core::stamp::Stamp;
+use crate::core::workload::{Workload, WorkloadKind, stored_of};
+use crate::watcher::safe::SwitchState;
+use crate::watcher::workloads::LAST_ROLL;
+
+/// One workload of the namespace, as listed.
+pub(crate) struct Listed {
+    pub kind: WorkloadKind,
+    pub w: Workload,
+    pub obj: Value,
+}
+
+/// Every workload of `ns` hashroll handles (a kind not installed has none).
+pub(crate) async fn namespace_workloads(
+    client: &Client,
+    ns: &str,
+) -> Result<Vec<Listed>, ExplainError> {
+    let mut out = Vec::new();
+    for kind in WorkloadKind::all() {
+        let objs = match workload_objects(client, ns, kind, None).await {
+            Ok(objs) => objs,
+            Err(_) if kind.row().optional => continue,
+            Err(e) => return Err(e),
+        };
+        for obj in objs {
+            if let Ok(w) = Workload::from_value(kind, ns, &obj) {
+                out.push(Listed { kind, w, obj });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The pause switches for `ns`: hashroll's switch ConfigMap (absent: none).
+pub(crate) async fn switches(
+    client: &Client,
+    hashroll_ns: &str,
+    switch_configmap: &str,
+    ns: &str,
+    default_timeout: std::time::Duration,
+) -> Switches {
+    let mut state = SwitchState::default();
+    if !switch_configmap.is_empty()
+        && let Ok(Some(cm)) = Api::<ConfigMap>::namespaced(client.clone(), hashroll_ns)
+            .get_opt(switch_configmap)
+            .await
+    {
+        let data = cm.data.as_ref();
+        state = SwitchState::from_data(|k| data.and_then(|d| d.get(k)).map(String::as_str));
+    }
+    Switches {
+        cluster_paused: state.cluster,
+        namespace_paused: state.namespaces.contains(ns),
+        default_timeout,
+    }
+}
+
+fn settings_of(w: &Workload) -> gate::Settings {
+    gate::settings(|k| {
+        w.annotations
+            .get(k)
+            .or_else(|| w.template_annotations.get(k))
+            .map(String::as_str)
+    })
+    .0
+}
+
+/// What to do with the gate's inputs.
+pub(crate) struct Ctx<'a> {
+    pub cfg: &'a PolicyConfig,
+    pub key: &'a KeyRing,
+    pub names: &'a RecordNames,
+    pub snap: &'a Snapshot,
+    pub switches: Switches,
+}
+
+/// The gate of `me`'s pending roll (`stamp`), among the namespace's workloads `all`.
+pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed]) -> Gate {
+    let settings = settings_of(&me.w);
+    let mut changed: Vec<SourceRef> = stamp
+        .decision
+        .changed
+        .iter()
+        .filter_map(|k| SourceRef::from_record_key(k))
+        .collect();
+    if changed.len() < stamp.decision.changed.len() {
+        changed = stamp.tracked.keys().cloned().collect();
+    }
+    changed.truncate(gate::MAX_GATED_SOURCES);
+    let me_kind = me.kind.as_str().to_ascii_lowercase();
+    struct PeerData {
+        kind: String,
+        name: String,
+        settings: gate::Settings,
+        pending: bool,
+        health: gate::Health,
+        rolled_at: Option<k8s_openapi::jiff::Timestamp>,
+        change: Option<String>,
+    }
+    let mut per_source = Vec::new();
+    for s in &changed {
+        let info = ctx
+            .snap
+            .cache
+            .get(&me.w.namespace, s)
+            .map(|e| e.info)
+            .unwrap_or_default();
+        let mut peers = Vec::new();
+        for p in all {
+            let kind = p.kind.as_str().to_ascii_lowercase();
+            if kind == me_kind && p.w.name == me.w.name {
+                continue;
+            }
+            let ps = settings_of(&p.w);
+            let named = settings
+                .after
+                .iter()
+                .any(|(k, n)| *k == kind && *n == p.w.name);
+            if ps.wave >= settings.wave && !named {
+                continue;
+            }
+            let st = run_stamp(ctx.cfg, ctx.key, ctx.names, ctx.snap, &p.w, &p.obj);
+            if !st.tracked.contains_key(s) {
+                continue;
+            }
+            let rk = s.record_key();
+            let pending = st.decision.roll
+                && st
+                    .decision
+                    .changed
+                    .iter()
+                    .any(|c| *c == rk || SourceRef::from_record_key(c).is_none());
+            let stored = stored_of(p.kind, &p.obj, &ctx.names.record, &ctx.names.token);
+            peers.push(PeerData {
+                kind,
+                name: p.w.name.clone(),
+                settings: ps,
+                pending,
+                health: gate::health(
+                    p.kind.as_str(),
+                    &p.obj,
+                    p.obj
+                        .pointer("/metadata/generation")
+                        .and_then(Value::as_i64),
+                ),
+                rolled_at: p.w.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
+                change: stored.record.as_ref().and_then(|r| r.get(&rk).cloned()),
+            });
+        }
+        per_source.push((s.to_string(), info, peers));
+    }
+    let sources: Vec<gate::Source<'_>> = per_source
+        .iter()
+        .map(|(name, info, peers)| gate::Source {
+            name,
+            paused: info.paused,
+            release: info.release,
+            peers: peers
+                .iter()
+                .map(|p| gate::Peer {
+                    kind: &p.kind,
+                    name: &p.name,
+                    settings: &p.settings,
+                    pending: p.pending,
+                    health: p.health,
+                    rolled_at: p.rolled_at,
+                    change: p.change.as_deref(),
+                })
+                .collect(),
+        })
+        .collect();
+    gate::gate(
+        &me_kind,
+        &me.w.name,
+        &settings,
+        ctx.switches,
+        &sources,
+        k8s_openapi::jiff::Timestamp::now(),
+    )
+}
+
+/// What `explain` says of a gate.
+pub(crate) fn gate_text(g: &Gate) -> String {
+    match g {
+        Gate::Go => "may roll now".into(),
+        Gate::Paused(why) => format!("paused: {why}"),
+        Gate::Closed { next } => format!(
+            "outside its roll window: rolls when it next opens ({})",
+            next.map(|t| t.to_string())
+                .unwrap_or_else(|| "none within a week".into())
+        ),
+        Gate::Wait { reason, .. } => reason.clone(),
+        Gate::Held(h) => match h.since {
+            Some(t) => format!("{h} (the failed rollout started {t})"),
+            None => h.to_string(),
+        },
+    }
+}
+
+/// The lines on a workload's own safe-rollout settings.
+pub(crate) fn settings_text(w: &Workload) -> Vec<String> {
+    let s = settings_of(w);
+    let mut out = Vec::new();
+    if s.wave > 0 {
+        out.push(format!("wave: {}", s.wave));
+    }
+    if !s.after.is_empty() {
+        let names: Vec<String> = s.after.iter().map(|(k, n)| format!("{k}/{n}")).collect();
+        out.push(format!("rolls after: {}", names.join(", ")));
+    }
+    if s.paused {
+        out.push(format!("{}: true", gate::PAUSED));
+    }
+    if let Some(w) = &s.window {
+        let now = k8s_openapi::jiff::Timestamp::now();
+        let text = w.text();
+        out.push(if w.open_at(now) {
+            format!("roll window: {text} (open now)")
+        } else {
+            format!(
+                "roll window: {text} (closed; next opening {})",
+                w.next_opening(now)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            )
+        });
+    }
+    out
+}
