@@ -1,6 +1,7 @@
 //! HA: two hashroll processes, one Lease. kill -9 the holder while sources change: the
 //! other takes over within the lease duration plus 2 s, and every change is applied
-//! exactly once (counted in ReplicaSets).
+//! exactly once (counted in ReplicaSets); a leader killed in the middle of a wave: the new
+//! one waits for that wave's rollouts and rolls the rest, each once.
 
 mod support;
 
@@ -180,4 +181,98 @@ async fn sigterm_hands_the_lease_back() {
     set_cfg(&ns, "2");
     wait_rs(&client, &ns, "app=web", 2).await;
     assert_rs_count_stays(&client, &ns, "app=web", 2, SETTLE).await;
+}
+
+/// A Deployment `name` of wave `wave` on ConfigMap `cfg` whose rollout takes at least
+/// `ready_s` seconds (minReadySeconds), so a wave is still under way when the leader dies.
+fn slow_waved(name: &str, wave: u32, ready_s: u32) -> String {
+    format!(
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  annotations: {{reloader.stakater.com/auto: "true", hashroll.dev/wave: "{wave}"}}
+spec:
+  minReadySeconds: {ready_s}
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}, waved: "yes"}}}}
+    spec:
+      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg}}}}]}}]
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_new_leader_carries_on_a_wave_where_the_old_one_died() {
+    let client = client().await;
+    let ns = namespace("ha-waves");
+    let (leader, other, first) = pair(&ns, &["--coalesce-window=0"]).await;
+    let mut yaml =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: '1'}\n".to_string();
+    let apps = [
+        ("w0a", 0),
+        ("w0b", 0),
+        ("w1a", 1),
+        ("w1b", 1),
+        ("w2a", 2),
+        ("w2b", 2),
+    ];
+    for (name, wave) in apps {
+        yaml.push_str(&slow_waved(name, wave, 6));
+    }
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
+    for (name, _) in apps {
+        wait_rs(&client, &ns, &format!("app={name}"), 1).await;
+    }
+    set_cfg(&ns, "2");
+    // wave 0 rolled, and its rollouts still under way (6 s before they count as available)
+    for name in ["w0a", "w0b"] {
+        wait_rs(&client, &ns, &format!("app={name}"), 2).await;
+    }
+    leader.kill();
+    assert_eq!(
+        replicasets(&client, &ns, "app=w1a").await.len(),
+        1,
+        "wave 1 rolled before wave 0 completed"
+    );
+    wait_for("the other replica to take the lease", DEADLINE, || async {
+        holder(&client, &ns).await.filter(|h| *h != first)
+    })
+    .await;
+    // the new leader waits for wave 0, then rolls waves 1 and 2, each once
+    for (name, _) in apps {
+        wait_rs(&client, &ns, &format!("app={name}"), 2).await;
+    }
+    for (name, _) in apps {
+        assert_rs_count_stays(
+            &client,
+            &ns,
+            &format!("app={name}"),
+            2,
+            Duration::from_secs(1),
+        )
+        .await;
+    }
+    assert_rs_count_stays(&client, &ns, "waved=yes", 12, SETTLE).await;
+    // the new leader waited for wave 0's rollouts to complete (6 s of minReadySeconds)
+    let deps = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns);
+    let rolled = |d: k8s_openapi::api::apps::v1::Deployment| {
+        d.metadata.annotations.unwrap()["hashroll.dev/last-roll"]
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .unwrap()
+    };
+    let w0 = rolled(deps.get("w0a").await.unwrap()).max(rolled(deps.get("w0b").await.unwrap()));
+    let w1 = rolled(deps.get("w1a").await.unwrap()).min(rolled(deps.get("w1b").await.unwrap()));
+    let gap = w1.duration_since(w0);
+    assert!(
+        gap >= k8s_openapi::jiff::SignedDuration::from_secs(5),
+        "wave 1 rolled {gap:?} after wave 0"
+    );
+    assert!(
+        other.log().contains("roll waits") || other.log().contains("rolled"),
+        "{}",
+        other.log()
+    );
 }
