@@ -8,13 +8,17 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: node image argo-rollouts csi-crds tools soak fuzz fuzz-smoke fuzz-tools all demo bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: node image argo-rollouts csi-crds tools soak fuzz fuzz-smoke fuzz-tools all demo demo-safe bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
 ## demo: local control plane + hashroll + the blog post's example rollout; stops it all after
 demo:
 	@hack/demo.sh
+
+## demo-safe: safe rollouts: waves, a bad change held after the first wave, the fix
+demo-safe: control-plane
+	@hack/demo-safe.sh
 
 ## bench: webhook throughput/latency, reload latency at scale, peak RSS; each next to a
 ## baseline measured in the same run (BENCH=webhook|hostile|reload|memory|scale for one; BENCH_ARGS=--quick)
