@@ -159,14 +159,14 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         min_roll_interval: settings.args.min_roll_interval,
         paused: settings.args.paused,
         max_concurrent_rollouts: settings.args.max_concurrent_rollouts,
-        rollout_timeout: settings.args.rollout_timeout.clamp(
+        rollout_timeout: settings.args.gate.rollout_timeout.clamp(
             crate::core::gate::MIN_ROLLOUT_TIMEOUT,
             crate::core::gate::MAX_ROLLOUT_TIMEOUT,
         ),
-        switch: (!settings.args.switch_configmap.is_empty()).then(|| {
+        switch: (!settings.args.gate.switch_configmap.is_empty()).then(|| {
             (
                 settings.namespace.clone(),
-                settings.args.switch_configmap.clone(),
+                settings.args.gate.switch_configmap.clone(),
             )
         }),
         instance,

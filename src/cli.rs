@@ -125,6 +125,23 @@ pub enum Command {
     Migrate(Box<MigrateArgs>),
 }
 
+/// Flags of safe rollouts `run` and `explain` share.
+#[derive(Debug, Args, Clone)]
+pub struct GateArgs {
+    /// a rollout of an earlier wave not complete within this counts as failed and holds
+    /// the later waves (a workload sets its own with hashroll.dev/rollout-timeout)
+    #[arg(long, env = "HASHROLL_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
+    pub rollout_timeout: Duration,
+    /// the ConfigMap in hashroll's namespace whose `paused: "true"` pauses every roll and
+    /// whose `paused-namespaces: "a,b"` pauses those namespaces' rolls ("": no switch)
+    #[arg(
+        long,
+        env = "HASHROLL_SWITCH_CONFIGMAP",
+        default_value = "hashroll-switches"
+    )]
+    pub switch_configmap: String,
+}
+
 /// Flags `run` and `explain` share: where the key is, and the names of what is written.
 #[derive(Debug, Args, Clone)]
 pub struct KeyArgs {
@@ -207,16 +224,9 @@ pub struct ExplainArgs {
     /// as the running hashroll's flag (when the next roll may happen)
     #[arg(long, env = "HASHROLL_MIN_ROLL_INTERVAL", default_value = "0s", value_parser = parse_duration)]
     pub min_roll_interval: Duration,
-    /// as the running hashroll's flag (when a rollout of an earlier wave counts as failed)
-    #[arg(long, env = "HASHROLL_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
-    pub rollout_timeout: Duration,
-    /// as the running hashroll's flag (the pause switches, in --hashroll-namespace)
-    #[arg(
-        long,
-        env = "HASHROLL_SWITCH_CONFIGMAP",
-        default_value = "hashroll-switches"
-    )]
-    pub switch_configmap: String,
+    /// as the running hashroll's (explain reads the switches in --hashroll-namespace)
+    #[command(flatten)]
+    pub gate: GateArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -421,18 +431,8 @@ pub struct RunArgs {
     /// the next waits its namespace's turn
     #[arg(long, env = "HASHROLL_MAX_CONCURRENT_ROLLOUTS", default_value_t = 0)]
     pub max_concurrent_rollouts: usize,
-    /// a rollout of an earlier wave not complete within this counts as failed and holds
-    /// the later waves (a workload sets its own with hashroll.dev/rollout-timeout)
-    #[arg(long, env = "HASHROLL_ROLLOUT_TIMEOUT", default_value = "10m", value_parser = parse_duration)]
-    pub rollout_timeout: Duration,
-    /// the ConfigMap in hashroll's namespace whose `paused: "true"` pauses every roll and
-    /// whose `paused-namespaces: "a,b"` pauses those namespaces' rolls ("": no switch)
-    #[arg(
-        long,
-        env = "HASHROLL_SWITCH_CONFIGMAP",
-        default_value = "hashroll-switches"
-    )]
-    pub switch_configmap: String,
+    #[command(flatten)]
+    pub gate: GateArgs,
     /// global limit on roll patches per second
     #[arg(
         long,

@@ -183,27 +183,6 @@ async fn sigterm_hands_the_lease_back() {
     assert_rs_count_stays(&client, &ns, "app=web", 2, SETTLE).await;
 }
 
-/// A Deployment `name` of wave `wave` on ConfigMap `cfg` whose rollout takes at least
-/// `ready_s` seconds (minReadySeconds), so a wave is still under way when the leader dies.
-fn slow_waved(name: &str, wave: u32, ready_s: u32) -> String {
-    format!(
-        r#"---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  annotations: {{reloader.stakater.com/auto: "true", hashroll.dev/wave: "{wave}"}}
-spec:
-  minReadySeconds: {ready_s}
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}, waved: "yes"}}}}
-    spec:
-      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg}}}}]}}]
-"#
-    )
-}
-
 #[tokio::test]
 async fn a_new_leader_carries_on_a_wave_where_the_old_one_died() {
     let client = client().await;
@@ -220,7 +199,8 @@ async fn a_new_leader_carries_on_a_wave_where_the_old_one_died() {
         ("w2b", 2),
     ];
     for (name, wave) in apps {
-        yaml.push_str(&slow_waved(name, wave, 6));
+        // 6 s before a rollout counts as available
+        yaml.push_str(&waved_app(name, wave, "minReadySeconds: 6"));
     }
     kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
     for (name, _) in apps {

@@ -14,25 +14,10 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kube::Api;
 use support::*;
 
-/// A Deployment `name` of wave `wave` using ConfigMap `cfg` (envFrom), with a progress
-/// deadline a loaded machine meets for a good revision.
+/// A Deployment `name` of wave `wave` using ConfigMap `cfg`, with a progress deadline a
+/// loaded machine meets for a good revision.
 fn waved(name: &str, wave: u32) -> String {
-    format!(
-        r#"---
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {name}
-  annotations: {{reloader.stakater.com/auto: "true", hashroll.dev/wave: "{wave}"}}
-spec:
-  progressDeadlineSeconds: 15
-  selector: {{matchLabels: {{app: {name}}}}}
-  template:
-    metadata: {{labels: {{app: {name}, safe: "yes"}}}}
-    spec:
-      containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: cfg}}}}]}}]
-"#
-    )
+    waved_app(name, wave, "progressDeadlineSeconds: 15")
 }
 
 /// A policy refusing new pods in `ns` while ConfigMap `verdict` there says `mode: bad`: a
@@ -68,7 +53,7 @@ spec:
 /// Per Deployment, its ReplicaSets' creation times, oldest first.
 async fn rs_times(client: &kube::Client, ns: &str) -> BTreeMap<String, Vec<String>> {
     let rs = Api::<ReplicaSet>::namespaced(client.clone(), ns)
-        .list(&kube::api::ListParams::default().labels("safe=yes"))
+        .list(&kube::api::ListParams::default().labels("waved=yes"))
         .await
         .unwrap()
         .items;
@@ -111,6 +96,22 @@ async fn counts_stay(client: &kube::Client, ns: &str, want: &BTreeMap<String, us
             .collect();
         assert_eq!(&now, want, "ReplicaSets per Deployment");
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The policy in force in `ns`, with the verdict `bad`: new pods are refused from now.
+async fn refuse_new_pods(ns: &str) {
+    kubectl_stdin(&["apply", "-f", "-"], &bad_mode_refuses_pods(ns));
+    set_verdict(ns, "bad").await;
+}
+
+/// Removes the policy of `ns` (it is cluster-scoped: the test's own clean-up).
+fn drop_policy(ns: &str) {
+    for kind in [
+        "validatingadmissionpolicybinding",
+        "validatingadmissionpolicy",
+    ] {
+        kubectl(&["delete", kind, &format!("bad-mode-{ns}")]);
     }
 }
 
@@ -198,8 +199,7 @@ async fn waves_roll_in_order_a_failure_holds_the_rest_and_the_fix_rolls_all() {
     }
 
     // a bad change: the new pods are refused, wave 0's rollouts fail, nothing else rolls
-    kubectl_stdin(&["apply", "-f", "-"], &bad_mode_refuses_pods(&ns));
-    set_verdict(&ns, "bad").await;
+    refuse_new_pods(&ns).await;
     let wave0: Vec<String> = names
         .iter()
         .enumerate()
@@ -260,16 +260,7 @@ async fn waves_roll_in_order_a_failure_holds_the_rest_and_the_fix_rolls_all() {
     counts_stay(&client, &ns, &want).await;
     let m = h.metrics().await;
     assert_eq!(metric(&m, "hashroll_rollouts_held "), 0.0, "{m}");
-    kubectl(&[
-        "delete",
-        "validatingadmissionpolicybinding",
-        &format!("bad-mode-{ns}"),
-    ]);
-    kubectl(&[
-        "delete",
-        "validatingadmissionpolicy",
-        &format!("bad-mode-{ns}"),
-    ]);
+    drop_policy(&ns);
     assert!(!h.log().contains("panicked"), "{}", h.log());
 }
 
@@ -285,8 +276,7 @@ async fn a_release_on_the_source_rolls_the_rest_of_a_failed_change() {
     kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
     let both = ["first".to_string(), "second".to_string()];
     wait_all_rs(&client, &ns, &both, 1).await;
-    kubectl_stdin(&["apply", "-f", "-"], &bad_mode_refuses_pods(&ns));
-    set_verdict(&ns, "bad").await;
+    refuse_new_pods(&ns).await;
     patch_cm(&ns, "cfg", r#"{"k":"2"}"#);
     wait_all_rs(&client, &ns, &both[..1], 2).await;
     wait_for("the hold", Duration::from_secs(120), || async {
@@ -313,16 +303,7 @@ async fn a_release_on_the_source_rolls_the_rest_of_a_failed_change() {
     wait_all_rs(&client, &ns, &both[1..], 2).await;
     let want = BTreeMap::from([("first".to_string(), 2), ("second".to_string(), 2)]);
     counts_stay(&client, &ns, &want).await;
-    kubectl(&[
-        "delete",
-        "validatingadmissionpolicybinding",
-        &format!("bad-mode-{ns}"),
-    ]);
-    kubectl(&[
-        "delete",
-        "validatingadmissionpolicy",
-        &format!("bad-mode-{ns}"),
-    ]);
+    drop_policy(&ns);
 }
 
 #[tokio::test]
@@ -352,52 +333,28 @@ async fn pause_switches_hold_rolls_until_they_are_off_then_roll_once() {
         );
     };
     type Switch<'a> = Box<dyn Fn() + 'a>;
+    // `kubectl annotate KIND NAME` with `hashroll.dev/paused=true` or its removal
+    let annotate = |kind: &'static str, name: &'static str, on: bool| -> Switch<'_> {
+        let ns = ns.clone();
+        Box::new(move || {
+            let value = if on {
+                "hashroll.dev/paused=true"
+            } else {
+                "hashroll.dev/paused-"
+            };
+            kubectl(&["annotate", kind, name, "-n", &ns, value]);
+        })
+    };
     let cases: [(&str, Switch, Switch); 4] = [
         (
             "workload",
-            Box::new(|| {
-                kubectl(&[
-                    "annotate",
-                    "deployment",
-                    "web",
-                    "-n",
-                    &ns,
-                    "hashroll.dev/paused=true",
-                ]);
-            }),
-            Box::new(|| {
-                kubectl(&[
-                    "annotate",
-                    "deployment",
-                    "web",
-                    "-n",
-                    &ns,
-                    "hashroll.dev/paused-",
-                ]);
-            }),
+            annotate("deployment", "web", true),
+            annotate("deployment", "web", false),
         ),
         (
             "source",
-            Box::new(|| {
-                kubectl(&[
-                    "annotate",
-                    "configmap",
-                    "cfg",
-                    "-n",
-                    &ns,
-                    "hashroll.dev/paused=true",
-                ]);
-            }),
-            Box::new(|| {
-                kubectl(&[
-                    "annotate",
-                    "configmap",
-                    "cfg",
-                    "-n",
-                    &ns,
-                    "hashroll.dev/paused-",
-                ]);
-            }),
+            annotate("configmap", "cfg", true),
+            annotate("configmap", "cfg", false),
         ),
         (
             "namespace",

@@ -22,6 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
 use super::policy::parse_go_duration;
+use super::refs::SourceRef;
 use super::window::{ROLL_WINDOW, Windows};
 
 /// A workload's wave (default 0).
@@ -244,30 +245,30 @@ pub fn health(kind: &str, data: &Value, generation: Option<i64>) -> Health {
 
 /// A workload a roll may follow, tracking the changed source.
 #[derive(Debug, Clone)]
-pub struct Peer<'a> {
+pub struct Peer {
     /// `kind/name` as an `after` entry names it
-    pub kind: &'a str,
-    pub name: &'a str,
-    pub settings: &'a Settings,
+    pub kind: String,
+    pub name: String,
+    pub settings: Settings,
     /// it has not rolled for this change yet
     pub pending: bool,
     pub health: Health,
     /// when hashroll last rolled it
     pub rolled_at: Option<Timestamp>,
     /// what its record holds for the source: the change it rolled to
-    pub change: Option<&'a str>,
+    pub change: Option<String>,
 }
 
 /// One changed source of the roll.
 #[derive(Debug, Clone)]
-pub struct Source<'a> {
+pub struct Source {
     /// `configmap/name`
-    pub name: &'a str,
+    pub name: String,
     pub paused: bool,
     /// its release annotation, read by [`change_id`]
     pub release: Option<NonZeroU32>,
     /// the workloads tracking it (the rolling one among them or not)
-    pub peers: Vec<Peer<'a>>,
+    pub peers: Vec<Peer>,
 }
 
 /// The switches beyond the workload and its sources.
@@ -337,16 +338,47 @@ impl std::fmt::Display for Hold {
     }
 }
 
+/// The sources a roll is gated on: those of the changed record keys, or (a compact record
+/// names groups, not sources) every tracked source; at most [`MAX_GATED_SOURCES`].
+pub fn gated_sources(
+    changed: &[String],
+    tracked: impl IntoIterator<Item = SourceRef>,
+) -> Vec<SourceRef> {
+    let mut out: Vec<SourceRef> = changed
+        .iter()
+        .filter_map(|k| SourceRef::from_record_key(k))
+        .collect();
+    if out.len() < changed.len() {
+        out = tracked.into_iter().collect();
+    }
+    out.truncate(MAX_GATED_SOURCES);
+    out
+}
+
+/// Whether a workload whose check decided `roll` for the record keys `changed` has yet to
+/// roll for the source of `record_key` (a group key of a compact record may be any source).
+pub fn pending_for(roll: bool, changed: &[String], record_key: &str) -> bool {
+    roll && changed
+        .iter()
+        .any(|c| c == record_key || SourceRef::from_record_key(c).is_none())
+}
+
+/// Whether a workload (`kind`/`name`, `settings`) may come before `me`: worth deciding its
+/// stamp for [`gate`] (a cheap look at its annotations first).
+pub fn may_precede(me: &Settings, kind: &str, name: &str, settings: &Settings) -> bool {
+    settings.wave < me.wave || me.after.iter().any(|(k, n)| k == kind && n == name)
+}
+
 /// Whether `peer` comes before `me` (`me_kind`/`me_name`): a lower wave, or named in its
 /// `after` list. Two workloads naming each other follow neither (a cycle would hold both
 /// for ever).
-fn precedes(peer: &Peer<'_>, me: &Settings, me_kind: &str, me_name: &str) -> bool {
+fn precedes(peer: &Peer, me: &Settings, me_kind: &str, me_name: &str) -> bool {
     if peer.kind == me_kind && peer.name == me_name {
         return false;
     }
     let names = |s: &Settings, k: &str, n: &str| s.after.iter().any(|(ak, an)| ak == k && an == n);
-    if names(me, peer.kind, peer.name) {
-        return !names(peer.settings, me_kind, me_name);
+    if names(me, &peer.kind, &peer.name) {
+        return !names(&peer.settings, me_kind, me_name);
     }
     peer.settings.wave < me.wave
 }
@@ -358,7 +390,7 @@ pub fn gate(
     name: &str,
     me: &Settings,
     switches: Switches,
-    sources: &[Source<'_>],
+    sources: &[Source],
     now: Timestamp,
 ) -> Gate {
     if switches.cluster_paused {
@@ -421,12 +453,12 @@ pub fn gate(
                 }
             };
             let Some(why) = failed else { continue };
-            let change = p.change.unwrap_or_default();
+            let change = p.change.as_deref().unwrap_or_default();
             if s.release.is_some() && s.release == change_id(change) {
                 continue; // released
             }
             return Gate::Held(Hold {
-                source: s.name.to_string(),
+                source: s.name.clone(),
                 failed: who,
                 why,
                 change: change.to_string(),
@@ -457,21 +489,21 @@ mod tests {
         }
     }
 
-    fn peer<'a>(name: &'a str, s: &'a Settings, pending: bool, health: Health) -> Peer<'a> {
+    fn peer(name: &str, s: &Settings, pending: bool, health: Health) -> Peer {
         Peer {
-            kind: "deployment",
-            name,
-            settings: s,
+            kind: "deployment".into(),
+            name: name.into(),
+            settings: s.clone(),
             pending,
             health,
             rolled_at: Some(at("2026-12-02T10:00:00Z")),
-            change: Some(CHANGE),
+            change: Some(CHANGE.into()),
         }
     }
 
-    fn source<'a>(peers: Vec<Peer<'a>>) -> Source<'a> {
+    fn source(peers: Vec<Peer>) -> Source {
         Source {
-            name: "configmap/cfg",
+            name: "configmap/cfg".into(),
             paused: false,
             release: None,
             peers,
@@ -619,7 +651,7 @@ mod tests {
         };
         let mut paused_source = source(vec![]);
         paused_source.paused = true;
-        let cases: [(&Settings, Switches, Vec<Source<'_>>); 4] = [
+        let cases: [(&Settings, Switches, Vec<Source>); 4] = [
             (
                 &me,
                 Switches {

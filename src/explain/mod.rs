@@ -49,9 +49,9 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let switches = safe::switches(
         &client,
         &args.hashroll_namespace,
-        &args.switch_configmap,
+        &args.gate.switch_configmap,
         ns,
-        args.rollout_timeout,
+        args.gate.rollout_timeout,
     )
     .await;
     Ok(match target {

@@ -11,7 +11,6 @@ use crate::core::digest::KeyRing;
 use crate::core::gate::{self, Gate, Switches};
 use crate::core::patch::RecordNames;
 use crate::core::policy::PolicyConfig;
-use crate::core::refs::SourceRef;
 use crate::core::stamp::Stamp;
 use crate::core::workload::{Workload, WorkloadKind, stored_of};
 use crate::watcher::safe::SwitchState;
@@ -91,27 +90,9 @@ pub(crate) struct Ctx<'a> {
 /// The gate of `me`'s pending roll (`stamp`), among the namespace's workloads `all`.
 pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed]) -> Gate {
     let settings = settings_of(&me.w);
-    let mut changed: Vec<SourceRef> = stamp
-        .decision
-        .changed
-        .iter()
-        .filter_map(|k| SourceRef::from_record_key(k))
-        .collect();
-    if changed.len() < stamp.decision.changed.len() {
-        changed = stamp.tracked.keys().cloned().collect();
-    }
-    changed.truncate(gate::MAX_GATED_SOURCES);
+    let changed = gate::gated_sources(&stamp.decision.changed, stamp.tracked.keys().cloned());
     let me_kind = me.kind.as_str().to_ascii_lowercase();
-    struct PeerData {
-        kind: String,
-        name: String,
-        settings: gate::Settings,
-        pending: bool,
-        health: gate::Health,
-        rolled_at: Option<k8s_openapi::jiff::Timestamp>,
-        change: Option<String>,
-    }
-    let mut per_source = Vec::new();
+    let mut sources = Vec::new();
     for s in &changed {
         let info = ctx
             .snap
@@ -119,70 +100,42 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
             .get(&me.w.namespace, s)
             .map(|e| e.info)
             .unwrap_or_default();
+        let rk = s.record_key();
         let mut peers = Vec::new();
         for p in all {
             let kind = p.kind.as_str().to_ascii_lowercase();
-            if kind == me_kind && p.w.name == me.w.name {
-                continue;
-            }
             let ps = settings_of(&p.w);
-            let named = settings
-                .after
-                .iter()
-                .any(|(k, n)| *k == kind && *n == p.w.name);
-            if ps.wave >= settings.wave && !named {
+            if (kind == me_kind && p.w.name == me.w.name)
+                || !gate::may_precede(&settings, &kind, &p.w.name, &ps)
+            {
                 continue;
             }
             let st = run_stamp(ctx.cfg, ctx.key, ctx.names, ctx.snap, &p.w, &p.obj);
             if !st.tracked.contains_key(s) {
                 continue;
             }
-            let rk = s.record_key();
-            let pending = st.decision.roll
-                && st
-                    .decision
-                    .changed
-                    .iter()
-                    .any(|c| *c == rk || SourceRef::from_record_key(c).is_none());
             let stored = stored_of(p.kind, &p.obj, &ctx.names.record, &ctx.names.token);
-            peers.push(PeerData {
+            let generation = p
+                .obj
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64);
+            peers.push(gate::Peer {
                 kind,
                 name: p.w.name.clone(),
                 settings: ps,
-                pending,
-                health: gate::health(
-                    p.kind.as_str(),
-                    &p.obj,
-                    p.obj
-                        .pointer("/metadata/generation")
-                        .and_then(Value::as_i64),
-                ),
+                pending: gate::pending_for(st.decision.roll, &st.decision.changed, &rk),
+                health: gate::health(p.kind.as_str(), &p.obj, generation),
                 rolled_at: p.w.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
                 change: stored.record.as_ref().and_then(|r| r.get(&rk).cloned()),
             });
         }
-        per_source.push((s.to_string(), info, peers));
-    }
-    let sources: Vec<gate::Source<'_>> = per_source
-        .iter()
-        .map(|(name, info, peers)| gate::Source {
-            name,
+        sources.push(gate::Source {
+            name: s.to_string(),
             paused: info.paused,
             release: info.release,
-            peers: peers
-                .iter()
-                .map(|p| gate::Peer {
-                    kind: &p.kind,
-                    name: &p.name,
-                    settings: &p.settings,
-                    pending: p.pending,
-                    health: p.health,
-                    rolled_at: p.rolled_at,
-                    change: p.change.as_deref(),
-                })
-                .collect(),
-        })
-        .collect();
+            peers,
+        });
+    }
     gate::gate(
         &me_kind,
         &me.w.name,

@@ -589,32 +589,12 @@ impl Roller {
         };
         let (me, _) = gate::settings(get);
         let switches = self.safe.switches(&key.namespace);
-        // the sources of the change: the changed record keys, or (a compact record names
-        // groups, not sources) every tracked source
-        let mut changed: Vec<SourceRef> = result
-            .decision
-            .changed
-            .iter()
-            .filter_map(|k| SourceRef::from_record_key(k))
-            .collect();
-        if changed.len() < result.decision.changed.len() {
-            changed = result.tracked.keys().cloned().collect();
-        }
-        changed.truncate(gate::MAX_GATED_SOURCES);
+        let changed = gate::gated_sources(&result.decision.changed, result.tracked.keys().cloned());
         let me_kind = key.kind.as_str().to_ascii_lowercase();
         let mut engaged = me.ordered();
         // per changed source: its switches, and the workloads tracking it that come before
         // this one (the others cost a look at two annotations)
-        struct PeerData {
-            kind: String,
-            name: String,
-            settings: gate::Settings,
-            pending: bool,
-            health: gate::Health,
-            rolled_at: Option<k8s_openapi::jiff::Timestamp>,
-            change: Option<String>,
-        }
-        let mut per_source = Vec::with_capacity(changed.len());
+        let mut sources = Vec::with_capacity(changed.len());
         for s in &changed {
             let info = self
                 .state
@@ -630,16 +610,16 @@ impl Roller {
                     .filter(|k| *k != key)
                     .filter_map(|k| store.get(k))
                     .filter(|p| {
-                        let ordered = p.annotations.contains_key(gate::WAVE)
-                            || p.annotations.contains_key(gate::AFTER)
-                            || p.template_annotations.contains_key(gate::WAVE)
-                            || p.template_annotations.contains_key(gate::AFTER);
+                        let ordered = [gate::WAVE, gate::AFTER].iter().any(|a| {
+                            p.annotations.contains_key(a) || p.template_annotations.contains_key(a)
+                        });
                         engaged |= ordered;
                         me.ordered()
                     })
                     .cloned()
                     .collect()
             };
+            let record_key = s.record_key();
             let mut peers = Vec::new();
             for p in candidates {
                 let pget = |k: &str| {
@@ -649,29 +629,20 @@ impl Roller {
                 };
                 let (settings, _) = gate::settings(pget);
                 let kind = p.key.kind.as_str().to_ascii_lowercase();
-                let named = me
-                    .after
-                    .iter()
-                    .any(|(k, n)| *k == kind && **n == *p.key.name);
-                if settings.wave >= me.wave && !named {
+                if !gate::may_precede(&me, &kind, &p.key.name, &settings) {
                     continue;
                 }
                 let stamp = self.stamp(&p, keys).await;
                 if !stamp.tracked.contains_key(s) {
                     continue;
                 }
-                let record_key = s.record_key();
                 let d = &stamp.decision;
-                let pending = d.roll
-                    && d.changed
-                        .iter()
-                        .any(|c| *c == record_key || SourceRef::from_record_key(c).is_none());
                 let stored = p.stored(&self.state.names);
-                peers.push(PeerData {
+                peers.push(gate::Peer {
                     kind,
                     name: p.key.name.to_string(),
                     settings,
-                    pending,
+                    pending: gate::pending_for(d.roll, &d.changed, &record_key),
                     health: p.health,
                     rolled_at: p.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
                     change: stored
@@ -680,28 +651,13 @@ impl Roller {
                         .and_then(|r| r.get(&record_key).cloned()),
                 });
             }
-            per_source.push((s.to_string(), info, peers));
-        }
-        let sources: Vec<gate::Source<'_>> = per_source
-            .iter()
-            .map(|(name, info, peers)| gate::Source {
-                name,
+            sources.push(gate::Source {
+                name: s.to_string(),
                 paused: info.paused,
                 release: info.release,
-                peers: peers
-                    .iter()
-                    .map(|p| gate::Peer {
-                        kind: &p.kind,
-                        name: &p.name,
-                        settings: &p.settings,
-                        pending: p.pending,
-                        health: p.health,
-                        rolled_at: p.rolled_at,
-                        change: p.change.as_deref(),
-                    })
-                    .collect(),
-            })
-            .collect();
+                peers,
+            });
+        }
         let g = gate::gate(
             &me_kind,
             &key.name,

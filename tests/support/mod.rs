@@ -402,17 +402,35 @@ pub fn cfg_and_app(v: &str, apps: &[&str]) -> String {
 
 /// An opted-in (auto) Deployment `name` using ConfigMap `cm` (envFrom), as a YAML document.
 pub fn app_on(name: &str, cm: &str) -> String {
+    app_with(name, cm, "", "", "")
+}
+
+/// An opted-in Deployment `name` of wave `wave` on ConfigMap `cfg`, its pods labelled
+/// `waved: "yes"`, with `spec` (one line, e.g. `minReadySeconds: 6`) in its spec.
+pub fn waved_app(name: &str, wave: u32, spec: &str) -> String {
+    app_with(
+        name,
+        "cfg",
+        &format!(r#", hashroll.dev/wave: "{wave}""#),
+        spec,
+        r#", waved: "yes""#,
+    )
+}
+
+/// [`app_on`] with more annotations (`, k: v` pairs), a line of `spec` and more pod labels.
+fn app_with(name: &str, cm: &str, annotations: &str, spec: &str, labels: &str) -> String {
     format!(
         r#"---
 apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: {name}
-  annotations: {{reloader.stakater.com/auto: "true"}}
+  annotations: {{reloader.stakater.com/auto: "true"{annotations}}}
 spec:
+  {spec}
   selector: {{matchLabels: {{app: {name}}}}}
   template:
-    metadata: {{labels: {{app: {name}}}}}
+    metadata: {{labels: {{app: {name}{labels}}}}}
     spec:
       containers: [{{name: c, image: nginx, envFrom: [{{configMapRef: {{name: {cm}}}}}]}}]
 "#
