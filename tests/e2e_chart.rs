@@ -321,6 +321,9 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
         (&["reloadOnCreate=false"], "--reload-on-create=false"),
         (&["reloadOnDelete=false"], "--reload-on-delete=false"),
         (&["autoReloadAll=true"], "--auto-reload-all"),
+        (&["maxConcurrentRollouts=5"], "--max-concurrent-rollouts=5"),
+        (&["rolloutTimeout=15m"], "--rollout-timeout=15m"),
+        (&["paused=true"], "--paused"),
         (&["enableCSIIntegration=true"], "--enable-csi-integration"),
         (
             &["cronjobRunOnChange=false"],

@@ -59,6 +59,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.namespaceSelector }}
 - --namespace-selector={{ .Values.namespaceSelector }}
 {{- end }}
+{{- if .Values.maxConcurrentRollouts }}
+- --max-concurrent-rollouts={{ .Values.maxConcurrentRollouts }}
+{{- end }}
+{{- if ne (toString .Values.rolloutTimeout) "10m" }}
+- --rollout-timeout={{ .Values.rolloutTimeout }}
+{{- end }}
+{{- if .Values.paused }}
+- --paused
+{{- end }}
 {{- if .Values.resourceLabelSelector }}
 - --resource-label-selector={{ .Values.resourceLabelSelector }}
 {{- end }}
