@@ -267,8 +267,9 @@ pub struct Source {
     pub paused: bool,
     /// its release annotation, read by [`change_id`]
     pub release: Option<NonZeroU32>,
-    /// the workloads tracking it (the rolling one among them or not)
-    pub peers: Vec<Peer>,
+    /// the workloads tracking it that may come before the rolling one (shared: the rolls
+    /// of one wave wait on the same list)
+    pub peers: std::sync::Arc<[Peer]>,
 }
 
 /// The switches beyond the workload and its sources.
@@ -506,7 +507,7 @@ mod tests {
             name: "configmap/cfg".into(),
             paused: false,
             release: None,
-            peers,
+            peers: peers.into(),
         }
     }
 

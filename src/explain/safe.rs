@@ -133,7 +133,7 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
             name: s.to_string(),
             paused: info.paused,
             release: info.release,
-            peers,
+            peers: peers.into(),
         });
     }
     gate::gate(

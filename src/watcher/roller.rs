@@ -74,7 +74,26 @@ pub(crate) struct Roller {
     pub(crate) safe: Safe,
     /// `--max-concurrent-rollouts`
     slots: Mutex<Slots>,
+    /// per namespace, a count of the times one of its workloads moved (rolled, changed,
+    /// went, or its rollout moved): what the peer memo is valid for
+    generations: Mutex<HashMap<Arc<str>, u64>>,
+    /// per (namespace, source, wave): the workloads that come before that wave
+    peer_memo: Mutex<HashMap<MemoKey, PeerMemo>>,
 }
+
+/// (namespace, source, wave) of the peer memo.
+type MemoKey = (Arc<str>, SourceRef, u32);
+
+/// What the waves below one wave said, and what it was decided on.
+struct PeerMemo {
+    generation: u64,
+    digests: Option<crate::core::digest::SourceDigests>,
+    keys: Arc<KeyRing>,
+    peers: Arc<[gate::Peer]>,
+}
+
+/// Entries of the peer memo before it starts over.
+const PEER_MEMO_MAX: usize = 4096;
 
 impl Roller {
     pub(crate) fn new(state: Arc<State>, client: Client, cfg: &WatcherConfig) -> Roller {
@@ -100,6 +119,8 @@ impl Roller {
             min_interval: cfg.min_roll_interval,
             safe: Safe::new(cfg.paused, cfg.rollout_timeout),
             slots: Mutex::new(Slots::new(cfg.max_concurrent_rollouts, cfg.rollout_timeout)),
+            generations: Mutex::new(HashMap::new()),
+            peer_memo: Mutex::new(HashMap::new()),
         }
     }
 
@@ -107,6 +128,30 @@ impl Roller {
         self.store
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn peer_memo(&self) -> MutexGuard<'_, HashMap<MemoKey, PeerMemo>> {
+        self.peer_memo
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn generation(&self, ns: &str) -> u64 {
+        self.generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(ns)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// A workload of `ns` moved: what was decided on its namespace's workloads is stale.
+    fn bump(&self, ns: &Arc<str>) {
+        let mut g = self
+            .generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *g.entry(ns.clone()).or_default() += 1;
     }
 
     fn slots(&self) -> MutexGuard<'_, Slots> {
@@ -155,6 +200,7 @@ impl Roller {
         store.upsert(entry);
         drop(store);
         if moved {
+            self.bump(&ns);
             self.wake_waiting(&ns);
         }
         changed
@@ -181,6 +227,7 @@ impl Roller {
         }
         self.queue().remove(key);
         self.safe.forget(key);
+        self.bump(&key.namespace);
         self.wake_waiting(&key.namespace);
         let next = {
             let mut slots = self.slots();
@@ -596,61 +643,51 @@ impl Roller {
         // this one (the others cost a look at two annotations)
         let mut sources = Vec::with_capacity(changed.len());
         for s in &changed {
-            let info = self
-                .state
-                .cache
-                .get(&key.namespace, s)
-                .map(|e| e.info)
-                .unwrap_or_default();
-            let candidates: Vec<WorkloadEntry> = {
-                let store = self.store();
-                store
-                    .affected(&key.namespace, s)
-                    .iter()
-                    .filter(|k| *k != key)
-                    .filter_map(|k| store.get(k))
-                    .filter(|p| {
-                        let ordered = [gate::WAVE, gate::AFTER].iter().any(|a| {
-                            p.annotations.contains_key(a) || p.template_annotations.contains_key(a)
-                        });
-                        engaged |= ordered;
-                        me.ordered()
+            let cached = self.state.cache.get(&key.namespace, s);
+            let info = cached.as_ref().map(|e| e.info).unwrap_or_default();
+            let digests = cached.map(|e| e.digests);
+            // the rolls of one wave share what the waves below them say, until a workload
+            // of the namespace moves, the source changes or the keys do (no `after` list:
+            // one names its own)
+            let memo_key = (key.namespace.clone(), s.clone(), me.wave);
+            let generation = self.generation(&key.namespace);
+            let memo = me.after.is_empty().then(|| {
+                let memo = self.peer_memo();
+                memo.get(&memo_key)
+                    .filter(|m| {
+                        m.generation == generation
+                            && m.digests == digests
+                            && Arc::ptr_eq(&m.keys, keys)
                     })
-                    .cloned()
-                    .collect()
+                    .map(|m| m.peers.clone())
+            });
+            let peers = match memo.flatten() {
+                Some(peers) => {
+                    engaged = true;
+                    peers
+                }
+                None => {
+                    let (peers, seen_ordered) = self.peers_before(key, &me, s, keys).await;
+                    engaged |= seen_ordered;
+                    let peers: Arc<[gate::Peer]> = peers.into();
+                    if me.after.is_empty() && me.ordered() {
+                        let mut memo = self.peer_memo();
+                        if memo.len() >= PEER_MEMO_MAX {
+                            memo.clear();
+                        }
+                        memo.insert(
+                            memo_key,
+                            PeerMemo {
+                                generation,
+                                digests,
+                                keys: keys.clone(),
+                                peers: peers.clone(),
+                            },
+                        );
+                    }
+                    peers
+                }
             };
-            let record_key = s.record_key();
-            let mut peers = Vec::new();
-            for p in candidates {
-                let pget = |k: &str| {
-                    p.annotations
-                        .get(k)
-                        .or_else(|| p.template_annotations.get(k))
-                };
-                let (settings, _) = gate::settings(pget);
-                let kind = p.key.kind.as_str().to_ascii_lowercase();
-                if !gate::may_precede(&me, &kind, &p.key.name, &settings) {
-                    continue;
-                }
-                let stamp = self.stamp(&p, keys).await;
-                if !stamp.tracked.contains_key(s) {
-                    continue;
-                }
-                let d = &stamp.decision;
-                let stored = p.stored(&self.state.names);
-                peers.push(gate::Peer {
-                    kind,
-                    name: p.key.name.to_string(),
-                    settings,
-                    pending: gate::pending_for(d.roll, &d.changed, &record_key),
-                    health: p.health,
-                    rolled_at: p.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
-                    change: stored
-                        .record
-                        .as_ref()
-                        .and_then(|r| r.get(&record_key).cloned()),
-                });
-            }
             sources.push(gate::Source {
                 name: s.to_string(),
                 paused: info.paused,
@@ -667,6 +704,68 @@ impl Roller {
             k8s_openapi::jiff::Timestamp::now(),
         );
         (g, engaged)
+    }
+
+    /// The workloads tracking `s` that may come before `me` (`key`), decided now; and
+    /// whether any workload tracking `s` takes part in an order.
+    async fn peers_before(
+        &self,
+        key: &WorkloadKey,
+        me: &gate::Settings,
+        s: &SourceRef,
+        keys: &Arc<KeyRing>,
+    ) -> (Vec<gate::Peer>, bool) {
+        let mut engaged = false;
+        let candidates: Vec<WorkloadEntry> = {
+            let store = self.store();
+            store
+                .affected(&key.namespace, s)
+                .iter()
+                .filter(|k| *k != key)
+                .filter_map(|k| store.get(k))
+                .filter(|p| {
+                    let ordered = [gate::WAVE, gate::AFTER].iter().any(|a| {
+                        p.annotations.contains_key(a) || p.template_annotations.contains_key(a)
+                    });
+                    engaged |= ordered;
+                    me.ordered()
+                })
+                .cloned()
+                .collect()
+        };
+        let record_key = s.record_key();
+        let mut peers = Vec::new();
+        for p in candidates {
+            let pget = |k: &str| {
+                p.annotations
+                    .get(k)
+                    .or_else(|| p.template_annotations.get(k))
+            };
+            let (settings, _) = gate::settings(pget);
+            let kind = p.key.kind.as_str().to_ascii_lowercase();
+            if !gate::may_precede(me, &kind, &p.key.name, &settings) {
+                continue;
+            }
+            let stamp = self.stamp(&p, keys).await;
+            if !stamp.tracked.contains_key(s) {
+                continue;
+            }
+            let d = &stamp.decision;
+            let stored = p.stored(&self.state.names);
+            peers.push(gate::Peer {
+                kind,
+                name: p.key.name.to_string(),
+                settings,
+                pending: gate::pending_for(d.roll, &d.changed, &record_key),
+                health: p.health,
+                rolled_at: p.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
+                change: stored
+                    .record
+                    .as_ref()
+                    .and_then(|r| r.get(&record_key).cloned()),
+            });
+        }
+        (peers, engaged)
     }
 
     /// The sources the webhook recorded `unseen` (not in its cache at admission) that the
