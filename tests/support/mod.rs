@@ -9,6 +9,7 @@ pub mod kinds;
 pub mod node;
 pub mod tls;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -490,4 +491,62 @@ pub fn deployment_record(ns: &str, name: &str) -> String {
         "-o",
         r#"jsonpath={.metadata.annotations.hashroll\.dev/sources}"#,
     ])
+}
+
+/// Per Deployment, its ReplicaSets' creation times, oldest first.
+pub async fn rs_times(client: &kube::Client, ns: &str) -> BTreeMap<String, Vec<String>> {
+    let rs = Api::<ReplicaSet>::namespaced(client.clone(), ns)
+        .list(&kube::api::ListParams::default().labels("waved=yes"))
+        .await
+        .unwrap()
+        .items;
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in rs {
+        let app = r.metadata.labels.as_ref().unwrap()["app"].clone();
+        let t = r.metadata.creation_timestamp.unwrap().0.to_string();
+        out.entry(app).or_default().push(t);
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    out
+}
+
+/// Waits until every Deployment of `names` has `n` ReplicaSets.
+pub async fn wait_all_rs(client: &kube::Client, ns: &str, names: &[String], n: usize) {
+    wait_for(
+        &format!("{} Deployments with {n} ReplicaSets each", names.len()),
+        Duration::from_secs(180),
+        || async {
+            let t = rs_times(client, ns).await;
+            names
+                .iter()
+                .all(|d| t.get(d).map_or(0, Vec::len) == n)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// The ReplicaSet count of each Deployment, over the settle period, stays `want`.
+pub async fn counts_stay(client: &kube::Client, ns: &str, want: &BTreeMap<String, usize>) {
+    let end = tokio::time::Instant::now() + SETTLE * 2;
+    while tokio::time::Instant::now() < end {
+        let now: BTreeMap<String, usize> = rs_times(client, ns)
+            .await
+            .into_iter()
+            .map(|(k, v)| (k, v.len()))
+            .collect();
+        assert_eq!(&now, want, "ReplicaSets per Deployment");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The sum of the samples of metric `name` (a name and the space or brace after it) in
+/// the text of /metrics.
+pub fn metric(m: &str, name: &str) -> f64 {
+    m.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
