@@ -78,15 +78,7 @@ async fn pause_switches_hold_rolls_until_they_are_off_then_roll_once() {
     // same watch as its later changes, so before them
     let seen = |what: &str, before: usize| match what {
         "workload" => {
-            let rv = kubectl(&[
-                "get",
-                "deployment",
-                "web",
-                "-n",
-                &ns,
-                "-o",
-                "jsonpath={.metadata.resourceVersion}",
-            ]);
+            let rv = resource_version(&ns, "deployment", "web");
             format!("resource_version={rv}")
         }
         "source" => String::new(),
@@ -238,15 +230,7 @@ async fn a_change_outside_the_window_rolls_once_when_it_opens() {
         &ns,
         &format!("hashroll.dev/roll-window={window}"),
     ]);
-    let rv = kubectl(&[
-        "get",
-        "deployment",
-        "web",
-        "-n",
-        &ns,
-        "-o",
-        "jsonpath={.metadata.resourceVersion}",
-    ]);
+    let rv = resource_version(&ns, "deployment", "web");
     wait_for("hashroll to see the window", DEADLINE, || async {
         h.log()
             .contains(&format!("resource_version={rv}"))

@@ -550,3 +550,17 @@ pub fn metric(m: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// The `metadata.resourceVersion` of `kind/name` in `ns` now (what hashroll's debug line
+/// "workload seen" names once its watch brought that version).
+pub fn resource_version(ns: &str, kind: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        kind,
+        name,
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ])
+}
