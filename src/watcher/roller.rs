@@ -162,11 +162,14 @@ impl Roller {
 
     /// Tells the slots where `entry`'s rollout stands; checks the rolls a freed slot lets go.
     fn observe_rollout(&self, entry: &WorkloadEntry) {
+        let mut slots = self.slots();
+        if !slots.enabled() {
+            return;
+        }
         let since = (entry.health == gate::Health::Progressing)
             .then(|| entry.annotations.get(LAST_ROLL)?.parse().ok())
             .flatten();
-        let mut slots = self.slots();
-        if slots.enabled() && slots.observe(&entry.key, since) {
+        if slots.observe(&entry.key, since) {
             let next = slots.next(k8s_openapi::jiff::Timestamp::now());
             drop(slots);
             for k in next {
@@ -476,7 +479,8 @@ impl Roller {
             breaker::interval(self.min_interval, entry.annotations.get(MIN_ROLL_INTERVAL));
         let mut problems = result.problems.clone();
         problems.extend(problem);
-        let (_, gate_problems) = gate::settings(|k| {
+        // read once: its problems reported here, the settings used by the gate below
+        let (settings, gate_problems) = gate::settings(|k| {
             entry
                 .annotations
                 .get(k)
@@ -505,7 +509,7 @@ impl Roller {
         }
         let mut ordered = false;
         if result.decision.roll {
-            let (gate, engaged) = self.gate(&entry, &result, &keys).await;
+            let (gate, engaged) = self.gate(&entry, &settings, &result, &keys).await;
             ordered = engaged;
             let report = self.safe.note(key, &gate);
             match &gate {
@@ -624,17 +628,11 @@ impl Roller {
     async fn gate(
         &self,
         entry: &WorkloadEntry,
+        me: &gate::Settings,
         result: &Stamp,
         keys: &Arc<KeyRing>,
     ) -> (Gate, bool) {
         let key = &entry.key;
-        let get = |k: &str| {
-            entry
-                .annotations
-                .get(k)
-                .or_else(|| entry.template_annotations.get(k))
-        };
-        let (me, _) = gate::settings(get);
         let switches = self.safe.switches(&key.namespace);
         let changed = gate::gated_sources(&result.decision.changed, result.tracked.keys().cloned());
         let me_kind = key.kind.as_str().to_ascii_lowercase();
@@ -667,7 +665,7 @@ impl Roller {
                     peers
                 }
                 None => {
-                    let (peers, seen_ordered) = self.peers_before(key, &me, s, keys).await;
+                    let (peers, seen_ordered) = self.peers_before(key, me, s, keys).await;
                     engaged |= seen_ordered;
                     let peers: Arc<[gate::Peer]> = peers.into();
                     if me.after.is_empty() && me.ordered() {
@@ -698,7 +696,7 @@ impl Roller {
         let g = gate::gate(
             &me_kind,
             &key.name,
-            &me,
+            me,
             switches,
             &sources,
             k8s_openapi::jiff::Timestamp::now(),
@@ -718,16 +716,17 @@ impl Roller {
         let mut engaged = false;
         let candidates: Vec<WorkloadEntry> = {
             let store = self.store();
+            // no workload of the namespace in an order (the usual case): nothing to ask
+            if !store.has_ordered(&key.namespace) {
+                return (Vec::new(), false);
+            }
             store
                 .affected(&key.namespace, s)
                 .iter()
                 .filter(|k| *k != key)
                 .filter_map(|k| store.get(k))
                 .filter(|p| {
-                    let ordered = [gate::WAVE, gate::AFTER].iter().any(|a| {
-                        p.annotations.contains_key(a) || p.template_annotations.contains_key(a)
-                    });
-                    engaged |= ordered;
+                    engaged |= p.ordered();
                     me.ordered()
                 })
                 .cloned()

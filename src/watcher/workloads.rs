@@ -251,6 +251,14 @@ impl WorkloadEntry {
         out
     }
 
+    /// Whether it takes part in a roll order: a wave or an `after` list, on itself or its
+    /// pod template.
+    pub(crate) fn ordered(&self) -> bool {
+        [crate::core::gate::WAVE, crate::core::gate::AFTER]
+            .iter()
+            .any(|a| self.annotations.contains_key(a) || self.template_annotations.contains_key(a))
+    }
+
     pub(crate) fn has_lists(&self, names: &AnnotationNames) -> bool {
         [&self.annotations, &self.template_annotations]
             .iter()
@@ -337,6 +345,9 @@ pub(crate) struct WorkloadStore {
     index: HashMap<(Arc<str>, SourceRef), KeySet>,
     /// per namespace, the workloads with reload lists (their regexes may match any source)
     listers: HashMap<Arc<str>, HashSet<WorkloadKey>>,
+    /// per namespace, how many workloads take part in a roll order (a wave or an `after`
+    /// list): where there are none, a roll asks nothing of the others
+    ordered: HashMap<Arc<str>, usize>,
     names: AnnotationNames,
     record: RecordNames,
 }
@@ -366,6 +377,14 @@ impl WorkloadStore {
                 self.listers.remove(&e.key.namespace);
             }
         }
+        if e.ordered()
+            && let Some(n) = self.ordered.get_mut(&e.key.namespace)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.ordered.remove(&e.key.namespace);
+            }
+        }
     }
 
     pub(crate) fn upsert(&mut self, e: WorkloadEntry) {
@@ -384,7 +403,15 @@ impl WorkloadStore {
                 .or_default()
                 .insert(e.key.clone());
         }
+        if e.ordered() {
+            *self.ordered.entry(e.key.namespace.clone()).or_default() += 1;
+        }
         self.entries.insert(e.key.clone(), e);
+    }
+
+    /// Whether a workload of `namespace` takes part in a roll order.
+    pub(crate) fn has_ordered(&self, namespace: &str) -> bool {
+        self.ordered.contains_key(namespace)
     }
 
     pub(crate) fn remove(&mut self, key: &WorkloadKey) -> Option<WorkloadEntry> {
