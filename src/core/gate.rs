@@ -371,17 +371,79 @@ pub fn may_precede(me: &Settings, kind: &str, name: &str, settings: &Settings) -
 }
 
 /// Whether `peer` comes before `me` (`me_kind`/`me_name`): a lower wave, or named in its
-/// `after` list. Two workloads naming each other follow neither (a cycle would hold both
-/// for ever).
+/// `after` list. The peers handed to [`gate`] are already cut of those that also come
+/// after `me` ([`after_me`]).
 fn precedes(peer: &Peer, me: &Settings, me_kind: &str, me_name: &str) -> bool {
-    if peer.kind == me_kind && peer.name == me_name {
-        return false;
+    !(peer.kind == me_kind && peer.name == me_name)
+        && may_precede(me, &peer.kind, &peer.name, &peer.settings)
+}
+
+/// A workload as the order sees it: `kind` (lower-case, as an `after` entry names it),
+/// name and settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Node<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub settings: &'a Settings,
+}
+
+/// Of `others` (the workloads tracking a changed source beside `me`), which ones come after
+/// `me` through the order: a higher wave, an `after` list naming it, or a chain of these.
+/// One of them that would also come before `me` closes a cycle, and following it would
+/// hold both for ever: `me` does not wait for it (nor it for `me`: the rule is the same
+/// from its side). Work: O(n log n) in `others` plus their `after` entries.
+pub fn after_me(me: Node<'_>, others: &[Node<'_>]) -> Vec<bool> {
+    use std::collections::HashMap;
+    let n = others.len();
+    let mut reached = vec![false; n];
+    if me.settings.after.is_empty() && others.iter().all(|o| o.settings.after.is_empty()) {
+        // waves alone are a strict order: nothing before `me` is also after it
+        return reached;
     }
-    let names = |s: &Settings, k: &str, n: &str| s.after.iter().any(|(ak, an)| ak == k && an == n);
-    if names(me, &peer.kind, &peer.name) {
-        return !names(&peer.settings, me_kind, me_name);
+    let index: HashMap<(&str, &str), usize> = others
+        .iter()
+        .enumerate()
+        .map(|(i, o)| ((o.kind, o.name), i))
+        .collect();
+    // named_by[x]: the workloads whose `after` list names x (x comes before them)
+    let mut named_by: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut named_by_me = Vec::new();
+    for (i, o) in others.iter().enumerate() {
+        for (k, nm) in &o.settings.after {
+            if (k.as_str(), nm.as_str()) == (me.kind, me.name) {
+                named_by_me.push(i);
+            } else if let Some(&x) = index.get(&(k.as_str(), nm.as_str())) {
+                named_by[x].push(i);
+            }
+        }
     }
-    peer.settings.wave < me.wave
+    // by wave, highest first: once the lowest wave reached is w, every higher one is
+    let mut by_wave: Vec<usize> = (0..n).collect();
+    by_wave.sort_by_key(|&i| std::cmp::Reverse(others[i].settings.wave));
+    let mut next_high = 0; // by_wave[..next_high] are reached through a wave
+    let mut lowest = me.settings.wave;
+    let mut queue: Vec<usize> = Vec::new();
+    let reach = |i: usize, reached: &mut Vec<bool>, queue: &mut Vec<usize>| {
+        if !reached[i] {
+            reached[i] = true;
+            queue.push(i);
+        }
+    };
+    for &i in &named_by_me {
+        reach(i, &mut reached, &mut queue);
+    }
+    loop {
+        while next_high < n && others[by_wave[next_high]].settings.wave > lowest {
+            reach(by_wave[next_high], &mut reached, &mut queue);
+            next_high += 1;
+        }
+        let Some(x) = queue.pop() else { break };
+        lowest = lowest.min(others[x].settings.wave);
+        for &y in &named_by[x] {
+            reach(y, &mut reached, &mut queue);
+        }
+    }
+    reached
 }
 
 /// Whether a roll of `me` (`kind`/`name`, settings `me`) for a change of `sources` may go
@@ -616,7 +678,7 @@ mod tests {
     }
 
     #[test]
-    fn after_names_its_predecessors_and_a_cycle_holds_neither() {
+    fn after_names_its_predecessors() {
         let me = Settings {
             after: vec![("deployment".into(), "db".into())],
             ..wave(0)
@@ -632,15 +694,114 @@ mod tests {
             matches!(&g, Gate::Wait { reason, .. } if reason.contains("deployment/db")),
             "{g:?}"
         );
-        let db_after_api = Settings {
-            after: vec![("deployment".into(), "api".into())],
-            ..wave(0)
-        };
-        let peers = vec![peer("db", &db_after_api, true, Health::Complete)];
-        assert_eq!(
-            gate("deployment", "api", &me, sw(), &[source(peers)], at(NOW)),
-            Gate::Go
-        );
+    }
+
+    fn after(w: u32, names: &[&str]) -> Settings {
+        Settings {
+            after: names
+                .iter()
+                .map(|n| ("deployment".to_string(), n.to_string()))
+                .collect(),
+            ..wave(w)
+        }
+    }
+
+    /// For each workload of `all` (name, settings), the others it follows: those that may
+    /// precede it and do not also come after it.
+    fn follows(all: &[(&str, Settings)]) -> Vec<Vec<String>> {
+        fn node<'a>((n, s): &'a (&'a str, Settings)) -> Node<'a> {
+            Node {
+                kind: "deployment",
+                name: n,
+                settings: s,
+            }
+        }
+        all.iter()
+            .map(|me| {
+                let others: Vec<_> = all.iter().filter(|o| o.0 != me.0).collect();
+                let nodes: Vec<Node> = others.iter().map(|o| node(o)).collect();
+                let cut = after_me(node(me), &nodes);
+                others
+                    .iter()
+                    .zip(cut)
+                    .filter(|(o, cut)| !cut && may_precede(&me.1, "deployment", o.0, &o.1))
+                    .map(|(o, _)| o.0.to_string())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_cycle_of_any_length_holds_none_of_its_members() {
+        let table: Vec<(&str, Vec<(&str, Settings)>, Vec<Vec<&str>>)> = vec![
+            (
+                "waves alone",
+                vec![
+                    ("a", wave(0)),
+                    ("b", wave(1)),
+                    ("c", wave(1)),
+                    ("d", wave(2)),
+                ],
+                vec![vec![], vec!["a"], vec!["a"], vec!["a", "b", "c"]],
+            ),
+            (
+                "a chain of after",
+                vec![
+                    ("a", wave(0)),
+                    ("b", after(0, &["a"])),
+                    ("c", after(0, &["b"])),
+                ],
+                vec![vec![], vec!["a"], vec!["b"]],
+            ),
+            (
+                "two naming each other",
+                vec![("a", after(0, &["b"])), ("b", after(0, &["a"]))],
+                vec![vec![], vec![]],
+            ),
+            (
+                "three in a ring",
+                vec![
+                    ("a", after(0, &["c"])),
+                    ("b", after(0, &["a"])),
+                    ("c", after(0, &["b"])),
+                ],
+                vec![vec![], vec![], vec![]],
+            ),
+            (
+                "an after list against the waves",
+                vec![("a", after(0, &["b"])), ("b", wave(1)), ("c", wave(2))],
+                // a and b cut each other; c still follows both
+                vec![vec![], vec![], vec!["a", "b"]],
+            ),
+            (
+                "a ring through a wave, beside a free chain",
+                vec![
+                    ("a", wave(0)),
+                    ("b", after(1, &["c"])),
+                    ("c", after(0, &["a"])),
+                    ("d", after(0, &["a"])),
+                ],
+                // c after a; b (wave 1) after c (wave 0): no ring, all follow
+                vec![vec![], vec!["a", "c", "d"], vec!["a"], vec!["a"]],
+            ),
+            (
+                "a ring closed by a wave",
+                vec![
+                    ("a", after(0, &["c"])),
+                    ("b", wave(0)),
+                    ("c", after(1, &["a"])),
+                ],
+                // c (wave 1) after a, a after c: a ring; b (wave 0) comes before c
+                vec![vec![], vec![], vec!["b"]],
+            ),
+        ];
+        for (what, all, want) in table {
+            let want: Vec<Vec<String>> = want
+                .iter()
+                .map(|v| v.iter().map(|s| s.to_string()).collect())
+                .collect();
+            assert_eq!(follows(&all), want, "{what}");
+        }
     }
 
     #[test]

@@ -665,10 +665,11 @@ impl Roller {
                     peers
                 }
                 None => {
-                    let (peers, seen_ordered) = self.peers_before(key, me, s, keys).await;
+                    let (peers, seen_ordered, shareable) =
+                        self.peers_before(key, me, s, keys).await;
                     engaged |= seen_ordered;
                     let peers: Arc<[gate::Peer]> = peers.into();
-                    if me.after.is_empty() && me.ordered() {
+                    if shareable && me.ordered() {
                         let mut memo = self.peer_memo();
                         if memo.len() >= PEER_MEMO_MAX {
                             memo.clear();
@@ -704,21 +705,22 @@ impl Roller {
         (g, engaged)
     }
 
-    /// The workloads tracking `s` that may come before `me` (`key`), decided now; and
-    /// whether any workload tracking `s` takes part in an order.
+    /// The workloads tracking `s` that may come before `me` (`key`), decided now; whether
+    /// any workload tracking `s` takes part in an order; and whether the list holds for
+    /// every workload of `me`'s wave (no `after` list anywhere: waves alone decide).
     async fn peers_before(
         &self,
         key: &WorkloadKey,
         me: &gate::Settings,
         s: &SourceRef,
         keys: &Arc<KeyRing>,
-    ) -> (Vec<gate::Peer>, bool) {
+    ) -> (Vec<gate::Peer>, bool, bool) {
         let mut engaged = false;
         let candidates: Vec<WorkloadEntry> = {
             let store = self.store();
             // no workload of the namespace in an order (the usual case): nothing to ask
             if !store.has_ordered(&key.namespace) {
-                return (Vec::new(), false);
+                return (Vec::new(), false, me.after.is_empty());
             }
             store
                 .affected(&key.namespace, s)
@@ -733,16 +735,41 @@ impl Roller {
                 .collect()
         };
         let record_key = s.record_key();
+        let read: Vec<(String, gate::Settings)> = candidates
+            .iter()
+            .map(|p| {
+                let pget = |k: &str| {
+                    p.annotations
+                        .get(k)
+                        .or_else(|| p.template_annotations.get(k))
+                };
+                (
+                    p.key.kind.as_str().to_ascii_lowercase(),
+                    gate::settings(pget).0,
+                )
+            })
+            .collect();
+        let me_kind = key.kind.as_str().to_ascii_lowercase();
+        let nodes: Vec<gate::Node> = candidates
+            .iter()
+            .zip(&read)
+            .map(|(p, (kind, settings))| gate::Node {
+                kind,
+                name: &p.key.name,
+                settings,
+            })
+            .collect();
+        let me_node = gate::Node {
+            kind: &me_kind,
+            name: &key.name,
+            settings: me,
+        };
+        let after_me = gate::after_me(me_node, &nodes);
+        drop(nodes);
+        let shareable = me.after.is_empty() && read.iter().all(|(_, s)| s.after.is_empty());
         let mut peers = Vec::new();
-        for p in candidates {
-            let pget = |k: &str| {
-                p.annotations
-                    .get(k)
-                    .or_else(|| p.template_annotations.get(k))
-            };
-            let (settings, _) = gate::settings(pget);
-            let kind = p.key.kind.as_str().to_ascii_lowercase();
-            if !gate::may_precede(me, &kind, &p.key.name, &settings) {
+        for ((p, (kind, settings)), after_me) in candidates.into_iter().zip(read).zip(after_me) {
+            if after_me || !gate::may_precede(me, &kind, &p.key.name, &settings) {
                 continue;
             }
             let stamp = self.stamp(&p, keys).await;
@@ -764,7 +791,7 @@ impl Roller {
                     .and_then(|r| r.get(&record_key).cloned()),
             });
         }
-        (peers, engaged)
+        (peers, engaged, shareable)
     }
 
     /// The sources the webhook recorded `unseen` (not in its cache at admission) that the
