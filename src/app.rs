@@ -169,6 +169,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
                 settings.args.gate.switch_configmap.clone(),
             )
         }),
+        window_namespace_label: Some(settings.args.gate.window_namespace_label.clone())
+            .filter(|l| !l.is_empty()),
         instance,
         alerts: match (
             &settings.args.alert_webhook_url,

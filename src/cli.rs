@@ -140,6 +140,51 @@ pub struct GateArgs {
         default_value = "hashroll-switches"
     )]
     pub switch_configmap: String,
+    /// the Namespace label whose value names the roll window, `window.<value>` in the
+    /// switch ConfigMap, of the namespace's workloads that set none ("": no namespace
+    /// windows)
+    #[arg(
+        long,
+        env = "HASHROLL_WINDOW_NAMESPACE_LABEL",
+        default_value = "",
+        value_parser = parse_label_key
+    )]
+    pub window_namespace_label: String,
+}
+
+/// A label key (`[prefix/]name`: a DNS subdomain of at most 253 characters, a name of at
+/// most 63 of `[A-Za-z0-9._-]` starting and ending alphanumeric), or "".
+fn parse_label_key(v: &str) -> Result<String, String> {
+    if v.is_empty() {
+        return Ok(String::new());
+    }
+    let (prefix, name) = match v.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, v),
+    };
+    let alnum_ends = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    let name_ok = name.len() <= 63
+        && alnum_ends(name)
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    let prefix_ok = prefix.is_none_or(|p| {
+        p.len() <= 253
+            && p.split('.').all(|l| {
+                l.len() <= 63
+                    && alnum_ends(l)
+                    && l.chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    if name_ok && prefix_ok {
+        Ok(v.to_string())
+    } else {
+        Err(format!("{v:?} is not a label key ([prefix/]name)"))
+    }
 }
 
 /// Flags `run` and `explain` share: where the key is, and the names of what is written.
@@ -533,6 +578,27 @@ pub struct RunArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_label_is_a_label_key() {
+        for ok in ["", "rolls", "example.com/roll-window", "a.b-c/x_y.z"] {
+            assert_eq!(parse_label_key(ok).as_deref(), Ok(ok));
+        }
+        let long = "a".repeat(64);
+        let long_prefix = format!("{}/x", "a.".repeat(130));
+        for bad in [
+            "-x",
+            "x-",
+            "a b",
+            "Example.com/x",
+            "/x",
+            "x/",
+            &long,
+            &long_prefix,
+        ] {
+            assert!(parse_label_key(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn reloader_boolean_flag_forms_parse() {

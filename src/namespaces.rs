@@ -1,9 +1,10 @@
 //! Which namespaces hashroll acts in: the fixed lists (`--namespaces`,
 //! `--namespaces-to-ignore`) and, with `--namespace-selector`, the namespaces a watch finds
 //! selected now. A namespace that becomes selected is sent on, so its workloads are
-//! reconciled.
+//! reconciled. And what a Namespace says of the rolls in it (its pause annotation, the
+//! roll window its label names): a namespace whose say changed is sent on the same way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -104,6 +105,156 @@ pub async fn watch(
     watch::run(api, cfg, "namespaces", &mut h).await;
 }
 
+/// What a Namespace says of the rolls in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceSay {
+    /// `hashroll.dev/paused: "true"` on the Namespace
+    pub paused: bool,
+    /// the value of its `--window-namespace-label` label: the name of a roll window in
+    /// hashroll's switch ConfigMap (`window.<name>`)
+    pub window: Option<String>,
+}
+
+/// By namespace, what the ones that say anything say (kept by [`watch_says`]).
+pub type NamespaceSays = Arc<RwLock<HashMap<String, NamespaceSay>>>;
+
+/// Reads what `ns` says; a pause value that is neither true nor false is logged and taken
+/// as false.
+pub fn say_of(ns: &Namespace, window_label: Option<&str>) -> NamespaceSay {
+    let annotations = ns.metadata.annotations.as_ref();
+    let paused = match annotations.and_then(|a| a.get(crate::core::gate::PAUSED)) {
+        None => false,
+        Some(v) => crate::core::policy::parse_bool(v).unwrap_or_else(|| {
+            tracing::warn!(
+                namespace = %ns.name_any(),
+                value = %v.chars().take(64).collect::<String>(),
+                "{} on the namespace is not true or false; taken as false",
+                crate::core::gate::PAUSED
+            );
+            false
+        }),
+    };
+    let window = window_label.and_then(|l| {
+        ns.metadata
+            .labels
+            .as_ref()
+            .and_then(|m| m.get(l))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    });
+    NamespaceSay { paused, window }
+}
+
+/// Keeps what namespaces say; a relist replaces it whole.
+struct Says {
+    says: NamespaceSays,
+    window_label: Option<String>,
+    listing: Option<HashMap<String, NamespaceSay>>,
+    changed: mpsc::UnboundedSender<String>,
+}
+
+impl Says {
+    fn map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, NamespaceSay>> {
+        self.says
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, name: String, say: NamespaceSay) {
+        let mut map = self.map();
+        let old = map.get(&name).cloned().unwrap_or_default();
+        if old == say {
+            return;
+        }
+        tracing::info!(namespace = %name, paused = say.paused, window = ?say.window,
+            "what the namespace says of its rolls changed");
+        if say == NamespaceSay::default() {
+            map.remove(&name);
+        } else {
+            map.insert(name.clone(), say);
+        }
+        let _ = self.changed.send(name);
+    }
+}
+
+impl Handler<Namespace> for Says {
+    fn relist_start(&mut self) {
+        self.listing = Some(HashMap::new());
+    }
+    fn apply(&mut self, ns: Namespace) {
+        let say = say_of(&ns, self.window_label.as_deref());
+        match &mut self.listing {
+            Some(listing) => {
+                if say != NamespaceSay::default() {
+                    listing.insert(ns.name_any(), say);
+                }
+            }
+            None => self.set(ns.name_any(), say),
+        }
+    }
+    fn delete(&mut self, ns: Namespace) {
+        self.map().remove(&ns.name_any());
+    }
+    fn relist_done(&mut self) {
+        let mut new = self.listing.take().unwrap_or_default();
+        let old: Vec<String> = self.map().keys().cloned().collect();
+        for name in old {
+            let say = new.remove(&name).unwrap_or_default();
+            self.set(name, say);
+        }
+        for (name, say) in new {
+            self.set(name, say);
+        }
+    }
+}
+
+/// Lists what every namespace says into `says` once (a failure is logged; the watch then
+/// brings it).
+pub async fn read_says(client: &kube::Client, window_label: Option<&str>, says: &NamespaceSays) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    match api.list(&Default::default()).await {
+        Ok(list) => {
+            let mut map = says
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ns in list {
+                let say = say_of(&ns, window_label);
+                if say != NamespaceSay::default() {
+                    map.insert(ns.name_any(), say);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            "cannot list namespaces for their pause and window; the watch will bring them"
+        ),
+    }
+}
+
+/// Watches what every namespace says of its rolls into `says` forever (`window_label`:
+/// `--window-namespace-label`); each namespace whose say changed is sent to `changed`.
+pub async fn watch_says(
+    client: kube::Client,
+    window_label: Option<String>,
+    says: NamespaceSays,
+    changed: mpsc::UnboundedSender<String>,
+) {
+    let api: Api<Namespace> = Api::all(client);
+    let mut h = Says {
+        says,
+        window_label,
+        listing: None,
+        changed,
+    };
+    watch::run(
+        api,
+        watcher::Config::default(),
+        "namespace switches",
+        &mut h,
+    )
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +301,53 @@ mod tests {
         let mut now: Vec<_> = set.read().unwrap().iter().cloned().collect();
         now.sort();
         assert_eq!(now, ["b", "d"]);
+    }
+
+    #[test]
+    fn a_namespace_says_its_pause_and_window_and_each_change_is_announced() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let says: NamespaceSays = Default::default();
+        let mut h = Says {
+            says: says.clone(),
+            window_label: Some("rolls".into()),
+            listing: None,
+            changed: tx,
+        };
+        let with = |name: &str, paused: Option<&str>, label: Option<&str>| {
+            let mut n = ns(name);
+            if let Some(p) = paused {
+                n.metadata.annotations =
+                    Some([(crate::core::gate::PAUSED.to_string(), p.to_string())].into());
+            }
+            if let Some(l) = label {
+                n.metadata.labels = Some([("rolls".to_string(), l.to_string())].into());
+            }
+            n
+        };
+        h.relist_start();
+        h.apply(with("a", Some("true"), None));
+        h.apply(with("b", None, Some("night")));
+        h.apply(with("c", Some("yes please"), None));
+        h.apply(ns("d"));
+        h.relist_done();
+        let mut got = vec![rx.try_recv().unwrap(), rx.try_recv().unwrap()];
+        got.sort();
+        assert_eq!(got, ["a", "b"], "a bad value says nothing");
+        assert!(rx.try_recv().is_err());
+        let get = |n: &str| says.read().unwrap().get(n).cloned().unwrap_or_default();
+        assert!(get("a").paused && get("a").window.is_none());
+        assert_eq!(get("b").window.as_deref(), Some("night"));
+        assert_eq!(get("c"), NamespaceSay::default());
+        h.apply(with("a", Some("true"), None));
+        assert!(rx.try_recv().is_err(), "the same say is not announced");
+        h.apply(with("a", Some("false"), None));
+        assert_eq!(rx.try_recv().unwrap(), "a", "a pause lifted is announced");
+        assert_eq!(get("a"), NamespaceSay::default());
+        // a relist that no longer sees b's label lets it go
+        h.relist_start();
+        h.apply(ns("b"));
+        h.relist_done();
+        assert_eq!(rx.try_recv().unwrap(), "b");
+        assert!(says.read().unwrap().is_empty());
     }
 }

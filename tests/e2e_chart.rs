@@ -322,6 +322,10 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
         (&["reloadOnDelete=false"], "--reload-on-delete=false"),
         (&["autoReloadAll=true"], "--auto-reload-all"),
         (&["maxConcurrentRollouts=5"], "--max-concurrent-rollouts=5"),
+        (
+            &["windowNamespaceLabel=example.com/rolls"],
+            "--window-namespace-label=example.com/rolls",
+        ),
         (&["rolloutTimeout=15m"], "--rollout-timeout=15m"),
         (&["paused=true"], "--paused"),
         (&["enableCSIIntegration=true"], "--enable-csi-integration"),
@@ -439,13 +443,11 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
             );
         }
         hashroll_accepts(&args, dir.path()).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
-        // a flag that needs more rights comes with them
-        if args.iter().any(|a| a.starts_with("--namespace-selector=")) {
-            assert!(
-                grants(&list, "namespaces", &["get", "list", "watch"]),
-                "{sets:?}: --namespace-selector without the rights to watch namespaces"
-            );
-        }
+        // namespaces are always watched (their pause and window; --namespace-selector)
+        assert!(
+            grants(&list, "namespaces", &["get", "list", "watch"]),
+            "{sets:?}: no rights to watch namespaces"
+        );
         // audit 14: Lease rights beyond create name the Lease hashroll uses
         let lease = args
             .iter()

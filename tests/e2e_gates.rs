@@ -1,7 +1,7 @@
 //! Safe rollouts' other gates on the real control plane: pause switches on the workload,
-//! the source and hashroll's switch ConfigMap hold rolls until they are off;
-//! `--max-concurrent-rollouts` caps what rolls at once; a roll window holds a change until
-//! it opens. (Waves and stop on failure: e2e_safe.rs.)
+//! the source, the namespace and hashroll's switch ConfigMap hold rolls until they are off;
+//! `--max-concurrent-rollouts` caps what rolls at once; a roll window, the workload's own
+//! or the one its namespace's label names, holds a change until it opens. (Waves and stop on failure: e2e_safe.rs.)
 
 mod support;
 
@@ -51,7 +51,7 @@ async fn pause_switches_hold_rolls_until_they_are_off_then_roll_once() {
             kubectl(&["annotate", kind, name, "-n", &ns, value]);
         })
     };
-    let cases: [(&str, Switch, Switch); 4] = [
+    let cases: [(&str, Switch, Switch); 5] = [
         (
             "workload",
             annotate("deployment", "web", true),
@@ -68,6 +68,15 @@ async fn pause_switches_hold_rolls_until_they_are_off_then_roll_once() {
             Box::new(|| switch("{paused-namespaces: other}")),
         ),
         (
+            "namespace annotation",
+            Box::new(|| {
+                kubectl(&["annotate", "namespace", &ns, "hashroll.dev/paused=true"]);
+            }),
+            Box::new(|| {
+                kubectl(&["annotate", "namespace", &ns, "hashroll.dev/paused-"]);
+            }),
+        ),
+        (
             "cluster",
             Box::new(|| switch("{paused: 'true'}")),
             Box::new(|| switch("{paused: 'false'}")),
@@ -82,6 +91,7 @@ async fn pause_switches_hold_rolls_until_they_are_off_then_roll_once() {
             format!("resource_version={rv}")
         }
         "source" => String::new(),
+        "namespace annotation" => format!("namespace={ns} paused=true"),
         _ => format!("pause switches changed#{}", before + 1),
     };
     for (i, (what, pause, unpause)) in cases.iter().enumerate() {
@@ -123,6 +133,37 @@ async fn pause_switches_hold_rolls_until_they_are_off_then_roll_once() {
             format!("{i}-b"),
             "{what}: the latest data is what rolled"
         );
+    }
+}
+
+/// A ring of `after` lists (a after c, b after a, c after b) would hold all three for ever;
+/// none of them waits, so a change rolls each once.
+#[tokio::test]
+async fn a_ring_of_after_lists_rolls_every_member_once() {
+    let client = client().await;
+    let ns = namespace("ring");
+    let _h = Hashroll::for_namespace(&ns, &["--coalesce-window=0"]).await;
+    let mut yaml =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg}\ndata: {k: '1'}\n".to_string();
+    for (me, after) in [("a", "c"), ("b", "a"), ("c", "b")] {
+        yaml.push_str(&app_with(
+            me,
+            "cfg",
+            &format!(r#", hashroll.dev/after: "deployment/{after}""#),
+            "",
+            "",
+        ));
+    }
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
+    for app in ["a", "b", "c"] {
+        wait_rs(&client, &ns, &format!("app={app}"), 1).await;
+    }
+    set_cfg(&ns, "2");
+    for app in ["a", "b", "c"] {
+        wait_rs(&client, &ns, &format!("app={app}"), 2).await;
+    }
+    for app in ["a", "b", "c"] {
+        assert_rs_count_stays(&client, &ns, &format!("app={app}"), 2, SETTLE).await;
     }
 }
 
@@ -199,12 +240,24 @@ async fn at_most_the_cap_roll_at_once_and_all_roll_in_the_end() {
 async fn a_change_outside_the_window_rolls_once_when_it_opens() {
     let client = client().await;
     let ns = namespace("window");
-    let h = Hashroll::for_namespace(&ns, &["--coalesce-window=0"]).await;
+    let home = format!("{ns}-home");
+    kubectl(&["create", "namespace", &home]);
+    let h = Hashroll::for_namespace(
+        &ns,
+        &[
+            "--coalesce-window=0",
+            &format!("--namespace={home}"),
+            "--window-namespace-label=example.com/rolls",
+        ],
+    )
+    .await;
+    // web has a window of its own; api the one its namespace's label names
     kubectl_stdin(
         &["apply", "-n", &ns, "-f", "-"],
-        &cfg_and_app("1", &["web"]),
+        &cfg_and_app("1", &["web", "api"]),
     );
     wait_rs(&client, &ns, "app=web", 1).await;
+    wait_rs(&client, &ns, "app=api", 1).await;
     // a window of two minutes opening at the next full minute (UTC) at least 30 s away:
     // time for the changes and the settle period before it opens
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -230,16 +283,33 @@ async fn a_change_outside_the_window_rolls_once_when_it_opens() {
         &ns,
         &format!("hashroll.dev/roll-window={window}"),
     ]);
+    kubectl_stdin(
+        &["apply", "-n", &home, "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: hashroll-switches}}\n\
+             data: {{window.night: '{window}'}}\n"
+        ),
+    );
+    kubectl(&["label", "namespace", &ns, "example.com/rolls=night"]);
     let rv = resource_version(&ns, "deployment", "web");
-    wait_for("hashroll to see the window", DEADLINE, || async {
-        h.log()
-            .contains(&format!("resource_version={rv}"))
-            .then_some(())
+    wait_for("hashroll to see the windows", DEADLINE, || async {
+        let log = h.log();
+        (log.contains(&format!("resource_version={rv}"))
+            && log.contains("pause switches changed")
+            && log.contains(&format!(
+                "namespace={ns} paused=false window=Some(\"night\")"
+            )))
+        .then_some(())
     })
     .await;
     set_cfg(&ns, "2");
     set_cfg(&ns, "3");
     assert_rs_count_stays(&client, &ns, "app=web", 1, SETTLE).await;
+    assert_eq!(
+        replicasets(&client, &ns, "app=api").await.len(),
+        1,
+        "api rolled outside its namespace's window"
+    );
     assert!(
         k8s_openapi::jiff::Timestamp::now() < open,
         "the settle period ended before the window opened"
@@ -254,22 +324,36 @@ async fn a_change_outside_the_window_rolls_once_when_it_opens() {
         out.contains("the pending roll: outside its roll window"),
         "{out}"
     );
-    wait_for(
-        "the roll when the window opens",
-        Duration::from_secs(240),
-        || async { (replicasets(&client, &ns, "app=web").await.len() == 2).then_some(()) },
-    )
-    .await;
-    let newest = replicasets(&client, &ns, "app=web")
-        .await
-        .into_iter()
-        .filter_map(|r| r.metadata.creation_timestamp)
-        .map(|t| t.0)
-        .max()
-        .unwrap();
+    let out = h.explain(&[
+        "deployment/api",
+        "-n",
+        &ns,
+        &format!("--hashroll-namespace={home}"),
+        "--window-namespace-label=example.com/rolls",
+    ]);
     assert!(
-        newest >= open,
-        "rolled at {newest}, before the window opened ({window})"
+        out.contains("the pending roll: outside its roll window"),
+        "{out}"
     );
+    for app in ["app=web", "app=api"] {
+        wait_for(
+            "the roll when the window opens",
+            Duration::from_secs(240),
+            || async { (replicasets(&client, &ns, app).await.len() == 2).then_some(()) },
+        )
+        .await;
+        let newest = replicasets(&client, &ns, app)
+            .await
+            .into_iter()
+            .filter_map(|r| r.metadata.creation_timestamp)
+            .map(|t| t.0)
+            .max()
+            .unwrap();
+        assert!(
+            newest >= open,
+            "{app} rolled at {newest}, before the window opened ({window})"
+        );
+    }
     assert_rs_count_stays(&client, &ns, "app=web", 2, SETTLE).await;
+    assert_rs_count_stays(&client, &ns, "app=api", 2, Duration::ZERO).await;
 }

@@ -273,10 +273,13 @@ pub struct Source {
 }
 
 /// The switches beyond the workload and its sources.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Switches {
     pub cluster_paused: bool,
+    /// hashroll's switch ConfigMap or the Namespace's own annotation
     pub namespace_paused: bool,
+    /// the roll window the Namespace's label names (a workload's own window wins)
+    pub namespace_window: Option<std::sync::Arc<Windows>>,
     /// `--rollout-timeout`
     pub default_timeout: Duration,
 }
@@ -460,7 +463,10 @@ pub fn gate(
         return Gate::Paused("every roll is paused (hashroll's switch)".into());
     }
     if switches.namespace_paused {
-        return Gate::Paused("rolls in this namespace are paused (hashroll's switch)".into());
+        return Gate::Paused(format!(
+            "rolls in this namespace are paused (hashroll's switch, or {PAUSED} on the \
+             namespace)"
+        ));
     }
     if me.paused {
         return Gate::Paused(format!("{PAUSED} is true on the workload"));
@@ -468,7 +474,7 @@ pub fn gate(
     if let Some(s) = sources.iter().find(|s| s.paused) {
         return Gate::Paused(format!("{PAUSED} is true on {}", s.name));
     }
-    if let Some(w) = &me.window
+    if let Some(w) = me.window.as_ref().or(switches.namespace_window.as_deref())
         && !w.open_at(now)
     {
         return Gate::Closed {
@@ -733,7 +739,9 @@ mod tests {
 
     #[test]
     fn a_cycle_of_any_length_holds_none_of_its_members() {
-        let table: Vec<(&str, Vec<(&str, Settings)>, Vec<Vec<&str>>)> = vec![
+        // (what, the workloads, whom each follows)
+        type Case<'a> = (&'a str, Vec<(&'a str, Settings)>, Vec<Vec<&'a str>>);
+        let table: Vec<Case> = vec![
             (
                 "waves alone",
                 vec![
@@ -858,6 +866,30 @@ mod tests {
                 "a",
                 &me,
                 sw(),
+                &[],
+                at("2026-12-03T02:10:00Z")
+            ),
+            Gate::Go
+        );
+        // the namespace's window applies to a workload without its own; its own wins
+        let ns_window = Switches {
+            namespace_window: Some(std::sync::Arc::new(
+                crate::core::window::parse("10:30-11:00").unwrap(),
+            )),
+            ..sw()
+        };
+        assert_eq!(
+            gate("deployment", "a", &wave(0), ns_window.clone(), &[], at(NOW)),
+            Gate::Closed {
+                next: Some(at("2026-12-02T10:30:00Z"))
+            }
+        );
+        assert_eq!(
+            gate(
+                "deployment",
+                "a",
+                &me,
+                ns_window,
                 &[],
                 at("2026-12-03T02:10:00Z")
             ),

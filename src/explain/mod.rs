@@ -46,14 +46,7 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     };
     let json = args.output == "json";
     let ns = &args.namespace;
-    let switches = safe::switches(
-        &client,
-        &args.hashroll_namespace,
-        &args.gate.switch_configmap,
-        ns,
-        args.gate.rollout_timeout,
-    )
-    .await;
+    let switches = safe::switches(&client, &args.hashroll_namespace, &args.gate, ns).await;
     Ok(match target {
         Target::Workload(kind, name) => {
             let mut r =

@@ -2,7 +2,7 @@
 //! `core::gate` from what the cluster holds, as the running hashroll's watcher decides it
 //! (the same objects: records, last-roll, status, annotations, the switch ConfigMap).
 
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{Api, Client};
 use serde_json::Value;
 
@@ -44,28 +44,33 @@ pub(crate) async fn namespace_workloads(
     Ok(out)
 }
 
-/// The pause switches for `ns`: hashroll's switch ConfigMap (absent: none).
+/// The switches for `ns`: hashroll's switch ConfigMap (absent: none) and what the
+/// Namespace says (its pause annotation, the window its label names).
 pub(crate) async fn switches(
     client: &Client,
     hashroll_ns: &str,
-    switch_configmap: &str,
+    gate_args: &crate::cli::GateArgs,
     ns: &str,
-    default_timeout: std::time::Duration,
 ) -> Switches {
     let mut state = SwitchState::default();
-    if !switch_configmap.is_empty()
+    if !gate_args.switch_configmap.is_empty()
         && let Ok(Some(cm)) = Api::<ConfigMap>::namespaced(client.clone(), hashroll_ns)
-            .get_opt(switch_configmap)
+            .get_opt(&gate_args.switch_configmap)
             .await
     {
-        let data = cm.data.as_ref();
-        state = SwitchState::from_data(|k| data.and_then(|d| d.get(k)).map(String::as_str));
+        state = SwitchState::from_data(
+            cm.data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
     }
-    Switches {
-        cluster_paused: state.cluster,
-        namespace_paused: state.namespaces.contains(ns),
-        default_timeout,
-    }
+    let label = Some(gate_args.window_namespace_label.as_str()).filter(|l| !l.is_empty());
+    let say = match Api::<Namespace>::all(client.clone()).get_opt(ns).await {
+        Ok(Some(n)) => Some(crate::namespaces::say_of(&n, label)),
+        _ => None,
+    };
+    state.switches_for(ns, say.as_ref(), gate_args.rollout_timeout)
 }
 
 fn settings_of(w: &Workload) -> gate::Settings {
@@ -101,13 +106,30 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
             .map(|e| e.info)
             .unwrap_or_default();
         let rk = s.record_key();
+        // the others, and which of them also come after `me` (a cycle: not waited for)
+        let others: Vec<(&Listed, String, gate::Settings)> = all
+            .iter()
+            .map(|p| (p, p.kind.as_str().to_ascii_lowercase(), settings_of(&p.w)))
+            .filter(|(p, kind, _)| !(*kind == me_kind && p.w.name == me.w.name))
+            .collect();
+        let nodes: Vec<gate::Node> = others
+            .iter()
+            .map(|(p, kind, settings)| gate::Node {
+                kind,
+                name: &p.w.name,
+                settings,
+            })
+            .collect();
+        let me_node = gate::Node {
+            kind: &me_kind,
+            name: &me.w.name,
+            settings: &settings,
+        };
+        let after_me = gate::after_me(me_node, &nodes);
+        drop(nodes);
         let mut peers = Vec::new();
-        for p in all {
-            let kind = p.kind.as_str().to_ascii_lowercase();
-            let ps = settings_of(&p.w);
-            if (kind == me_kind && p.w.name == me.w.name)
-                || !gate::may_precede(&settings, &kind, &p.w.name, &ps)
-            {
+        for ((p, kind, ps), after_me) in others.into_iter().zip(after_me) {
+            if after_me || !gate::may_precede(&settings, &kind, &p.w.name, &ps) {
                 continue;
             }
             let st = run_stamp(ctx.cfg, ctx.key, ctx.names, ctx.snap, &p.w, &p.obj);
@@ -140,7 +162,7 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
         &me_kind,
         &me.w.name,
         &settings,
-        ctx.switches,
+        ctx.switches.clone(),
         &sources,
         k8s_openapi::jiff::Timestamp::now(),
     )

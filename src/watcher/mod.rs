@@ -49,6 +49,9 @@ pub(crate) struct WatcherConfig {
     pub max_concurrent_rollouts: usize,
     /// hashroll's switch ConfigMap: (namespace, name)
     pub switch: Option<(String, String)>,
+    /// `--window-namespace-label`: the Namespace label that names a window of the switch
+    /// ConfigMap
+    pub window_namespace_label: Option<String>,
     /// who we are in Events
     pub instance: String,
     /// a message per rollout (`ALERT_ON_RELOAD`)
@@ -124,6 +127,14 @@ pub(crate) async fn run(
         }
         live.spawn("switches", watch_switches(api, name, roller.clone()));
     }
+    // what the Namespaces say of their rolls, read once before the start-up reconcile too
+    let (says_tx, mut says_rx) = mpsc::unbounded_channel();
+    let (says, label) = (roller.safe.says(), cfg.window_namespace_label.clone());
+    crate::namespaces::read_says(&client, label.as_deref(), &says).await;
+    live.spawn(
+        "namespace switches",
+        crate::namespaces::watch_says(client.clone(), label, says, says_tx),
+    );
     // start-up reconcile: out-of-date workloads roll once, the rest stay untouched
     let n = roller.enqueue_all(Duration::ZERO);
     roller.resume_pending_pauses();
@@ -156,6 +167,7 @@ pub(crate) async fn run(
             }
             _ = gauges.tick() => roller.update_gauges(),
             Some(ns) = selected_namespaces.recv() => roller.enqueue_namespace(&ns),
+            Some(ns) = says_rx.recv() => roller.enqueue_namespace(&ns),
             change = changes.recv() => {
                 let Some(change) = change else { return };
                 on_source_change(&roller, &cfg, change);
@@ -253,8 +265,12 @@ impl Handler<DynamicObject> for WorkloadWatch {
 }
 
 fn switch_state(cm: &k8s_openapi::api::core::v1::ConfigMap) -> safe::SwitchState {
-    let data = cm.data.as_ref();
-    safe::SwitchState::from_data(|k| data.and_then(|d| d.get(k)).map(String::as_str))
+    safe::SwitchState::from_data(
+        cm.data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    )
 }
 
 /// The watch of hashroll's switch ConfigMap: a switch turned off checks what it held.

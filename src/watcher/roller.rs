@@ -117,7 +117,7 @@ impl Roller {
             reported: Mutex::new(HashMap::new()),
             permanent_retry: cfg.permanent_error_retry.max(Duration::from_secs(1)),
             min_interval: cfg.min_roll_interval,
-            safe: Safe::new(cfg.paused, cfg.rollout_timeout),
+            safe: Safe::new(cfg.paused, cfg.rollout_timeout, Default::default()),
             slots: Mutex::new(Slots::new(cfg.max_concurrent_rollouts, cfg.rollout_timeout)),
             generations: Mutex::new(HashMap::new()),
             peer_memo: Mutex::new(HashMap::new()),

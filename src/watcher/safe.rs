@@ -12,32 +12,82 @@ use super::workloads::WorkloadKey;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::core::gate::{Gate, Hold, Switches};
+use crate::core::window::Windows;
+use crate::namespaces::NamespaceSays;
 
-/// The cluster-wide and per-namespace pause switches: `--paused`, and hashroll's switch
-/// ConfigMap (`paused: "true"`, `paused-namespaces: "a,b"`).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// The cluster-wide and per-namespace pause switches and the namespaces' roll windows:
+/// `--paused`, and hashroll's switch ConfigMap (`paused: "true"`, `paused-namespaces:
+/// "a,b"`, `window.<name>: "<roll window>"` for the namespaces whose
+/// `--window-namespace-label` label names it).
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct SwitchState {
     pub cluster: bool,
     pub namespaces: HashSet<String>,
+    pub windows: BTreeMap<String, Arc<Windows>>,
 }
 
 /// Entries read from `paused-namespaces`.
 const MAX_PAUSED_NAMESPACES: usize = 10_000;
+/// Named windows read from the switch ConfigMap.
+pub(crate) const MAX_NAMED_WINDOWS: usize = 64;
+/// The prefix of a named window's key in the switch ConfigMap.
+pub(crate) const WINDOW_PREFIX: &str = "window.";
 
 impl SwitchState {
-    /// Reads the switch ConfigMap's data (absent: nothing paused).
-    pub(crate) fn from_data<'a>(get: impl Fn(&str) -> Option<&'a str>) -> SwitchState {
-        let on = |k: &str| get(k).and_then(crate::core::policy::parse_bool) == Some(true);
-        SwitchState {
-            cluster: on("paused"),
-            namespaces: get("paused-namespaces")
-                .unwrap_or_default()
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty() && n.len() <= 63)
-                .take(MAX_PAUSED_NAMESPACES)
-                .map(String::from)
-                .collect(),
+    /// Reads the switch ConfigMap's data (absent: nothing paused, no window); a window that
+    /// does not parse is logged and left out.
+    pub(crate) fn from_data<'a>(data: impl IntoIterator<Item = (&'a str, &'a str)>) -> SwitchState {
+        let mut s = SwitchState::default();
+        for (k, v) in data {
+            if k == "paused" {
+                s.cluster = crate::core::policy::parse_bool(v) == Some(true);
+            } else if k == "paused-namespaces" {
+                s.namespaces = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty() && n.len() <= 63)
+                    .take(MAX_PAUSED_NAMESPACES)
+                    .map(String::from)
+                    .collect();
+            } else if let Some(name) = k.strip_prefix(WINDOW_PREFIX) {
+                if s.windows.len() >= MAX_NAMED_WINDOWS {
+                    tracing::warn!(
+                        "the switch ConfigMap names more than {MAX_NAMED_WINDOWS} windows; \
+                         the rest are ignored"
+                    );
+                    break;
+                }
+                match crate::core::window::parse(v) {
+                    Ok(w) => {
+                        s.windows.insert(name.to_string(), Arc::new(w));
+                    }
+                    Err(e) => tracing::warn!(
+                        window = %name.chars().take(63).collect::<String>(),
+                        error = %e,
+                        "a roll window of the switch ConfigMap does not parse; left out"
+                    ),
+                }
+            }
+        }
+        s
+    }
+}
+
+impl SwitchState {
+    /// The switches for `namespace`, which says `say` of its rolls.
+    pub(crate) fn switches_for(
+        &self,
+        namespace: &str,
+        say: Option<&crate::namespaces::NamespaceSay>,
+        default_timeout: Duration,
+    ) -> Switches {
+        Switches {
+            cluster_paused: self.cluster,
+            namespace_paused: self.namespaces.contains(namespace) || say.is_some_and(|s| s.paused),
+            namespace_window: say
+                .and_then(|s| s.window.as_ref())
+                .and_then(|w| self.windows.get(w).cloned()),
+            default_timeout,
         }
     }
 }
@@ -53,6 +103,8 @@ enum Why {
 pub(crate) struct Safe {
     flag_paused: bool,
     switches: RwLock<SwitchState>,
+    /// what each Namespace says of its rolls (kept by `namespaces::watch_says`)
+    says: NamespaceSays,
     default_timeout: Duration,
     /// by namespace, the workloads whose roll waits, and why
     waiting: Mutex<HashMap<Arc<str>, HashMap<WorkloadKey, Why>>>,
@@ -82,10 +134,11 @@ pub(crate) struct Report {
 }
 
 impl Safe {
-    pub(crate) fn new(flag_paused: bool, default_timeout: Duration) -> Safe {
+    pub(crate) fn new(flag_paused: bool, default_timeout: Duration, says: NamespaceSays) -> Safe {
         Safe {
             flag_paused,
             switches: RwLock::new(SwitchState::default()),
+            says,
             default_timeout,
             waiting: Default::default(),
             said: Default::default(),
@@ -93,14 +146,19 @@ impl Safe {
         }
     }
 
+    /// What the Namespaces say, to keep.
+    pub(crate) fn says(&self) -> NamespaceSays {
+        self.says.clone()
+    }
+
     /// The switches as they stand for `namespace`.
     pub(crate) fn switches(&self, namespace: &str) -> Switches {
         let s = self.switches.read().unwrap_or_else(PoisonError::into_inner);
-        Switches {
-            cluster_paused: self.flag_paused || s.cluster,
-            namespace_paused: s.namespaces.contains(namespace),
-            default_timeout: self.default_timeout,
-        }
+        let says = self.says.read().unwrap_or_else(PoisonError::into_inner);
+        let say = says.get(namespace);
+        let mut sw = s.switches_for(namespace, say, self.default_timeout);
+        sw.cluster_paused |= self.flag_paused;
+        sw
     }
 
     /// Sets the switch ConfigMap's state; the namespaces whose rolls it let go (all: `None`).
@@ -112,7 +170,7 @@ impl Safe {
         if *s == new {
             return Some(Vec::new());
         }
-        let released = if s.cluster && !new.cluster {
+        let released = if (s.cluster && !new.cluster) || s.windows != new.windows {
             None
         } else {
             Some(s.namespaces.difference(&new.namespaces).cloned().collect())
@@ -120,6 +178,7 @@ impl Safe {
         tracing::info!(
             cluster_paused = new.cluster,
             paused_namespaces = new.namespaces.len(),
+            windows = new.windows.len(),
             "pause switches changed"
         );
         *s = new;
@@ -343,7 +402,7 @@ mod tests {
 
     #[test]
     fn a_hold_is_reported_once_per_workload_and_once_on_its_source() {
-        let s = Safe::new(false, Duration::from_secs(600));
+        let s = Safe::new(false, Duration::from_secs(600), Default::default());
         let (b, c) = (key("ns", "b"), key("ns", "c"));
         let r = s.note(&b, &hold("1"));
         assert!(r.workload && r.source);
@@ -368,9 +427,9 @@ mod tests {
 
     #[test]
     fn switches_say_what_they_let_go() {
-        let s = Safe::new(false, Duration::from_secs(1));
+        let s = Safe::new(false, Duration::from_secs(1), Default::default());
         let data = |pairs: &'static [(&'static str, &'static str)]| {
-            SwitchState::from_data(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| *v))
+            SwitchState::from_data(pairs.iter().copied())
         };
         assert_eq!(
             s.set_switches(data(&[("paused-namespaces", "a, b,,")])),
@@ -383,7 +442,37 @@ mod tests {
         s.set_switches(data(&[("paused", "true")]));
         assert!(s.switches("x").cluster_paused);
         assert_eq!(s.set_switches(data(&[])), None, "all let go");
-        assert!(Safe::new(true, Duration::ZERO).switches("x").cluster_paused);
+        assert!(
+            Safe::new(true, Duration::ZERO, Default::default())
+                .switches("x")
+                .cluster_paused
+        );
+        // a namespace's own pause, and the window its label names
+        let says: NamespaceSays = Default::default();
+        says.write().unwrap().insert(
+            "n".into(),
+            crate::namespaces::NamespaceSay {
+                paused: true,
+                window: Some("night".into()),
+            },
+        );
+        let s = Safe::new(false, Duration::from_secs(1), says);
+        assert!(s.switches("n").namespace_paused && !s.switches("m").namespace_paused);
+        assert!(
+            s.switches("n").namespace_window.is_none(),
+            "no such window yet"
+        );
+        assert_eq!(
+            s.set_switches(data(&[
+                ("window.night", "02:00-05:00 UTC"),
+                ("window.bad", "x")
+            ])),
+            None,
+            "new windows: every namespace is checked"
+        );
+        let w = s.switches("n").namespace_window.expect("the named window");
+        assert_eq!(w.text(), "02:00-05:00 UTC");
+        assert!(s.switches("m").namespace_window.is_none());
     }
 
     #[test]

@@ -419,7 +419,7 @@ pub fn waved_app(name: &str, wave: u32, spec: &str) -> String {
 }
 
 /// [`app_on`] with more annotations (`, k: v` pairs), a line of `spec` and more pod labels.
-fn app_with(name: &str, cm: &str, annotations: &str, spec: &str, labels: &str) -> String {
+pub fn app_with(name: &str, cm: &str, annotations: &str, spec: &str, labels: &str) -> String {
     format!(
         r#"---
 apiVersion: apps/v1

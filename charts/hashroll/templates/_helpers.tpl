@@ -68,6 +68,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- if .Values.paused }}
 - --paused
 {{- end }}
+{{- if .Values.windowNamespaceLabel }}
+- --window-namespace-label={{ .Values.windowNamespaceLabel }}
+{{- end }}
 {{- if .Values.resourceLabelSelector }}
 - --resource-label-selector={{ .Values.resourceLabelSelector }}
 {{- end }}
