@@ -277,6 +277,188 @@ async fn leader(n: &RealNode, client: &kube::Client, not: Option<&str>) -> Strin
     .await
 }
 
+/// A Deployment `name` of wave `wave` on ConfigMap `mode` (envFrom), its container exiting
+/// at once when `MODE` is `bad`, a pod available once ready for 5 s.
+fn mode_app(name: &str, wave: u32) -> String {
+    format!(
+        r#"---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  annotations: {{reloader.stakater.com/auto: "true", hashroll.dev/wave: "{wave}"}}
+spec:
+  replicas: 1
+  progressDeadlineSeconds: 12
+  # without it (or a readiness probe), a pod that starts and then exits counts as
+  # available for a moment: its rollout completes, and the next wave rolls
+  minReadySeconds: 5
+  selector: {{matchLabels: {{app: {name}}}}}
+  template:
+    metadata: {{labels: {{app: {name}}}}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: app
+        image: docker.io/library/busybox:hashroll
+        command: [sh, -c, 'if [ "$MODE" = bad ]; then echo bad config; exit 1; fi; trap "exit 0" TERM; while true; do sleep 1; done']
+        envFrom: [{{configMapRef: {{name: mode}}}}]
+"#
+    )
+}
+
+/// Safe rollouts on real pods (issue 24): a bad change makes the canary's (wave 0) new pod
+/// exit, its Deployment reports ProgressDeadlineExceeded, the wave after it is held (a
+/// RolloutHeld Event, no new ReplicaSet over the settle period); the fix rolls the canary
+/// again and then the rest, once.
+async fn bad_change_held_on_real_pods(n: &RealNode, client: &kube::Client) {
+    // on a timeout: what the namespace and hashroll say
+    let tails = || {
+        let get = |args: &[&str]| {
+            n.plane()
+                .kubectl(args)
+                .unwrap_or_else(|e| format!("{args:?}: {e}"))
+        };
+        format!(
+            "{}\n{}\n{}\n{}",
+            get(&["get", "events", "-n", "safe"]),
+            get(&["get", "rs,deploy,pods", "-n", "safe", "-o", "wide"]),
+            get(&["get", "deploy", "-n", "safe", "-o", "yaml"]),
+            get(&[
+                "logs",
+                "-n",
+                "hashroll",
+                "-l",
+                "app.kubernetes.io/name=hashroll",
+                "--tail=60",
+                "--prefix"
+            ]),
+        )
+    };
+    let rs = |app: &'static str, want: usize| {
+        let tails = &tails;
+        async move {
+            support::wait_for_then(
+                &format!("{want} ReplicaSet(s) of {app}"),
+                DEADLINE,
+                tails,
+                || async {
+                    let sel = format!("app={app}");
+                    (support::replicasets(client, "safe", &sel).await.len() == want).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    nk(n, &["create", "namespace", "safe"]);
+    support::wait_webhook_active_on(n.plane(), "safe").await;
+    let yaml = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: mode, namespace: safe}}\n\
+         data: {{MODE: good}}\n{}{}",
+        mode_app("canary", 0).replace("name: canary\n", "name: canary\n  namespace: safe\n"),
+        mode_app("rest", 1).replace("name: rest\n", "name: rest\n  namespace: safe\n"),
+    );
+    n.plane()
+        .kubectl_stdin(&["apply", "-f", "-"], &yaml)
+        .unwrap();
+    let available = |name: &'static str| {
+        let n = &n;
+        move || async move {
+            let got = nk(
+                n,
+                &[
+                    "get",
+                    "deployment",
+                    name,
+                    "-n",
+                    "safe",
+                    "-o",
+                    "jsonpath={.status.updatedReplicas}/{.status.availableReplicas}/{.status.replicas}",
+                ],
+            );
+            (got == "1/1/1").then_some(())
+        }
+    };
+    for name in ["canary", "rest"] {
+        rs(name, 1).await;
+        support::wait_for_then(
+            &format!("{name} available"),
+            DEADLINE,
+            tails,
+            available(name),
+        )
+        .await;
+    }
+    let set_mode = |m: &str| {
+        nk(
+            n,
+            &[
+                "patch",
+                "configmap",
+                "mode",
+                "-n",
+                "safe",
+                "--type=merge",
+                "-p",
+                &format!(r#"{{"data":{{"MODE":"{m}"}}}}"#),
+            ],
+        );
+    };
+    set_mode("bad");
+    rs("canary", 2).await;
+    support::wait_for_then("the rest held", DEADLINE, tails, || async {
+        let reasons = nk(
+            n,
+            &[
+                "get",
+                "events",
+                "-n",
+                "safe",
+                "-o",
+                "jsonpath={.items[*].reason}",
+            ],
+        );
+        reasons.contains("RolloutHeld").then_some(())
+    })
+    .await;
+    let deadline = nk(
+        n,
+        &[
+            "get",
+            "deployment",
+            "canary",
+            "-n",
+            "safe",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
+        ],
+    );
+    assert_eq!(deadline, "ProgressDeadlineExceeded");
+    support::assert_rs_count_stays(client, "safe", "app=rest", 1, SETTLE).await;
+    // the fix (new data: a value seen before would bring back the first ReplicaSet): the
+    // canary rolls again, then the rest, once
+    set_mode("fixed");
+    rs("canary", 3).await;
+    rs("rest", 2).await;
+    for name in ["canary", "rest"] {
+        support::wait_for_then(
+            &format!("{name} available"),
+            DEADLINE,
+            tails,
+            available(name),
+        )
+        .await;
+    }
+    support::assert_rs_count_stays(client, "safe", "app=rest", 2, SETTLE).await;
+    assert_eq!(
+        support::replicasets(client, "safe", "app=canary")
+            .await
+            .len(),
+        3
+    );
+    nk(n, &["delete", "namespace", "safe", "--wait=false"]);
+}
+
 fn helm(n: &RealNode, args: &[&str]) -> String {
     support::helm::helm(n.plane().kubeconfig(), args).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -389,6 +571,8 @@ async fn helm_install_on_a_real_node_runs_the_seed_walk_through() {
     let pod = new_pod(n, &client, 4).await;
     assert!(exec(n, &pod, &["cat", "/etc/foo/info.yaml"]).contains("user=bob"));
     support::assert_rs_count_stays(&client, "ns1", "app=nginx", 4, SETTLE).await;
+
+    bad_change_held_on_real_pods(n, &client).await;
 
     // helm upgrade to a new image tag: hashroll's pods are replaced, no workload rolls
     let tag = format!("image.tag={upgrade_tag}");
