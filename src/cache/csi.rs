@@ -532,21 +532,9 @@ impl Handler<DynamicObject> for ClassWatch {
 /// How often the driver's API is looked for while it is not served.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Whether the API serves the driver's statuses (404: not installed; another error counts
-/// as not yet).
-pub(crate) async fn installed(client: &Client) -> bool {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &status_resource());
-    match api
-        .list_metadata(&kube::api::ListParams::default().limit(1))
-        .await
-    {
-        Ok(_) => true,
-        Err(kube::Error::Api(a)) if a.code == 404 => false,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot tell whether the Secrets Store CSI Driver's CRDs are installed");
-            false
-        }
-    }
+/// Whether the API serves the driver's statuses.
+async fn installed(client: &Client) -> bool {
+    crate::k8s::api::served(client, &status_resource(), "SecretProviderClassPodStatus").await
 }
 
 /// Watches the driver's statuses and classes into the cache, once its CRDs are served: at

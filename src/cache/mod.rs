@@ -171,7 +171,7 @@ impl SourceCache {
     pub fn len(&self) -> usize {
         self.map
             .read()
-            .expect("cache lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .values()
             .map(Namespace::len)
             .sum()
@@ -239,7 +239,7 @@ impl SourceCache {
         if self.deleted_after(namespace, source, entry.resource_version) {
             return None;
         }
-        let mut map = self.map.write().expect("cache lock");
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         if !map.contains_key(namespace) {
             map.insert(namespace.to_string(), Namespace::default());
         }
@@ -304,7 +304,7 @@ impl SourceCache {
     }
 
     pub fn remove(&self, namespace: &str, source: &SourceRef) -> Option<SourceChange> {
-        let mut map = self.map.write().expect("cache lock");
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         let sources = map.get_mut(namespace)?;
         let removed = sources.0[idx(source.kind)].remove(source.name.as_str());
         if sources.is_empty() {
@@ -325,7 +325,7 @@ impl SourceCache {
     /// After a (re)list: drops the entries of `kind` it did not see.
     fn end_list(&self, kind: SourceKind) -> Vec<SourceChange> {
         let current = self.generations[idx(kind)].load(Ordering::Acquire);
-        let mut map = self.map.write().expect("cache lock");
+        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         let mut gone = Vec::new();
         map.retain(|namespace, sources| {
             sources.0[idx(kind)].retain(|name, e| {
@@ -345,9 +345,13 @@ impl SourceCache {
     }
 
     pub fn get(&self, namespace: &str, source: &SourceRef) -> Option<SourceEntry> {
-        self.map.read().expect("cache lock").get(namespace)?.0[idx(source.kind)]
-            .get(source.name.as_str())
-            .cloned()
+        self.map
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(namespace)?
+            .0[idx(source.kind)]
+        .get(source.name.as_str())
+        .cloned()
     }
 
     /// The view of one namespace the policy reads.
@@ -433,7 +437,11 @@ impl SourceView for NamespaceView<'_> {
         let mut after: Option<Box<str>> = None;
         loop {
             let chunk: Vec<Box<str>> = {
-                let map = self.cache.map.read().expect("cache lock");
+                let map = self
+                    .cache
+                    .map
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
                 let Some(sources) = map.get(self.namespace) else {
                     break;
                 };

@@ -24,6 +24,24 @@ pub(crate) fn resource(kind: WorkloadKind) -> ApiResource {
     }
 }
 
+/// Whether the API serves `resource` (a list of at most one object answers; 404: not
+/// installed; any other error is logged, naming it `what`, and counts as not yet). The
+/// optional kinds (Argo Rollouts, the Secrets Store CSI Driver's) are looked for with it.
+pub(crate) async fn served(client: &Client, resource: &ApiResource, what: &str) -> bool {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+    match api
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(a)) if a.code == 404 => false,
+        Err(e) => {
+            tracing::warn!(kind = what, error = %e, "cannot tell whether the kind is installed");
+            false
+        }
+    }
+}
+
 /// Every object of `kind`, cluster-wide.
 pub(crate) fn all(client: Client, kind: WorkloadKind) -> Api<DynamicObject> {
     Api::all_with(client, &resource(kind))

@@ -334,21 +334,9 @@ async fn watch_switches(
 /// How often a kind not installed is looked for.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
 
-/// Whether the API serves `kind` (a list of at most one object answers; 404: not installed;
-/// any other error counts as not yet).
+/// Whether the API serves `kind`.
 async fn installed(client: &Client, kind: WorkloadKind) -> bool {
-    let api = k8s::api::all(client.clone(), kind);
-    match api
-        .list_metadata(&kube::api::ListParams::default().limit(1))
-        .await
-    {
-        Ok(_) => true,
-        Err(kube::Error::Api(a)) if a.code == 404 => false,
-        Err(e) => {
-            tracing::warn!(kind = %kind, error = %e, "cannot tell whether the kind is installed");
-            false
-        }
-    }
+    k8s::api::served(client, &k8s::api::resource(kind), kind.as_str()).await
 }
 
 /// Looks for `kind` every [`DISCOVERY_INTERVAL`]; once it is served, watches it (its first
