@@ -361,33 +361,32 @@ async fn bad_change_held_on_real_pods(n: &RealNode, client: &kube::Client) {
     n.plane()
         .kubectl_stdin(&["apply", "-f", "-"], &yaml)
         .unwrap();
+    // every replica of `name` updated and available
     let available = |name: &'static str| {
-        let n = &n;
-        move || async move {
-            let got = nk(
-                n,
-                &[
-                    "get",
-                    "deployment",
-                    name,
-                    "-n",
-                    "safe",
-                    "-o",
-                    "jsonpath={.status.updatedReplicas}/{.status.availableReplicas}/{.status.replicas}",
-                ],
-            );
-            (got == "1/1/1").then_some(())
+        let tails = &tails;
+        async move {
+            support::wait_for_then(&format!("{name} available"), DEADLINE, tails, || async {
+                let got = nk(
+                    n,
+                    &[
+                        "get",
+                        "deployment",
+                        name,
+                        "-n",
+                        "safe",
+                        "-o",
+                        "jsonpath={.status.updatedReplicas}/{.status.availableReplicas}/\
+                         {.status.replicas}",
+                    ],
+                );
+                (got == "1/1/1").then_some(())
+            })
+            .await
         }
     };
     for name in ["canary", "rest"] {
         rs(name, 1).await;
-        support::wait_for_then(
-            &format!("{name} available"),
-            DEADLINE,
-            tails,
-            available(name),
-        )
-        .await;
+        available(name).await;
     }
     let set_mode = |m: &str| {
         nk(
@@ -441,13 +440,7 @@ async fn bad_change_held_on_real_pods(n: &RealNode, client: &kube::Client) {
     rs("canary", 3).await;
     rs("rest", 2).await;
     for name in ["canary", "rest"] {
-        support::wait_for_then(
-            &format!("{name} available"),
-            DEADLINE,
-            tails,
-            available(name),
-        )
-        .await;
+        available(name).await;
     }
     support::assert_rs_count_stays(client, "safe", "app=rest", 2, SETTLE).await;
     assert_eq!(

@@ -159,6 +159,18 @@ pub async fn wait_recorded(ns: &str, app: &str, class: &str) -> String {
     .await
 }
 
+/// Waits until the record holds nothing for `class`: a class hashroll does not track may be
+/// recorded `absent` while its watch has not brought the class yet (its `ignore` is then
+/// unknown), and is dropped once it has.
+pub async fn wait_unrecorded(ns: &str, app: &str, class: &str) {
+    wait_for(
+        &format!("{app}'s record to hold nothing for secretproviderclass/{class}"),
+        DEADLINE,
+        || async { recorded(ns, app, class).is_none().then_some(()) },
+    )
+    .await
+}
+
 /// Waits until the wall clock is past the second `t` (statuses' change times are seconds).
 pub async fn next_second(t: std::time::SystemTime) {
     let secs = |t: std::time::SystemTime| {
