@@ -58,12 +58,7 @@ pub(crate) async fn switches(
             .get_opt(&gate_args.switch_configmap)
             .await
     {
-        state = SwitchState::from_data(
-            cm.data
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+        state = SwitchState::from_configmap(&cm);
     }
     let label = Some(gate_args.window_namespace_label.as_str()).filter(|l| !l.is_empty());
     let say = match Api::<Namespace>::all(client.clone()).get_opt(ns).await {

@@ -123,7 +123,9 @@ pub(crate) async fn run(
         let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
             kube::Api::namespaced(client.clone(), &ns);
         if let Ok(Some(cm)) = api.get_opt(&name).await {
-            roller.safe.set_switches(switch_state(&cm));
+            roller
+                .safe
+                .set_switches(safe::SwitchState::from_configmap(&cm));
         }
         live.spawn("switches", watch_switches(api, name, roller.clone()));
     }
@@ -264,15 +266,6 @@ impl Handler<DynamicObject> for WorkloadWatch {
     }
 }
 
-fn switch_state(cm: &k8s_openapi::api::core::v1::ConfigMap) -> safe::SwitchState {
-    safe::SwitchState::from_data(
-        cm.data
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-}
-
 /// The watch of hashroll's switch ConfigMap: a switch turned off checks what it held.
 struct SwitchWatch {
     roller: Arc<Roller>,
@@ -306,7 +299,7 @@ impl Handler<k8s_openapi::api::core::v1::ConfigMap> for SwitchWatch {
     }
     fn apply(&mut self, cm: k8s_openapi::api::core::v1::ConfigMap) {
         self.seen = true;
-        self.set(switch_state(&cm));
+        self.set(safe::SwitchState::from_configmap(&cm));
     }
     fn delete(&mut self, _: k8s_openapi::api::core::v1::ConfigMap) {
         self.set(safe::SwitchState::default());

@@ -38,6 +38,7 @@ impl SwitchState {
     /// does not parse is logged and left out.
     pub(crate) fn from_data<'a>(data: impl IntoIterator<Item = (&'a str, &'a str)>) -> SwitchState {
         let mut s = SwitchState::default();
+        let mut too_many = false;
         for (k, v) in data {
             if k == "paused" {
                 s.cluster = crate::core::policy::parse_bool(v) == Some(true);
@@ -51,11 +52,8 @@ impl SwitchState {
                     .collect();
             } else if let Some(name) = k.strip_prefix(WINDOW_PREFIX) {
                 if s.windows.len() >= MAX_NAMED_WINDOWS {
-                    tracing::warn!(
-                        "the switch ConfigMap names more than {MAX_NAMED_WINDOWS} windows; \
-                         the rest are ignored"
-                    );
-                    break;
+                    too_many = true;
+                    continue;
                 }
                 match crate::core::window::parse(v) {
                     Ok(w) => {
@@ -69,7 +67,23 @@ impl SwitchState {
                 }
             }
         }
+        if too_many {
+            tracing::warn!(
+                "the switch ConfigMap names more than {MAX_NAMED_WINDOWS} windows; the rest \
+                 are ignored"
+            );
+        }
         s
+    }
+
+    /// Reads hashroll's switch ConfigMap.
+    pub(crate) fn from_configmap(cm: &k8s_openapi::api::core::v1::ConfigMap) -> SwitchState {
+        SwitchState::from_data(
+            cm.data
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
     }
 }
 
