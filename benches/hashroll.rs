@@ -125,7 +125,7 @@ const HOSTILE_SOURCES: usize = 3_000;
 
 fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
     use hashroll::cache::SourceCache;
-    use hashroll::core::policy::AnnotationNames;
+    use hashroll::core::names::AnnotationNames;
     use hashroll::core::refs::SourceRef;
     use hashroll::core::selector::LabelSelector;
     use hashroll::namespaces::NamespaceFilter;

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use crate::Error;
 use crate::cache::SourceCache;
 use crate::config::Settings;
-use crate::core::patch::RecordNames;
+use crate::core::names::RecordNames;
 use crate::core::record::RollOptions;
 use crate::core::refs::SourceKind;
 use crate::namespaces::NamespaceFilter;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::cli::RunArgs;
 use crate::core::digest::KeyRing;
-use crate::core::policy::{AnnotationNames, PolicyConfig};
+use crate::core::names::AnnotationNames;
+use crate::core::policy::PolicyConfig;
 use crate::core::selector::LabelSelector;
 use crate::core::workload::{KINDS, WorkloadKind};
 use crate::webhook::tls::CertReloader;

@@ -21,7 +21,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::cli::MigrateArgs;
-use crate::core::patch::RecordNames;
+use crate::core::names::RecordNames;
 use crate::core::policy::PolicyConfig;
 use crate::core::record::{Mode, RollOptions};
 use crate::core::stamp::stamp;

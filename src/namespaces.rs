@@ -122,14 +122,14 @@ pub type NamespaceSays = Arc<RwLock<HashMap<String, NamespaceSay>>>;
 /// as false.
 pub fn say_of(ns: &Namespace, window_label: Option<&str>) -> NamespaceSay {
     let annotations = ns.metadata.annotations.as_ref();
-    let paused = match annotations.and_then(|a| a.get(crate::core::gate::PAUSED)) {
+    let paused = match annotations.and_then(|a| a.get(crate::core::names::PAUSED)) {
         None => false,
         Some(v) => crate::core::policy::parse_bool(v).unwrap_or_else(|| {
             tracing::warn!(
                 namespace = %ns.name_any(),
                 value = %v.chars().take(64).collect::<String>(),
                 "{} on the namespace is not true or false; taken as false",
-                crate::core::gate::PAUSED
+                crate::core::names::PAUSED
             );
             false
         }),
@@ -317,7 +317,7 @@ mod tests {
             let mut n = ns(name);
             if let Some(p) = paused {
                 n.metadata.annotations =
-                    Some([(crate::core::gate::PAUSED.to_string(), p.to_string())].into());
+                    Some([(crate::core::names::PAUSED.to_string(), p.to_string())].into());
             }
             if let Some(l) = label {
                 n.metadata.labels = Some([("rolls".to_string(), l.to_string())].into());

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use kube::Client;
 
 use crate::cache::SourceCache;
-use crate::core::patch::RecordNames;
+use crate::core::names::RecordNames;
 use crate::core::policy::PolicyConfig;
 use crate::core::record::RollOptions;
 use crate::key::LiveKeys;

@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use hashroll::cache::SourceCache;
 use hashroll::core::digest::{DigestKey, KeyRing};
-use hashroll::core::policy::{AnnotationNames, PolicyConfig, parse_go_duration, tracking};
+use hashroll::core::names::AnnotationNames;
+use hashroll::core::policy::{PolicyConfig, parse_go_duration, tracking};
 use hashroll::core::record::parse_record;
 use hashroll::core::refs::SourceRef;
 use hashroll::core::selector::LabelSelector;

@@ -21,7 +21,8 @@ mod watch;
 pub use watch::watch;
 
 use crate::core::digest::SourceDigests;
-use crate::core::policy::{AnnotationNames, SourceInfo, SourceView};
+use crate::core::names::AnnotationNames;
+use crate::core::policy::{SourceInfo, SourceView};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
 

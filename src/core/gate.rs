@@ -21,23 +21,10 @@ use std::time::Duration;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::Value;
 
+use super::names::{AFTER, PAUSED, RELEASE, ROLL_WINDOW, ROLLOUT_TIMEOUT, WAVE};
 use super::policy::parse_go_duration;
 use super::refs::SourceRef;
-use super::window::{ROLL_WINDOW, Windows};
-
-/// A workload's wave (default 0).
-pub const WAVE: &str = "hashroll.dev/wave";
-/// The workloads a workload follows, `kind/name` comma-separated, in its namespace.
-pub const AFTER: &str = "hashroll.dev/after";
-/// `"true"` on a workload, a source or (in hashroll's switch ConfigMap) for a namespace.
-pub const PAUSED: &str = "hashroll.dev/paused";
-/// On a source: the change whose failed rollout no longer holds the later waves.
-pub const RELEASE: &str = "hashroll.dev/release";
-/// How long a workload's rollout may take before it counts as failed.
-pub const ROLLOUT_TIMEOUT: &str = "hashroll.dev/rollout-timeout";
-
-/// The workload annotations the gate reads (the watcher keeps them).
-pub const WORKLOAD_KEYS: [&str; 5] = [WAVE, AFTER, PAUSED, ROLLOUT_TIMEOUT, ROLL_WINDOW];
+use super::window::Windows;
 
 /// The highest wave read.
 pub const MAX_WAVE: u32 = 1000;

@@ -4,6 +4,7 @@
 pub mod digest;
 pub mod gate;
 pub mod limits;
+pub mod names;
 pub mod patch;
 pub mod policy;
 pub mod record;

@@ -6,26 +6,9 @@ use serde_json::{Map, Value, json};
 
 use std::collections::BTreeMap;
 
+use super::names::RecordNames;
 use super::record::Decision;
 use super::workload::{Workload, WorkloadKind};
-
-/// The two annotation names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordNames {
-    /// on the workload's metadata
-    pub record: String,
-    /// on the pod template
-    pub token: String,
-}
-
-impl Default for RecordNames {
-    fn default() -> Self {
-        RecordNames {
-            record: "hashroll.dev/sources".into(),
-            token: "hashroll.dev/config-hash".into(),
-        }
-    }
-}
 
 /// The pointer to `base` + `rest` (segments unescaped; `~` and `/` are escaped here).
 fn pointer(base: &[&str], rest: &[&str]) -> jsonptr::PointerBuf {

@@ -13,92 +13,8 @@ use super::limits::{
     MAX_ENTRY_LEN, MAX_LIST_ENTRIES, MAX_PAUSE_PERIOD, MAX_TRACKED, REGEX_COMPILE_BUDGET,
     REGEX_MEMO_BYTES, REGEX_MEMO_ONE, REGEX_SIZE_LIMIT,
 };
+use super::names::{AnnotationNames, Annotations, PAUSED, RELEASE};
 use super::refs::{Keys, Reference, SourceKind, SourceRef};
-
-/// Annotation names (each overridable by a flag of Reloader's name).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AnnotationNames {
-    pub auto: String,
-    pub configmap_auto: String,
-    pub secret_auto: String,
-    pub search: String,
-    pub search_match: String,
-    pub configmap_reload: String,
-    pub secret_reload: String,
-    pub configmap_exclude: String,
-    pub secret_exclude: String,
-    pub ignore: String,
-    pub pause_period: String,
-    pub secretproviderclass_auto: String,
-    pub secretproviderclass_reload: String,
-    pub secretproviderclass_exclude: String,
-}
-
-impl Default for AnnotationNames {
-    fn default() -> Self {
-        AnnotationNames {
-            auto: "reloader.stakater.com/auto".into(),
-            configmap_auto: "configmap.reloader.stakater.com/auto".into(),
-            secret_auto: "secret.reloader.stakater.com/auto".into(),
-            search: "reloader.stakater.com/search".into(),
-            search_match: "reloader.stakater.com/match".into(),
-            configmap_reload: "configmap.reloader.stakater.com/reload".into(),
-            secret_reload: "secret.reloader.stakater.com/reload".into(),
-            configmap_exclude: "configmaps.exclude.reloader.stakater.com/reload".into(),
-            secret_exclude: "secrets.exclude.reloader.stakater.com/reload".into(),
-            ignore: "reloader.stakater.com/ignore".into(),
-            pause_period: "deployment.reloader.stakater.com/pause-period".into(),
-            secretproviderclass_auto: "secretproviderclass.reloader.stakater.com/auto".into(),
-            secretproviderclass_reload: "secretproviderclass.reloader.stakater.com/reload".into(),
-            secretproviderclass_exclude:
-                "secretproviderclasses.exclude.reloader.stakater.com/reload".into(),
-        }
-    }
-}
-
-impl AnnotationNames {
-    /// `<kind>.reloader.stakater.com/auto`: auto for one kind of source.
-    pub fn auto_of(&self, kind: SourceKind) -> &str {
-        match kind {
-            SourceKind::ConfigMap => &self.configmap_auto,
-            SourceKind::Secret => &self.secret_auto,
-            SourceKind::SecretProviderClass => &self.secretproviderclass_auto,
-        }
-    }
-    /// `<kind>.reloader.stakater.com/reload`: the reload list of one kind.
-    pub fn reload_of(&self, kind: SourceKind) -> &str {
-        match kind {
-            SourceKind::ConfigMap => &self.configmap_reload,
-            SourceKind::Secret => &self.secret_reload,
-            SourceKind::SecretProviderClass => &self.secretproviderclass_reload,
-        }
-    }
-    /// `<kinds>.exclude.reloader.stakater.com/reload`: the exclude list of one kind.
-    pub fn exclude_of(&self, kind: SourceKind) -> &str {
-        match kind {
-            SourceKind::ConfigMap => &self.configmap_exclude,
-            SourceKind::Secret => &self.secret_exclude,
-            SourceKind::SecretProviderClass => &self.secretproviderclass_exclude,
-        }
-    }
-
-    /// Every per-kind name, and the generic ones: what the watcher keeps of a workload.
-    pub fn workload_keys(&self) -> impl Iterator<Item = &str> {
-        SourceKind::ALL
-            .into_iter()
-            .flat_map(|k| [self.auto_of(k), self.reload_of(k), self.exclude_of(k)])
-            .chain([self.auto.as_str(), self.search.as_str(), &self.pause_period])
-    }
-
-    /// The keys whose presence on the workload's metadata means "read the metadata, not the
-    /// pod template".
-    fn opt_in_keys(&self) -> impl Iterator<Item = &str> {
-        SourceKind::ALL
-            .into_iter()
-            .flat_map(|k| [self.auto_of(k), self.reload_of(k), self.exclude_of(k)])
-            .chain([self.auto.as_str(), self.search.as_str()])
-    }
-}
 
 /// The flags that shape the policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -174,8 +90,8 @@ impl SourceInfo {
             matched: is_true(&names.search_match),
             ignored: is_true(&names.ignore),
             selected,
-            paused: get(super::gate::PAUSED).and_then(parse_bool) == Some(true),
-            release: get(super::gate::RELEASE).and_then(super::gate::change_id),
+            paused: get(PAUSED).and_then(parse_bool) == Some(true),
+            release: get(RELEASE).and_then(super::gate::change_id),
         }
     }
 }
@@ -282,10 +198,10 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
 /// else the pod template's (no merging).
 pub fn effective_annotations<'a>(
     names: &AnnotationNames,
-    metadata: &'a BTreeMap<String, String>,
-    template: &'a BTreeMap<String, String>,
-) -> &'a BTreeMap<String, String> {
-    if names.opt_in_keys().any(|k| metadata.contains_key(k)) {
+    metadata: &'a dyn Annotations,
+    template: &'a dyn Annotations,
+) -> &'a dyn Annotations {
+    if names.opt_in_keys().any(|k| metadata.has(k)) {
         metadata
     } else {
         template
@@ -410,7 +326,7 @@ fn list_regex_in(
 /// bytes; what is past a bound is reported in `problems`.
 fn list_items<'a>(
     annotation: &str,
-    value: Option<&'a String>,
+    value: Option<&'a str>,
     problems: &mut Vec<String>,
 ) -> Vec<&'a str> {
     let Some(value) = value else {
@@ -447,7 +363,7 @@ pub(crate) fn list_entries(value: &str) -> impl Iterator<Item = &str> {
 
 fn parse_list(
     annotation: &str,
-    value: Option<&String>,
+    value: Option<&str>,
     budget: &mut usize,
     problems: &mut Vec<String>,
 ) -> Vec<ListEntry> {
@@ -486,11 +402,7 @@ fn parse_list(
         .collect()
 }
 
-fn exclude_set(
-    annotation: &str,
-    value: Option<&String>,
-    problems: &mut Vec<String>,
-) -> Vec<String> {
+fn exclude_set(annotation: &str, value: Option<&str>, problems: &mut Vec<String>) -> Vec<String> {
     list_items(annotation, value, problems)
         .into_iter()
         .map(String::from)
@@ -500,31 +412,31 @@ fn exclude_set(
 /// Does this workload opt in to anything at all (under these flags)?
 pub fn opted_in(
     cfg: &PolicyConfig,
-    metadata: &BTreeMap<String, String>,
-    template: &BTreeMap<String, String>,
+    metadata: &dyn Annotations,
+    template: &dyn Annotations,
 ) -> bool {
     let names = &cfg.names;
     let ann = effective_annotations(names, metadata, template);
-    let auto = ann.get(&names.auto).and_then(|v| parse_bool(v));
+    let auto = ann.value(&names.auto).and_then(parse_bool);
     cfg.auto_reload_all && auto != Some(false)
         || auto == Some(true)
         || SourceKind::ALL
             .into_iter()
             .filter(|k| cfg.tracks_kind(*k))
             .any(|k| {
-                ann.get(names.auto_of(k)).and_then(|v| parse_bool(v)) == Some(true)
+                ann.value(names.auto_of(k)).and_then(parse_bool) == Some(true)
                     || ann
-                        .get(names.reload_of(k))
+                        .value(names.reload_of(k))
                         .is_some_and(|v| !v.trim().is_empty())
             })
-        || ann.get(&names.search).map(String::as_str) == Some("true")
+        || ann.value(&names.search) == Some("true")
 }
 
 /// Which sources a workload tracks, and why. `refs` are the pod template's references.
 pub fn tracked(
     cfg: &PolicyConfig,
-    metadata: &BTreeMap<String, String>,
-    template: &BTreeMap<String, String>,
+    metadata: &dyn Annotations,
+    template: &dyn Annotations,
     refs: &[Reference],
     sources: &dyn SourceView,
 ) -> BTreeMap<SourceRef, Tracked> {
@@ -542,8 +454,8 @@ pub struct Tracking {
 /// [`tracked`], with the problems found on the way.
 pub fn tracking(
     cfg: &PolicyConfig,
-    metadata: &BTreeMap<String, String>,
-    template: &BTreeMap<String, String>,
+    metadata: &dyn Annotations,
+    template: &dyn Annotations,
     refs: &[Reference],
     sources: &dyn SourceView,
 ) -> Tracking {
@@ -551,7 +463,7 @@ pub fn tracking(
     pause_problem(cfg, metadata, &mut problems);
     let names = &cfg.names;
     let ann = effective_annotations(names, metadata, template);
-    let get_bool = |k: &str| ann.get(k).and_then(|v| parse_bool(v));
+    let get_bool = |k: &str| ann.value(k).and_then(parse_bool);
     let auto = get_bool(&names.auto);
     let auto_all = auto == Some(true) || (cfg.auto_reload_all && auto != Some(false));
     let auto_reason = if auto == Some(true) {
@@ -566,7 +478,7 @@ pub fn tracking(
         let key = names.auto_of(kind);
         (get_bool(key) == Some(true)).then(|| Reason::Auto(key.to_string()))
     };
-    let search = ann.get(&names.search).map(String::as_str) == Some("true");
+    let search = ann.value(&names.search) == Some("true");
 
     let mut out: BTreeMap<SourceRef, Tracked> = BTreeMap::new();
     fn add(
@@ -607,7 +519,7 @@ pub fn tracking(
     let mut compile_budget = REGEX_COMPILE_BUDGET;
     for kind in SourceKind::ALL.into_iter().filter(|k| cfg.tracks_kind(*k)) {
         let key = names.reload_of(kind);
-        let entries = parse_list(key, ann.get(key), &mut compile_budget, &mut problems);
+        let entries = parse_list(key, ann.value(key), &mut compile_budget, &mut problems);
         if entries.is_empty() {
             continue;
         }
@@ -659,7 +571,7 @@ pub fn tracking(
         .into_iter()
         .map(|k| {
             let key = names.exclude_of(k);
-            exclude_set(key, ann.get(key), &mut problems)
+            exclude_set(key, ann.value(key), &mut problems)
         })
         .collect();
     out.retain(|s, _| {
@@ -682,18 +594,18 @@ pub fn tracking(
 
 /// The `pause-period` of a Deployment, when it sets a valid one; at most
 /// [`MAX_PAUSE_PERIOD`].
-pub fn pause_period(cfg: &PolicyConfig, metadata: &BTreeMap<String, String>) -> Option<Duration> {
+pub fn pause_period(cfg: &PolicyConfig, metadata: &dyn Annotations) -> Option<Duration> {
     metadata
-        .get(&cfg.names.pause_period)
-        .and_then(|v| parse_go_duration(v))
+        .value(&cfg.names.pause_period)
+        .and_then(parse_go_duration)
         .filter(|d| !d.is_zero())
         .map(|d| d.min(MAX_PAUSE_PERIOD))
 }
 
 /// A `pause-period` that is malformed or past [`MAX_PAUSE_PERIOD`].
-fn pause_problem(cfg: &PolicyConfig, metadata: &BTreeMap<String, String>, out: &mut Vec<String>) {
+fn pause_problem(cfg: &PolicyConfig, metadata: &dyn Annotations, out: &mut Vec<String>) {
     let key = &cfg.names.pause_period;
-    let Some(v) = metadata.get(key) else { return };
+    let Some(v) = metadata.value(key) else { return };
     match parse_go_duration(v) {
         None => out.push(format!(
             "{key}: {:?} is not a duration such as 5m; ignored",

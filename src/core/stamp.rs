@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::digest::{ABSENT, KeyRing, UNSEEN};
+use super::names::Annotations;
 use super::policy::{PolicyConfig, SourceView, Tracked, tracking};
 use super::record::{
     Decision, MadeWith, Mode, Record, RollOptions, Stored, carry_over, compact, current_record,
@@ -15,7 +16,7 @@ use super::refs::{Reference, SourceRef, references};
 use super::workload::{Rollout, Workload, WorkloadKind};
 
 /// Everything [`stamp`] decides for one workload.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Stamp {
     pub tracked: BTreeMap<SourceRef, Tracked>,
     /// one digest per tracked source (the record before [`compact`])
@@ -53,14 +54,14 @@ pub fn stamp(
 }
 
 /// What [`stamp_refs`] reads of a workload: the watcher keeps only this, not the pod spec.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct StampInput<'a> {
     pub kind: WorkloadKind,
     /// has a controlling owner
     pub controlled: bool,
     pub namespace: &'a str,
-    pub annotations: &'a BTreeMap<String, String>,
-    pub template_annotations: &'a BTreeMap<String, String>,
+    pub annotations: &'a dyn Annotations,
+    pub template_annotations: &'a dyn Annotations,
     pub refs: &'a [Reference],
 }
 

@@ -19,9 +19,6 @@ use jiff::civil::{Date, Time, Weekday};
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
-/// The annotation.
-pub const ROLL_WINDOW: &str = "hashroll.dev/roll-window";
-
 /// Windows read from one value.
 pub const MAX_WINDOWS: usize = 8;
 

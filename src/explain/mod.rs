@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::cache::SourceCache;
 use crate::cli::ExplainArgs;
 use crate::core::digest::{ABSENT, KeyRing};
-use crate::core::patch::RecordNames;
+use crate::core::names::RecordNames;
 use crate::core::policy::{PolicyConfig, opted_in};
 use crate::core::record::{MadeWith, Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
@@ -135,8 +135,8 @@ impl WorkloadReport {
     /// Fills in the flap breaker's part, with `flag` as the running hashroll's
     /// `--min-roll-interval`.
     pub(crate) fn add_breaker(&mut self, flag: std::time::Duration) {
+        use crate::core::names::{LAST_ROLL, MIN_ROLL_INTERVAL};
         use crate::watcher::breaker;
-        use crate::watcher::workloads::{LAST_ROLL, MIN_ROLL_INTERVAL};
         let (interval, _) = breaker::interval(
             flag,
             self.annotations.get(MIN_ROLL_INTERVAL).map(String::as_str),

@@ -9,12 +9,12 @@ use serde_json::Value;
 use super::{ExplainError, Snapshot, run_stamp, workload_objects};
 use crate::core::digest::KeyRing;
 use crate::core::gate::{self, Gate, Switches};
-use crate::core::patch::RecordNames;
+use crate::core::names::LAST_ROLL;
+use crate::core::names::{self, RecordNames};
 use crate::core::policy::PolicyConfig;
 use crate::core::stamp::Stamp;
 use crate::core::workload::{Workload, WorkloadKind, stored_of};
 use crate::watcher::safe::SwitchState;
-use crate::watcher::workloads::LAST_ROLL;
 
 /// One workload of the namespace, as listed.
 pub(crate) struct Listed {
@@ -193,7 +193,7 @@ pub(crate) fn settings_text(w: &Workload) -> Vec<String> {
         out.push(format!("rolls after: {}", names.join(", ")));
     }
     if s.paused {
-        out.push(format!("{}: true", gate::PAUSED));
+        out.push(format!("{}: true", names::PAUSED));
     }
     if let Some(w) = &s.window {
         let now = k8s_openapi::jiff::Timestamp::now();

@@ -27,7 +27,7 @@ pub(crate) fn interval(flag: Duration, annotation: Option<&str>) -> (Duration, O
             flag.min(MAX_INTERVAL),
             Some(format!(
                 "{}: {:?} is not a duration such as 10m; the default applies",
-                super::workloads::MIN_ROLL_INTERVAL,
+                crate::core::names::MIN_ROLL_INTERVAL,
                 shown()
             )),
         ),
@@ -35,7 +35,7 @@ pub(crate) fn interval(flag: Duration, annotation: Option<&str>) -> (Duration, O
             MAX_INTERVAL,
             Some(format!(
                 "{}: {:?} is longer than 24h; taken as 24h",
-                super::workloads::MIN_ROLL_INTERVAL,
+                crate::core::names::MIN_ROLL_INTERVAL,
                 shown()
             )),
         ),

@@ -8,6 +8,8 @@
 
 mod batch;
 pub(crate) mod breaker;
+#[cfg(test)]
+mod parity;
 pub(crate) mod queue;
 pub(crate) mod roller;
 pub(crate) mod safe;
@@ -234,8 +236,7 @@ impl Handler<DynamicObject> for WorkloadWatch {
         // only a workload that opts in, or carries a record to take back, is kept: the
         // others (most of a large cluster) cost nothing but this check per event
         let policy = &self.state.policy;
-        let (annotations, template_annotations) = entry.maps();
-        if !crate::core::policy::opted_in(policy, &annotations, &template_annotations)
+        if !crate::core::policy::opted_in(policy, &entry.annotations, &entry.template_annotations)
             && !entry.annotations.contains_key(&self.state.names.record)
         {
             if self.roller.contains(&key) {

@@ -19,14 +19,13 @@ use super::WatcherConfig;
 use super::breaker;
 use super::queue::{Pending, Queue, Task, backoff};
 use super::safe::{Safe, Slots};
-use super::workloads::{
-    LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT, WorkloadEntry, WorkloadKey, WorkloadStore,
-};
+use super::workloads::{WorkloadEntry, WorkloadKey, WorkloadStore};
 use super::writer::{WriteError, Writer};
 use crate::core::digest::{KeyRing, UNSEEN};
 use crate::core::gate::{self, Gate};
+use crate::core::names::{LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT};
 use crate::core::policy::pause_period;
-use crate::core::record::{MadeWith, Mode};
+use crate::core::record::{MadeWith, Mode, Stored};
 use crate::core::refs::SourceRef;
 use crate::core::stamp::{Stamp, stamp_refs};
 use crate::core::workload::WorkloadKind;
@@ -433,16 +432,21 @@ impl Roller {
     /// tokio's blocking pool: its regexes (a tenant's, compiled within a budget) run over
     /// every name of its namespace, which must not hold up the runtime's workers, where the
     /// watches, the webhook and the Lease renewal run.
-    async fn stamp(&self, entry: &WorkloadEntry, keys: &Arc<KeyRing>) -> Stamp {
+    async fn stamp(&self, entry: &WorkloadEntry, stored: &Stored, keys: &Arc<KeyRing>) -> Stamp {
         if !entry.has_lists(&self.state.policy.names) {
-            return stamp_now(&self.state, entry, keys);
+            return stamp_now(&self.state, entry, stored, keys);
         }
-        let (state, e, k) = (self.state.clone(), entry.clone(), keys.clone());
-        match tokio::task::spawn_blocking(move || stamp_now(&state, &e, &k)).await {
+        let (state, e, st, k) = (
+            self.state.clone(),
+            entry.clone(),
+            stored.clone(),
+            keys.clone(),
+        );
+        match tokio::task::spawn_blocking(move || stamp_now(&state, &e, &st, &k)).await {
             Ok(s) => s,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // the runtime is shutting down: decided here, as any other
-            Err(_) => stamp_now(&self.state, entry, keys),
+            Err(_) => stamp_now(&self.state, entry, stored, keys),
         }
     }
 
@@ -458,9 +462,11 @@ impl Roller {
             // a Job deleted for a roll and not created again yet: created now
             return self.writer.recreate_kept(key).await;
         };
-        self.look_up_unseen(&entry).await?;
+        // the stored record, parsed once for the whole check
+        let stored = entry.stored(&self.state.names);
+        self.look_up_unseen(&entry, &stored).await?;
         let mut keys = self.state.keys.get();
-        let mut result = self.stamp(&entry, &keys).await;
+        let mut result = self.stamp(&entry, &stored, &keys).await;
         // made with a key this replica does not hold: another replica may have taken a new
         // one already; the keys are read again (at most every few seconds) before the
         // record is re-made with what this one holds
@@ -472,7 +478,7 @@ impl Roller {
             let now = self.state.keys.get();
             if !Arc::ptr_eq(&now, &keys) {
                 keys = now;
-                result = self.stamp(&entry, &keys).await;
+                result = self.stamp(&entry, &stored, &keys).await;
             }
         }
         let (interval, problem) =
@@ -488,7 +494,7 @@ impl Roller {
         });
         problems.extend(gate_problems);
         self.report_problems(&entry, &problems).await;
-        if result.decision.is_noop(&entry.stored(&self.state.names)) {
+        if result.decision.is_noop(&stored) {
             m.skip("up_to_date");
             return Ok(());
         }
@@ -570,8 +576,8 @@ impl Roller {
                     self.writer.refresh_source(&key.namespace, &s).await?;
                 }
             }
-            result = self.stamp(&entry, &keys).await;
-            if result.decision.is_noop(&entry.stored(&self.state.names)) {
+            result = self.stamp(&entry, &stored, &keys).await;
+            if result.decision.is_noop(&stored) {
                 m.skip("not_confirmed");
                 return Ok(());
             }
@@ -772,12 +778,12 @@ impl Roller {
             if after_me || !gate::may_precede(me, &kind, &p.key.name, &settings) {
                 continue;
             }
-            let stamp = self.stamp(&p, keys).await;
+            let stored = p.stored(&self.state.names);
+            let stamp = self.stamp(&p, &stored, keys).await;
             if !stamp.tracked.contains_key(s) {
                 continue;
             }
             let d = &stamp.decision;
-            let stored = p.stored(&self.state.names);
             peers.push(gate::Peer {
                 kind,
                 name: p.key.name.to_string(),
@@ -799,8 +805,11 @@ impl Roller {
     /// created just before its workload is recorded with its digest, not as absent, which
     /// would roll the new workload when the watch brings the source. A GET here is for a
     /// workload the apiserver holds, in its own namespace; a review never causes one.
-    async fn look_up_unseen(&self, entry: &WorkloadEntry) -> Result<(), WriteError> {
-        let stored = entry.stored(&self.state.names);
+    async fn look_up_unseen(
+        &self,
+        entry: &WorkloadEntry,
+        stored: &Stored,
+    ) -> Result<(), WriteError> {
         let Some(record) = &stored.record else {
             return Ok(());
         };
@@ -844,8 +853,7 @@ impl Roller {
             let Some(at) = e.annotations.get(PAUSED_AT) else {
                 continue;
             };
-            let period =
-                pause_period(&self.state.policy, &e.annotations.to_map()).unwrap_or_default();
+            let period = pause_period(&self.state.policy, &e.annotations).unwrap_or_default();
             let since = at
                 .parse::<k8s_openapi::jiff::Timestamp>()
                 .ok()
@@ -934,16 +942,14 @@ const WAKE_DELAY: Duration = Duration::from_millis(500);
 /// has them: absent).
 const MAX_UNSEEN_LOOKUPS: usize = 8;
 
-fn stamp_now(s: &State, entry: &WorkloadEntry, keys: &KeyRing) -> Stamp {
-    entry.with_input(|input| {
-        stamp_refs(
-            &s.policy,
-            keys,
-            input,
-            &s.cache.view(&entry.key.namespace),
-            &entry.stored(&s.names),
-            Mode::Reconcile,
-            s.roll,
-        )
-    })
+fn stamp_now(s: &State, entry: &WorkloadEntry, stored: &Stored, keys: &KeyRing) -> Stamp {
+    stamp_refs(
+        &s.policy,
+        keys,
+        &entry.input(),
+        &s.cache.view(&entry.key.namespace),
+        stored,
+        Mode::Reconcile,
+        s.roll,
+    )
 }

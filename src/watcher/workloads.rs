@@ -12,8 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use kube::api::DynamicObject;
 
 use crate::core::gate::{Health, health};
-use crate::core::patch::RecordNames;
-use crate::core::policy::AnnotationNames;
+use crate::core::names::{AFTER, AnnotationNames, Annotations, RecordNames, WAVE, reads};
 use crate::core::record::{Stored, parse_record};
 use crate::core::refs::{Reference, SourceKind, SourceRef, references};
 use crate::core::stamp::StampInput;
@@ -33,7 +32,7 @@ impl std::fmt::Display for WorkloadKey {
     }
 }
 
-/// The annotation name `name`, shared: only the ~15 names [`keep`] accepts are ever
+/// The annotation name `name`, shared: only the ~25 names [`reads`] accepts are ever
 /// interned, so the set stays that small.
 fn intern(name: &str) -> Arc<str> {
     static NAMES: OnceLock<Mutex<BTreeSet<Arc<str>>>> = OnceLock::new();
@@ -74,13 +73,11 @@ impl Kept {
     pub(crate) fn contains_key(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
+}
 
-    /// As the map the policy functions read.
-    pub(crate) fn to_map(&self) -> BTreeMap<String, String> {
-        self.0
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+impl Annotations for Kept {
+    fn value(&self, name: &str) -> Option<&str> {
+        self.get(name)
     }
 }
 
@@ -100,29 +97,6 @@ pub(crate) struct WorkloadEntry {
     pub controlled: bool,
     /// where its rollout stands (what a later wave waits for)
     pub health: Health,
-}
-
-/// The annotation on a Deployment that hashroll paused, with the time it did.
-pub(crate) const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
-
-/// The flap breaker's annotations: a workload's own minimum interval between rolls, and
-/// when hashroll last rolled it (written in the roll patch while an interval applies).
-pub(crate) const MIN_ROLL_INTERVAL: &str = "hashroll.dev/min-roll-interval";
-pub(crate) const LAST_ROLL: &str = "hashroll.dev/last-roll";
-
-/// Reloader's annotation on an Argo Rollout: `restart` rolls it by `spec.restartAt` instead
-/// of a new template.
-pub(crate) const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
-
-fn keep(names: &AnnotationNames, record: &RecordNames, k: &str) -> bool {
-    names.workload_keys().any(|n| n == k)
-        || k == record.record
-        || k == record.token
-        || k == PAUSED_AT
-        || k == ROLLOUT_STRATEGY
-        || k == MIN_ROLL_INTERVAL
-        || k == LAST_ROLL
-        || crate::core::gate::WORKLOAD_KEYS.contains(&k)
 }
 
 /// The `spec.workloadRef` of an Argo Rollout: `(kind, name)` of the object whose pod
@@ -147,7 +121,7 @@ impl WorkloadEntry {
         let mut refs = references(&w.pod);
         refs.shrink_to_fit();
         let controlled = w.controlled;
-        let keep = |k: &str| keep(names, record, k);
+        let keep = |k: &str| reads(names, record, k);
         WorkloadEntry {
             key: WorkloadKey {
                 kind: w.kind,
@@ -203,26 +177,16 @@ impl WorkloadEntry {
         }
     }
 
-    /// Calls `f` with this workload as the stamp reads it (its kept annotations as maps,
-    /// made for the call).
-    pub(crate) fn with_input<R>(&self, f: impl FnOnce(&StampInput<'_>) -> R) -> R {
-        let (annotations, template_annotations) = self.maps();
-        f(&StampInput {
+    /// This workload as the stamp reads it.
+    pub(crate) fn input(&self) -> StampInput<'_> {
+        StampInput {
             kind: self.key.kind,
             controlled: self.controlled,
             namespace: &self.key.namespace,
-            annotations: &annotations,
-            template_annotations: &template_annotations,
+            annotations: &self.annotations,
+            template_annotations: &self.template_annotations,
             refs: &self.refs,
-        })
-    }
-
-    /// The kept annotations of the workload and of its pod template, as maps.
-    pub(crate) fn maps(&self) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
-        (
-            self.annotations.to_map(),
-            self.template_annotations.to_map(),
-        )
+        }
     }
 
     pub(crate) fn stored(&self, names: &RecordNames) -> Stored {
@@ -254,7 +218,7 @@ impl WorkloadEntry {
     /// Whether it takes part in a roll order: a wave or an `after` list, on itself or its
     /// pod template.
     pub(crate) fn ordered(&self) -> bool {
-        [crate::core::gate::WAVE, crate::core::gate::AFTER]
+        [WAVE, AFTER]
             .iter()
             .any(|a| self.annotations.contains_key(a) || self.template_annotations.contains_key(a))
     }
@@ -630,9 +594,8 @@ mod tests {
         assert_eq!(e.annotations.get("hashroll.dev/sources"), Some("{}"));
         assert!(!e.annotations.contains_key("other"));
         assert!(e.annotations.get("").is_none());
-        let (meta, template) = e.maps();
-        assert_eq!(meta.len(), 2);
-        assert!(template.is_empty());
+        assert_eq!(e.annotations.0.len(), 2);
+        assert!(e.template_annotations.0.is_empty());
         // names are shared between workloads
         let f = entry(
             "f",

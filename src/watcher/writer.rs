@@ -17,8 +17,9 @@ use tokio::time::Instant;
 
 use super::batch::{manual_job, no_run_now, recreated_job};
 use super::queue::due_at;
-use super::workloads::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY, WorkloadEntry, WorkloadKey};
+use super::workloads::{WorkloadEntry, WorkloadKey};
 use crate::alert::{Alerts, Notice};
+use crate::core::names::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
 use crate::core::record::Decision;
@@ -245,7 +246,7 @@ impl Writer {
         let mut pause_for = None;
         if decision.roll
             && key.kind == WorkloadKind::Deployment
-            && let Some(period) = pause_period(&self.state.policy, &entry.annotations.to_map())
+            && let Some(period) = pause_period(&self.state.policy, &entry.annotations)
         {
             if !entry.annotations.contains_key(PAUSED_AT) {
                 let now = k8s_openapi::jiff::Timestamp::now().to_string();

@@ -17,8 +17,9 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 }
 use crate::cache::SourceCache;
 use crate::core::digest::{DigestKey, KeyRing};
-use crate::core::patch::{RecordNames, merge_patch};
-use crate::core::policy::{AnnotationNames, PolicyConfig};
+use crate::core::names::{AnnotationNames, RecordNames};
+use crate::core::patch::merge_patch;
+use crate::core::policy::PolicyConfig;
 use crate::core::record::{Decision, RollOptions, parse_record};
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
