@@ -49,7 +49,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => &a.workload_kinds,
         Command::Migrate(a) => &a.workload_kinds,
     };
-    if let Err(why) = crate::core::workload::register_custom(custom) {
+    if let Err(why) = crate::core::kind::register_custom(custom) {
         eprintln!("hashroll: --workload-kind: {why}");
         return ExitCode::from(2);
     }
@@ -265,7 +265,7 @@ pub struct ExplainArgs {
     pub enable_csi_integration: bool,
     /// as the running hashroll's flag
     #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
-    pub workload_kinds: Vec<crate::core::workload::CustomKind>,
+    pub workload_kinds: Vec<crate::core::kind::CustomKind>,
     /// as the running hashroll's flag (when the next roll may happen)
     #[arg(long, env = "HASHROLL_MIN_ROLL_INTERVAL", default_value = "0s", value_parser = parse_duration)]
     pub min_roll_interval: Duration,
@@ -299,7 +299,7 @@ pub struct MigrateArgs {
     pub auto_reload_all: bool,
     /// as the running hashroll's flag
     #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
-    pub workload_kinds: Vec<crate::core::workload::CustomKind>,
+    pub workload_kinds: Vec<crate::core::kind::CustomKind>,
 }
 
 pub(crate) fn parse_bool_str(s: &str) -> Result<bool, String> {
@@ -311,7 +311,7 @@ pub(crate) fn parse_bool_str(s: &str) -> Result<bool, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    crate::core::policy::parse_go_duration(s)
+    crate::core::syntax::parse_go_duration(s)
         .ok_or_else(|| format!("expected a duration such as 500ms, 1s or 2m, got {s:?}"))
 }
 
@@ -412,7 +412,7 @@ pub struct RunArgs {
     /// `apps.kruise.io/v1alpha1/CloneSet=spec.template` (repeatable; its webhook rule and
     /// RBAC are yours to add)
     #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
-    pub workload_kinds: Vec<crate::core::workload::CustomKind>,
+    pub workload_kinds: Vec<crate::core::kind::CustomKind>,
     /// send a message on each rollout (Reloader's `ALERT_ON_RELOAD`)
     #[arg(long, env = "ALERT_ON_RELOAD", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub alert_on_reload: bool,

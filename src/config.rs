@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use crate::cli::RunArgs;
 use crate::core::digest::KeyRing;
+use crate::core::kind::{KINDS, WorkloadKind};
 use crate::core::names::AnnotationNames;
 use crate::core::policy::PolicyConfig;
 use crate::core::selector::LabelSelector;
-use crate::core::workload::{KINDS, WorkloadKind};
 use crate::webhook::tls::CertReloader;
 
 fn comma_list(s: &str) -> Vec<String> {

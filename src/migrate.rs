@@ -21,11 +21,13 @@ use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
 use crate::cli::MigrateArgs;
+use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::RecordNames;
 use crate::core::policy::PolicyConfig;
+use crate::core::record::Stored;
 use crate::core::record::{Mode, RollOptions};
 use crate::core::stamp::stamp;
-use crate::core::workload::{Rollout, Workload, WorkloadKind, stored_of};
+use crate::core::workload::Workload;
 use crate::explain::{ExplainError, read_key, snapshot, workload_objects};
 use crate::k8s;
 
@@ -251,7 +253,7 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
                     }
                     let view = snap.as_ref().map(|s| s.cache.view(ns));
                     if let Some(view) = view {
-                        let stored = stored_of(kind, &obj, &names.record, &names.token);
+                        let stored = Stored::of_object(kind, &obj, &names);
                         let s = stamp(
                             &cfg,
                             key,

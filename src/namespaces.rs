@@ -124,7 +124,7 @@ pub fn say_of(ns: &Namespace, window_label: Option<&str>) -> NamespaceSay {
     let annotations = ns.metadata.annotations.as_ref();
     let paused = match annotations.and_then(|a| a.get(crate::core::names::PAUSED)) {
         None => false,
-        Some(v) => crate::core::policy::parse_bool(v).unwrap_or_else(|| {
+        Some(v) => crate::core::syntax::parse_bool(v).unwrap_or_else(|| {
             tracing::warn!(
                 namespace = %ns.name_any(),
                 value = %v.chars().take(64).collect::<String>(),

@@ -9,10 +9,11 @@ use std::sync::{Arc, OnceLock};
 use hashroll::cache::SourceCache;
 use hashroll::core::digest::{DigestKey, KeyRing};
 use hashroll::core::names::AnnotationNames;
-use hashroll::core::policy::{PolicyConfig, parse_go_duration, tracking};
+use hashroll::core::policy::{PolicyConfig, tracking};
 use hashroll::core::record::parse_record;
 use hashroll::core::refs::SourceRef;
 use hashroll::core::selector::LabelSelector;
+use hashroll::core::syntax::parse_go_duration;
 use hashroll::namespaces::NamespaceFilter;
 use hashroll::state::State;
 use libfuzzer_sys::fuzz_target;
@@ -70,10 +71,28 @@ fn state() -> &'static (State, tokio::runtime::Runtime) {
 
 /// The kinds a review is made for: (group, version, kind, plural, pod template path).
 const KINDS: [(&str, &str, &str, &str, &[&str]); 4] = [
-    ("apps", "v1", "Deployment", "deployments", &["spec", "template"]),
-    ("batch", "v1", "CronJob", "cronjobs", &["spec", "jobTemplate", "spec", "template"]),
+    (
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        &["spec", "template"],
+    ),
+    (
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        &["spec", "jobTemplate", "spec", "template"],
+    ),
     ("batch", "v1", "Job", "jobs", &["spec", "template"]),
-    ("argoproj.io", "v1alpha1", "Rollout", "rollouts", &["spec", "template"]),
+    (
+        "argoproj.io",
+        "v1alpha1",
+        "Rollout",
+        "rollouts",
+        &["spec", "template"],
+    ),
 ];
 
 fn review(k: usize, op: &str, object: &Value, old: Option<&Value>) -> Vec<u8> {
@@ -94,7 +113,7 @@ fn check(body: &[u8], object: Option<&Value>) {
     let (state, rt) = state();
     let answer = rt.block_on(hashroll::webhook::admit::handle(state, body));
     // the compiled-regex memo stays within its bound, whatever the lists held
-    let memo = hashroll::core::policy::regex_memo_bytes();
+    let memo = hashroll::core::lists::regex_memo_bytes();
     assert!(
         memo <= hashroll::core::limits::REGEX_MEMO_BYTES,
         "regex memo at {memo} bytes"

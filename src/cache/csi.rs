@@ -38,8 +38,8 @@ use tokio::sync::mpsc;
 
 use super::{SourceCache, SourceChange, SourceEntry, idx};
 use crate::core::digest::SourceDigests;
-use crate::core::policy::SourceInfo;
 use crate::core::refs::{SourceKind, SourceRef, is_object_name};
+use crate::core::source::SourceInfo;
 use crate::k8s::{self, watch::Handler};
 use crate::state::State;
 

@@ -22,9 +22,9 @@ pub use watch::watch;
 
 use crate::core::digest::SourceDigests;
 use crate::core::names::AnnotationNames;
-use crate::core::policy::{SourceInfo, SourceView};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
+use crate::core::source::{SourceInfo, SourceView};
 
 /// What the cache keeps of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,11 +19,12 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
-use serde_json::Value;
 
+use super::health::Health;
 use super::names::{AFTER, PAUSED, RELEASE, ROLL_WINDOW, ROLLOUT_TIMEOUT, WAVE};
-use super::policy::parse_go_duration;
 use super::refs::SourceRef;
+use super::source::change_id;
+use super::syntax::parse_go_duration;
 use super::window::Windows;
 
 /// The highest wave read.
@@ -104,7 +105,7 @@ pub fn settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> (Settings, Vec<Str
         }
     }
     if let Some(v) = get(PAUSED) {
-        match super::policy::parse_bool(v) {
+        match super::syntax::parse_bool(v) {
             Some(b) => s.paused = b,
             None => problems.push(format!(
                 "{PAUSED}: {:?} is not true or false; taken as false",
@@ -132,102 +133,9 @@ pub fn settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> (Settings, Vec<Str
     (s, problems)
 }
 
-/// A change as a release names it: the 16 hex digits a workload's record holds for the
-/// source after rolling for it, kept as its first 32 bits (a source's annotations are kept
-/// for each of a cluster's Secrets: 4 bytes, not a string). `None` for anything else.
-pub fn change_id(v: &str) -> Option<NonZeroU32> {
-    let v = v.trim();
-    if v.len() != 16 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(&v[..8], 16)
-        .ok()
-        .and_then(NonZeroU32::new)
-}
-
 /// At most 64 characters of a value, for a message.
 fn clip(v: &str) -> String {
     v.chars().take(64).collect()
-}
-
-/// Where a workload's rollout stands, as its controller reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Health {
-    /// complete (or a kind whose roll is done once written: a Job, a CronJob)
-    #[default]
-    Complete,
-    Progressing,
-    /// the controller gave up (a Deployment's ProgressDeadlineExceeded, a Rollout Degraded)
-    Failed,
-}
-
-fn int(v: &Value, path: &[&str]) -> Option<i64> {
-    path.iter().try_fold(v, |v, p| v.get(*p))?.as_i64()
-}
-
-fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, p| v.get(*p))?.as_str()
-}
-
-/// The rollout health of an object of `kind` (as named in the kind table: `Deployment`,
-/// `StatefulSet`, `DaemonSet`, `Rollout`; anything else is complete once written) from its
-/// fields (`spec`, `status`) and `metadata.generation`.
-pub fn health(kind: &str, data: &Value, generation: Option<i64>) -> Health {
-    let status = data.get("status").unwrap_or(&Value::Null);
-    let observed = int(status, &["observedGeneration"]).unwrap_or(0);
-    let caught_up = generation.is_none_or(|g| observed >= g);
-    let replicas = int(data, &["spec", "replicas"]).unwrap_or(1);
-    let n = |k: &str| int(status, &[k]).unwrap_or(0);
-    match kind {
-        "Deployment" => {
-            let deadline = status
-                .get("conditions")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|c| {
-                    text(c, &["type"]) == Some("Progressing")
-                        && text(c, &["reason"]) == Some("ProgressDeadlineExceeded")
-                });
-            if deadline {
-                Health::Failed
-            } else if caught_up
-                && n("updatedReplicas") >= replicas
-                && n("replicas") <= replicas
-                && n("availableReplicas") >= replicas
-            {
-                Health::Complete
-            } else {
-                Health::Progressing
-            }
-        }
-        "StatefulSet" => {
-            let revisions = text(status, &["updateRevision"])
-                .is_none_or(|u| text(status, &["currentRevision"]) == Some(u));
-            if caught_up && revisions && n("readyReplicas") >= replicas {
-                Health::Complete
-            } else {
-                Health::Progressing
-            }
-        }
-        "DaemonSet" => {
-            let desired = n("desiredNumberScheduled");
-            if caught_up
-                && n("updatedNumberScheduled") >= desired
-                && n("numberAvailable") >= desired
-            {
-                Health::Complete
-            } else {
-                Health::Progressing
-            }
-        }
-        "Rollout" => match text(status, &["phase"]) {
-            Some("Healthy") => Health::Complete,
-            Some("Degraded") => Health::Failed,
-            _ => Health::Progressing,
-        },
-        _ => Health::Complete,
-    }
 }
 
 /// A workload a roll may follow, tracking the changed source.
@@ -531,7 +439,8 @@ pub fn gate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::core::health::health;
+    use serde_json::{Value, json};
     use std::collections::BTreeMap;
 
     fn at(s: &str) -> Timestamp {

@@ -6,9 +6,10 @@ use serde_json::{Map, Value, json};
 
 use std::collections::BTreeMap;
 
+use super::kind::WorkloadKind;
 use super::names::RecordNames;
 use super::record::Decision;
-use super::workload::{Workload, WorkloadKind};
+use super::workload::Workload;
 
 /// The pointer to `base` + `rest` (segments unescaped; `~` and `/` are escaped here).
 fn pointer(base: &[&str], rest: &[&str]) -> jsonptr::PointerBuf {
@@ -124,7 +125,7 @@ mod tests {
     }
 
     fn json_patch(obj: &Value, names: &RecordNames, d: &Decision) -> Patch {
-        let w = Workload::from_value(crate::core::workload::WorkloadKind::Deployment, "n", obj)
+        let w = Workload::from_value(crate::core::kind::WorkloadKind::Deployment, "n", obj)
             .expect("a workload");
         super::json_patch(&w, names, d)
     }

@@ -5,9 +5,13 @@
 use std::collections::BTreeMap;
 
 use super::digest::{ABSENT, DigestKey, KeyRing, UNSEEN, record_digest, source_digest};
+use super::kind::WorkloadKind;
 use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES, RECORD_GROUPS};
-use super::policy::{SourceView, Tracked};
+use super::names::RecordNames;
+use super::policy::Tracked;
 use super::refs::SourceRef;
+use super::source::SourceView;
+use super::workload::{Workload, at};
 
 /// `"<kind>/<name>"` (a row of `refs::SOURCE_KINDS`) → 16 hex chars or `"absent"`.
 ///
@@ -98,6 +102,31 @@ impl Stored {
             key_id,
             token: token.map(String::from),
         }
+    }
+
+    /// The record and token `w` carries (a malformed record counts as none).
+    pub fn of(w: &Workload, names: &RecordNames) -> Stored {
+        Stored::from_annotations(
+            w.annotations.get(&names.record).map(String::as_str),
+            w.template_annotations.get(&names.token).map(String::as_str),
+        )
+    }
+
+    /// The record and token straight off a JSON object of `kind`.
+    pub fn of_object(kind: WorkloadKind, obj: &serde_json::Value, names: &RecordNames) -> Stored {
+        let ann = |v: Option<&serde_json::Value>, k: &str| {
+            v.and_then(|a| a.get(k))
+                .and_then(serde_json::Value::as_str)
+                .map(String::from)
+        };
+        Stored::from_annotations(
+            ann(at(obj, &["metadata", "annotations"]), &names.record).as_deref(),
+            ann(
+                at(obj, kind.row().template).and_then(|t| at(t, &["metadata", "annotations"])),
+                &names.token,
+            )
+            .as_deref(),
+        )
     }
 }
 
@@ -925,5 +954,28 @@ mod tests {
         assert_ne!(a.id(), c.id());
         assert_eq!(a.id().len(), 8);
         assert!(!format!("{a:?}").contains("old-key"));
+    }
+
+    #[test]
+    fn stored_reads_record_and_token() {
+        use serde_json::json;
+        let names = RecordNames::default();
+        let obj = json!({"metadata": {"annotations": {"hashroll.dev/sources": "{\"configmap/a\":\"absent\"}"}},
+            "spec": {"template": {"metadata": {"annotations": {&names.token: "t1"}}}}});
+        let s = Stored::of_object(WorkloadKind::Deployment, &obj, &names);
+        assert_eq!(s.record.unwrap()["configmap/a"], "absent");
+        assert_eq!(s.token.as_deref(), Some("t1"));
+        let w = Workload::from_value(WorkloadKind::Deployment, "n", &obj).unwrap();
+        assert_eq!(Stored::of(&w, &names).token.as_deref(), Some("t1"));
+        let s = Stored::of_object(WorkloadKind::Deployment, &json!({}), &names);
+        assert_eq!(s, Stored::default());
+        let cron = json!({"spec": {"jobTemplate": {"spec": {"template":
+            {"metadata": {"annotations": {&names.token: "t"}}}}}}});
+        assert_eq!(
+            Stored::of_object(WorkloadKind::CronJob, &cron, &names)
+                .token
+                .as_deref(),
+            Some("t")
+        );
     }
 }

@@ -6,14 +6,16 @@
 use std::collections::BTreeMap;
 
 use super::digest::{ABSENT, KeyRing, UNSEEN};
+use super::kind::{Rollout, WorkloadKind};
 use super::names::Annotations;
-use super::policy::{PolicyConfig, SourceView, Tracked, tracking};
+use super::policy::{PolicyConfig, Tracked, tracking};
 use super::record::{
     Decision, MadeWith, Mode, Record, RollOptions, Stored, carry_over, compact, current_record,
     decide,
 };
 use super::refs::{Reference, SourceRef, references};
-use super::workload::{Rollout, Workload, WorkloadKind};
+use super::source::SourceView;
+use super::workload::Workload;
 
 /// Everything [`stamp`] decides for one workload.
 #[derive(Debug, Clone, PartialEq)]
@@ -237,9 +239,9 @@ mod tests {
     #[test]
     fn replicas_holding_different_keys_never_rewrite_each_others_records_on_update() {
         use crate::core::digest::DigestKey;
-        use crate::core::policy::SourceInfo;
         use crate::core::policy::tests::FakeSources;
         use crate::core::refs::Keys;
+        use crate::core::source::SourceInfo;
         let k1 = DigestKey::new(b"first-key-of-sixteen-bytes".to_vec()).unwrap();
         let k2 = DigestKey::new(b"second-key-of-sixteen-bytes".to_vec()).unwrap();
         let lagging = KeyRing::single(k1.clone());

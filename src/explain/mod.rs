@@ -12,13 +12,15 @@ use serde_json::Value;
 use crate::cache::SourceCache;
 use crate::cli::ExplainArgs;
 use crate::core::digest::{ABSENT, KeyRing};
+use crate::core::kind::WorkloadKind;
 use crate::core::names::RecordNames;
 use crate::core::policy::{PolicyConfig, opted_in};
+use crate::core::record::Stored;
 use crate::core::record::{MadeWith, Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
 use crate::core::stamp::{Stamp, stamp};
-use crate::core::workload::{Workload, WorkloadError, WorkloadKind, stored_of};
+use crate::core::workload::{Workload, WorkloadError};
 use crate::k8s;
 use crate::namespaces::NamespaceFilter;
 
@@ -268,7 +270,7 @@ fn run_stamp(
     w: &Workload,
     obj: &Value,
 ) -> Stamp {
-    let stored = stored_of(w.kind, obj, &names.record, &names.token);
+    let stored = Stored::of_object(w.kind, obj, names);
     stamp(
         cfg,
         key,
@@ -309,7 +311,7 @@ pub(crate) async fn explain_workload(
     };
     let snap = snapshot(client, ns, cfg).await?;
     let s = run_stamp(cfg, key, names, &snap, &w, &obj);
-    let stored = stored_of(kind, &obj, &names.record, &names.token);
+    let stored = Stored::of_object(kind, &obj, names);
     let tracked = s
         .tracked
         .iter()

@@ -9,11 +9,13 @@ use serde_json::Value;
 use super::{ExplainError, Snapshot, run_stamp, workload_objects};
 use crate::core::digest::KeyRing;
 use crate::core::gate::{self, Gate, Switches};
+use crate::core::kind::WorkloadKind;
 use crate::core::names::LAST_ROLL;
 use crate::core::names::{self, RecordNames};
 use crate::core::policy::PolicyConfig;
+use crate::core::record::Stored;
 use crate::core::stamp::Stamp;
-use crate::core::workload::{Workload, WorkloadKind, stored_of};
+use crate::core::workload::Workload;
 use crate::watcher::safe::SwitchState;
 
 /// One workload of the namespace, as listed.
@@ -131,7 +133,7 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
             if !st.tracked.contains_key(s) {
                 continue;
             }
-            let stored = stored_of(p.kind, &p.obj, &ctx.names.record, &ctx.names.token);
+            let stored = Stored::of_object(p.kind, &p.obj, ctx.names);
             let generation = p
                 .obj
                 .pointer("/metadata/generation")
@@ -141,7 +143,7 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
                 name: p.w.name.clone(),
                 settings: ps,
                 pending: gate::pending_for(st.decision.roll, &st.decision.changed, &rk),
-                health: gate::health(p.kind.as_str(), &p.obj, generation),
+                health: crate::core::health::health(p.kind.as_str(), &p.obj, generation),
                 rolled_at: p.w.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
                 change: stored.record.as_ref().and_then(|r| r.get(&rk).cloned()),
             });

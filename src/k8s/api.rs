@@ -1,12 +1,13 @@
 //! From a workload kind to its API: the one place the shell turns a row of the kind table
-//! ([`crate::core::workload::KINDS`]) into something to call. Workloads are read and written
+//! ([`crate::core::kind::KINDS`]) into something to call. Workloads are read and written
 //! as dynamic objects, so no code path matches on the kind to pick a Rust type.
 
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject};
 use serde_json::Value;
 
-use crate::core::workload::{Workload, WorkloadError, WorkloadKind};
+use crate::core::kind::WorkloadKind;
+use crate::core::workload::{Workload, WorkloadError};
 
 /// The API resource of `kind`.
 pub(crate) fn resource(kind: WorkloadKind) -> ApiResource {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::core::policy::parse_go_duration;
+use crate::core::syntax::parse_go_duration;
 
 /// The longest minimum interval a workload may ask for.
 pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);

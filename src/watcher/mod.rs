@@ -26,7 +26,7 @@ use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
 use crate::cache::{ChangeKind, SourceChange};
-use crate::core::workload::WorkloadKind;
+use crate::core::kind::WorkloadKind;
 use crate::k8s::{self, watch::Handler};
 use crate::state::State;
 use roller::Roller;

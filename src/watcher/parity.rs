@@ -13,16 +13,19 @@ use serde_json::{Value, json};
 
 use super::workloads::WorkloadEntry;
 use crate::core::digest::{DigestKey, KeyRing};
+use crate::core::kind::WorkloadKind;
 use crate::core::names::{
     self, AnnotationNames, Annotations, GATE_KEYS, LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT,
     RecordNames, reads,
 };
+use crate::core::policy::PolicyConfig;
 use crate::core::policy::tests::FakeSources;
-use crate::core::policy::{PolicyConfig, SourceInfo};
+use crate::core::record::Stored;
 use crate::core::record::{Mode, RollOptions};
 use crate::core::refs::SourceRef;
+use crate::core::source::SourceInfo;
 use crate::core::stamp::{StampInput, stamp, stamp_refs};
-use crate::core::workload::{Workload, WorkloadKind};
+use crate::core::workload::Workload;
 
 const NS: &str = "team-a";
 
@@ -209,7 +212,7 @@ proptest! {
 
         for mode in [Mode::Fresh, Mode::Keep, Mode::Reconcile] {
             let webhook = stamp(
-                &cfg, &keys, &w, &view, &w.stored(&record.record, &record.token), mode,
+                &cfg, &keys, &w, &view, &Stored::of(&w, &record), mode,
                 RollOptions::default(),
             );
             let watcher = stamp_refs(

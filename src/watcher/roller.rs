@@ -23,12 +23,12 @@ use super::workloads::{WorkloadEntry, WorkloadKey, WorkloadStore};
 use super::writer::{WriteError, Writer};
 use crate::core::digest::{KeyRing, UNSEEN};
 use crate::core::gate::{self, Gate};
+use crate::core::kind::WorkloadKind;
 use crate::core::names::{LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT};
 use crate::core::policy::pause_period;
 use crate::core::record::{MadeWith, Mode, Stored};
 use crate::core::refs::SourceRef;
 use crate::core::stamp::{Stamp, stamp_refs};
-use crate::core::workload::WorkloadKind;
 use crate::state::State;
 
 /// Says once per process that records were made with a key hashroll no longer has, and
@@ -165,7 +165,7 @@ impl Roller {
         if !slots.enabled() {
             return;
         }
-        let since = (entry.health == gate::Health::Progressing)
+        let since = (entry.health == crate::core::health::Health::Progressing)
             .then(|| entry.annotations.get(LAST_ROLL)?.parse().ok())
             .flatten();
         if slots.observe(&entry.key, since) {

@@ -41,7 +41,7 @@ impl SwitchState {
         let mut too_many = false;
         for (k, v) in data {
             if k == "paused" {
-                s.cluster = crate::core::policy::parse_bool(v) == Some(true);
+                s.cluster = crate::core::syntax::parse_bool(v) == Some(true);
             } else if k == "paused-namespaces" {
                 s.namespaces = v
                     .split(',')
@@ -394,7 +394,7 @@ impl Slots {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::workload::WorkloadKind;
+    use crate::core::kind::WorkloadKind;
 
     fn key(ns: &str, name: &str) -> WorkloadKey {
         WorkloadKey {

@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use kube::api::DynamicObject;
 
-use crate::core::gate::{Health, health};
+use crate::core::health::{Health, health};
+use crate::core::kind::WorkloadKind;
 use crate::core::names::{AFTER, AnnotationNames, Annotations, RecordNames, WAVE, reads};
 use crate::core::record::{Stored, parse_record};
 use crate::core::refs::{Reference, SourceKind, SourceRef, references};
 use crate::core::stamp::StampInput;
-use crate::core::workload::{Workload, WorkloadKind};
+use crate::core::workload::Workload;
 
 /// A workload by kind, namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -204,7 +205,7 @@ impl WorkloadEntry {
             for kind in SourceKind::ALL {
                 if let Some(list) = ann.get(names.reload_of(kind)) {
                     out.extend(
-                        crate::core::policy::list_entries(list).map(|e| SourceRef::new(kind, e)),
+                        crate::core::lists::list_entries(list).map(|e| SourceRef::new(kind, e)),
                     );
                 }
             }

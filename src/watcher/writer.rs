@@ -19,12 +19,12 @@ use super::batch::{manual_job, no_run_now, recreated_job};
 use super::queue::due_at;
 use super::workloads::{WorkloadEntry, WorkloadKey};
 use crate::alert::{Alerts, Notice};
+use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
 use crate::core::record::Decision;
 use crate::core::refs::SourceRef;
-use crate::core::workload::{Rollout, WorkloadKind};
 use crate::k8s;
 use crate::state::State;
 

@@ -8,10 +8,13 @@ use super::review::{
     BadRequest, Outcome, Request, ResponseOut, ReviewOut, parse, present, template_of,
 };
 
+use crate::core::kind::WorkloadKind;
 use crate::core::limits::MAX_ANNOTATIONS_BYTES;
 use crate::core::patch::json_patch;
+use crate::core::record::Stored;
 use crate::core::stamp::{OldObject, Stamp, keep_from_old, stamp};
-use crate::core::workload::{Workload, WorkloadKind, templates_differ};
+use crate::core::template::templates_differ;
+use crate::core::workload::Workload;
 use crate::state::State;
 
 /// Room left under the annotations limit for the token and what others add after us.
@@ -85,12 +88,12 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
         );
     }
     let names = &state.names;
-    let sent = workload.stored(&names.record, &names.token);
+    let sent = Stored::of(&workload, names);
     let old = present(req.old_object).filter(|_| update).map(|old| {
         let templates = template_of(kind, old).and_then(|o| Ok((o, template_of(kind, new)?)));
         OldObject {
             stored: Workload::from_json(kind, namespace, old.get())
-                .map(|w| w.stored(&names.record, &names.token))
+                .map(|w| Stored::of(&w, names))
                 .unwrap_or_default(),
             template_changed: match templates {
                 Ok((o, n)) => templates_differ(o.as_ref(), n.as_ref(), &names.token),

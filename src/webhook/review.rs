@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::core::workload::WorkloadKind;
+use crate::core::kind::WorkloadKind;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
