@@ -10,9 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::Error;
 use crate::cache::SourceCache;
-use crate::config::Settings;
-use crate::core::names::RecordNames;
-use crate::core::record::RollOptions;
+use crate::config::{Certs, SelfManaged, Settings};
 use crate::core::refs::SourceKind;
 use crate::namespaces::NamespaceFilter;
 use crate::state::State;
@@ -56,16 +54,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .await
         .map_err(Error::Client)?;
     let owner = own_deployment(&client, &settings).await;
-    let keys = match settings.file_key.clone() {
-        Some(k) => key::LiveKeys::new(
-            k,
-            key::KeySource::Files {
-                current: settings.args.key.hmac_key_file.clone().unwrap_or_default(),
-                previous: settings.args.key.hmac_previous_key_file.clone(),
-            },
-        ),
+    let keys = match settings.keys.files.clone() {
+        Some((ring, current, previous)) => {
+            key::LiveKeys::new(ring, key::KeySource::Files { current, previous })
+        }
         None => {
-            let secret = &settings.args.key.hmac_key_secret;
+            let secret = &settings.keys.secret;
             let ring =
                 key::from_secret(&client, &settings.namespace, secret, owner.as_ref()).await?;
             key::LiveKeys::new(
@@ -78,27 +72,25 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
             )
         }
     };
-    let selected = settings
+    let scope = &settings.scope;
+    let selected = scope
         .namespace_selector
         .as_ref()
         .map(|_| namespaces::Selected::default());
     let cache = Arc::new(SourceCache::new(
         settings.policy.names.clone(),
-        settings.selector.clone(),
+        scope.selector.clone(),
         NamespaceFilter {
-            only: settings.namespaces.clone(),
-            ignore: settings.namespaces_to_ignore.clone(),
+            only: scope.namespaces.clone(),
+            ignore: scope.namespaces_to_ignore.clone(),
             selected: selected.clone(),
         },
     ));
-    let instance = std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
-    let lease_cfg = settings.args.enable_ha.then(|| lease::LeaseConfig {
+    let lease_cfg = settings.lease.as_ref().map(|l| lease::LeaseConfig {
         namespace: settings.namespace.clone(),
-        name: settings.args.lease_name.clone(),
-        identity: instance.clone(),
-        duration: settings.args.lease_duration,
+        name: l.name.clone(),
+        identity: settings.watcher.instance.clone(),
+        duration: l.duration,
         owner: owner.clone(),
     });
     let writer = match &lease_cfg {
@@ -107,14 +99,8 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     };
     let state = Arc::new(State {
         policy: settings.policy.clone(),
-        names: RecordNames {
-            record: settings.record_annotation.clone(),
-            token: settings.token_annotation.clone(),
-        },
-        roll: RollOptions {
-            on_create: settings.args.reload_on_create,
-            on_delete: settings.args.reload_on_delete,
-        },
+        names: settings.names.clone(),
+        roll: settings.roll,
         keys,
         cache: cache.clone(),
         client: Some(client.clone()),
@@ -138,69 +124,29 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     }
     drop(changes_tx);
     {
-        let (state, every) = (state.clone(), settings.args.key_reload_interval);
+        let (state, every) = (state.clone(), settings.keys.reload_interval);
         live.spawn(
             "key reload",
             async move { state.keys.reload_every(every).await },
         );
     }
     let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
-    if let (Some(sel), Some(set)) = (settings.namespace_selector.clone(), selected) {
+    if let (Some(sel), Some(set)) = (scope.namespace_selector.clone(), selected) {
         live.spawn(
             "namespaces",
             namespaces::watch(client.clone(), sel, set, ns_tx),
         );
     }
+    // the alert senders: started here, on the runtime
+    let start = |t: &Option<crate::alert::Target>, what| {
+        t.clone()
+            .map(|t| crate::alert::Alerts::start(t, state.metrics.alerts.clone(), what))
+            .transpose()
+    };
     let watcher_cfg = watcher::WatcherConfig {
-        coalesce_window: settings.args.coalesce_window,
-        max_rollouts_per_second: settings.args.max_rollouts_per_second,
-        cronjob_run_on_change: settings.args.cronjob_run_on_change,
-        permanent_error_retry: settings.args.permanent_error_retry,
-        min_roll_interval: settings.args.min_roll_interval,
-        paused: settings.args.paused,
-        max_concurrent_rollouts: settings.args.max_concurrent_rollouts,
-        rollout_timeout: settings.args.gate.rollout_timeout.clamp(
-            crate::core::gate::MIN_ROLLOUT_TIMEOUT,
-            crate::core::gate::MAX_ROLLOUT_TIMEOUT,
-        ),
-        switch: (!settings.args.gate.switch_configmap.is_empty()).then(|| {
-            (
-                settings.namespace.clone(),
-                settings.args.gate.switch_configmap.clone(),
-            )
-        }),
-        window_namespace_label: Some(settings.args.gate.window_namespace_label.clone())
-            .filter(|l| !l.is_empty()),
-        instance,
-        alerts: match (
-            &settings.args.alert_webhook_url,
-            settings.args.alert_on_reload,
-        ) {
-            (Some(url), true) => Some(crate::alert::Alerts::start(
-                crate::alert::Target {
-                    sink: crate::alert::Sink::parse(&settings.args.alert_sink),
-                    url: url.0.clone(),
-                    proxy: settings.args.alert_webhook_proxy.clone().map(|p| p.0),
-                    additional_info: settings.args.alert_additional_info.clone(),
-                },
-                state.metrics.alerts.clone(),
-                "alerts",
-            )?),
-            _ => None,
-        },
-        post_instead: match &settings.args.webhook_url {
-            Some(url) if !url.0.is_empty() => Some(crate::alert::Alerts::start(
-                crate::alert::Target {
-                    sink: crate::alert::Sink::Raw,
-                    url: url.0.clone(),
-                    proxy: settings.args.alert_webhook_proxy.clone().map(|p| p.0),
-                    additional_info: settings.args.alert_additional_info.clone(),
-                },
-                state.metrics.alerts.clone(),
-                "webhook-url",
-            )?),
-            _ => None,
-        },
+        alerts: start(&settings.alerts.on_reload, "alerts")?,
+        post_instead: start(&settings.alerts.post_instead, "webhook-url")?,
+        ..settings.watcher.clone()
     };
     let watch = watcher::run(
         state.clone(),
@@ -212,36 +158,39 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     );
     live.spawn("watcher", watch);
 
-    let certs = match settings.certs.clone() {
-        Some(c) => {
+    let web = &settings.webhook;
+    let certs = match &web.certs {
+        Certs::Files(c) => {
             live.spawn(
                 "certificate reload",
                 c.clone().watch(Duration::from_secs(2)),
             );
-            c
+            c.clone()
         }
-        None => self_managed_certs(&client, &settings, &live, owner.as_ref()).await?,
+        Certs::SelfManaged(m) => {
+            self_managed_certs(&client, &settings.namespace, m, &live, owner.as_ref()).await?
+        }
     };
-    if settings.client_verifier.is_none() {
+    if web.client_verifier.is_none() {
         tracing::info!(
             "the webhook port takes reviews from any client (--client-ca-file verifies the apiserver's certificate)"
         );
     }
-    let tls = certs.server_config(settings.client_verifier.clone())?;
+    let tls = certs.server_config(web.client_verifier.clone())?;
     let bind = |addr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Listen(addr, e))
     };
-    let webhook_l = bind(settings.args.webhook_addr).await?;
-    let metrics_l = bind(settings.args.metrics_addr).await?;
+    let webhook_l = bind(web.addr).await?;
+    let metrics_l = bind(web.metrics_addr).await?;
     tracing::info!(
         webhook = %addr(&webhook_l),
         metrics = %addr(&metrics_l),
         namespace = %settings.namespace,
         "hashroll started"
     );
-    let router = webhook::router(state.clone(), settings.args.max_body_bytes);
+    let router = webhook::router(state.clone(), web.max_body_bytes);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
     // a stop: no longer ready (the Service stops sending) and no new roll at once; the
@@ -267,7 +216,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         })
     };
     let st = state.clone();
-    let delay = settings.args.shutdown_delay;
+    let delay = web.shutdown_delay;
     let stop = async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
@@ -301,7 +250,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
 /// deleting hashroll's Deployment deletes them. Without the flag, or when the Deployment
 /// cannot be read (logged), they have no owner and stay.
 async fn own_deployment(client: &kube::Client, settings: &Settings) -> Option<OwnerReference> {
-    let name = settings.args.owner_deployment.as_deref()?;
+    let name = settings.owner_deployment.as_deref()?;
     let api: kube::Api<Deployment> = kube::Api::namespaced(client.clone(), &settings.namespace);
     match api.get(name).await {
         Ok(d) => Some(OwnerReference {
@@ -323,17 +272,17 @@ async fn own_deployment(client: &kube::Client, settings: &Settings) -> Option<Ow
 /// `--self-managed-certs`: the certificate from (or into) its Secret, and the caBundle kept.
 async fn self_managed_certs(
     client: &kube::Client,
-    settings: &Settings,
+    namespace: &str,
+    args: &SelfManaged,
     live: &health::Liveness,
     owner: Option<&OwnerReference>,
 ) -> Result<Arc<CertReloader>, Error> {
-    let args = &settings.args;
     let place = selfcert::Place {
-        namespace: settings.namespace.clone(),
-        secret: args.tls_secret.clone(),
-        sans: selfcert::sans(&args.service_name, &settings.namespace, &args.tls_san),
+        namespace: namespace.to_string(),
+        secret: args.secret.clone(),
+        sans: selfcert::sans(&args.service_name, namespace, &args.extra_sans),
         owner: owner.cloned(),
-        validity: args.self_managed_cert_validity,
+        validity: args.validity,
     };
     let pems = selfcert::ensure(client, &place, None).await?;
     if let Err(e) = selfcert::set_ca_bundle(client, &args.webhook_config, &pems.ca).await {
@@ -341,8 +290,7 @@ async fn self_managed_certs(
     }
     let serving = CertReloader::from_pems(&pems.cert, &pems.key)?;
     // a round every 30 s, more often for a validity so short (tests) that 30 s matters
-    let every = (args.self_managed_cert_validity / 16)
-        .clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let every = (args.validity / 16).clamp(Duration::from_secs(1), Duration::from_secs(30));
     live.spawn(
         "self-managed certificate",
         selfcert::keep(

@@ -2,14 +2,17 @@
 //! selectors, the key file, names) happens here, so a bad value is one error before anything
 //! starts.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::cli::RunArgs;
+use crate::cli::run_args::RunArgs;
 use crate::core::digest::KeyRing;
 use crate::core::kind::{KINDS, WorkloadKind};
-use crate::core::names::AnnotationNames;
+use crate::core::names::{AnnotationNames, RecordNames};
 use crate::core::policy::PolicyConfig;
+use crate::core::record::RollOptions;
 use crate::core::selector::LabelSelector;
 use crate::webhook::tls::CertReloader;
 
@@ -68,24 +71,91 @@ pub(crate) fn label_selector(s: &str) -> String {
         .join(",")
 }
 
-/// Everything `run` needs, validated.
+/// Everything `run` needs, validated and typed: nothing downstream reads a flag.
 pub(crate) struct Settings {
-    pub args: RunArgs,
+    /// hashroll's own namespace
     pub namespace: String,
     pub policy: PolicyConfig,
+    pub names: RecordNames,
+    pub roll: RollOptions,
+    pub scope: Scope,
+    pub webhook: WebhookSettings,
+    pub keys: KeySettings,
+    /// `--enable-ha`: the Lease, else one replica writes alone
+    pub lease: Option<LeaseSettings>,
+    /// the watcher's settings (its alert senders are started by `app`, on the runtime)
+    pub watcher: crate::watcher::WatcherConfig,
+    pub alerts: AlertSettings,
+    pub log: LogSettings,
+    /// `--owner-deployment`
+    pub owner_deployment: Option<String>,
+}
+
+/// Which namespaces and sources hashroll acts on.
+pub(crate) struct Scope {
     pub namespaces: Vec<String>,
     pub namespaces_to_ignore: Vec<String>,
     pub namespace_selector: Option<String>,
-    pub record_annotation: String,
-    pub token_annotation: String,
-    /// the serving certificate from files (none with --self-managed-certs)
-    pub certs: Option<Arc<CertReloader>>,
-    /// --client-ca-file: the verifier of the apiserver's client certificate
-    pub client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// --resource-label-selector, parsed
     pub selector: LabelSelector,
-    /// the key from --hmac-key-file (else it comes from a Secret once a client exists)
-    pub file_key: Option<KeyRing>,
+}
+
+/// The webhook and metrics servers.
+pub(crate) struct WebhookSettings {
+    pub addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub max_body_bytes: usize,
+    pub shutdown_delay: Duration,
+    pub certs: Certs,
+    /// --client-ca-file: the verifier of the apiserver's client certificate
+    pub client_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+}
+
+/// Where the serving certificate comes from.
+pub(crate) enum Certs {
+    /// the files, loaded (and watched)
+    Files(Arc<CertReloader>),
+    /// `--self-managed-certs`: made and kept in a Secret once a client exists
+    SelfManaged(SelfManaged),
+}
+
+/// What `--self-managed-certs` needs.
+pub(crate) struct SelfManaged {
+    pub secret: String,
+    pub service_name: String,
+    pub extra_sans: Vec<String>,
+    pub validity: Duration,
+    /// the MutatingWebhookConfiguration whose caBundle is kept
+    pub webhook_config: String,
+}
+
+/// The installation's HMAC key.
+pub(crate) struct KeySettings {
+    /// from `--hmac-key-file` (and its previous): the key and the files it is reloaded from
+    pub files: Option<(KeyRing, PathBuf, Option<PathBuf>)>,
+    /// else the Secret of this name in hashroll's namespace
+    pub secret: String,
+    pub reload_interval: Duration,
+}
+
+/// The Lease of `--enable-ha`.
+#[derive(Debug, Clone)]
+pub(crate) struct LeaseSettings {
+    pub name: String,
+    pub duration: Duration,
+}
+
+/// Where messages go: `ALERT_ON_RELOAD`'s sink, and Reloader's `--webhook-url`.
+#[derive(Debug, Default)]
+pub(crate) struct AlertSettings {
+    pub on_reload: Option<crate::alert::Target>,
+    pub post_instead: Option<crate::alert::Target>,
+}
+
+/// Logging.
+pub(crate) struct LogSettings {
+    pub format: String,
+    pub level: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,8 +173,6 @@ pub enum ConfigError {
     Tls(#[from] crate::webhook::tls::TlsError),
     #[error(transparent)]
     Key(#[from] crate::key::KeyError),
-    #[error("cannot set up logging: {0}")]
-    Logging(String),
 }
 
 /// `--max-rollouts-per-second` bounds: one roll per 1,000 s at the least, and no more
@@ -237,10 +305,18 @@ impl Settings {
             })?;
         // the files now (a start-up error); self-managed certificates once the client exists
         let certs = match (&args.tls_cert_file, &args.tls_key_file) {
-            (Some(c), Some(k)) if !args.self_managed_certs => Some(CertReloader::load(c, k)?),
-            _ => None,
+            (Some(c), Some(k)) if !args.self_managed_certs => {
+                Certs::Files(CertReloader::load(c, k)?)
+            }
+            _ => Certs::SelfManaged(SelfManaged {
+                secret: args.tls_secret.clone(),
+                service_name: args.service_name.clone(),
+                extra_sans: args.tls_san.clone(),
+                validity: args.self_managed_cert_validity,
+                webhook_config: args.webhook_config.clone(),
+            }),
         };
-        if args.self_managed_cert_validity < std::time::Duration::from_secs(20) {
+        if args.self_managed_cert_validity < Duration::from_secs(20) {
             return Err(ConfigError::Invalid {
                 what: "--self-managed-cert-validity",
                 why: "at least 20s".into(),
@@ -250,26 +326,97 @@ impl Settings {
             Some(p) => Some(crate::webhook::tls::client_verifier(p)?),
             None => None,
         };
-        let file_key = match &args.key.hmac_key_file {
-            Some(p) => Some(crate::key::from_files(
-                p,
-                args.key.hmac_previous_key_file.as_deref(),
-            )?),
+        let files = match &args.key.hmac_key_file {
+            Some(p) => Some((
+                crate::key::from_files(p, args.key.hmac_previous_key_file.as_deref())?,
+                p.clone(),
+                args.key.hmac_previous_key_file.clone(),
+            )),
             None => None,
         };
+        let instance = std::env::var("POD_NAME")
+            .or_else(|_| std::env::var("HOSTNAME"))
+            .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
+        let target = |url: &crate::cli::args::Secret, sink| crate::alert::Target {
+            sink,
+            url: url.0.clone(),
+            proxy: args.alert_webhook_proxy.clone().map(|p| p.0),
+            additional_info: args.alert_additional_info.clone(),
+        };
+        let alerts = AlertSettings {
+            on_reload: args
+                .alert_webhook_url
+                .as_ref()
+                .filter(|_| args.alert_on_reload)
+                .map(|u| target(u, crate::alert::Sink::parse(&args.alert_sink))),
+            post_instead: args
+                .webhook_url
+                .as_ref()
+                .filter(|u| !u.0.is_empty())
+                .map(|u| target(u, crate::alert::Sink::Raw)),
+        };
+        let gate = &args.gate;
+        let watcher = crate::watcher::WatcherConfig {
+            coalesce_window: args.coalesce_window,
+            max_rollouts_per_second: args.max_rollouts_per_second,
+            cronjob_run_on_change: args.cronjob_run_on_change,
+            permanent_error_retry: args.permanent_error_retry,
+            min_roll_interval: args.min_roll_interval,
+            paused: args.paused,
+            max_concurrent_rollouts: args.max_concurrent_rollouts,
+            rollout_timeout: gate.rollout_timeout.clamp(
+                crate::core::gate::MIN_ROLLOUT_TIMEOUT,
+                crate::core::gate::MAX_ROLLOUT_TIMEOUT,
+            ),
+            switch: (!gate.switch_configmap.is_empty())
+                .then(|| (namespace.clone(), gate.switch_configmap.clone())),
+            window_namespace_label: Some(gate.window_namespace_label.clone())
+                .filter(|l| !l.is_empty()),
+            instance,
+            alerts: None,
+            post_instead: None,
+        };
         Ok(Settings {
-            certs,
-            client_verifier,
-            selector,
-            file_key,
-            namespace,
             policy,
-            namespaces: comma_list(&args.namespaces),
-            namespaces_to_ignore: comma_list(&args.namespaces_to_ignore),
-            namespace_selector: opt(&args.namespace_selector),
-            record_annotation: args.key.record_annotation.clone(),
-            token_annotation: args.key.token_annotation.clone(),
-            args,
+            names: RecordNames {
+                record: args.key.record_annotation.clone(),
+                token: args.key.token_annotation.clone(),
+            },
+            roll: RollOptions {
+                on_create: args.reload_on_create,
+                on_delete: args.reload_on_delete,
+            },
+            scope: Scope {
+                namespaces: comma_list(&args.namespaces),
+                namespaces_to_ignore: comma_list(&args.namespaces_to_ignore),
+                namespace_selector: opt(&args.namespace_selector),
+                selector,
+            },
+            webhook: WebhookSettings {
+                addr: args.webhook_addr,
+                metrics_addr: args.metrics_addr,
+                max_body_bytes: args.max_body_bytes,
+                shutdown_delay: args.shutdown_delay,
+                certs,
+                client_verifier,
+            },
+            keys: KeySettings {
+                files,
+                secret: args.key.hmac_key_secret.clone(),
+                reload_interval: args.key_reload_interval,
+            },
+            lease: args.enable_ha.then(|| LeaseSettings {
+                name: args.lease_name.clone(),
+                duration: args.lease_duration,
+            }),
+            watcher,
+            alerts,
+            log: LogSettings {
+                format: args.log_format.clone(),
+                level: args.log_level.clone(),
+            },
+            owner_deployment: args.owner_deployment.clone(),
+            namespace,
         })
     }
 }

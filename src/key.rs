@@ -62,6 +62,24 @@ fn ring(current: DigestKey, previous: Option<DigestKey>) -> Result<KeyRing, KeyE
     Ok(KeyRing { current, previous })
 }
 
+/// The keys a command (`explain`, `migrate`) checks with: the files, else the Secret (read,
+/// never created: only `hashroll run` makes the key).
+pub(crate) async fn for_command(
+    client: &kube::Client,
+    args: &crate::cli::args::KeyArgs,
+    ns: &str,
+) -> Result<KeyRing, KeyError> {
+    if let Some(f) = &args.hmac_key_file {
+        return from_files(f, args.hmac_previous_key_file.as_deref());
+    }
+    let what = format!("{ns}/{}", args.hmac_key_secret);
+    let s = Api::<Secret>::namespaced(client.clone(), ns)
+        .get(&args.hmac_key_secret)
+        .await
+        .map_err(|e| KeyError::Secret(what.clone(), e))?;
+    from_secret_data(&s, &what)
+}
+
 /// The keys from files: the current one and, while rotating, the previous one.
 pub(crate) fn from_files(current: &Path, previous: Option<&Path>) -> Result<KeyRing, KeyError> {
     ring(key_file(current)?, previous.map(key_file).transpose()?)

@@ -25,10 +25,13 @@ pub(crate) mod health;
 pub(crate) mod k8s;
 /// The installation's HMAC key (file or Secret).
 pub mod key;
+#[cfg(test)]
+mod layers;
 /// Who may write (HA): a Lease.
 pub mod lease;
 /// The Prometheus registry.
 pub mod metrics;
+/// `hashroll migrate --from-reloader`: what Reloader left in pod templates, and its removal.
 pub(crate) mod migrate;
 /// Which namespaces hashroll acts in, and the watch of `--namespace-selector`.
 pub mod namespaces;
@@ -51,7 +54,11 @@ pub enum Error {
     #[error(transparent)]
     Explain(#[from] explain::ExplainError),
     #[error(transparent)]
+    Migrate(#[from] migrate::MigrateError),
+    #[error(transparent)]
     Alert(#[from] alert::AlertConfigError),
+    #[error(transparent)]
+    Telemetry(#[from] telemetry::TelemetryError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot build a Kubernetes client (KUBECONFIG or in-cluster config): {0}")]
@@ -72,7 +79,7 @@ impl Error {
     /// 2 for what the flags or files got wrong, 1 for a failure at run time.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Alert(_) => 2,
+            Error::Config(_) | Error::Alert(_) | Error::Telemetry(_) => 2,
             _ => 1,
         }
     }

@@ -20,7 +20,7 @@ use kube::Client;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::cli::MigrateArgs;
+use crate::cli::args::MigrateArgs;
 use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::RecordNames;
 use crate::core::policy::PolicyConfig;
@@ -28,8 +28,8 @@ use crate::core::record::Stored;
 use crate::core::record::{Mode, RollOptions};
 use crate::core::stamp::stamp;
 use crate::core::workload::Workload;
-use crate::explain::{ExplainError, read_key, snapshot, workload_objects};
 use crate::k8s;
+use crate::k8s::objects::{ReadError, snapshot, workload_objects};
 
 /// Reloader's annotations-strategy mark on a pod template.
 pub(crate) const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
@@ -196,15 +196,26 @@ fn describe(kind: WorkloadKind, ns: &str, name: &str, l: &Leftovers, records: us
     s
 }
 
-pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
+/// Why `hashroll migrate` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("say what to migrate from: --from-reloader")]
+    From,
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Key(#[from] crate::key::KeyError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
     if !args.from_reloader {
-        return Err(ExplainError::Api(
-            "say what to migrate from: --from-reloader".into(),
-        ));
+        return Err(MigrateError::From);
     }
     let client = Client::try_default()
         .await
-        .map_err(|e| ExplainError::Cluster(e.to_string()))?;
+        .map_err(|e| ReadError::Cluster(e.to_string()))?;
     let names = RecordNames {
         record: args.key.record_annotation.clone(),
         token: args.key.token_annotation.clone(),
@@ -216,10 +227,10 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
     };
     // the key records what is migrated; without it (hashroll not installed yet) the dry run
     // still lists, and --apply refuses
-    let key = read_key(&client, &args.key, &args.hashroll_namespace).await;
+    let key = crate::key::for_command(&client, &args.key, &args.hashroll_namespace).await;
     let key = match (key, args.apply) {
         (Ok(k), _) => Some(k),
-        (Err(e), true) => return Err(e),
+        (Err(e), true) => return Err(e.into()),
         (Err(_), false) => None,
     };
     let namespaces = match &args.namespace {
@@ -234,8 +245,8 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
             // a kind that is not installed (Argo Rollouts, a custom kind) has nothing
             let objs = match workload_objects(&client, ns, kind, None).await {
                 Ok(o) => o,
-                Err(ExplainError::NotFound(_)) => continue,
-                Err(e) => return Err(e),
+                Err(ReadError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
             };
             for obj in objs {
                 let left = leftovers(kind, &obj);
@@ -313,9 +324,8 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
                 .map(|r| (names.token.as_str(), r.1.as_str())),
         );
         let api = k8s::api::namespaced(client.clone(), ns, *kind);
-        let p: Patch<Value> = Patch::Json(
-            serde_json::from_value(body).map_err(|e| ExplainError::Api(e.to_string()))?,
-        );
+        let p: Patch<Value> =
+            Patch::Json(serde_json::from_value(body).map_err(|e| ReadError::Api(e.to_string()))?);
         let what = format!("{}/{ns}/{name}", kind.as_str().to_lowercase());
         match api.patch(name, &PatchParams::default(), &p).await {
             Ok(_) => {
@@ -328,7 +338,7 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
         }
     }
     if failed > 0 {
-        return Err(ExplainError::Api(format!(
+        return Err(MigrateError::Failed(format!(
             "{out}{failed} of {} workload(s) not patched",
             plan.len()
         )));
@@ -336,13 +346,13 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, ExplainError> {
     Ok(out)
 }
 
-async fn all_namespaces(client: &Client) -> Result<Vec<String>, ExplainError> {
+async fn all_namespaces(client: &Client) -> Result<Vec<String>, ReadError> {
     use k8s_openapi::api::core::v1::Namespace;
     use kube::ResourceExt;
     let list = kube::Api::<Namespace>::all(client.clone())
         .list(&Default::default())
         .await
-        .map_err(|e| ExplainError::Cluster(e.to_string()))?;
+        .map_err(|e| ReadError::Cluster(e.to_string()))?;
     Ok(list.items.iter().map(|n| n.name_any()).collect())
 }
 

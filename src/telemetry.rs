@@ -1,14 +1,18 @@
 //! Logging: text (plain off a terminal) or JSON on stderr, filtered by `--log-level`.
 
-use crate::config::ConfigError;
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("invalid --log-level: {0}")]
+    Level(String),
+    #[error("cannot set up logging: {0}")]
+    Logging(String),
+}
 
 /// Sets up logging as `hashroll run` does (the bench server uses it too).
-pub fn init(format: &str, level: &str) -> Result<(), ConfigError> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(level).map_err(|e| ConfigError::Invalid {
-            what: "--log-level",
-            why: format!("{level:?}: {e}"),
-        })?;
+pub fn init(format: &str, level: &str) -> Result<(), TelemetryError> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| TelemetryError::Level(format!("{level:?}: {e}")))?;
     // colours only on a terminal: log files and collectors get plain text
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
@@ -20,5 +24,5 @@ pub fn init(format: &str, level: &str) -> Result<(), ConfigError> {
     } else {
         builder.try_init()
     };
-    res.map_err(|e| ConfigError::Logging(e.to_string()))
+    res.map_err(|e| TelemetryError::Logging(e.to_string()))
 }

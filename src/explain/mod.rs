@@ -3,14 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cache::SourceCache;
-use crate::cli::ExplainArgs;
+use crate::cli::args::ExplainArgs;
 use crate::core::digest::{ABSENT, KeyRing};
 use crate::core::kind::WorkloadKind;
 use crate::core::names::RecordNames;
@@ -18,11 +15,9 @@ use crate::core::policy::{PolicyConfig, opted_in};
 use crate::core::record::Stored;
 use crate::core::record::{MadeWith, Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
-use crate::core::selector::LabelSelector;
 use crate::core::stamp::{Stamp, stamp};
 use crate::core::workload::{Workload, WorkloadError};
-use crate::k8s;
-use crate::namespaces::NamespaceFilter;
+use crate::k8s::objects::{ReadError, Snapshot, snapshot, workload_objects};
 
 mod render;
 pub(crate) mod safe;
@@ -34,8 +29,8 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let target = parse_target(&args.target)?;
     let client = Client::try_default()
         .await
-        .map_err(|e| ExplainError::Cluster(e.to_string()))?;
-    let key = read_key(&client, &args.key, &args.hashroll_namespace).await?;
+        .map_err(|e| ReadError::Cluster(e.to_string()))?;
+    let key = crate::key::for_command(&client, &args.key, &args.hashroll_namespace).await?;
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
         auto_all_skips: PolicyConfig::auto_all_skips_with(&args.hashroll_namespace),
@@ -73,28 +68,19 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExplainError {
-    #[error("cannot reach the cluster: {0}")]
-    Cluster(String),
-    #[error("{0} not found")]
-    NotFound(String),
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(
         "unknown kind {0:?}: use deployment, daemonset, statefulset, configmap, secret or secretproviderclass"
     )]
     Kind(String),
     #[error("expected KIND/NAME, got {0:?}")]
     Target(String),
-    #[error("cannot read the HMAC key: {0}")]
-    Key(String),
+    #[error(transparent)]
+    Key(#[from] crate::key::KeyError),
+    /// the workload cannot be explained as it is (the text says why)
     #[error("{0}")]
-    Api(String),
-}
-
-fn api_err(what: &str, e: kube::Error) -> ExplainError {
-    match e {
-        kube::Error::Api(s) if s.code == 404 => ExplainError::NotFound(what.to_string()),
-        kube::Error::Api(s) => ExplainError::Api(format!("{what}: {}", s.message)),
-        other => ExplainError::Cluster(other.to_string()),
-    }
+    Workload(String),
 }
 
 #[derive(Debug, Serialize)]
@@ -171,97 +157,6 @@ pub(crate) struct Tracker {
     pub pending: Option<String>,
 }
 
-/// Everything explain needs from the cluster for one namespace.
-pub(crate) struct Snapshot {
-    pub(crate) cache: SourceCache,
-}
-
-pub(crate) async fn snapshot(
-    client: &Client,
-    ns: &str,
-    cfg: &PolicyConfig,
-) -> Result<Snapshot, ExplainError> {
-    let cache = SourceCache::new(
-        cfg.names.clone(),
-        LabelSelector::default(),
-        NamespaceFilter::default(),
-    );
-    let cms = Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| api_err("configmaps", e))?;
-    for cm in cms.items {
-        let e = cache.configmap_entry(&cm);
-        cache.upsert(ns, &SourceRef::configmap(cm.name_any()), e);
-    }
-    let secrets = Api::<Secret>::namespaced(client.clone(), ns)
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| api_err("secrets", e))?;
-    for s in secrets.items {
-        let e = cache.secret_entry(&s);
-        cache.upsert(ns, &SourceRef::secret(s.name_any()), e);
-    }
-    if cfg.csi_integration {
-        snapshot_classes(client, ns, &cache).await?;
-    }
-    Ok(Snapshot { cache })
-}
-
-/// The namespace's SecretProviderClasses, as the running hashroll's cache holds them (none
-/// when the CSI driver's CRDs are not installed).
-async fn snapshot_classes(
-    client: &Client,
-    ns: &str,
-    cache: &SourceCache,
-) -> Result<(), ExplainError> {
-    use crate::cache::csi;
-    let list = |r: kube::api::ApiResource| async move {
-        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &r);
-        match api.list(&ListParams::default()).await {
-            Ok(l) => Ok(l.items),
-            Err(kube::Error::Api(a)) if a.code == 404 => Ok(Vec::new()),
-            Err(e) => Err(api_err(&r.plural, e)),
-        }
-    };
-    let mut classes = csi::Classes::default();
-    for s in list(csi::status_resource()).await? {
-        let name = s.name_any();
-        classes.apply(ns, &name, csi::read_status(&s).ok().flatten());
-    }
-    for e in classes.relist_done() {
-        cache.apply_class(e);
-    }
-    for c in list(csi::class_resource()).await? {
-        cache.set_class_object(ns, &c.name_any(), Some(&c.metadata));
-    }
-    Ok(())
-}
-
-pub(crate) async fn workload_objects(
-    client: &Client,
-    ns: &str,
-    kind: WorkloadKind,
-    name: Option<&str>,
-) -> Result<Vec<Value>, ExplainError> {
-    let api = k8s::api::namespaced(client.clone(), ns, kind);
-    let what = kind.as_str().to_lowercase();
-    let objs = match name {
-        Some(n) => vec![
-            api.get(n)
-                .await
-                .map_err(|e| api_err(&format!("{what}/{n}"), e))?,
-        ],
-        None => {
-            api.list(&ListParams::default())
-                .await
-                .map_err(|e| api_err(&what, e))?
-                .items
-        }
-    };
-    Ok(objs.iter().map(k8s::api::to_value).collect())
-}
-
 fn run_stamp(
     cfg: &PolicyConfig,
     key: &KeyRing,
@@ -298,7 +193,7 @@ pub(crate) async fn explain_workload(
         Ok(w) => w,
         Err(WorkloadError::NoTemplate) if obj.pointer("/spec/workloadRef/name").is_some() => {
             let r = &obj["spec"]["workloadRef"];
-            return Err(ExplainError::Api(format!(
+            return Err(ExplainError::Workload(format!(
                 "{}/{name} takes its pod template from {}/{} (spec.workloadRef): that object is \
                  what hashroll stamps and rolls, and its annotations say what it tracks; \
                  explain it instead",
@@ -307,7 +202,7 @@ pub(crate) async fn explain_workload(
                 r["name"].as_str().unwrap_or_default(),
             )));
         }
-        Err(e) => return Err(ExplainError::Api(e.to_string())),
+        Err(e) => return Err(ExplainError::Workload(e.to_string())),
     };
     let snap = snapshot(client, ns, cfg).await?;
     let s = run_stamp(cfg, key, names, &snap, &w, &obj);
@@ -458,23 +353,4 @@ pub(crate) fn parse_target(s: &str) -> Result<Target, ExplainError> {
         return Ok(Target::Source(SourceRef::new(k, name)));
     }
     Err(ExplainError::Kind(kind.to_string()))
-}
-
-/// Reads the keys the installation uses: the files, else the Secret (never created here).
-pub(crate) async fn read_key(
-    client: &Client,
-    args: &crate::cli::KeyArgs,
-    ns: &str,
-) -> Result<KeyRing, ExplainError> {
-    if let Some(f) = &args.hmac_key_file {
-        return crate::key::from_files(f, args.hmac_previous_key_file.as_deref())
-            .map_err(|e| ExplainError::Key(e.to_string()));
-    }
-    let secret = &args.hmac_key_secret;
-    let s = Api::<Secret>::namespaced(client.clone(), ns)
-        .get(secret)
-        .await
-        .map_err(|e| ExplainError::Key(format!("Secret {ns}/{secret}: {e}")))?;
-    crate::key::from_secret_data(&s, &format!("{ns}/{secret}"))
-        .map_err(|e| ExplainError::Key(e.to_string()))
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::{ExplainError, Snapshot, run_stamp, workload_objects};
+use super::{ExplainError, run_stamp};
 use crate::core::digest::KeyRing;
 use crate::core::gate::{self, Gate, Switches};
 use crate::core::kind::WorkloadKind;
@@ -16,6 +16,7 @@ use crate::core::policy::PolicyConfig;
 use crate::core::record::Stored;
 use crate::core::stamp::Stamp;
 use crate::core::workload::Workload;
+use crate::k8s::objects::{Snapshot, workload_objects};
 use crate::watcher::safe::SwitchState;
 
 /// One workload of the namespace, as listed.
@@ -35,7 +36,7 @@ pub(crate) async fn namespace_workloads(
         let objs = match workload_objects(client, ns, kind, None).await {
             Ok(objs) => objs,
             Err(_) if kind.row().optional => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
         for obj in objs {
             if let Ok(w) = Workload::from_value(kind, ns, &obj) {
@@ -51,7 +52,7 @@ pub(crate) async fn namespace_workloads(
 pub(crate) async fn switches(
     client: &Client,
     hashroll_ns: &str,
-    gate_args: &crate::cli::GateArgs,
+    gate_args: &crate::cli::args::GateArgs,
     ns: &str,
 ) -> Switches {
     let mut state = SwitchState::default();

@@ -1,0 +1,162 @@
+//! The crate's layering, as tests that read the `use` lines: the core runs one way, and the
+//! commands (`cli`, `config`, `explain`, `migrate`, `telemetry`, `key`, `app`, `k8s`) never
+//! reach back to one that uses them. A module named in code (tests aside) is a use.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+
+/// A module file's code, its tests left out.
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("a module");
+    text.split("\n#[cfg(test)]\nmod ")
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The words after each `prefix` in `code` (`crate::x::y` → `x::y` when `depth` is 2).
+fn named(code: &str, prefix: &str, depth: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for (at, _) in code.match_indices(prefix) {
+        let mut rest = &code[at + prefix.len()..];
+        let mut parts = Vec::new();
+        while parts.len() < depth {
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            if end == 0 {
+                break;
+            }
+            parts.push(&rest[..end]);
+            match rest[end..].strip_prefix("::") {
+                Some(r) => rest = r,
+                None => break,
+            }
+        }
+        if !parts.is_empty() {
+            out.push(parts.join("::"));
+        }
+    }
+    out
+}
+
+/// Panics with the cycle when the graph has one.
+fn assert_acyclic(graph: &BTreeMap<String, Vec<String>>, what: &str) {
+    fn visit<'a>(
+        m: &'a str,
+        graph: &'a BTreeMap<String, Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut Vec<&'a str>,
+        what: &str,
+    ) {
+        if done.contains(&m) {
+            return;
+        }
+        if let Some(i) = path.iter().position(|p| *p == m) {
+            panic!("import cycle in {what}: {} -> {m}", path[i..].join(" -> "));
+        }
+        path.push(m);
+        for u in graph.get(m).into_iter().flatten() {
+            visit(u, graph, path, done, what);
+        }
+        path.pop();
+        done.push(m);
+    }
+    let mut done = Vec::new();
+    for m in graph.keys() {
+        visit(m, graph, &mut Vec::new(), &mut done, what);
+    }
+}
+
+/// Each core module and the core modules it names.
+fn core_graph() -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(format!("{SRC}/core")).expect("src/core") {
+        let path = entry.expect("an entry").path();
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        if name == "mod" {
+            continue;
+        }
+        let code = code_of(&path);
+        let mut uses: Vec<String> = named(&code, "super::", 1);
+        uses.extend(named(&code, "crate::core::", 1));
+        uses.retain(|u| u != name);
+        uses.sort();
+        uses.dedup();
+        out.insert(name.to_string(), uses);
+    }
+    out
+}
+
+#[test]
+fn the_core_has_no_import_cycle() {
+    let graph = core_graph();
+    assert!(graph.len() >= 15 && graph["stamp"].contains(&"policy".to_string()));
+    assert_acyclic(&graph, "src/core");
+}
+
+/// The commands and what they build on: each node's files, and what it names of the others.
+#[test]
+fn the_commands_have_no_import_cycle() {
+    let nodes: [(&str, &[&str]); 10] = [
+        ("cli", &["cli/mod.rs"]),
+        ("cli::args", &["cli/args.rs"]),
+        ("cli::run_args", &["cli/run_args.rs"]),
+        ("config", &["config.rs"]),
+        (
+            "explain",
+            &["explain/mod.rs", "explain/render.rs", "explain/safe.rs"],
+        ),
+        ("migrate", &["migrate.rs"]),
+        ("telemetry", &["telemetry.rs"]),
+        ("key", &["key.rs"]),
+        ("app", &["app.rs"]),
+        (
+            "k8s",
+            &["k8s/mod.rs", "k8s/api.rs", "k8s/objects.rs", "k8s/watch.rs"],
+        ),
+    ];
+    let node_of = |named: &str| -> Option<&str> {
+        // the longest node the name starts with (`cli::args::X` is `cli::args`)
+        nodes
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| named == *n || named.starts_with(&format!("{n}::")))
+            .max_by_key(|n| n.len())
+    };
+    let mut graph = BTreeMap::new();
+    for (node, files) in nodes {
+        let mut uses = Vec::new();
+        for f in files {
+            let code = code_of(&Path::new(SRC).join(f));
+            let mut names = named(&code, "crate::", 2);
+            // `super::x` in a directory's file names its sibling (in `mod.rs`, the root's)
+            match f.split_once('/') {
+                Some((dir, file)) if file != "mod.rs" => names.extend(
+                    named(&code, "super::", 1)
+                        .iter()
+                        .map(|n| format!("{dir}::{n}")),
+                ),
+                _ => names.extend(named(&code, "super::", 2)),
+            }
+            for n in names {
+                if let Some(m) = node_of(&n).filter(|m| *m != node) {
+                    uses.push(m.to_string());
+                }
+            }
+        }
+        uses.sort();
+        uses.dedup();
+        graph.insert(node.to_string(), uses);
+    }
+    assert!(graph["cli"].contains(&"app".to_string()), "{graph:?}");
+    assert!(
+        graph["config"].contains(&"cli::run_args".to_string()),
+        "{graph:?}"
+    );
+    assert_acyclic(&graph, "the commands");
+}
