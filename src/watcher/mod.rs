@@ -11,6 +11,8 @@ pub(crate) mod breaker;
 #[cfg(test)]
 mod parity;
 pub(crate) mod queue;
+mod reported;
+mod retry;
 pub(crate) mod roller;
 pub(crate) mod safe;
 pub(crate) mod workloads;

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::batch::{manual_job, no_run_now, recreated_job};
 use super::queue::due_at;
+use super::retry::WriteError;
 use super::workloads::{WorkloadEntry, WorkloadKey};
 use crate::alert::{Alerts, Notice};
 use crate::core::kind::{Rollout, WorkloadKind};
@@ -27,53 +28,6 @@ use crate::core::record::Decision;
 use crate::core::refs::SourceRef;
 use crate::k8s;
 use crate::state::State;
-
-/// Why a write did not land; the roller decides from the variant what to do next.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum WriteError {
-    /// our copy is stale (409): re-read, then retry soon
-    #[error("patch of {0} conflicted: {1}")]
-    Conflict(String, kube::Error),
-    /// the workload is gone (404)
-    #[error("{0} is gone")]
-    Gone(String),
-    #[error("patch of {0} failed: {1}")]
-    Patch(String, kube::Error),
-    #[error("cannot refresh source {0}: {1}")]
-    Source(String, kube::Error),
-    #[error("this replica does not hold the lease")]
-    NotLeader,
-}
-
-impl WriteError {
-    /// A short label for logs and metrics.
-    pub(crate) fn label(&self) -> &'static str {
-        match self {
-            WriteError::Conflict(..) => "conflict",
-            WriteError::Gone(_) => "gone",
-            WriteError::Patch(..) => "patch",
-            WriteError::Source(..) => "source",
-            WriteError::NotLeader => "not_leader",
-        }
-    }
-
-    /// Refused for good: the same request will be refused again until someone changes
-    /// RBAC, a policy or the object (403, 400, 405, 422).
-    pub(crate) fn is_permanent(&self) -> bool {
-        match self {
-            WriteError::Patch(_, kube::Error::Api(a)) => matches!(a.code, 400 | 403 | 405 | 422),
-            _ => false,
-        }
-    }
-
-    fn of_patch(key: &WorkloadKey, e: kube::Error) -> WriteError {
-        match &e {
-            kube::Error::Api(a) if a.code == 409 => WriteError::Conflict(key.to_string(), e),
-            kube::Error::Api(a) if a.code == 404 => WriteError::Gone(key.to_string()),
-            _ => WriteError::Patch(key.to_string(), e),
-        }
-    }
-}
 
 /// What an alert says of a roll of `key`.
 fn notice(key: &WorkloadKey, decision: &Decision, rolled: bool) -> Notice {
