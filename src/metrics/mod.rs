@@ -1,0 +1,533 @@
+//! The Prometheus registry: what Reloader users already scrape plus hashroll's own.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+mod labels;
+mod verb;
+
+pub use labels::*;
+pub use verb::api_verb;
+
+fn latency_histogram() -> Histogram {
+    // Reloader's buckets for its action latency, so a dashboard's quantiles read the same
+    Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0])
+}
+
+fn reconcile_histogram() -> Histogram {
+    Histogram::new([
+        0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    ])
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The most namespaces `reloader_reload_executed_total_by_namespace` keeps apart; the rest
+/// are counted under `namespace="_other"` (namespaces are made by tenants).
+const MAX_NAMESPACES: usize = 10_000;
+
+pub struct Metrics {
+    registry: Registry,
+    /// `reloader_reload_executed_total{success}`
+    pub reloads: Family<Success, Counter>,
+    /// `reloader_reload_executed_total_by_namespace{success,namespace}`, kept only when
+    /// [`Metrics::count_by_namespace`] is on (Reloader's `METRICS_COUNT_BY_NAMESPACE`).
+    /// Written by hand in [`Metrics::render`]: the registry would name a counter with
+    /// `_total` at the end, and dashboards read Reloader's name as it is.
+    by_namespace: std::sync::Mutex<std::collections::BTreeMap<(bool, String), u64>>,
+    count_by_namespace: std::sync::atomic::AtomicBool,
+    /// `reloader_action_total{workload_kind,result}`: roll writes
+    pub actions: Family<Action, Counter>,
+    /// `reloader_action_latency_seconds{workload_kind}`: from the change seen to the roll
+    /// written (the coalesce window included)
+    pub action_latency: HistogramFamily<ByWorkloadKind>,
+    /// `reloader_reconcile_total{result}` and `..._duration_seconds{result}`: one check
+    /// (or resume) of one workload
+    pub reconciles: Family<ByResult, Counter>,
+    pub reconcile_duration: HistogramFamily<ByResult>,
+    /// `reloader_skipped_total{reason}`
+    pub skipped: Family<ByReason, Counter>,
+    /// `reloader_workqueue_depth`, `reloader_workqueue_adds_total`,
+    /// `reloader_workqueue_latency_seconds`
+    pub queue_depth: Gauge,
+    pub queue_adds: Counter,
+    pub queue_latency: Histogram,
+    /// `reloader_errors_total{type}`, `reloader_retries_total`
+    pub errors: Family<ByType, Counter>,
+    pub retries: Counter,
+    /// `reloader_events_received_total{event_type,resource_type}` and
+    /// `reloader_events_processed_total{event_type,resource_type,result}`
+    pub events_received: Family<SourceEvent, Counter>,
+    pub events_processed: Family<Processed, Counter>,
+    /// `reloader_workloads_scanned_total{kind}`, `reloader_workloads_matched_total{kind}`
+    pub workloads_scanned: Family<ByKind, Counter>,
+    pub workloads_matched: Family<ByKind, Counter>,
+    /// `hashroll_webhook_requests_total{result}`
+    pub webhook_requests: Family<ByResult, Counter>,
+    pub webhook_duration: Histogram,
+    pub sources_cached: Gauge,
+    pub sources_tracked: Gauge,
+    pub workloads_tracked: Gauge,
+    pub pending_rolls: Gauge,
+    /// `hashroll_oldest_pending_check_seconds`: how long the oldest queued check (a change
+    /// not yet rolled, retries included) has waited
+    pub oldest_pending_check: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub patch_duration: Histogram,
+    /// `hashroll_held_rolls_total`: rolls put off by the flap breaker
+    pub held_rolls: Counter,
+    /// `hashroll_rollouts_held`: workloads whose roll is held after a failed rollout of an
+    /// earlier wave of the same change
+    pub rollouts_held: Gauge,
+    /// `hashroll_rollouts_waiting`: workloads whose roll waits (an earlier wave still
+    /// rolling, or a pause switch)
+    pub rollouts_waiting: Gauge,
+    /// `hashroll_rollout_failures_total{source_kind}`: failed rollouts that held later waves
+    pub rollout_failures: Family<BySourceKind, Counter>,
+    /// `hashroll_jobs_awaiting_recreate`: opted-in Jobs deleted for a roll whose new Job
+    /// could not be created yet (kept in memory and retried)
+    pub jobs_awaiting_recreate: Gauge,
+    /// `hashroll_api_requests_total{verb}`: requests to the apiserver (get, list, watch,
+    /// create, update, patch, delete), what a start or a quiet hour costs the control plane
+    pub api_requests: Family<ByVerb, Counter>,
+    /// `hashroll_watch_restarts_total{resource}`
+    pub watch_restarts: Family<ByResource, Counter>,
+    /// `hashroll_leader` (1 on the replica that writes), `hashroll_caches_synced` (1 once
+    /// the watches listed everything)
+    pub leader: Gauge,
+    pub caches_synced: Gauge,
+    /// `process_resident_memory_bytes`, read from `/proc/self/status` at each scrape
+    pub resident_memory: Gauge,
+    /// `hashroll_alerts_sent_total`, `hashroll_alerts_dropped_total{reason}`: alert
+    /// messages (and `--webhook-url` posts)
+    pub alerts: crate::alert::Counters,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let rl = registry.sub_registry_with_prefix("reloader");
+        let reloads = Family::<Success, Counter>::default();
+        rl.register(
+            "reload_executed",
+            "Reloads executed, by success",
+            reloads.clone(),
+        );
+        // both series exist from the start, as in Reloader (a rate() over a missing series
+        // says nothing)
+        for success in [true, false] {
+            reloads.get_or_create(&Success { success }).inc_by(0);
+        }
+        let actions = Family::<Action, Counter>::default();
+        rl.register(
+            "action",
+            "Roll writes, by workload kind and result",
+            actions.clone(),
+        );
+        let action_latency =
+            HistogramFamily::<ByWorkloadKind>::new_with_constructor(latency_histogram);
+        rl.register(
+            "action_latency_seconds",
+            "Time from a change seen to its roll written, by workload kind",
+            action_latency.clone(),
+        );
+        let reconciles = Family::<ByResult, Counter>::default();
+        rl.register(
+            "reconcile",
+            "Checks of one workload, by result",
+            reconciles.clone(),
+        );
+        let reconcile_duration =
+            HistogramFamily::<ByResult>::new_with_constructor(reconcile_histogram);
+        rl.register(
+            "reconcile_duration_seconds",
+            "Time to check one workload, by result",
+            reconcile_duration.clone(),
+        );
+        let skipped = Family::<ByReason, Counter>::default();
+        rl.register(
+            "skipped",
+            "Changes and checks that rolled nothing, by reason",
+            skipped.clone(),
+        );
+        let queue_depth = Gauge::default();
+        rl.register(
+            "workqueue_depth",
+            "Checks and resumes waiting in the queue",
+            queue_depth.clone(),
+        );
+        let queue_adds = Counter::default();
+        rl.register(
+            "workqueue_adds",
+            "Checks and resumes put in the queue",
+            queue_adds.clone(),
+        );
+        let queue_latency = reconcile_histogram();
+        rl.register(
+            "workqueue_latency_seconds",
+            "Time from queued to worked (the coalesce window and rate limit included)",
+            queue_latency.clone(),
+        );
+        let errors = Family::<ByType, Counter>::default();
+        rl.register("errors", "Failed writes, by type", errors.clone());
+        // every type from the start (the labels of the watcher's WriteError)
+        for t in ["conflict", "gone", "patch", "source", "not_leader"] {
+            errors.get_or_create(&ByType { r#type: t }).inc_by(0);
+        }
+        let retries = Counter::default();
+        rl.register("retries", "Writes retried after a failure", retries.clone());
+        let events_received = Family::<SourceEvent, Counter>::default();
+        rl.register(
+            "events_received",
+            "Source changes seen, by event and resource type",
+            events_received.clone(),
+        );
+        let events_processed = Family::<Processed, Counter>::default();
+        rl.register(
+            "events_processed",
+            "Source changes handled, by event and resource type and result",
+            events_processed.clone(),
+        );
+        let workloads_scanned = Family::<ByKind, Counter>::default();
+        rl.register(
+            "workloads_scanned",
+            "Workloads looked at for a source change, by kind",
+            workloads_scanned.clone(),
+        );
+        let workloads_matched = Family::<ByKind, Counter>::default();
+        rl.register(
+            "workloads_matched",
+            "Workloads a check decided to roll, by kind",
+            workloads_matched.clone(),
+        );
+
+        let hr = registry.sub_registry_with_prefix("hashroll");
+        let webhook_requests = Family::<ByResult, Counter>::default();
+        hr.register(
+            "webhook_requests",
+            "Admission requests, by result",
+            webhook_requests.clone(),
+        );
+        let webhook_duration = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
+        hr.register(
+            "webhook_duration_seconds",
+            "Time to answer an admission request",
+            webhook_duration.clone(),
+        );
+        let sources_cached = Gauge::default();
+        hr.register(
+            "sources_cached",
+            "ConfigMaps and Secrets in the digest cache",
+            sources_cached.clone(),
+        );
+        let sources_tracked = Gauge::default();
+        hr.register(
+            "sources_tracked",
+            "Sources tracked by at least one workload",
+            sources_tracked.clone(),
+        );
+        let workloads_tracked = Gauge::default();
+        hr.register(
+            "workloads_tracked",
+            "Workloads that track at least one source",
+            workloads_tracked.clone(),
+        );
+        let pending_rolls = Gauge::default();
+        hr.register(
+            "pending_rolls",
+            "Rolls decided but not yet written",
+            pending_rolls.clone(),
+        );
+        let oldest_pending_check = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        hr.register(
+            "oldest_pending_check_seconds",
+            "How long the oldest queued check (a change not yet rolled) has waited",
+            oldest_pending_check.clone(),
+        );
+        let patch_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        hr.register(
+            "patch_duration_seconds",
+            "Latency of roll patches",
+            patch_duration.clone(),
+        );
+        let held_rolls = Counter::default();
+        hr.register(
+            "held_rolls",
+            "Rolls put off by the minimum interval between rolls (the flap breaker)",
+            held_rolls.clone(),
+        );
+        let rollouts_held = Gauge::default();
+        hr.register(
+            "rollouts_held",
+            "Workloads whose roll is held after a failed rollout of an earlier wave of the same change",
+            rollouts_held.clone(),
+        );
+        let rollouts_waiting = Gauge::default();
+        hr.register(
+            "rollouts_waiting",
+            "Workloads whose roll waits for an earlier wave or a pause switch",
+            rollouts_waiting.clone(),
+        );
+        let rollout_failures = Family::<BySourceKind, Counter>::default();
+        hr.register(
+            "rollout_failures",
+            "Failed rollouts that held the later waves of a change",
+            rollout_failures.clone(),
+        );
+        let jobs_awaiting_recreate = Gauge::default();
+        hr.register(
+            "jobs_awaiting_recreate",
+            "Opted-in Jobs deleted for a roll whose new Job is not created yet",
+            jobs_awaiting_recreate.clone(),
+        );
+        let api_requests = Family::<ByVerb, Counter>::default();
+        hr.register(
+            "api_requests",
+            "Requests sent to the apiserver, by verb",
+            api_requests.clone(),
+        );
+        let watch_restarts = Family::<ByResource, Counter>::default();
+        hr.register(
+            "watch_restarts",
+            "Watch streams restarted after an error",
+            watch_restarts.clone(),
+        );
+        let leader = Gauge::default();
+        hr.register(
+            "leader",
+            "1 on the replica that writes (holds the Lease, or runs alone)",
+            leader.clone(),
+        );
+        let caches_synced = Gauge::default();
+        hr.register(
+            "caches_synced",
+            "1 once the watches have listed every source and workload",
+            caches_synced.clone(),
+        );
+        let alerts = crate::alert::Counters::default();
+        hr.register(
+            "alerts_sent",
+            "Alert messages (and --webhook-url posts) delivered",
+            alerts.sent.clone(),
+        );
+        hr.register(
+            "alerts_dropped",
+            "Alert messages (and --webhook-url posts) dropped, by reason",
+            alerts.dropped.clone(),
+        );
+        let resident_memory = Gauge::default();
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the process",
+            resident_memory.clone(),
+        );
+        Metrics {
+            registry,
+            reloads,
+            by_namespace: Default::default(),
+            count_by_namespace: Default::default(),
+            actions,
+            action_latency,
+            reconciles,
+            reconcile_duration,
+            skipped,
+            queue_depth,
+            queue_adds,
+            queue_latency,
+            errors,
+            retries,
+            events_received,
+            events_processed,
+            workloads_scanned,
+            workloads_matched,
+            webhook_requests,
+            webhook_duration,
+            sources_cached,
+            sources_tracked,
+            workloads_tracked,
+            pending_rolls,
+            oldest_pending_check,
+            patch_duration,
+            held_rolls,
+            rollouts_held,
+            rollouts_waiting,
+            rollout_failures,
+            jobs_awaiting_recreate,
+            api_requests,
+            watch_restarts,
+            leader,
+            caches_synced,
+            resident_memory,
+            alerts,
+        }
+    }
+
+    /// Reads what is read at scrape time (the process's resident memory).
+    pub fn refresh_process(&self) {
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse::<i64>().ok()
+            })
+            .map(|kib| kib.saturating_mul(1024));
+        if let Some(b) = rss {
+            self.resident_memory.set(b);
+        }
+    }
+
+    /// Turns on `reloader_reload_executed_total_by_namespace` (Reloader's
+    /// `METRICS_COUNT_BY_NAMESPACE=enabled`).
+    pub fn count_by_namespace(&self, on: bool) {
+        self.count_by_namespace
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn webhook_result(&self, result: &'static str) {
+        self.webhook_requests
+            .get_or_create(&ByResult { result })
+            .inc();
+    }
+
+    /// A roll of a workload of `kind` in `namespace` written (or refused).
+    pub fn reload(&self, success: bool, kind: &'static str, namespace: &str) {
+        self.reloads.get_or_create(&Success { success }).inc();
+        let result = if success { "success" } else { "error" };
+        self.actions
+            .get_or_create(&Action {
+                workload_kind: kind,
+                result,
+            })
+            .inc();
+        if self
+            .count_by_namespace
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let mut m = self
+                .by_namespace
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut key = (success, namespace.to_string());
+            if !m.contains_key(&key) && m.len() >= MAX_NAMESPACES {
+                key.1 = "_other".to_string();
+            }
+            *m.entry(key).or_default() += 1;
+        }
+    }
+
+    pub fn skip(&self, reason: &'static str) {
+        self.skipped.get_or_create(&ByReason { reason }).inc();
+    }
+
+    /// A watch began: its restart series exists from now on, at 0.
+    pub fn watch_started(&self, resource: &'static str) {
+        self.watch_restarts
+            .get_or_create(&ByResource { resource })
+            .inc_by(0);
+    }
+
+    pub fn watch_restart(&self, resource: &'static str) {
+        self.watch_restarts
+            .get_or_create(&ByResource { resource })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        encode(&mut s, &self.registry).expect("writing to a String");
+        if self
+            .count_by_namespace
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let m = self
+                .by_namespace
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut extra = String::from(
+                "# HELP reloader_reload_executed_total_by_namespace Reloads executed, by success and namespace.\n\
+                 # TYPE reloader_reload_executed_total_by_namespace counter\n",
+            );
+            for ((success, ns), n) in m.iter() {
+                // namespace names are DNS labels: nothing to escape
+                extra.push_str(&format!(
+                    "reloader_reload_executed_total_by_namespace{{success=\"{success}\",namespace=\"{ns}\"}} {n}\n"
+                ));
+            }
+            match s.rfind("# EOF") {
+                Some(at) => s.insert_str(at, &extra),
+                None => s.push_str(&extra),
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use super::*;
+
+    #[test]
+    fn renders_reloader_names() {
+        let m = Metrics::new();
+        let text = m.render();
+        // both success series from the start
+        assert!(
+            text.contains("reloader_reload_executed_total{success=\"false\"} 0"),
+            "{text}"
+        );
+        assert!(!text.contains("by_namespace"), "off unless asked: {text}");
+        m.reload(true, "Deployment", "ns1");
+        m.webhook_result("patched");
+        let text = m.render();
+        for want in [
+            "reloader_reload_executed_total{success=\"true\"} 1",
+            "reloader_action_total{workload_kind=\"Deployment\",result=\"success\"} 1",
+            "hashroll_webhook_requests_total{result=\"patched\"} 1",
+            "# TYPE reloader_workqueue_depth gauge",
+            "# TYPE reloader_retries counter",
+        ] {
+            assert!(text.contains(want), "{want} in {text}");
+        }
+    }
+
+    #[test]
+    fn by_namespace_is_bounded_and_keeps_reloaders_name() {
+        let m = Metrics::new();
+        m.count_by_namespace(true);
+        for i in 0..MAX_NAMESPACES + 5 {
+            m.reload(true, "Deployment", &format!("ns{i}"));
+        }
+        m.reload(false, "Deployment", "ns0");
+        let text = m.render();
+        assert!(text.contains(
+            "reloader_reload_executed_total_by_namespace{success=\"true\",namespace=\"ns0\"} 1"
+        ));
+        assert!(text.contains(
+            "reloader_reload_executed_total_by_namespace{success=\"true\",namespace=\"_other\"} 5"
+        ));
+        // a new (success, namespace) pair past the bound is counted under _other too
+        assert!(text.contains(
+            "reloader_reload_executed_total_by_namespace{success=\"false\",namespace=\"_other\"} 1"
+        ));
+        assert!(
+            text.trim_end().ends_with("# EOF"),
+            "the exposition still ends with EOF"
+        );
+        assert_eq!(
+            text.matches("# TYPE reloader_reload_executed_total_by_namespace")
+                .count(),
+            1
+        );
+    }
+}
