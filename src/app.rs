@@ -24,7 +24,7 @@ const WRITE_GRACE: Duration = Duration::from_secs(5);
 /// sends by verb (`hashroll_api_requests_total`).
 async fn counted_client(
     requests: prometheus_client::metrics::family::Family<
-        crate::metrics::Labels,
+        crate::metrics::ByVerb,
         prometheus_client::metrics::counter::Counter,
     >,
 ) -> Result<kube::Client, kube::Error> {
@@ -33,9 +33,7 @@ async fn counted_client(
         .map_err(kube::Error::InferConfig)?;
     let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
         let verb = metrics::api_verb(req.method(), req.uri());
-        requests
-            .get_or_create(&vec![("verb".to_string(), verb.to_string())])
-            .inc();
+        requests.get_or_create(&metrics::ByVerb { verb }).inc();
         req
     });
     Ok(kube::client::ClientBuilder::try_from(config)?

@@ -186,14 +186,10 @@ impl Roller {
                     m.skip("held");
                     if report.source {
                         m.rollout_failures
-                            .get_or_create(&vec![(
-                                "source_kind".to_string(),
-                                hold.source
-                                    .split('/')
-                                    .next()
-                                    .unwrap_or_default()
-                                    .to_string(),
-                            )])
+                            .get_or_create(&crate::metrics::BySourceKind {
+                                source_kind: SourceRef::from_record_key(&hold.source)
+                                    .map_or("other", |s| s.kind.as_str()),
+                            })
                             .inc();
                         tracing::warn!(workload = %key, source = %hold.source, failed = %hold.failed, change = %hold.change, why = %hold.why, "a rollout failed: the later waves of this change are held");
                     }
@@ -218,7 +214,9 @@ impl Roller {
                 return Ok(());
             }
             m.workloads_matched
-                .get_or_create(&vec![("kind".to_string(), key.kind.as_str().to_string())])
+                .get_or_create(&crate::metrics::ByKind {
+                    kind: key.kind.as_str(),
+                })
                 .inc();
         }
         // --max-concurrent-rollouts: a roll takes a slot, or waits its namespace's turn
@@ -244,10 +242,9 @@ impl Roller {
         let written = written?;
         if result.decision.roll {
             m.action_latency
-                .get_or_create(&vec![(
-                    "workload_kind".to_string(),
-                    key.kind.as_str().to_string(),
-                )])
+                .get_or_create(&crate::metrics::ByWorkloadKind {
+                    workload_kind: key.kind.as_str(),
+                })
                 .observe(
                     Instant::now()
                         .saturating_duration_since(queued)

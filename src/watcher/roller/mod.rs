@@ -25,6 +25,7 @@ use crate::core::kind::WorkloadKind;
 use crate::core::names::{LAST_ROLL, PAUSED_AT};
 use crate::core::policy::pause_period;
 use crate::core::refs::SourceRef;
+use crate::metrics::{ByKind, ByResult, ByType, Processed, SourceEvent};
 use crate::state::State;
 
 mod check;
@@ -344,15 +345,13 @@ impl Roller {
         let m = &self.state.metrics;
         let outcome = if result.is_ok() { "success" } else { "error" };
         m.reconciles
-            .get_or_create(&vec![("result".to_string(), outcome.to_string())])
+            .get_or_create(&ByResult { result: outcome })
             .inc();
         m.reconcile_duration
-            .get_or_create(&vec![("result".to_string(), outcome.to_string())])
+            .get_or_create(&ByResult { result: outcome })
             .observe(t0.elapsed().as_secs_f64());
         let Err(e) = result else { return };
-        m.errors
-            .get_or_create(&vec![("type".to_string(), e.label().to_string())])
-            .inc();
+        m.errors.get_or_create(&ByType { r#type: e.label() }).inc();
         let attempts = pending.attempts + 1;
         let jitter = rand::random_range(0.75..1.25);
         let (delay, refresh) = match next_step(&e, attempts, self.permanent_retry, jitter) {
@@ -428,17 +427,11 @@ impl Roller {
             ChangeKind::Deleted => "delete",
         };
         let resource = change.source.kind.as_str();
-        let labels = |extra: Option<&str>| {
-            let mut l = vec![
-                ("event_type".to_string(), event.to_string()),
-                ("resource_type".to_string(), resource.to_string()),
-            ];
-            if let Some(r) = extra {
-                l.push(("result".to_string(), r.to_string()));
-            }
-            l
+        let seen = SourceEvent {
+            event_type: event,
+            resource_type: resource,
         };
-        m.events_received.get_or_create(&labels(None)).inc();
+        m.events_received.get_or_create(&seen).inc();
         let result = if affected.is_empty() {
             m.skip("not_tracked");
             "skipped"
@@ -446,11 +439,16 @@ impl Roller {
             "queued"
         };
         m.events_processed
-            .get_or_create(&labels(Some(result)))
+            .get_or_create(&Processed {
+                event: seen,
+                result,
+            })
             .inc();
         for k in affected {
             m.workloads_scanned
-                .get_or_create(&vec![("kind".to_string(), k.kind.as_str().to_string())])
+                .get_or_create(&ByKind {
+                    kind: k.kind.as_str(),
+                })
                 .inc();
         }
     }
