@@ -4,7 +4,6 @@
 //! and watcher.
 
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::sync::{PoisonError, RwLock};
@@ -17,14 +16,16 @@ use kube::api::{Api, ObjectMeta};
 use crate::namespaces::NamespaceFilter;
 
 pub(crate) mod csi;
+mod view;
 mod watch;
+pub use view::NamespaceView;
 pub use watch::watch;
 
 use crate::core::digest::SourceDigests;
 use crate::core::names::AnnotationNames;
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
-use crate::core::source::{SourceInfo, SourceView};
+use crate::core::source::SourceInfo;
 
 /// What the cache keeps of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,14 +356,6 @@ impl SourceCache {
         .cloned()
     }
 
-    /// The view of one namespace the policy reads.
-    pub fn view<'a>(&'a self, namespace: &'a str) -> NamespaceView<'a> {
-        NamespaceView {
-            cache: self,
-            namespace,
-        }
-    }
-
     /// Whether a GET found `source` absent within the last [`ABSENT_TTL`].
     pub fn recently_absent(&self, namespace: &str, source: &SourceRef) -> bool {
         let memo = self.absent.lock().unwrap_or_else(PoisonError::into_inner);
@@ -420,63 +413,10 @@ impl SourceCache {
     }
 }
 
-/// One namespace of the cache, as the policy sees it.
-pub struct NamespaceView<'a> {
-    cache: &'a SourceCache,
-    namespace: &'a str,
-}
-
-impl SourceView for NamespaceView<'_> {
-    fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
-        self.cache.get(self.namespace, source).map(|e| e.info)
-    }
-    /// The names are copied out under the lock [`MATCH_CHUNK`] at a time and matched
-    /// outside it: a tenant's costly regex never holds the lock the watches write under
-    /// (a name added or removed meanwhile is seen or not, as with any read).
-    fn names_matching(&self, kind: SourceKind, matches: &dyn Fn(&str) -> bool) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut after: Option<Box<str>> = None;
-        loop {
-            let chunk: Vec<Box<str>> = {
-                let map = self
-                    .cache
-                    .map
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let Some(sources) = map.get(self.namespace) else {
-                    break;
-                };
-                let names = &sources.0[idx(kind)];
-                let from = match &after {
-                    Some(a) => Bound::Excluded(&**a),
-                    None => Bound::Unbounded,
-                };
-                names
-                    .range::<str, _>((from, Bound::Unbounded))
-                    .take(MATCH_CHUNK)
-                    .map(|(n, _)| n.clone())
-                    .collect()
-            };
-            let Some(last) = chunk.last().cloned() else {
-                break;
-            };
-            let full = chunk.len() == MATCH_CHUNK;
-            out.extend(chunk.into_iter().filter(|n| matches(n)).map(String::from));
-            if !full {
-                break;
-            }
-            after = Some(last);
-        }
-        out
-    }
-    fn digests(&self, source: &SourceRef) -> Option<SourceDigests> {
-        self.cache.get(self.namespace, source).map(|e| e.digests)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::source::SourceView;
     use std::collections::BTreeMap;
 
     fn cm(ns: &str, name: &str, data: &[(&str, &str)], ann: &[(&str, &str)]) -> ConfigMap {

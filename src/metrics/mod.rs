@@ -7,8 +7,13 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod by_namespace;
 mod labels;
 mod verb;
+
+use by_namespace::ByNamespace;
+#[cfg(test)]
+use by_namespace::MAX_NAMESPACES;
 
 pub use labels::*;
 pub use verb::api_verb;
@@ -26,20 +31,13 @@ fn reconcile_histogram() -> Histogram {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// The most namespaces `reloader_reload_executed_total_by_namespace` keeps apart; the rest
-/// are counted under `namespace="_other"` (namespaces are made by tenants).
-const MAX_NAMESPACES: usize = 10_000;
-
 pub struct Metrics {
     registry: Registry,
     /// `reloader_reload_executed_total{success}`
     pub reloads: Family<Success, Counter>,
     /// `reloader_reload_executed_total_by_namespace{success,namespace}`, kept only when
-    /// [`Metrics::count_by_namespace`] is on (Reloader's `METRICS_COUNT_BY_NAMESPACE`).
-    /// Written by hand in [`Metrics::render`]: the registry would name a counter with
-    /// `_total` at the end, and dashboards read Reloader's name as it is.
-    by_namespace: std::sync::Mutex<std::collections::BTreeMap<(bool, String), u64>>,
-    count_by_namespace: std::sync::atomic::AtomicBool,
+    /// [`Metrics::count_by_namespace`] is on
+    by_namespace: ByNamespace,
     /// `reloader_action_total{workload_kind,result}`: roll writes
     pub actions: Family<Action, Counter>,
     /// `reloader_action_latency_seconds{workload_kind}`: from the change seen to the roll
@@ -334,7 +332,6 @@ impl Metrics {
             registry,
             reloads,
             by_namespace: Default::default(),
-            count_by_namespace: Default::default(),
             actions,
             action_latency,
             reconciles,
@@ -388,8 +385,7 @@ impl Metrics {
     /// Turns on `reloader_reload_executed_total_by_namespace` (Reloader's
     /// `METRICS_COUNT_BY_NAMESPACE=enabled`).
     pub fn count_by_namespace(&self, on: bool) {
-        self.count_by_namespace
-            .store(on, std::sync::atomic::Ordering::Relaxed);
+        self.by_namespace.turn_on(on);
     }
 
     pub fn webhook_result(&self, result: &'static str) {
@@ -408,20 +404,7 @@ impl Metrics {
                 result,
             })
             .inc();
-        if self
-            .count_by_namespace
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            let mut m = self
-                .by_namespace
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut key = (success, namespace.to_string());
-            if !m.contains_key(&key) && m.len() >= MAX_NAMESPACES {
-                key.1 = "_other".to_string();
-            }
-            *m.entry(key).or_default() += 1;
-        }
+        self.by_namespace.count(success, namespace);
     }
 
     pub fn skip(&self, reason: &'static str) {
@@ -445,29 +428,7 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut s = String::new();
         encode(&mut s, &self.registry).expect("writing to a String");
-        if self
-            .count_by_namespace
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
-            let m = self
-                .by_namespace
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut extra = String::from(
-                "# HELP reloader_reload_executed_total_by_namespace Reloads executed, by success and namespace.\n\
-                 # TYPE reloader_reload_executed_total_by_namespace counter\n",
-            );
-            for ((success, ns), n) in m.iter() {
-                // namespace names are DNS labels: nothing to escape
-                extra.push_str(&format!(
-                    "reloader_reload_executed_total_by_namespace{{success=\"{success}\",namespace=\"{ns}\"}} {n}\n"
-                ));
-            }
-            match s.rfind("# EOF") {
-                Some(at) => s.insert_str(at, &extra),
-                None => s.push_str(&extra),
-            }
-        }
+        self.by_namespace.render_into(&mut s);
         s
     }
 }

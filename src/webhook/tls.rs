@@ -127,13 +127,19 @@ impl CertReloader {
         let cert_pem = read(&self.cert_path)?;
         let key_pem = read(&self.key_path)?;
         {
-            let cur = self.current.read().expect("cert lock");
+            let cur = self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if cur.cert_pem == cert_pem && cur.key_pem == key_pem {
                 return Ok(false);
             }
         }
         let key = certified(&self.cert_path, &cert_pem, &self.key_path, &key_pem)?;
-        *self.current.write().expect("cert lock") = Loaded {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Loaded {
             cert_pem,
             key_pem,
             key,
@@ -146,14 +152,20 @@ impl CertReloader {
     pub fn set_pems(&self, cert_pem: &str, key_pem: &str) -> Result<bool, TlsError> {
         let (cert_pem, key_pem) = (cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec());
         {
-            let cur = self.current.read().expect("cert lock");
+            let cur = self
+                .current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if cur.cert_pem == cert_pem && cur.key_pem == key_pem {
                 return Ok(false);
             }
         }
         let memory = Path::new("<memory>");
         let key = certified(memory, &cert_pem, memory, &key_pem)?;
-        *self.current.write().expect("cert lock") = Loaded {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Loaded {
             cert_pem,
             key_pem,
             key,
@@ -205,7 +217,13 @@ impl CertReloader {
 
 impl ResolvesServerCert for CertReloader {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().expect("cert lock").key.clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .key
+                .clone(),
+        )
     }
 }
 

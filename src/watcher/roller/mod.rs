@@ -25,10 +25,11 @@ use crate::core::kind::WorkloadKind;
 use crate::core::names::{LAST_ROLL, PAUSED_AT};
 use crate::core::policy::pause_period;
 use crate::core::refs::SourceRef;
-use crate::metrics::{ByKind, ByResult, ByType, Processed, SourceEvent};
+use crate::metrics::{ByResult, ByType};
 use crate::state::State;
 
 mod check;
+mod counts;
 mod order;
 
 use order::{MemoKey, PeerMemo};
@@ -410,66 +411,6 @@ impl Roller {
         for (k, d) in due {
             self.schedule(k, d, Task::Resume, 0);
         }
-    }
-
-    /// Counts a source change for Reloader's event metrics: seen, handled (queued, or
-    /// skipped when no workload tracks the source), and the workloads it reaches by kind.
-    pub(crate) fn count_change(
-        &self,
-        change: &crate::cache::SourceChange,
-        affected: &[WorkloadKey],
-    ) {
-        use crate::cache::ChangeKind;
-        let m = &self.state.metrics;
-        let event = match change.kind {
-            ChangeKind::Created => "add",
-            ChangeKind::Data | ChangeKind::Meta => "update",
-            ChangeKind::Deleted => "delete",
-        };
-        let resource = change.source.kind.as_str();
-        let seen = SourceEvent {
-            event_type: event,
-            resource_type: resource,
-        };
-        m.events_received.get_or_create(&seen).inc();
-        let result = if affected.is_empty() {
-            m.skip("not_tracked");
-            "skipped"
-        } else {
-            "queued"
-        };
-        m.events_processed
-            .get_or_create(&Processed {
-                event: seen,
-                result,
-            })
-            .inc();
-        for k in affected {
-            m.workloads_scanned
-                .get_or_create(&ByKind {
-                    kind: k.kind.as_str(),
-                })
-                .inc();
-        }
-    }
-
-    /// Counts for the gauges.
-    pub(crate) fn update_gauges(&self) {
-        let (sources, workloads) = self.store().counts();
-        let oldest = self.queue().oldest(Task::Check, Instant::now());
-        self.state
-            .metrics
-            .oldest_pending_check
-            .set(oldest.unwrap_or_default().as_secs_f64());
-        let (held, waiting) = self.safe.counts();
-        let for_slot = self.slots().queued();
-        self.state.metrics.rollouts_held.set(held as i64);
-        self.state
-            .metrics
-            .rollouts_waiting
-            .set((waiting + for_slot) as i64);
-        self.state.metrics.sources_tracked.set(sources as i64);
-        self.state.metrics.workloads_tracked.set(workloads as i64);
     }
 }
 
