@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
-/// Digests of every ConfigMap and Secret (never their data), shared by webhook and watcher.
+/// Alerts of rollouts and held rolls to Slack, Teams, Google Chat or a webhook, queued
+/// and never waited for.
 pub mod alert;
 /// Wiring of `hashroll run`: client, key, caches, watches, roller, servers.
 pub(crate) mod app;
+/// Digests of every ConfigMap and Secret (never their data), shared by webhook and watcher.
 pub mod cache;
 /// The command line: flags, subcommands, exit codes.
 pub mod cli;

@@ -1,10 +1,11 @@
 //! The watcher: when the data of a tracked ConfigMap or Secret changes, write the new
 //! record and roll token into every workload that tracks it, in one patch per workload.
-//! Same pure core (`core::record::stamp_refs`) and same source cache as the webhook.
+//! Same pure core (`core::stamp::stamp_refs`) and same source cache as the webhook.
 //!
 //! Data path: the workload watches (one per row of the kind table) feed the store
 //! (`workloads`); source changes and relists enqueue checks (`queue`); the roller works the
-//! queue and the writer (`writer`) patches, re-reads and posts Events.
+//! queue (`roller`: its retry step in `retry`, its Warning de-duplication in `reported`)
+//! and the writer (`writer`) patches, re-reads and posts Events.
 
 mod batch;
 pub(crate) mod breaker;
