@@ -15,8 +15,6 @@ use support::*;
 
 use hashroll_harness::argo::ArgoRollouts;
 
-const RECORD: &str = "hashroll.dev/sources";
-
 static ARGO: OnceLock<ArgoRollouts> = OnceLock::new();
 
 fn argo() {

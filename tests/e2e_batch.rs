@@ -13,7 +13,6 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::api::{Api, ListParams};
 use support::*;
 
-const RECORD: &str = "hashroll.dev/sources";
 const TOKEN: &str = "hashroll.dev/config-hash";
 
 /// The opt-in styles each kind is run with: annotations on the workload, and whether the
@@ -79,11 +78,6 @@ spec:
         pod(uses_cfg).replace("\n    ", "\n  ")
     )
 }
-
-fn record_of(ann: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
-    serde_json::from_str(ann?.get(RECORD)?).ok()
-}
-
 async fn jobs_owned_by(client: &kube::Client, ns: &str, cron: &str) -> Vec<Job> {
     Api::<Job>::namespaced(client.clone(), ns)
         .list(&ListParams::default())

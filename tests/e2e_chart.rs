@@ -14,11 +14,6 @@ use std::process::Command;
 use base64::Engine;
 use serde_json::Value;
 use support::*;
-
-fn root() -> &'static str {
-    env!("CARGO_MANIFEST_DIR")
-}
-
 fn chart() -> String {
     format!("{}/charts/hashroll", root())
 }
@@ -83,84 +78,15 @@ fn objects(list: &Value) -> BTreeMap<String, Value> {
         .collect()
 }
 
-const STAND_IN_CRDS: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: certificates.cert-manager.io}
-spec:
-  group: cert-manager.io
-  names: {kind: Certificate, plural: certificates, singular: certificate}
-  scope: Namespaced
-  versions:
-  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: issuers.cert-manager.io}
-spec:
-  group: cert-manager.io
-  names: {kind: Issuer, plural: issuers, singular: issuer}
-  scope: Namespaced
-  versions:
-  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: podmonitors.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  names: {kind: PodMonitor, plural: podmonitors, singular: podmonitor}
-  scope: Namespaced
-  versions:
-  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: prometheusrules.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  names: {kind: PrometheusRule, plural: prometheusrules, singular: prometheusrule}
-  scope: Namespaced
-  versions:
-  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: servicemonitors.monitoring.coreos.com}
-spec:
-  group: monitoring.coreos.com
-  names: {kind: ServiceMonitor, plural: servicemonitors, singular: servicemonitor}
-  scope: Namespaced
-  versions:
-  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
-"#;
-
 /// Stand-in CRDs of the kinds the chart can make beyond the core ones, established.
 async fn install_crds() {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
-        kubectl_stdin(&["apply", "-f", "-"], STAND_IN_CRDS);
-        for crd in [
-            "certificates.cert-manager.io",
-            "issuers.cert-manager.io",
-            "podmonitors.monitoring.coreos.com",
-            "servicemonitors.monitoring.coreos.com",
-            "prometheusrules.monitoring.coreos.com",
-        ] {
-            wait_for(&format!("{crd} established"), DEADLINE, || async {
-                let s = plane()
-                    .kubectl(&[
-                        "get",
-                        "crd",
-                        crd,
-                        "-o",
-                        r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
-                    ])
-                    .ok()?;
-                (s.trim() == "True").then_some(())
-            })
-            .await;
+        let mut kinds = CERT_MANAGER_KINDS.to_vec();
+        for kind in ["PodMonitor", "ServiceMonitor", "PrometheusRule"] {
+            kinds.push(("monitoring.coreos.com", kind));
         }
+        install_stand_in_crds(&kinds).await;
         kubectl(&["create", "namespace", "hashroll"]);
     })
     .await;

@@ -74,15 +74,6 @@ async fn the_other_replica_takes_over_and_every_change_lands_once() {
     wait_rs(&client, &ns, "app=web", 4).await;
     assert_rs_count_stays(&client, &ns, "app=web", 4, SETTLE).await;
 }
-
-fn signal(h: &Hashroll, sig: &str) {
-    let pid = h.child.lock().unwrap().as_ref().map(|c| c.id()).unwrap();
-    std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .unwrap();
-}
-
 /// Two replicas of `ns` with a 4 s lease; the one holding it first.
 async fn pair(ns: &str, extra: &[&str]) -> (Hashroll, Hashroll, String) {
     let client = client().await;
@@ -120,7 +111,7 @@ async fn a_frozen_leader_writes_nothing_when_it_wakes_after_a_takeover() {
     wait_rs(&client, &ns, "app=web", 1).await;
     set_cfg(&ns, "2");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    signal(&leader, "-STOP");
+    assert!(leader.signal("-STOP"), "signal -STOP");
     let next = wait_for("the other replica to take the lease", DEADLINE, || async {
         holder(&client, &ns).await.filter(|h| *h != first)
     })
@@ -129,7 +120,7 @@ async fn a_frozen_leader_writes_nothing_when_it_wakes_after_a_takeover() {
     wait_rs(&client, &ns, "app=web", 2).await;
     // woken: its queued check is long due and its leadership long lapsed
     let mark = leader.log().len();
-    signal(&leader, "-CONT");
+    assert!(leader.signal("-CONT"), "signal -CONT");
     assert_rs_count_stays(&client, &ns, "app=web", 2, SETTLE).await;
     let after = log_after(&leader, mark);
     for never in ["rolled", "conflicted", "write failed", "record updated"] {
@@ -156,7 +147,7 @@ async fn sigterm_hands_the_lease_back() {
         &cfg_and_app("1", &["web"]),
     );
     wait_rs(&client, &ns, "app=web", 1).await;
-    signal(&leader, "-TERM");
+    assert!(leader.signal("-TERM"), "signal -TERM");
     let status = wait_for("the leader to exit", DEADLINE, || async {
         leader
             .child

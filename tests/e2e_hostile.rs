@@ -13,11 +13,6 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 use support::*;
-
-fn apply(ns: &str, yaml: &str) -> String {
-    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], yaml)
-}
-
 fn app(name: &str, annotations: &str) -> String {
     format!(
         r#"apiVersion: apps/v1

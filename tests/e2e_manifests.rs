@@ -10,43 +10,10 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 use support::*;
-
-fn root() -> &'static str {
-    env!("CARGO_MANIFEST_DIR")
-}
-
 /// `kubectl kustomize DIR` as a JSON List.
 fn rendered(dir: &str) -> Value {
     as_list(&kubectl(&["kustomize", dir]))
 }
-
-const CERT_MANAGER_CRDS: &str = r#"
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: certificates.cert-manager.io}
-spec:
-  group: cert-manager.io
-  names: {kind: Certificate, plural: certificates, singular: certificate}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
----
-apiVersion: apiextensions.k8s.io/v1
-kind: CustomResourceDefinition
-metadata: {name: issuers.cert-manager.io}
-spec:
-  group: cert-manager.io
-  names: {kind: Issuer, plural: issuers, singular: issuer}
-  scope: Namespaced
-  versions:
-  - name: v1
-    served: true
-    storage: true
-    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
-"#;
 
 #[tokio::test]
 async fn manifests_render_and_pass_a_server_side_dry_run() {
@@ -69,7 +36,7 @@ async fn manifests_render_and_pass_a_server_side_dry_run() {
         "{out}"
     );
     // the cert-manager overlay, against stand-in CRDs of cert-manager's kinds
-    kubectl_stdin(&["apply", "-f", "-"], CERT_MANAGER_CRDS);
+    install_stand_in_crds(&CERT_MANAGER_KINDS).await;
     let overlay = format!("{}/manifests/overlays/cert-manager", root());
     let out = wait_for("the cert-manager overlay to dry-run", DEADLINE, || async {
         plane()

@@ -9,7 +9,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use support::*;
 
-const RECORD: &str = "hashroll.dev/sources";
 const TOKEN: &str = "hashroll.dev/config-hash";
 
 fn legacy(name: &str, env: &str) -> String {

@@ -18,14 +18,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 use support::node::*;
-use support::{DEADLINE, SETTLE};
+use support::{DEADLINE, SETTLE, root};
 
 const IMAGE: &str = "ghcr.io/hashroll/hashroll";
-
-fn root() -> &'static str {
-    env!("CARGO_MANIFEST_DIR")
-}
-
 /// A file of the OCI archive, by path or by blob digest.
 fn archive_file(archive: &std::path::Path, name: &str) -> Vec<u8> {
     let out = Command::new("tar")

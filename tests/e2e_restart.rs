@@ -10,8 +10,6 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::Api;
 use support::*;
 
-const RECORD: &str = "hashroll.dev/sources";
-
 #[tokio::test]
 async fn kill_9_change_start_rolls_exactly_once_and_a_clean_restart_rolls_nothing() {
     let client = client().await;

@@ -136,15 +136,6 @@ fn namespace_yaml() -> String {
     }
     out
 }
-
-fn signal(h: &Hashroll, sig: &str) {
-    if let Some(pid) = h.child.lock().unwrap().as_ref().map(|c| c.id()) {
-        let _ = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status();
-    }
-}
-
 fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -345,9 +336,9 @@ async fn random_writes_and_faults_lose_nothing_and_roll_nothing_twice() {
             match fault {
                 Fault::Kill => which.restart().await,
                 Fault::Freeze => {
-                    signal(which, "-STOP");
+                    which.signal("-STOP");
                     tokio::time::sleep(Duration::from_millis(2000 + rng.below(4000))).await;
-                    signal(which, "-CONT");
+                    which.signal("-CONT");
                 }
                 Fault::Apiserver => {
                     tokio::task::spawn_blocking(|| plane().restart("kube-apiserver"))

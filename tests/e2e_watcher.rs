@@ -7,11 +7,6 @@ mod support;
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use support::*;
-
-fn apply(ns: &str, yaml: &str) {
-    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], yaml);
-}
-
 fn deployment(name: &str, annotations: &str, containers_extra: &str, volumes: &str) -> String {
     format!(
         r#"

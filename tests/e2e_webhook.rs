@@ -11,7 +11,6 @@ use kube::api::{Api, ListParams};
 use support::*;
 use tokio::sync::OnceCell;
 
-const RECORD: &str = "hashroll.dev/sources";
 const TOKEN: &str = "hashroll.dev/config-hash";
 
 static HASHROLL: OnceCell<Hashroll> = OnceCell::const_new();
@@ -29,8 +28,9 @@ async fn hashroll() -> &'static Hashroll {
 }
 
 /// The record's sources (the id of the key it was made with, `"@key"`, checked and left out).
-fn record_of(annotations: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
-    let mut r: BTreeMap<String, String> = serde_json::from_str(annotations?.get(RECORD)?).ok()?;
+/// The record without its `@key`, which it must name.
+fn sources_of(annotations: Option<&BTreeMap<String, String>>) -> Option<BTreeMap<String, String>> {
+    let mut r = record_of(annotations)?;
     let id = r.remove("@key");
     assert!(
         id.as_ref().is_some_and(|id| id.len() == 8),
@@ -54,7 +54,7 @@ fn stamp_of(d: &Deployment) -> (Option<BTreeMap<String, String>>, Option<String>
         .as_ref()
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(TOKEN).cloned());
-    (record_of(d.metadata.annotations.as_ref()), token)
+    (sources_of(d.metadata.annotations.as_ref()), token)
 }
 
 fn seed_files() -> [String; 2] {
@@ -288,8 +288,8 @@ spec:
         .get("db")
         .await
         .unwrap();
-    let ds_record = record_of(ds.metadata.annotations.as_ref()).expect("DaemonSet record");
-    let sts_record = record_of(sts.metadata.annotations.as_ref())
+    let ds_record = sources_of(ds.metadata.annotations.as_ref()).expect("DaemonSet record");
+    let sts_record = sources_of(sts.metadata.annotations.as_ref())
         .expect("StatefulSet record (pod-template opt-in)");
     assert!(ds_record.contains_key("configmap/shared"));
     assert!(sts_record.contains_key("configmap/shared"));
@@ -336,11 +336,11 @@ spec:
         .await
         .unwrap();
     assert_eq!(
-        record_of(ds2.metadata.annotations.as_ref()),
+        sources_of(ds2.metadata.annotations.as_ref()),
         Some(ds_record)
     );
     assert_eq!(
-        record_of(sts2.metadata.annotations.as_ref()),
+        sources_of(sts2.metadata.annotations.as_ref()),
         Some(sts_record)
     );
     assert_eq!(

@@ -22,6 +22,70 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::{Api, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+/// The annotation the record is written under.
+pub const RECORD: &str = "hashroll.dev/sources";
+
+/// The repository's root.
+pub fn root() -> &'static str {
+    env!("CARGO_MANIFEST_DIR")
+}
+
+/// The record in `annotations`, as written (its `@key` included).
+pub fn record_of(
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Option<BTreeMap<String, String>> {
+    serde_json::from_str(annotations?.get(RECORD)?).ok()
+}
+
+/// `kubectl apply` of `yaml` in `ns`; its output.
+pub fn apply(ns: &str, yaml: &str) -> String {
+    kubectl_stdin(&["apply", "-n", ns, "-f", "-"], yaml)
+}
+
+/// Stand-ins for third-party CRDs (cert-manager's, the Prometheus operator's) the
+/// manifests and the chart make objects of: `(group, kind)`, any content kept. Applied,
+/// then waited for until established.
+pub async fn install_stand_in_crds(crds: &[(&str, &str)]) {
+    let mut yaml = String::new();
+    let mut names = Vec::new();
+    for (group, kind) in crds {
+        let singular = kind.to_lowercase();
+        let plural = format!("{singular}s");
+        let name = format!("{plural}.{group}");
+        yaml.push_str(&format!(
+            "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {{name: {name}}}\nspec:\n  group: {group}\n\
+             \x20 names: {{kind: {kind}, plural: {plural}, singular: {singular}}}\n\
+             \x20 scope: Namespaced\n  versions:\n\
+             \x20 - {{name: v1, served: true, storage: true, schema: {{openAPIV3Schema: \
+             {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}}}\n"
+        ));
+        names.push(name);
+    }
+    kubectl_stdin(&["apply", "-f", "-"], &yaml);
+    for crd in names {
+        wait_for(&format!("{crd} established"), DEADLINE, || async {
+            let s = plane()
+                .kubectl(&[
+                    "get",
+                    "crd",
+                    &crd,
+                    "-o",
+                    r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
+                ])
+                .ok()?;
+            (s.trim() == "True").then_some(())
+        })
+        .await;
+    }
+}
+
+/// cert-manager's kinds the manifests and the chart use.
+pub const CERT_MANAGER_KINDS: [(&str, &str); 2] = [
+    ("cert-manager.io", "Certificate"),
+    ("cert-manager.io", "Issuer"),
+];
+
 static PLANE: OnceLock<Plane> = OnceLock::new();
 static NS_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
@@ -143,6 +207,18 @@ impl std::ops::Deref for Hashroll {
 }
 
 impl Hashroll {
+    /// Sends `sig` (`-STOP`, `-CONT`, `-TERM`...) to the process; false when it is not
+    /// running.
+    pub fn signal(&self, sig: &str) -> bool {
+        let pid = self.child.lock().unwrap().as_ref().map(|c| c.id());
+        pid.is_some_and(|pid| {
+            std::process::Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
     /// Starts `hashroll run` with `extra` flags and waits until /readyz answers 200.
     pub async fn start(extra: &[&str]) -> Hashroll {
         let mut h = Hashroll::prepare(extra);
