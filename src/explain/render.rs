@@ -128,3 +128,129 @@ pub(crate) fn render_source(r: &SourceReport) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::explain::{TrackedSource, Tracker};
+
+    fn report(tracked: Vec<TrackedSource>) -> WorkloadReport {
+        WorkloadReport {
+            workload: "deployment/web".into(),
+            namespace: "shop".into(),
+            opted_in: true,
+            tracked,
+            record: None,
+            should_be: None,
+            token: None,
+            roll_pending: false,
+            pending_sources: vec![],
+            record_key: "current".into(),
+            min_roll_interval: "0s".into(),
+            last_roll: None,
+            next_roll_not_before: None,
+            rolling: vec![],
+            gate: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_digest_is_cut_to_eight_characters_never_inside_one() {
+        assert_eq!(short("0123456789abcdef"), "01234567");
+        assert_eq!(short(ABSENT), ABSENT);
+        assert_eq!(short("abc"), "abc");
+        // a tenant's record may hold anything: a cut inside a character gives it whole
+        assert_eq!(short("ééééééé"), "éééé");
+        assert_eq!(short("abcdeéé"), "abcdeéé");
+    }
+
+    #[test]
+    fn a_workload_not_opted_in_says_so_and_nothing_more() {
+        let mut r = report(vec![]);
+        r.opted_in = false;
+        let text = render_workload(&r);
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(text.contains("not opted in"), "{text}");
+    }
+
+    #[test]
+    fn each_tracked_source_says_whether_its_record_differs() {
+        let same = TrackedSource {
+            source: "configmap/app".into(),
+            reasons: vec!["it is mounted".into()],
+            keys: Some(vec!["a".into(), "b".into()]),
+            exists: true,
+            digest: "1111111122222222".into(),
+            recorded: Some("1111111122222222".into()),
+        };
+        let differs = TrackedSource {
+            source: "secret/db".into(),
+            reasons: vec![],
+            keys: None,
+            exists: true,
+            digest: "3333333344444444".into(),
+            recorded: Some("5555555566666666".into()),
+        };
+        let gone = TrackedSource {
+            source: "secret/old".into(),
+            reasons: vec![],
+            keys: None,
+            exists: false,
+            digest: ABSENT.into(),
+            recorded: None,
+        };
+        let mut r = report(vec![same, differs, gone]);
+        r.roll_pending = true;
+        r.pending_sources = vec!["secret/db".into()];
+        r.min_roll_interval = "5m".into();
+        let text = render_workload(&r);
+        for want in [
+            "tracks 3 source(s):",
+            "configmap/app (keys: a, b): exists, digest 11111111; recorded: same",
+            "because it is mounted",
+            "secret/db: exists, digest 33333333; recorded: 55555555 (differs)",
+            "secret/old: absent; not recorded yet",
+            "roll pending: yes, for secret/db",
+            "minimum interval between rolls: 5m; last roll: none recorded; next roll: may happen now",
+        ] {
+            assert!(text.contains(want), "{want:?} in\n{text}");
+        }
+        // the breaker's line only when it is on
+        r.min_roll_interval = "0s".into();
+        assert!(!render_workload(&r).contains("minimum interval"));
+    }
+
+    #[test]
+    fn a_source_says_what_its_change_would_roll() {
+        let mut r = SourceReport {
+            source: "configmap/app".into(),
+            namespace: "shop".into(),
+            exists: false,
+            would_roll: vec![],
+        };
+        let text = render_source(&r);
+        assert!(
+            text.contains("(absent)") && text.contains("rolls nothing"),
+            "{text}"
+        );
+        r.exists = true;
+        r.would_roll = vec![Tracker {
+            workload: "deployment/web".into(),
+            reasons: vec!["it names it".into()],
+            pending: Some("waits for wave 0".into()),
+        }];
+        let text = render_source(&r);
+        for want in [
+            "(exists)",
+            "would roll 1 workload(s):",
+            "    deployment/web",
+            "because it names it",
+            "roll pending: waits for wave 0",
+        ] {
+            assert!(text.contains(want), "{want:?} in\n{text}");
+        }
+    }
+}
