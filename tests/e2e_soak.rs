@@ -373,15 +373,25 @@ async fn random_writes_and_faults_lose_nothing_and_roll_nothing_twice() {
                 },
             )
             .await;
-            // and the last change was rolled out, not just recorded
+            // and the last change was rolled out, not just recorded: the controller makes
+            // the ReplicaSet or ControllerRevision after the record lands (seconds later
+            // when the apiserver has just restarted), so it is waited for
             if let Some(t) = tally.get(&(n, i)).and_then(|t| t.last_change) {
-                let newest = rollouts(&client, ns, i)
-                    .await
-                    .into_iter()
-                    .max()
-                    .unwrap_or(0);
-                if newest + 1 < t {
-                    lost.push(format!("{ns}/w-{i}"));
+                let deadline = std::time::Instant::now() + DEADLINE;
+                loop {
+                    let newest = rollouts(&client, ns, i)
+                        .await
+                        .into_iter()
+                        .max()
+                        .unwrap_or(0);
+                    if newest + 1 >= t {
+                        break;
+                    }
+                    if std::time::Instant::now() > deadline {
+                        lost.push(format!("{ns}/w-{i}"));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             }
         }
