@@ -415,19 +415,30 @@ async fn bad_change_held_on_real_pods(n: &RealNode, client: &kube::Client) {
         reasons.contains("RolloutHeld").then_some(())
     })
     .await;
-    let deadline = nk(
-        n,
-        &[
-            "get",
-            "deployment",
-            "canary",
-            "-n",
-            "safe",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
-        ],
-    );
-    assert_eq!(deadline, "ProgressDeadlineExceeded");
+    // the canary's controller says it failed; a crash-looping pod that is ready for a
+    // moment counts as progress and resets the condition until the next deadline, so the
+    // condition is waited for, not read once
+    support::wait_for_then(
+        "the canary's ProgressDeadlineExceeded",
+        DEADLINE,
+        tails,
+        || async {
+            let reason = nk(
+                n,
+                &[
+                    "get",
+                    "deployment",
+                    "canary",
+                    "-n",
+                    "safe",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
+                ],
+            );
+            (reason == "ProgressDeadlineExceeded").then_some(())
+        },
+    )
+    .await;
     support::assert_rs_count_stays(client, "safe", "app=rest", 1, SETTLE).await;
     // the fix (new data: a value seen before would bring back the first ReplicaSet): the
     // canary rolls again, then the rest, once
