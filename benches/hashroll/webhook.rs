@@ -68,20 +68,13 @@ pub(crate) fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
         let e = cache.configmap_entry(&cm);
         cache.upsert("tenant", &SourceRef::configmap(&name), e);
     }
-    let state = Arc::new(hashroll::state::State {
-        policy: Default::default(),
-        names: Default::default(),
-        roll: Default::default(),
-        keys: hashroll::key::LiveKeys::fixed(hashroll::core::digest::KeyRing::single(
+    let state = Arc::new(hashroll::state::State::offline(
+        hashroll::core::digest::KeyRing::single(
             hashroll::core::digest::DigestKey::new(b"bench-key-0123456789abcdef".to_vec())
                 .expect("key"),
-        )),
+        ),
         cache,
-        client: None,
-        metrics: hashroll::metrics::Metrics::new(),
-        watcher_ready: std::sync::atomic::AtomicBool::new(true),
-        writer: hashroll::lease::Leadership::always(),
-    });
+    ));
     Ok(state)
 }
 

@@ -47,21 +47,14 @@ fn state() -> &'static (State, tokio::runtime::Runtime) {
             let e = cache.configmap_entry(&cm);
             cache.upsert("ns", &SourceRef::configmap(name), e);
         }
-        let state = State {
-            policy: PolicyConfig::default(),
-            names: Default::default(),
-            roll: Default::default(),
-            // two keys, so records made with the previous one are carried over too
-            keys: hashroll::key::LiveKeys::fixed(KeyRing {
+        // two keys, so records made with the previous one are carried over too
+        let state = State::offline(
+            KeyRing {
                 current: DigestKey::new(b"fuzz-key-0123456789abcdef".to_vec()).unwrap(),
                 previous: DigestKey::new(b"fuzz-previous-key-0123456789".to_vec()),
-            }),
+            },
             cache,
-            client: None,
-            metrics: hashroll::metrics::Metrics::new(),
-            watcher_ready: std::sync::atomic::AtomicBool::new(true),
-            writer: hashroll::lease::Leadership::always(),
-        };
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

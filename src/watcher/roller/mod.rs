@@ -31,6 +31,8 @@ use crate::state::State;
 mod check;
 mod counts;
 mod order;
+#[cfg(test)]
+mod tests;
 
 use order::{MemoKey, PeerMemo};
 

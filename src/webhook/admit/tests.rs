@@ -17,19 +17,16 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
 }
 use crate::cache::SourceCache;
 use crate::core::digest::{DigestKey, KeyRing};
-use crate::core::names::{AnnotationNames, RecordNames};
+use crate::core::names::AnnotationNames;
 use crate::core::patch::merge_patch;
-use crate::core::policy::PolicyConfig;
-use crate::core::record::{Decision, RollOptions, parse_record};
+use crate::core::record::{Decision, parse_record};
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
-use crate::metrics::Metrics;
 use crate::namespaces::NamespaceFilter;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
 use serde_json::json;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 fn state() -> State {
     let cache = Arc::new(SourceCache::new(
@@ -37,19 +34,10 @@ fn state() -> State {
         LabelSelector::default(),
         NamespaceFilter::default(),
     ));
-    State {
-        policy: PolicyConfig::default(),
-        names: RecordNames::default(),
-        roll: RollOptions::default(),
-        keys: crate::key::LiveKeys::fixed(KeyRing::single(
-            DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap(),
-        )),
+    State::offline(
+        KeyRing::single(DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap()),
         cache,
-        client: None,
-        metrics: Metrics::new(),
-        watcher_ready: AtomicBool::new(true),
-        writer: crate::lease::Leadership::always(),
-    }
+    )
 }
 
 fn put_cm(state: &State, name: &str, value: &str) {
