@@ -1,6 +1,6 @@
 //! The crate's layering, as tests that read the `use` lines: the core runs one way, and the
-//! commands (`cli`, `config`, `explain`, `migrate`, `telemetry`, `key`, `app`, `k8s`) never
-//! reach back to one that uses them. A module named in code (tests aside) is a use.
+//! commands (`cmd`'s modules with `telemetry`, `key` and `k8s`) never reach back to one that
+//! uses them; the root of `src/` holds no loose module. A module named in code (tests aside) is a use.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -113,29 +113,39 @@ fn the_core_has_no_import_cycle() {
     assert_acyclic(&graph, "src/core");
 }
 
+/// The module path of a file under `src/` (`cmd/cli/mod.rs` → `cmd::cli`).
+fn module_of(file: &str) -> String {
+    let path = file.trim_end_matches(".rs").trim_end_matches("/mod");
+    path.replace('/', "::")
+}
+
 /// The commands and what they build on: each node's files, and what it names of the others.
 #[test]
 fn the_commands_have_no_import_cycle() {
     let nodes: [(&str, &[&str]); 10] = [
-        ("cli", &["cli/mod.rs"]),
-        ("cli::args", &["cli/args.rs"]),
-        ("cli::run_args", &["cli/run_args.rs"]),
-        ("config", &["config.rs"]),
+        ("cmd::cli", &["cmd/cli/mod.rs"]),
+        ("cmd::cli::args", &["cmd/cli/args.rs"]),
+        ("cmd::cli::run_args", &["cmd/cli/run_args.rs"]),
+        ("cmd::config", &["cmd/config.rs"]),
         (
-            "explain",
-            &["explain/mod.rs", "explain/render.rs", "explain/safe.rs"],
+            "cmd::explain",
+            &[
+                "cmd/explain/mod.rs",
+                "cmd/explain/render.rs",
+                "cmd/explain/safe.rs",
+            ],
         ),
-        ("migrate", &["migrate.rs"]),
-        ("telemetry", &["telemetry.rs"]),
-        ("key", &["key.rs"]),
-        ("app", &["app.rs"]),
+        ("cmd::migrate", &["cmd/migrate.rs"]),
+        ("services::telemetry", &["services/telemetry.rs"]),
+        ("services::key", &["services/key.rs"]),
+        ("cmd::app", &["cmd/app.rs"]),
         (
             "k8s",
             &["k8s/mod.rs", "k8s/api.rs", "k8s/objects.rs", "k8s/watch.rs"],
         ),
     ];
     let node_of = |named: &str| -> Option<&str> {
-        // the longest node the name starts with (`cli::args::X` is `cli::args`)
+        // the longest node the name starts with (`cmd::cli::args::X` is `cmd::cli::args`)
         nodes
             .iter()
             .map(|(n, _)| *n)
@@ -147,16 +157,17 @@ fn the_commands_have_no_import_cycle() {
         let mut uses = Vec::new();
         for f in files {
             let code = code_of(&Path::new(SRC).join(f));
-            let mut names = named(&code, "crate::", 2);
-            // `super::x` in a directory's file names its sibling (in `mod.rs`, the root's)
-            match f.split_once('/') {
-                Some((dir, file)) if file != "mod.rs" => names.extend(
-                    named(&code, "super::", 1)
-                        .iter()
-                        .map(|n| format!("{dir}::{n}")),
-                ),
-                _ => names.extend(named(&code, "super::", 2)),
-            }
+            let mut names = named(&code, "crate::", 3);
+            // `super::x` names a sibling of the file's module
+            let module = module_of(f);
+            let parent = module.rsplit_once("::").map_or("", |(p, _)| p);
+            names.extend(named(&code, "super::", 2).iter().map(|n| {
+                if parent.is_empty() {
+                    n.clone()
+                } else {
+                    format!("{parent}::{n}")
+                }
+            }));
             for n in names {
                 if let Some(m) = node_of(&n).filter(|m| *m != node) {
                     uses.push(m.to_string());
@@ -167,10 +178,31 @@ fn the_commands_have_no_import_cycle() {
         uses.dedup();
         graph.insert(node.to_string(), uses);
     }
-    assert!(graph["cli"].contains(&"app".to_string()), "{graph:?}");
     assert!(
-        graph["config"].contains(&"cli::run_args".to_string()),
+        graph["cmd::cli"].contains(&"cmd::app".to_string()),
+        "{graph:?}"
+    );
+    assert!(
+        graph["cmd::config"].contains(&"cmd::cli::run_args".to_string()),
+        "{graph:?}"
+    );
+    assert!(
+        graph["cmd::cli::run_args"].contains(&"cmd::cli::args".to_string()),
         "{graph:?}"
     );
     assert_acyclic(&graph, "the commands");
+}
+
+/// The root of `src/` holds the crate's entry points and the layers' directories only.
+#[test]
+fn the_root_holds_no_loose_module() {
+    let mut loose: Vec<String> = std::fs::read_dir(SRC)
+        .expect("src")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.is_file())
+        .filter_map(|p| p.file_name()?.to_str().map(String::from))
+        .filter(|n| !["lib.rs", "main.rs", "layers.rs"].contains(&n.as_str()))
+        .collect();
+    loose.sort();
+    assert!(loose.is_empty(), "{loose:?}");
 }

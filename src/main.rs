@@ -1,5 +1,5 @@
 #![forbid(unsafe_code)]
 
 fn main() -> std::process::ExitCode {
-    hashroll::cli::main()
+    hashroll::cmd::cli::main()
 }

@@ -5,7 +5,7 @@ use super::*;
 /// The webhook server alone (no cluster): the sources the bench request uses are in its cache.
 pub(crate) async fn serve(cert: &str, key: &str, addr: &str) -> Result<(), AnyErr> {
     // logging as in production (info, text): the per-request span is part of the cost
-    hashroll::telemetry::init("text", "info")?;
+    hashroll::services::telemetry::init("text", "info")?;
     let state = bench_state()?;
     let certs = hashroll::webhook::tls::CertReloader::load(Path::new(cert), Path::new(key))?;
     let tls = certs.server_config(None)?;
@@ -31,12 +31,12 @@ pub(crate) async fn static_answer(_body: Bytes) -> axum::response::Response {
 /// Long-named ConfigMaps in the bench server's `tenant` namespace.
 pub(crate) const HOSTILE_SOURCES: usize = 3_000;
 
-pub(crate) fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
+pub(crate) fn bench_state() -> Result<Arc<hashroll::services::state::State>, AnyErr> {
     use hashroll::cache::SourceCache;
     use hashroll::core::names::AnnotationNames;
     use hashroll::core::refs::SourceRef;
     use hashroll::core::selector::LabelSelector;
-    use hashroll::namespaces::NamespaceFilter;
+    use hashroll::services::namespaces::NamespaceFilter;
     let cache = Arc::new(SourceCache::new(
         AnnotationNames::default(),
         LabelSelector::default(),
@@ -68,7 +68,7 @@ pub(crate) fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
         let e = cache.configmap_entry(&cm);
         cache.upsert("tenant", &SourceRef::configmap(&name), e);
     }
-    let state = Arc::new(hashroll::state::State::offline(
+    let state = Arc::new(hashroll::services::state::State::offline(
         hashroll::core::digest::KeyRing::single(
             hashroll::core::digest::DigestKey::new(b"bench-key-0123456789abcdef".to_vec())
                 .expect("key"),
@@ -82,7 +82,7 @@ pub(crate) fn bench_state() -> Result<Arc<hashroll::state::State>, AnyErr> {
 /// reading the same body (serde_json scanning it without building anything).
 pub(crate) async fn inproc() -> Result<(), AnyErr> {
     if std::env::var_os("BENCH_LOG").is_some() {
-        hashroll::telemetry::init("text", "info")?;
+        hashroll::services::telemetry::init("text", "info")?;
     }
     let state = bench_state()?;
     let body = admission_body();

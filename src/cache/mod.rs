@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, ObjectMeta};
 
-use crate::namespaces::NamespaceFilter;
+use crate::services::namespaces::NamespaceFilter;
 
 pub(crate) mod csi;
 mod view;

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::{SourceCache, SourceChange, SourceEntry, idx};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::k8s::{self, watch::Handler};
-use crate::state::State;
+use crate::services::state::State;
 
 /// A ConfigMap or a Secret, as the cache reads it.
 trait SourceObject: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned {

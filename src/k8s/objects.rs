@@ -12,7 +12,7 @@ use crate::core::kind::WorkloadKind;
 use crate::core::policy::PolicyConfig;
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
-use crate::namespaces::NamespaceFilter;
+use crate::services::namespaces::NamespaceFilter;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use crate::cache::{ChangeKind, SourceChange};
 use crate::core::kind::WorkloadKind;
 use crate::k8s::{self, watch::Handler};
-use crate::state::State;
+use crate::services::state::State;
 use roller::Roller;
 use workloads::{WorkloadEntry, WorkloadKey};
 
@@ -60,9 +60,9 @@ pub(crate) struct WatcherConfig {
     /// who we are in Events
     pub instance: String,
     /// a message per rollout (`ALERT_ON_RELOAD`)
-    pub alerts: Option<crate::alert::Alerts>,
+    pub alerts: Option<crate::services::alert::Alerts>,
     /// Reloader's `--webhook-url`: POST instead of rolling
-    pub post_instead: Option<crate::alert::Alerts>,
+    pub post_instead: Option<crate::services::alert::Alerts>,
 }
 
 /// Runs the watcher until the process ends: workload watches, source changes, the roller.
@@ -72,7 +72,7 @@ pub(crate) async fn run(
     cfg: WatcherConfig,
     mut changes: mpsc::UnboundedReceiver<SourceChange>,
     mut selected_namespaces: mpsc::UnboundedReceiver<String>,
-    live: crate::health::Liveness,
+    live: crate::services::health::Liveness,
 ) {
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
     let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
@@ -137,10 +137,10 @@ pub(crate) async fn run(
     // what the Namespaces say of their rolls, read once before the start-up reconcile too
     let (says_tx, mut says_rx) = mpsc::unbounded_channel();
     let (says, label) = (roller.safe.says(), cfg.window_namespace_label.clone());
-    crate::namespaces::read_says(&client, label.as_deref(), &says).await;
+    crate::services::namespaces::read_says(&client, label.as_deref(), &says).await;
     live.spawn(
         "namespace switches",
-        crate::namespaces::watch_says(client.clone(), label, says, says_tx),
+        crate::services::namespaces::watch_says(client.clone(), label, says, says_tx),
     );
     // start-up reconcile: out-of-date workloads roll once, the rest stay untouched
     let n = roller.enqueue_all(Duration::ZERO);

@@ -13,7 +13,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use crate::core::gate::{Gate, Hold, Switches};
 use crate::core::window::Windows;
-use crate::namespaces::NamespaceSays;
+use crate::services::namespaces::NamespaceSays;
 
 /// The cluster-wide and per-namespace pause switches and the namespaces' roll windows:
 /// `--paused`, and hashroll's switch ConfigMap (`paused: "true"`, `paused-namespaces:
@@ -92,7 +92,7 @@ impl SwitchState {
     pub(crate) fn switches_for(
         &self,
         namespace: &str,
-        say: Option<&crate::namespaces::NamespaceSay>,
+        say: Option<&crate::services::namespaces::NamespaceSay>,
         default_timeout: Duration,
     ) -> Switches {
         Switches {
@@ -465,7 +465,7 @@ mod tests {
         let says: NamespaceSays = Default::default();
         says.write().unwrap().insert(
             "n".into(),
-            crate::namespaces::NamespaceSay {
+            crate::services::namespaces::NamespaceSay {
                 paused: true,
                 window: Some("night".into()),
             },

@@ -15,7 +15,7 @@ use crate::core::record::Stored;
 use crate::core::stamp::{OldObject, Stamp, keep_from_old, stamp};
 use crate::core::template::templates_differ;
 use crate::core::workload::Workload;
-use crate::state::State;
+use crate::services::state::State;
 
 /// Room left under the annotations limit for the token and what others add after us.
 const ANNOTATIONS_MARGIN: usize = 4 * 1024;

@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::admit;
-use crate::state::State as AppState;
+use crate::services::state::State as AppState;
 
 /// A review whose answer may cost more than an ordinary one: a body above [`SMALL_BODY`], or
 /// one that names a reload-list annotation (its entries are regexes, matched against the

@@ -16,7 +16,7 @@ use crate::cache::{SourceCache, SourceChange, SourceEntry, idx};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::source::SourceInfo;
 use crate::k8s::{self, watch::Handler};
-use crate::state::State;
+use crate::services::state::State;
 
 impl SourceCache {
     /// What the policy reads of a class: its object's, or an object's without annotations

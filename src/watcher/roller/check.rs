@@ -14,7 +14,7 @@ use crate::core::names::{LAST_ROLL, MIN_ROLL_INTERVAL};
 use crate::core::record::{MadeWith, Mode, Stored};
 use crate::core::refs::SourceRef;
 use crate::core::stamp::{Stamp, stamp_refs};
-use crate::state::State;
+use crate::services::state::State;
 use crate::watcher::breaker;
 use crate::watcher::queue::Task;
 use crate::watcher::retry::WriteError;
@@ -109,7 +109,7 @@ impl Roller {
         if matches!(result.made_with, MadeWith::Lost(_)) {
             self.state
                 .keys
-                .reload_unless_recent(crate::key::LOST_KEY_RELOAD)
+                .reload_unless_recent(crate::services::key::LOST_KEY_RELOAD)
                 .await;
             let now = self.state.keys.get();
             if !Arc::ptr_eq(&now, &keys) {
@@ -186,7 +186,7 @@ impl Roller {
                     m.skip("held");
                     if report.source {
                         m.rollout_failures
-                            .get_or_create(&crate::metrics::BySourceKind {
+                            .get_or_create(&crate::services::metrics::BySourceKind {
                                 source_kind: SourceRef::from_record_key(&hold.source)
                                     .map_or("other", |s| s.kind.as_str()),
                             })
@@ -214,7 +214,7 @@ impl Roller {
                 return Ok(());
             }
             m.workloads_matched
-                .get_or_create(&crate::metrics::ByKind {
+                .get_or_create(&crate::services::metrics::ByKind {
                     kind: key.kind.as_str(),
                 })
                 .inc();
@@ -242,7 +242,7 @@ impl Roller {
         let written = written?;
         if result.decision.roll {
             m.action_latency
-                .get_or_create(&crate::metrics::ByWorkloadKind {
+                .get_or_create(&crate::services::metrics::ByWorkloadKind {
                     workload_kind: key.kind.as_str(),
                 })
                 .observe(

@@ -4,7 +4,7 @@
 use tokio::time::Instant;
 
 use super::Roller;
-use crate::metrics::{ByKind, Processed, SourceEvent};
+use crate::services::metrics::{ByKind, Processed, SourceEvent};
 use crate::watcher::queue::Task;
 use crate::watcher::workloads::WorkloadKey;
 

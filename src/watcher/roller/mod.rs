@@ -25,8 +25,8 @@ use crate::core::kind::WorkloadKind;
 use crate::core::names::{LAST_ROLL, PAUSED_AT};
 use crate::core::policy::pause_period;
 use crate::core::refs::SourceRef;
-use crate::metrics::{ByResult, ByType};
-use crate::state::State;
+use crate::services::metrics::{ByResult, ByType};
+use crate::services::state::State;
 
 mod check;
 mod counts;

@@ -20,9 +20,9 @@ use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
 use crate::core::stamp::stamp_refs;
 use crate::core::workload::Workload;
-use crate::metrics::ByReason;
-use crate::namespaces::NamespaceFilter;
-use crate::state::State;
+use crate::services::metrics::ByReason;
+use crate::services::namespaces::NamespaceFilter;
+use crate::services::state::State;
 use crate::watcher::WatcherConfig;
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
 

@@ -10,9 +10,9 @@ use kube::api::{Api, PostParams};
 use tokio::time::Instant;
 
 use super::Writer;
-use crate::alert::Notice;
 use crate::core::refs::SourceRef;
 use crate::k8s;
+use crate::services::alert::Notice;
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
 
 /// Event severity.

@@ -15,7 +15,6 @@ use tokio::time::Instant;
 use super::queue::due_at;
 use super::retry::WriteError;
 use super::workloads::{WorkloadEntry, WorkloadKey};
-use crate::alert::{Alerts, Notice};
 use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY};
 use crate::core::patch::merge_patch;
@@ -23,7 +22,8 @@ use crate::core::policy::pause_period;
 use crate::core::record::Decision;
 use crate::core::refs::SourceRef;
 use crate::k8s;
-use crate::state::State;
+use crate::services::alert::{Alerts, Notice};
+use crate::services::state::State;
 
 mod events;
 mod jobs;

@@ -22,7 +22,7 @@ use crate::core::patch::merge_patch;
 use crate::core::record::{Decision, parse_record};
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
-use crate::namespaces::NamespaceFilter;
+use crate::services::namespaces::NamespaceFilter;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
 use serde_json::json;

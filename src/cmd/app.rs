@@ -10,12 +10,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::Error;
 use crate::cache::SourceCache;
-use crate::config::{Certs, SelfManaged, Settings};
+use crate::cmd::config::{Certs, SelfManaged, Settings};
 use crate::core::refs::SourceKind;
-use crate::namespaces::NamespaceFilter;
-use crate::state::State;
+use crate::services::namespaces::NamespaceFilter;
+use crate::services::state::State;
+use crate::services::{health, key, lease, metrics, namespaces, selfcert};
 use crate::webhook::tls::CertReloader;
-use crate::{health, key, lease, metrics, namespaces, selfcert, watcher, webhook};
+use crate::{watcher, webhook};
 
 /// How long a stop waits for the writes under way.
 const WRITE_GRACE: Duration = Duration::from_secs(5);
@@ -24,7 +25,7 @@ const WRITE_GRACE: Duration = Duration::from_secs(5);
 /// sends by verb (`hashroll_api_requests_total`).
 async fn counted_client(
     requests: prometheus_client::metrics::family::Family<
-        crate::metrics::ByVerb,
+        crate::services::metrics::ByVerb,
         prometheus_client::metrics::counter::Counter,
     >,
 ) -> Result<kube::Client, kube::Error> {
@@ -136,9 +137,9 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         );
     }
     // the alert senders: started here, on the runtime
-    let start = |t: &Option<crate::alert::Target>, what| {
+    let start = |t: &Option<crate::services::alert::Target>, what| {
         t.clone()
-            .map(|t| crate::alert::Alerts::start(t, state.metrics.alerts.clone(), what))
+            .map(|t| crate::services::alert::Alerts::start(t, state.metrics.alerts.clone(), what))
             .transpose()
     };
     let watcher_cfg = watcher::WatcherConfig {

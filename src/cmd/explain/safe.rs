@@ -52,7 +52,7 @@ pub(crate) async fn namespace_workloads(
 pub(crate) async fn switches(
     client: &Client,
     hashroll_ns: &str,
-    gate_args: &crate::cli::args::GateArgs,
+    gate_args: &crate::cmd::cli::args::GateArgs,
     ns: &str,
 ) -> Switches {
     let mut state = SwitchState::default();
@@ -65,7 +65,7 @@ pub(crate) async fn switches(
     }
     let label = Some(gate_args.window_namespace_label.as_str()).filter(|l| !l.is_empty());
     let say = match Api::<Namespace>::all(client.clone()).get_opt(ns).await {
-        Ok(Some(n)) => Some(crate::namespaces::say_of(&n, label)),
+        Ok(Some(n)) => Some(crate::services::namespaces::say_of(&n, label)),
         _ => None,
     };
     state.switches_for(ns, say.as_ref(), gate_args.rollout_timeout)

@@ -9,9 +9,9 @@ use crate::cache::SourceCache;
 use crate::core::names::RecordNames;
 use crate::core::policy::PolicyConfig;
 use crate::core::record::RollOptions;
-use crate::key::LiveKeys;
-use crate::lease::Leadership;
-use crate::metrics::Metrics;
+use crate::services::key::LiveKeys;
+use crate::services::lease::Leadership;
+use crate::services::metrics::Metrics;
 
 pub struct State {
     pub policy: PolicyConfig,

@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::state::State as AppState;
+use crate::services::state::State as AppState;
 
 /// The tasks the process needs, and the ones that are gone.
 #[derive(Debug, Clone, Default)]

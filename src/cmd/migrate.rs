@@ -20,7 +20,7 @@ use kube::Client;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::cli::args::MigrateArgs;
+use crate::cmd::cli::args::MigrateArgs;
 use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::RecordNames;
 use crate::core::policy::PolicyConfig;
@@ -204,7 +204,7 @@ pub enum MigrateError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
-    Key(#[from] crate::key::KeyError),
+    Key(#[from] crate::services::key::KeyError),
     #[error("{0}")]
     Failed(String),
 }
@@ -227,7 +227,7 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
     };
     // the key records what is migrated; without it (hashroll not installed yet) the dry run
     // still lists, and --apply refuses
-    let key = crate::key::for_command(&client, &args.key, &args.hashroll_namespace).await;
+    let key = crate::services::key::for_command(&client, &args.key, &args.hashroll_namespace).await;
     let key = match (key, args.apply) {
         (Ok(k), _) => Some(k),
         (Err(e), true) => return Err(e.into()),

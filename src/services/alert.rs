@@ -142,13 +142,13 @@ pub const ATTEMPTS: u32 = 3;
 pub struct Counters {
     pub sent: Counter,
     /// by `reason`: `queue_full`, `failed`
-    pub dropped: Family<crate::metrics::ByReason, Counter>,
+    pub dropped: Family<crate::services::metrics::ByReason, Counter>,
 }
 
 impl Counters {
     fn drop_one(&self, reason: &'static str) {
         self.dropped
-            .get_or_create(&crate::metrics::ByReason { reason })
+            .get_or_create(&crate::services::metrics::ByReason { reason })
             .inc();
     }
 }
@@ -201,7 +201,7 @@ impl Alerts {
         for r in ["queue_full", "failed"] {
             counters
                 .dropped
-                .get_or_create(&crate::metrics::ByReason { reason: r })
+                .get_or_create(&crate::services::metrics::ByReason { reason: r })
                 .inc_by(0);
         }
         tokio::spawn(send_all(client, url, target, rx, counters.clone(), what));
@@ -348,7 +348,7 @@ mod tests {
         );
         let full = counters
             .dropped
-            .get_or_create(&crate::metrics::ByReason {
+            .get_or_create(&crate::services::metrics::ByReason {
                 reason: "queue_full",
             })
             .get();

@@ -134,7 +134,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::explain::{TrackedSource, Tracker};
+    use crate::cmd::explain::{TrackedSource, Tracker};
 
     fn report(tracked: Vec<TrackedSource>) -> WorkloadReport {
         WorkloadReport {

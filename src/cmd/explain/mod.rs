@@ -7,7 +7,7 @@ use kube::Client;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::args::ExplainArgs;
+use crate::cmd::cli::args::ExplainArgs;
 use crate::core::digest::{ABSENT, KeyRing};
 use crate::core::kind::WorkloadKind;
 use crate::core::names::RecordNames;
@@ -30,7 +30,8 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
     let client = Client::try_default()
         .await
         .map_err(|e| ReadError::Cluster(e.to_string()))?;
-    let key = crate::key::for_command(&client, &args.key, &args.hashroll_namespace).await?;
+    let key =
+        crate::services::key::for_command(&client, &args.key, &args.hashroll_namespace).await?;
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
         auto_all_skips: PolicyConfig::auto_all_skips_with(&args.hashroll_namespace),
@@ -77,7 +78,7 @@ pub enum ExplainError {
     #[error("expected KIND/NAME, got {0:?}")]
     Target(String),
     #[error(transparent)]
-    Key(#[from] crate::key::KeyError),
+    Key(#[from] crate::services::key::KeyError),
     /// the workload cannot be explained as it is (the text says why)
     #[error("{0}")]
     Workload(String),

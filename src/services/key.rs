@@ -66,7 +66,7 @@ fn ring(current: DigestKey, previous: Option<DigestKey>) -> Result<KeyRing, KeyE
 /// never created: only `hashroll run` makes the key).
 pub(crate) async fn for_command(
     client: &kube::Client,
-    args: &crate::cli::args::KeyArgs,
+    args: &crate::cmd::cli::args::KeyArgs,
     ns: &str,
 ) -> Result<KeyRing, KeyError> {
     if let Some(f) = &args.hmac_key_file {

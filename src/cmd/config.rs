@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::run_args::RunArgs;
+use crate::cmd::cli::run_args::RunArgs;
 use crate::core::digest::KeyRing;
 use crate::core::kind::{KINDS, WorkloadKind};
 use crate::core::names::{AnnotationNames, RecordNames};
@@ -148,8 +148,8 @@ pub(crate) struct LeaseSettings {
 /// Where messages go: `ALERT_ON_RELOAD`'s sink, and Reloader's `--webhook-url`.
 #[derive(Debug, Default)]
 pub(crate) struct AlertSettings {
-    pub on_reload: Option<crate::alert::Target>,
-    pub post_instead: Option<crate::alert::Target>,
+    pub on_reload: Option<crate::services::alert::Target>,
+    pub post_instead: Option<crate::services::alert::Target>,
 }
 
 /// Logging.
@@ -172,7 +172,7 @@ pub enum ConfigError {
     #[error(transparent)]
     Tls(#[from] crate::webhook::tls::TlsError),
     #[error(transparent)]
-    Key(#[from] crate::key::KeyError),
+    Key(#[from] crate::services::key::KeyError),
 }
 
 /// `--max-rollouts-per-second` bounds: one roll per 1,000 s at the least, and no more
@@ -328,7 +328,7 @@ impl Settings {
         };
         let files = match &args.key.hmac_key_file {
             Some(p) => Some((
-                crate::key::from_files(p, args.key.hmac_previous_key_file.as_deref())?,
+                crate::services::key::from_files(p, args.key.hmac_previous_key_file.as_deref())?,
                 p.clone(),
                 args.key.hmac_previous_key_file.clone(),
             )),
@@ -337,7 +337,7 @@ impl Settings {
         let instance = std::env::var("POD_NAME")
             .or_else(|_| std::env::var("HOSTNAME"))
             .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
-        let target = |url: &crate::cli::args::Secret, sink| crate::alert::Target {
+        let target = |url: &crate::cmd::cli::args::Secret, sink| crate::services::alert::Target {
             sink,
             url: url.0.clone(),
             proxy: args.alert_webhook_proxy.clone().map(|p| p.0),
@@ -348,12 +348,12 @@ impl Settings {
                 .alert_webhook_url
                 .as_ref()
                 .filter(|_| args.alert_on_reload)
-                .map(|u| target(u, crate::alert::Sink::parse(&args.alert_sink))),
+                .map(|u| target(u, crate::services::alert::Sink::parse(&args.alert_sink))),
             post_instead: args
                 .webhook_url
                 .as_ref()
                 .filter(|u| !u.0.is_empty())
-                .map(|u| target(u, crate::alert::Sink::Raw)),
+                .map(|u| target(u, crate::services::alert::Sink::Raw)),
         };
         let gate = &args.gate;
         let watcher = crate::watcher::WatcherConfig {
@@ -463,9 +463,9 @@ mod tests {
         let settings = |rate: &str| {
             let flag = format!("--max-rollouts-per-second={rate}");
             let argv = ["hashroll", "run", "--self-managed-certs", flag.as_str()];
-            let cli = <crate::cli::Cli as clap::Parser>::try_parse_from(argv).expect("parses");
+            let cli = <crate::cmd::cli::Cli as clap::Parser>::try_parse_from(argv).expect("parses");
             match cli.command {
-                crate::cli::Command::Run(a) => Settings::from_args(*a),
+                crate::cmd::cli::Command::Run(a) => Settings::from_args(*a),
                 _ => unreachable!("run was parsed"),
             }
         };

@@ -199,7 +199,7 @@ pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{Cli, Command};
+    use crate::cmd::cli::{Cli, Command};
     use clap::Parser;
 
     #[test]

@@ -101,7 +101,7 @@ pub struct Metrics {
     pub resident_memory: Gauge,
     /// `hashroll_alerts_sent_total`, `hashroll_alerts_dropped_total{reason}`: alert
     /// messages (and `--webhook-url` posts)
-    pub alerts: crate::alert::Counters,
+    pub alerts: crate::services::alert::Counters,
 }
 
 impl Default for Metrics {
@@ -311,7 +311,7 @@ impl Metrics {
             "1 once the watches have listed every source and workload",
             caches_synced.clone(),
         );
-        let alerts = crate::alert::Counters::default();
+        let alerts = crate::services::alert::Counters::default();
         hr.register(
             "alerts_sent",
             "Alert messages (and --webhook-url posts) delivered",

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use crate::Error;
-use crate::config::Settings;
+use crate::cmd::config::Settings;
 
 pub mod args;
 pub mod run_args;
@@ -82,13 +82,13 @@ fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Error> {
 }
 
 fn explain(args: ExplainArgs) -> Result<(), Error> {
-    let text = runtime(false)?.block_on(crate::explain::command(args))?;
+    let text = runtime(false)?.block_on(crate::cmd::explain::command(args))?;
     print!("{text}");
     Ok(())
 }
 
 fn migrate(args: MigrateArgs) -> Result<(), Error> {
-    let text = runtime(false)?.block_on(crate::migrate::command(args))?;
+    let text = runtime(false)?.block_on(crate::cmd::migrate::command(args))?;
     print!("{text}");
     Ok(())
 }
@@ -101,8 +101,8 @@ fn run(args: RunArgs) -> Result<(), Error> {
         println!("hashroll: flags and files are good");
         return Ok(());
     }
-    crate::telemetry::init(&settings.log.format, &settings.log.level)?;
-    let res = runtime(true)?.block_on(crate::app::run(settings));
+    crate::services::telemetry::init(&settings.log.format, &settings.log.level)?;
+    let res = runtime(true)?.block_on(crate::cmd::app::run(settings));
     if let Err(e) = &res {
         tracing::error!(error = %e, "hashroll stopped");
     }

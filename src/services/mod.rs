@@ -1,0 +1,21 @@
+//! The runtime services: what webhook and watcher share and what keeps a replica running.
+
+/// Alerts of rollouts and held rolls to Slack, Teams, Google Chat or a webhook, queued
+/// and never waited for.
+pub mod alert;
+/// `/metrics`, `/healthz`, `/readyz` on plain HTTP.
+pub(crate) mod health;
+/// The installation's HMAC key (file or Secret).
+pub mod key;
+/// Who may write (HA): a Lease.
+pub mod lease;
+/// The Prometheus registry.
+pub mod metrics;
+/// Which namespaces hashroll acts in, and the watch of `--namespace-selector`.
+pub mod namespaces;
+/// The self-managed serving certificate and the webhook's caBundle.
+pub(crate) mod selfcert;
+/// The one shared state of webhook, watcher and health server.
+pub mod state;
+/// Logging set-up.
+pub mod telemetry;
