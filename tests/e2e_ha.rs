@@ -148,15 +148,7 @@ async fn sigterm_hands_the_lease_back() {
     );
     wait_rs(&client, &ns, "app=web", 1).await;
     assert!(leader.signal("-TERM"), "signal -TERM");
-    let status = wait_for("the leader to exit", DEADLINE, || async {
-        leader
-            .child
-            .lock()
-            .unwrap()
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    })
-    .await;
+    let status = wait_for("the leader to exit", DEADLINE, || async { leader.exited() }).await;
     assert!(status.success(), "{status}");
     let log = leader.log();
     assert!(log.contains("released the lease"), "{log}");

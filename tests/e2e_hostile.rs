@@ -41,12 +41,7 @@ async fn calm_still_rolls(client: &kube::Client, calm: &str, round: usize, limit
 }
 
 fn assert_alive(h: &Hashroll) {
-    let exited = h
-        .child
-        .lock()
-        .unwrap()
-        .as_mut()
-        .and_then(|c| c.try_wait().ok().flatten());
+    let exited = h.exited();
     assert!(exited.is_none(), "hashroll exited: {exited:?}\n{}", h.log());
     assert!(
         !h.log().contains("panicked"),

@@ -37,14 +37,7 @@ fn review(object: Value, kind: &str, group: &str) -> Value {
 
 /// Waits until the process ends on its own; its exit status.
 async fn exited(h: &Hashroll) -> std::process::ExitStatus {
-    wait_for("hashroll to exit", DEADLINE, || async {
-        h.child
-            .lock()
-            .unwrap()
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    })
-    .await
+    wait_for("hashroll to exit", DEADLINE, || async { h.exited() }).await
 }
 
 fn deployment() -> Value {
@@ -168,17 +161,7 @@ async fn bad_input_gets_clear_answers_and_the_server_keeps_serving() {
     assert!(matches!(n, Ok(0) | Err(_)));
 
     assert_serving(&http, &h).await;
-    assert!(
-        h.child
-            .lock()
-            .unwrap()
-            .as_mut()
-            .unwrap()
-            .try_wait()
-            .unwrap()
-            .is_none(),
-        "still running"
-    );
+    assert!(h.exited().is_none(), "still running");
     let log = h.log();
     assert!(!log.contains("panicked"), "{log}");
 }
@@ -244,7 +227,7 @@ async fn sigterm_answers_the_admission_in_flight_then_stops() {
     s.write_all(&body[..body.len() / 2]).await.unwrap();
     s.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = h.child.lock().unwrap().as_ref().map(|c| c.id()).unwrap();
+    let pid = h.process.id().unwrap();
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
@@ -272,7 +255,7 @@ async fn sigterm_keeps_answering_while_not_ready_for_the_shutdown_delay() {
     const DELAY: Duration = Duration::from_secs(10);
     let h = Hashroll::start(&["--shutdown-delay=10s"]).await;
     assert_serving(&https(plane().ca_pem()), &h).await;
-    let pid = h.child.lock().unwrap().as_ref().map(|c| c.id()).unwrap();
+    let pid = h.process.id().unwrap();
     let signalled = std::time::Instant::now();
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

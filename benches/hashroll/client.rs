@@ -200,7 +200,7 @@ pub(crate) fn ms(d: Duration) -> String {
 /// The bench's webhook server in a process of its own (so its RSS is its own), with a
 /// client TLS configuration that trusts it.
 pub(crate) async fn start_server()
--> Result<(KillOnDrop, std::net::SocketAddr, Arc<rustls::ClientConfig>), AnyErr> {
+-> Result<(Process, std::net::SocketAddr, Arc<rustls::ClientConfig>), AnyErr> {
     let dir = tempfile::tempdir()?;
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::default();
@@ -218,7 +218,7 @@ pub(crate) async fn start_server()
         .local_addr()?
         .port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let mut server = KillOnDrop(
+    let server = Process::new(
         Command::new(std::env::current_exe()?)
             .args([
                 "serve",
@@ -233,7 +233,7 @@ pub(crate) async fn start_server()
     {
         use std::io::BufRead;
         let mut line = String::new();
-        std::io::BufReader::new(server.0.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+        std::io::BufReader::new(server.take_stdout().ok_or("no stdout")?).read_line(&mut line)?;
         if line.trim() != "ready" {
             return Err("the bench server did not start".into());
         }

@@ -3,14 +3,8 @@
 
 use super::*;
 
-pub(crate) struct KillOnDrop(pub(crate) Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// How long hashroll has to answer /readyz.
+pub(crate) const READY_WITHIN: Duration = Duration::from_secs(300);
 
 pub(crate) async fn client_of(plane: &Plane) -> Result<kube::Client, AnyErr> {
     let kc = kube::config::Kubeconfig::read_from(plane.kubeconfig())?;
@@ -20,31 +14,12 @@ pub(crate) async fn client_of(plane: &Plane) -> Result<kube::Client, AnyErr> {
 }
 
 /// hashroll (the release build of this crate's binary) against the plane.
-pub(crate) fn start_hashroll(
-    plane: &Plane,
-    flags: &[&str],
-) -> Result<(KillOnDrop, Launch), AnyErr> {
+pub(crate) fn start_hashroll(plane: &Plane, flags: &[&str]) -> Result<(Process, Launch), AnyErr> {
     let launch = Launch::prepare(Path::new(env!("CARGO_BIN_EXE_hashroll")))?;
     launch.issue_cert(plane)?;
     let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
     let mut cmd = launch.command(plane.kubeconfig(), "warn", false, &flags)?;
-    Ok((KillOnDrop(plane.spawn_in_group(&mut cmd)?), launch))
-}
-
-pub(crate) async fn wait_ready(launch: &Launch) -> Result<(), AnyErr> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        let port = launch.metrics_port;
-        if tokio::task::spawn_blocking(move || readyz(port)).await? {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Err(format!(
-        "hashroll not ready; log:\n{}",
-        std::fs::read_to_string(launch.log_path()).unwrap_or_default()
-    )
-    .into())
+    Ok((launch.start(plane, &mut cmd)?, launch))
 }
 
 pub(crate) async fn create_many<K, F>(api: &Api<K>, n: usize, make: F) -> Result<(), AnyErr>

@@ -12,10 +12,10 @@ pub(crate) async fn held_bench(quick: bool) -> Result<(), AnyErr> {
     let client = client_of(&plane).await?;
     let flags = ["--coalesce-window=0", "--max-rollouts-per-second=100000"];
     let (h, launch) = start_hashroll(&plane, &flags)?;
-    wait_ready(&launch).await?;
+    launch.wait_ready(&h, READY_WITHIN).await?;
     register_webhook(&plane, &launch)?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = h.0.id();
+    let pid = h.id().ok_or("not running")?;
     let mut rows = Vec::new();
     for (ns, waved) in [("at-once", false), ("held", true)] {
         create_namespace(&client, ns).await?;

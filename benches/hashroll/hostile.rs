@@ -90,7 +90,7 @@ pub(crate) async fn hostile_bench(quick: bool) -> Result<(), AnyErr> {
     const HOSTILE_RATE: u32 = 25;
     const BIG_RATE: u32 = 5;
     let (server, addr, tls) = start_server().await?;
-    let pid = server.0.id();
+    let pid = server.id().ok_or("not running")?;
     let normal = admission_body();
     let dur = Duration::from_secs(if quick { 3 } else { 10 });
     // warm-up as in the webhook bench: a saturating second, then the paced load

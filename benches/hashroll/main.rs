@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -35,7 +35,7 @@ use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
 use serde_json::json;
 
-use hashroll_harness::launch::{Launch, readyz};
+use hashroll_harness::launch::{Launch, Process};
 use hashroll_harness::plane::{Plane, PlaneOptions};
 use hashroll_harness::webhook_config::Scope;
 

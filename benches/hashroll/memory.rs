@@ -9,9 +9,9 @@ pub(crate) async fn memory_bench(quick: bool) -> Result<(), AnyErr> {
 
     // baseline: the same binary on the empty cluster
     let (base, launch) = start_hashroll(&plane, &[])?;
-    wait_ready(&launch).await?;
+    launch.wait_ready(&base, READY_WITHIN).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let base_hwm = vm_hwm(base.0.id())?;
+    let base_hwm = vm_hwm(base.id().ok_or("not running")?)?;
     drop(base);
 
     let ns = "secrets";
@@ -39,9 +39,9 @@ pub(crate) async fn memory_bench(quick: bool) -> Result<(), AnyErr> {
         t.elapsed().as_secs_f64()
     );
     let (h, launch) = start_hashroll(&plane, &[])?;
-    wait_ready(&launch).await?;
+    launch.wait_ready(&h, READY_WITHIN).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let hwm = vm_hwm(h.0.id())?;
+    let hwm = vm_hwm(h.id().ok_or("not running")?)?;
     drop(h);
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!("\n## peak RSS (VmHWM) of hashroll");

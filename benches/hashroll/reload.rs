@@ -149,7 +149,7 @@ pub(crate) async fn reload_bench(quick: bool) -> Result<(), AnyErr> {
         ];
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let (h, launch) = start_hashroll(&plane, &flags)?;
-        wait_ready(&launch).await?;
+        launch.wait_ready(&h, READY_WITHIN).await?;
         if round == 0 {
             register_webhook(&plane, &launch)?;
             tokio::time::sleep(Duration::from_secs(2)).await;

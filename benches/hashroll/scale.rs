@@ -102,11 +102,17 @@ pub(crate) async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
 
     // a follower beside the leader, idle
     let (follower, launch) = start_hashroll(&plane, &ha)?;
-    wait_ready(&launch).await?;
+    launch.wait_ready(&follower, READY_WITHIN).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (cpu0, req0) = (cpu_ticks(follower.0.id())?, requests(&launch).await?);
+    let (cpu0, req0) = (
+        cpu_ticks(follower.id().ok_or("not running")?)?,
+        requests(&launch).await?,
+    );
     tokio::time::sleep(Duration::from_secs(idle)).await;
-    let (cpu1, req1) = (cpu_ticks(follower.0.id())?, requests(&launch).await?);
+    let (cpu1, req1) = (
+        cpu_ticks(follower.id().ok_or("not running")?)?,
+        requests(&launch).await?,
+    );
     println!(
         "follower idle {idle} s at the largest size: CPU {:.2} s ({:.2} %), API requests {}",
         (cpu1 - cpu0) as f64 / 100.0,
@@ -158,10 +164,10 @@ pub(crate) async fn run_kept(
     plane: &Plane,
     flags: &[&str],
     what: &str,
-) -> Result<(ScaleRow, KillOnDrop), AnyErr> {
+) -> Result<(ScaleRow, Process), AnyErr> {
     let t = Instant::now();
     let (h, launch) = start_hashroll(plane, flags)?;
-    wait_ready(&launch).await?;
+    launch.wait_ready(&h, READY_WITHIN).await?;
     let ready = t.elapsed();
     // leading (the previous one was killed: its lease runs out first), then the writes of
     // the start-up reconcile, until none is pending
@@ -176,7 +182,7 @@ pub(crate) async fn run_kept(
     let row = ScaleRow {
         what: what.to_string(),
         ready,
-        peak_rss: vm_hwm(h.0.id())?,
+        peak_rss: vm_hwm(h.id().ok_or("not running")?)?,
         requests: requests(&launch).await?,
         writes: metric(&launch, "hashroll_patch_duration_seconds_count").await? as u64,
     };

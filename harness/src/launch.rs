@@ -1,12 +1,14 @@
 //! hashroll started against a plane, the one way the e2e tests and the bench do it: a
 //! folder with a serving certificate from the plane's CA and an HMAC key file, two free
-//! loopback ports, the `hashroll run` command line, and the readiness probe.
+//! loopback ports, the `hashroll run` command line, the process (killed when dropped), and
+//! the wait for its readiness.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Child, ChildStdout, Command, ExitStatus};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::plane::{Plane, PlaneError};
 use crate::webhook_config::{Scope, WebhookConfig};
@@ -125,6 +127,48 @@ impl Launch {
         readyz(self.metrics_port)
     }
 
+    /// Starts `command` in the plane's process group (stopped with the plane).
+    pub fn start(&self, plane: &Plane, command: &mut Command) -> Result<Process, PlaneError> {
+        Ok(Process::new(plane.spawn_in_group(command)?))
+    }
+
+    /// Waits until `/readyz` answers 200; an error with the log's tail when `process`
+    /// exits first or `within` passes.
+    pub async fn wait_ready(&self, process: &Process, within: Duration) -> Result<(), PlaneError> {
+        let deadline = Instant::now() + within;
+        let tail = || {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        };
+        loop {
+            if let Some(status) = process.exited() {
+                return Err(PlaneError::Exited {
+                    what: "hashroll".into(),
+                    status: status.to_string(),
+                    logs: self.log_path().display().to_string(),
+                    tail: tail(),
+                });
+            }
+            let port = self.metrics_port;
+            if tokio::task::spawn_blocking(move || readyz(port))
+                .await
+                .unwrap_or(false)
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(PlaneError::NotReady {
+                    what: "hashroll /readyz".into(),
+                    secs: within.as_secs(),
+                    logs: self.log_path().display().to_string(),
+                    tail: tail(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The webhook configuration that makes the plane call this process.
     pub fn webhook_config(&self, plane: &Plane, name: &str, scope: Scope<'_>) -> String {
         WebhookConfig {
@@ -134,6 +178,68 @@ impl Launch {
             scope,
         }
         .yaml()
+    }
+}
+
+/// A started process: killed (SIGKILL) and reaped when dropped, so nothing a test or a
+/// bench starts outlives it; started again in place by [`Process::replace`].
+#[derive(Debug, Default)]
+pub struct Process(Mutex<Option<Child>>);
+
+impl Process {
+    pub fn new(child: Child) -> Process {
+        Process(Mutex::new(Some(child)))
+    }
+
+    fn child(&self) -> MutexGuard<'_, Option<Child>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Kills the one running, if any, and holds `child` instead.
+    pub fn replace(&self, child: Child) {
+        self.kill();
+        *self.child() = Some(child);
+    }
+
+    /// Its pid while it is held.
+    pub fn id(&self) -> Option<u32> {
+        self.child().as_ref().map(Child::id)
+    }
+
+    /// How it ended, once it has (without waiting); `None` while it runs or none is held.
+    pub fn exited(&self) -> Option<ExitStatus> {
+        self.child()
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Sends `sig` (`-STOP`, `-CONT`, `-TERM`...); false when none is held.
+    pub fn signal(&self, sig: &str) -> bool {
+        self.id().is_some_and(|pid| {
+            Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    }
+
+    /// Its stdout, when it was started with a pipe there (once).
+    pub fn take_stdout(&self) -> Option<ChildStdout> {
+        self.child().as_mut().and_then(|c| c.stdout.take())
+    }
+
+    /// kill -9 and reap; nothing when none is held.
+    pub fn kill(&self) {
+        if let Some(mut c) = self.child().take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

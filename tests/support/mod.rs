@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use hashroll_harness::launch::{Launch, readyz};
+use hashroll_harness::launch::{Launch, Process};
 use hashroll_harness::plane::{Plane, PlaneOptions};
 use hashroll_harness::webhook_config::Scope;
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -189,7 +189,8 @@ pub const DEADLINE: Duration = Duration::from_secs(90);
 /// the harness's [`Launch`] (`h.dir`, `h.webhook_port`, ... through `Deref`).
 pub struct Hashroll {
     pub launch: Launch,
-    pub child: std::sync::Mutex<Option<std::process::Child>>,
+    /// the running process (none before the first start); killed when dropped
+    pub process: Process,
     pub args: Vec<String>,
     /// run with this kubeconfig instead of the plane's admin one
     pub kubeconfig: Option<std::path::PathBuf>,
@@ -210,13 +211,7 @@ impl Hashroll {
     /// Sends `sig` (`-STOP`, `-CONT`, `-TERM`...) to the process; false when it is not
     /// running.
     pub fn signal(&self, sig: &str) -> bool {
-        let pid = self.child.lock().unwrap().as_ref().map(|c| c.id());
-        pid.is_some_and(|pid| {
-            std::process::Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status()
-                .is_ok_and(|s| s.success())
-        })
+        self.process.signal(sig)
     }
 
     /// Starts `hashroll run` with `extra` flags and waits until /readyz answers 200.
@@ -232,7 +227,7 @@ impl Hashroll {
     pub fn prepare(extra: &[&str]) -> Hashroll {
         Hashroll {
             launch: Launch::prepare(std::path::Path::new(env!("CARGO_BIN_EXE_hashroll"))).unwrap(),
-            child: std::sync::Mutex::new(None),
+            process: Process::default(),
             args: extra.iter().map(|s| s.to_string()).collect(),
             kubeconfig: None,
             hmac_from_secret: false,
@@ -253,40 +248,25 @@ impl Hashroll {
             .unwrap();
         cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = plane().spawn_in_group(&mut cmd).expect("start hashroll");
-        *self.child.lock().unwrap() = Some(child);
+        self.process.replace(child);
     }
 
+    /// Waits until /readyz answers 200; panics with the log's tail if the process exits
+    /// first or [`DEADLINE`] passes.
     pub async fn wait_ready(&self) {
-        let log = self.log_path();
-        wait_for("hashroll /readyz", DEADLINE, || {
-            let log = log.clone();
-            async move {
-                let exited = self
-                    .child
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .as_mut()
-                    .and_then(|c| c.try_wait().ok().flatten());
-                if let Some(status) = exited {
-                    panic!(
-                        "hashroll exited ({status}):\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    );
-                }
-                let port = self.metrics_port;
-                let ready = tokio::task::spawn_blocking(move || readyz(port)).await;
-                ready.unwrap_or(false).then_some(())
-            }
-        })
-        .await;
+        if let Err(e) = self.launch.wait_ready(&self.process, DEADLINE).await {
+            panic!("{e}");
+        }
     }
 
     /// kill -9, no clean-up.
     pub fn kill(&self) {
-        if let Some(mut c) = self.child.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process.kill();
+    }
+
+    /// How the process ended, once it has (without waiting).
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.process.exited()
     }
 
     /// Starts it again with the same flags, ports and key.
@@ -386,12 +366,6 @@ pub async fn wait_rs(client: &kube::Client, ns: &str, selector: &str, n: usize) 
         || async { (replicasets(client, ns, selector).await.len() == n).then_some(()) },
     )
     .await;
-}
-
-impl Drop for Hashroll {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 /// Waits until the apiserver calls the registered webhook: a server-side dry-run create of
