@@ -27,7 +27,7 @@ pub mod webhook;
 
 /// Why hashroll could not start or stopped; `cli` turns it into an exit code.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error(transparent)]
     Config(#[from] cmd::config::ConfigError),
     #[error(transparent)]
@@ -56,7 +56,7 @@ pub enum Error {
 
 impl Error {
     /// 2 for what the flags or files got wrong, 1 for a failure at run time.
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Alert(_) | Error::Telemetry(_) => 2,
             _ => 1,

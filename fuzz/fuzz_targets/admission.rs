@@ -31,8 +31,17 @@ const KEYS: [&str; 9] = [
     "secret.reloader.stakater.com/auto",
 ];
 
-fn state() -> &'static (State, tokio::runtime::Runtime) {
-    static S: OnceLock<(State, tokio::runtime::Runtime)> = OnceLock::new();
+/// Two keys, so records made with the previous one are carried over too.
+fn keys() -> KeyRing {
+    KeyRing {
+        current: DigestKey::new(b"fuzz-key-0123456789abcdef".to_vec()).unwrap(),
+        previous: DigestKey::new(b"fuzz-previous-key-0123456789".to_vec()),
+    }
+}
+
+/// The state reviews are admitted on, a runtime, and the state's cache.
+fn state() -> &'static (State, tokio::runtime::Runtime, Arc<SourceCache>) {
+    static S: OnceLock<(State, tokio::runtime::Runtime, Arc<SourceCache>)> = OnceLock::new();
     S.get_or_init(|| {
         let cache = Arc::new(SourceCache::new(
             AnnotationNames::default(),
@@ -47,18 +56,11 @@ fn state() -> &'static (State, tokio::runtime::Runtime) {
             let e = cache.configmap_entry(&cm);
             cache.upsert("ns", &SourceRef::configmap(name), e);
         }
-        // two keys, so records made with the previous one are carried over too
-        let state = State::offline(
-            KeyRing {
-                current: DigestKey::new(b"fuzz-key-0123456789abcdef".to_vec()).unwrap(),
-                previous: DigestKey::new(b"fuzz-previous-key-0123456789".to_vec()),
-            },
-            cache,
-        );
+        let state = State::offline(keys(), cache.clone());
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        (state, rt)
+        (state, rt, cache)
     })
 }
 
@@ -103,7 +105,7 @@ fn review(k: usize, op: &str, object: &Value, old: Option<&Value>) -> Vec<u8> {
 }
 
 fn check(body: &[u8], object: Option<&Value>) {
-    let (state, rt) = state();
+    let (state, rt, _) = state();
     let answer = rt.block_on(hashroll::webhook::admit::handle(state, body));
     // the compiled-regex memo stays within its bound, whatever the lists held
     let memo = hashroll::core::lists::regex_memo_bytes();
@@ -147,8 +149,7 @@ fuzz_target!(|data: &[u8]| {
     let name = parts.last().copied().unwrap_or("cfg");
     // a record made with the current key, the previous one, or a key not held (rotation)
     if let Some(b) = data.get(2).filter(|b| *b & 3 != 0) {
-        let (state, _) = state();
-        let keys = state.keys.get();
+        let keys = keys();
         let id = match b & 3 {
             1 => keys.current.id(),
             2 => keys.previous.as_ref().map_or("", |k| k.id()),
@@ -195,12 +196,12 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
         .collect();
-    let (state, _) = state();
+    let (_, _, cache) = state();
     let _ = tracking(
         &PolicyConfig::default(),
         &meta,
         &meta,
         &[],
-        &state.cache.view("ns"),
+        &cache.view("ns"),
     );
 });

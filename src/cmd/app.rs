@@ -102,7 +102,6 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         roll: settings.roll,
         keys,
         cache: cache.clone(),
-        client: Some(client.clone()),
         metrics,
         watcher_ready: AtomicBool::new(false),
         writer,

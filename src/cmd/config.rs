@@ -159,7 +159,7 @@ pub(crate) struct LogSettings {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     #[error("cannot read {what} {path}: {source}")]
     Unreadable {
         what: &'static str,

@@ -198,7 +198,7 @@ fn describe(kind: WorkloadKind, ns: &str, name: &str, l: &Leftovers, records: us
 
 /// Why `hashroll migrate` stopped.
 #[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
+pub(crate) enum MigrateError {
     #[error("say what to migrate from: --from-reloader")]
     From,
     #[error(transparent)]

@@ -16,7 +16,7 @@ use crate::services::namespaces::NamespaceFilter;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("cannot reach the cluster: {0}")]
     Cluster(String),
     #[error("{0} not found")]

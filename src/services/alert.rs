@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 /// Where messages go, in whose format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sink {
+pub(crate) enum Sink {
     Slack,
     Teams,
     GoogleChat,
@@ -30,7 +30,7 @@ pub enum Sink {
 
 impl Sink {
     /// Reloader's `ALERT_SINK` words; anything else is the plain JSON webhook.
-    pub fn parse(s: &str) -> Sink {
+    pub(crate) fn parse(s: &str) -> Sink {
         match s.trim().to_ascii_lowercase().as_str() {
             "slack" => Sink::Slack,
             "teams" => Sink::Teams,
@@ -42,16 +42,16 @@ impl Sink {
 
 /// One rollout, as a message says it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
+pub(crate) struct Notice {
+    pub(crate) kind: String,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
     /// the sources whose change rolled it (`configmap/NAME`, `secret/NAME`)
-    pub sources: Vec<String>,
+    pub(crate) sources: Vec<String>,
     /// false: posted instead of rolled (`--webhook-url`)
-    pub rolled: bool,
+    pub(crate) rolled: bool,
     /// not rolled: held after a failed rollout of an earlier wave (what holds it)
-    pub held: Option<String>,
+    pub(crate) held: Option<String>,
 }
 
 impl Notice {
@@ -86,7 +86,7 @@ impl Notice {
 }
 
 /// The body posted to `sink` for `n`, with the cluster's `info` (`ALERT_ADDITIONAL_INFO`).
-pub fn payload(sink: Sink, n: &Notice, info: &str) -> Value {
+pub(crate) fn payload(sink: Sink, n: &Notice, info: &str) -> Value {
     let text = n.text(info);
     match sink {
         // incoming webhooks: Slack and Google Chat take `text`
@@ -113,12 +113,12 @@ pub fn payload(sink: Sink, n: &Notice, info: &str) -> Value {
 
 /// Where and how to send.
 #[derive(Clone)]
-pub struct Target {
-    pub sink: Sink,
+pub(crate) struct Target {
+    pub(crate) sink: Sink,
     /// secret: never logged
-    pub url: String,
-    pub proxy: Option<String>,
-    pub additional_info: String,
+    pub(crate) url: String,
+    pub(crate) proxy: Option<String>,
+    pub(crate) additional_info: String,
 }
 
 impl std::fmt::Debug for Target {
@@ -132,17 +132,17 @@ impl std::fmt::Debug for Target {
 }
 
 /// How many messages wait at most; beyond, a message is dropped and counted.
-pub const QUEUE: usize = 256;
+pub(crate) const QUEUE: usize = 256;
 /// Each POST's deadline, and how many times one is tried.
-pub const TIMEOUT: Duration = Duration::from_secs(5);
-pub const ATTEMPTS: u32 = 3;
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const ATTEMPTS: u32 = 3;
 
 /// The counters of one sender.
 #[derive(Clone, Default)]
-pub struct Counters {
-    pub sent: Counter,
+pub(crate) struct Counters {
+    pub(crate) sent: Counter,
     /// by `reason`: `queue_full`, `failed`
-    pub dropped: Family<crate::services::metrics::ByReason, Counter>,
+    pub(crate) dropped: Family<crate::services::metrics::ByReason, Counter>,
 }
 
 impl Counters {
@@ -155,7 +155,7 @@ impl Counters {
 
 /// The roll path's handle: hands notices to the sending task.
 #[derive(Clone)]
-pub struct Alerts {
+pub(crate) struct Alerts {
     tx: mpsc::Sender<Notice>,
     counters: Counters,
     what: &'static str,
@@ -170,11 +170,11 @@ impl std::fmt::Debug for Alerts {
 /// Why a sender cannot be made (a bad URL or proxy): exit code 2 at start.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct AlertConfigError(String);
+pub(crate) struct AlertConfigError(String);
 
 impl Alerts {
     /// Starts the sending task (on the current runtime). `what` names it in logs.
-    pub fn start(
+    pub(crate) fn start(
         target: Target,
         counters: Counters,
         what: &'static str,
@@ -209,7 +209,7 @@ impl Alerts {
     }
 
     /// Queues one message; never waits. A full queue drops it (counted, logged).
-    pub fn notify(&self, n: Notice) {
+    pub(crate) fn notify(&self, n: Notice) {
         if let Err(e) = self.tx.try_send(n) {
             self.counters.drop_one("queue_full");
             let n = match e {

@@ -31,7 +31,7 @@ const FIELD: &str = "key";
 const PREVIOUS: &str = "previous";
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("cannot read the HMAC key file {0}: {1}")]
     File(String, std::io::Error),
     #[error("the HMAC key in {0} must be at least 16 bytes")]
@@ -151,10 +151,10 @@ pub(crate) async fn from_secret(
 }
 
 /// How soon after a reload a record made with an unknown key may cause another.
-pub const LOST_KEY_RELOAD: Duration = Duration::from_secs(10);
+pub(crate) const LOST_KEY_RELOAD: Duration = Duration::from_secs(10);
 
 /// Where the keys are read from.
-pub enum KeySource {
+pub(crate) enum KeySource {
     /// given once (tests, benches): never re-read
     Fixed,
     Files {
@@ -173,7 +173,7 @@ pub enum KeySource {
 /// a stamp is made with one ring from start to end.
 ///
 /// [`get`]: LiveKeys::get
-pub struct LiveKeys {
+pub(crate) struct LiveKeys {
     ring: RwLock<Arc<KeyRing>>,
     source: KeySource,
     /// one reload at a time, and when the last one ran
@@ -185,7 +185,7 @@ pub struct LiveKeys {
 }
 
 impl LiveKeys {
-    pub fn new(ring: KeyRing, source: KeySource) -> LiveKeys {
+    pub(crate) fn new(ring: KeyRing, source: KeySource) -> LiveKeys {
         LiveKeys {
             ring: RwLock::new(Arc::new(ring)),
             source,
@@ -196,17 +196,17 @@ impl LiveKeys {
     }
 
     /// Marks each change of keys seen by [`reload`](Self::reload).
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.changed.subscribe()
     }
 
     /// Keys that are never re-read.
-    pub fn fixed(ring: KeyRing) -> LiveKeys {
+    pub(crate) fn fixed(ring: KeyRing) -> LiveKeys {
         LiveKeys::new(ring, KeySource::Fixed)
     }
 
     /// The keys now.
-    pub fn get(&self) -> Arc<KeyRing> {
+    pub(crate) fn get(&self) -> Arc<KeyRing> {
         self.ring
             .read()
             .unwrap_or_else(PoisonError::into_inner)
@@ -253,13 +253,13 @@ impl LiveKeys {
 
     /// Reads the keys again; takes them if they changed. A source that cannot be read
     /// leaves the keys in use (logged).
-    pub async fn reload(&self) {
+    pub(crate) async fn reload(&self) {
         let mut last = self.reloading.lock().await;
         self.reload_locked(&mut last).await;
     }
 
     /// [`reload`](Self::reload), unless one ran within `within`.
-    pub async fn reload_unless_recent(&self, within: Duration) {
+    pub(crate) async fn reload_unless_recent(&self, within: Duration) {
         let mut last = self.reloading.lock().await;
         if last.is_some_and(|at| at.elapsed() < within) {
             return;
@@ -294,7 +294,7 @@ impl LiveKeys {
     }
 
     /// Reloads every `every` forever (`every` zero: never).
-    pub async fn reload_every(&self, every: Duration) {
+    pub(crate) async fn reload_every(&self, every: Duration) {
         if every.is_zero() || matches!(self.source, KeySource::Fixed) {
             return std::future::pending().await;
         }

@@ -31,7 +31,7 @@ use tokio::time::Instant;
 
 /// Whether this replica may write now.
 #[derive(Debug)]
-pub struct Leadership {
+pub(crate) struct Leadership {
     leader: AtomicBool,
     tx: watch::Sender<bool>,
     /// with HA: writing is allowed only before this (monotonic clock); None: always
@@ -44,7 +44,7 @@ pub struct Leadership {
 }
 
 /// A write under way: counted until dropped, so a stop can wait for it.
-pub struct WriteGuard<'a>(&'a Leadership);
+pub(crate) struct WriteGuard<'a>(&'a Leadership);
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
@@ -54,7 +54,7 @@ impl Drop for WriteGuard<'_> {
 
 impl Leadership {
     /// Without HA: always the writer.
-    pub fn always() -> Arc<Leadership> {
+    pub(crate) fn always() -> Arc<Leadership> {
         let (tx, _) = watch::channel(true);
         Arc::new(Leadership {
             leader: AtomicBool::new(true),
@@ -78,21 +78,21 @@ impl Leadership {
     }
     /// Whether this replica may write now: it leads, and (with HA) its last renewal is
     /// still surely valid on the monotonic clock.
-    pub fn is_leader(&self) -> bool {
+    pub(crate) fn is_leader(&self) -> bool {
         self.leader.load(Ordering::Acquire)
             && !self.stopping.load(Ordering::Acquire)
             && self.within_deadline()
     }
 
     /// Counts a write under way (whoever leads); a stop waits for it to end.
-    pub fn write(&self) -> WriteGuard<'_> {
+    pub(crate) fn write(&self) -> WriteGuard<'_> {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         WriteGuard(self)
     }
 
     /// The stop: no new write from now on; waits (at most `grace`) for the writes under
     /// way to end. Whether they did.
-    pub async fn stop(&self, grace: Duration) -> bool {
+    pub(crate) async fn stop(&self, grace: Duration) -> bool {
         self.stopping.store(true, Ordering::Release);
         let _ = self.tx.send(false);
         let now = Instant::now();
@@ -123,7 +123,7 @@ impl Leadership {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = sent.checked_add(validity);
     }
     /// Changes of leadership (true: became the writer).
-    pub fn subscribe(&self) -> watch::Receiver<bool> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
         self.tx.subscribe()
     }
     /// A renewal sent at `sent` succeeded. Leading again after the last renewal's deadline
@@ -146,13 +146,13 @@ impl Leadership {
 }
 
 #[derive(Debug, Clone)]
-pub struct LeaseConfig {
-    pub namespace: String,
-    pub name: String,
-    pub identity: String,
-    pub duration: Duration,
+pub(crate) struct LeaseConfig {
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) identity: String,
+    pub(crate) duration: Duration,
     /// the owner the Lease is created with (`--owner-deployment`)
-    pub owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
+    pub(crate) owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
 /// The whole seconds a Lease announces for `d`: rounded up, so another replica never waits
@@ -167,7 +167,7 @@ fn now() -> MicroTime {
 }
 
 /// Starts the election loop; returns the leadership it maintains.
-pub fn start(client: Client, cfg: LeaseConfig) -> Arc<Leadership> {
+pub(crate) fn start(client: Client, cfg: LeaseConfig) -> Arc<Leadership> {
     let l = Leadership::follower();
     tokio::spawn(elect(client, cfg, l.clone()));
     l
@@ -229,7 +229,7 @@ async fn elect(client: Client, cfg: LeaseConfig, l: Arc<Leadership>) {
 /// Hands the lease back if this replica holds it (SIGTERM), so another takes over at once
 /// instead of after the lease duration: holder cleared, duration 1 s, with the
 /// resourceVersion read (a lease someone else took meanwhile is left alone).
-pub async fn release(client: Client, cfg: &LeaseConfig) {
+pub(crate) async fn release(client: Client, cfg: &LeaseConfig) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
     let work = async {
         let Some(mut lease) = api.get_opt(&cfg.name).await? else {

@@ -2,15 +2,15 @@
 
 /// Alerts of rollouts and held rolls to Slack, Teams, Google Chat or a webhook, queued
 /// and never waited for.
-pub mod alert;
+pub(crate) mod alert;
 /// `/metrics`, `/healthz`, `/readyz` on plain HTTP.
 pub(crate) mod health;
 /// The installation's HMAC key (file or Secret).
-pub mod key;
+pub(crate) mod key;
 /// Who may write (HA): a Lease.
-pub mod lease;
+pub(crate) mod lease;
 /// The Prometheus registry.
-pub mod metrics;
+pub(crate) mod metrics;
 /// Which namespaces hashroll acts in, and the watch of `--namespace-selector`.
 pub mod namespaces;
 /// The self-managed serving certificate and the webhook's caBundle.

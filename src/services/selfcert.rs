@@ -27,7 +27,7 @@ use rcgen::{
 };
 
 #[derive(Debug, thiserror::Error)]
-pub enum SelfCertError {
+pub(crate) enum SelfCertError {
     #[error("cannot make a certificate: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot read or create the Secret {0}: {1}")]

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kube::Client;
-
 use crate::cache::SourceCache;
 use crate::core::names::RecordNames;
 use crate::core::policy::PolicyConfig;
@@ -14,19 +12,17 @@ use crate::services::lease::Leadership;
 use crate::services::metrics::Metrics;
 
 pub struct State {
-    pub policy: PolicyConfig,
-    pub names: RecordNames,
-    pub roll: RollOptions,
+    pub(crate) policy: PolicyConfig,
+    pub(crate) names: RecordNames,
+    pub(crate) roll: RollOptions,
     /// the current HMAC key, and the previous one while rotating
-    pub keys: LiveKeys,
-    pub cache: Arc<SourceCache>,
-    /// for the one GET that confirms a cache miss (none in unit tests)
-    pub client: Option<Client>,
-    pub metrics: Metrics,
+    pub(crate) keys: LiveKeys,
+    pub(crate) cache: Arc<SourceCache>,
+    pub(crate) metrics: Metrics,
     /// the watcher finished its start-up reconcile (or does not run)
-    pub watcher_ready: AtomicBool,
+    pub(crate) watcher_ready: AtomicBool,
     /// whether this replica may write (always, without --enable-ha)
-    pub writer: Arc<Leadership>,
+    pub(crate) writer: Arc<Leadership>,
 }
 
 impl State {
@@ -40,7 +36,6 @@ impl State {
             roll: RollOptions::default(),
             keys: LiveKeys::fixed(keys),
             cache,
-            client: None,
             metrics: Metrics::new(),
             watcher_ready: AtomicBool::new(true),
             writer: Leadership::always(),

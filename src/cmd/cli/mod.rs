@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use crate::Error;
 use crate::cmd::config::Settings;
 
-pub mod args;
-pub mod run_args;
+pub(crate) mod args;
+pub(crate) mod run_args;
 
 use clap::{Parser, Subcommand};
 

@@ -68,7 +68,7 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum ExplainError {
+pub(crate) enum ExplainError {
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(

@@ -15,8 +15,8 @@ use by_namespace::ByNamespace;
 #[cfg(test)]
 use by_namespace::MAX_NAMESPACES;
 
-pub use labels::*;
-pub use verb::api_verb;
+pub(crate) use labels::*;
+pub(crate) use verb::api_verb;
 
 fn latency_histogram() -> Histogram {
     // Reloader's buckets for its action latency, so a dashboard's quantiles read the same
@@ -31,77 +31,77 @@ fn reconcile_histogram() -> Histogram {
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// `reloader_reload_executed_total{success}`
-    pub reloads: Family<Success, Counter>,
+    pub(crate) reloads: Family<Success, Counter>,
     /// `reloader_reload_executed_total_by_namespace{success,namespace}`, kept only when
     /// [`Metrics::count_by_namespace`] is on
     by_namespace: ByNamespace,
     /// `reloader_action_total{workload_kind,result}`: roll writes
-    pub actions: Family<Action, Counter>,
+    pub(crate) actions: Family<Action, Counter>,
     /// `reloader_action_latency_seconds{workload_kind}`: from the change seen to the roll
     /// written (the coalesce window included)
-    pub action_latency: HistogramFamily<ByWorkloadKind>,
+    pub(crate) action_latency: HistogramFamily<ByWorkloadKind>,
     /// `reloader_reconcile_total{result}` and `..._duration_seconds{result}`: one check
     /// (or resume) of one workload
-    pub reconciles: Family<ByResult, Counter>,
-    pub reconcile_duration: HistogramFamily<ByResult>,
+    pub(crate) reconciles: Family<ByResult, Counter>,
+    pub(crate) reconcile_duration: HistogramFamily<ByResult>,
     /// `reloader_skipped_total{reason}`
-    pub skipped: Family<ByReason, Counter>,
+    pub(crate) skipped: Family<ByReason, Counter>,
     /// `reloader_workqueue_depth`, `reloader_workqueue_adds_total`,
     /// `reloader_workqueue_latency_seconds`
-    pub queue_depth: Gauge,
-    pub queue_adds: Counter,
-    pub queue_latency: Histogram,
+    pub(crate) queue_depth: Gauge,
+    pub(crate) queue_adds: Counter,
+    pub(crate) queue_latency: Histogram,
     /// `reloader_errors_total{type}`, `reloader_retries_total`
-    pub errors: Family<ByType, Counter>,
-    pub retries: Counter,
+    pub(crate) errors: Family<ByType, Counter>,
+    pub(crate) retries: Counter,
     /// `reloader_events_received_total{event_type,resource_type}` and
     /// `reloader_events_processed_total{event_type,resource_type,result}`
-    pub events_received: Family<SourceEvent, Counter>,
-    pub events_processed: Family<Processed, Counter>,
+    pub(crate) events_received: Family<SourceEvent, Counter>,
+    pub(crate) events_processed: Family<Processed, Counter>,
     /// `reloader_workloads_scanned_total{kind}`, `reloader_workloads_matched_total{kind}`
-    pub workloads_scanned: Family<ByKind, Counter>,
-    pub workloads_matched: Family<ByKind, Counter>,
+    pub(crate) workloads_scanned: Family<ByKind, Counter>,
+    pub(crate) workloads_matched: Family<ByKind, Counter>,
     /// `hashroll_webhook_requests_total{result}`
-    pub webhook_requests: Family<ByResult, Counter>,
-    pub webhook_duration: Histogram,
-    pub sources_cached: Gauge,
-    pub sources_tracked: Gauge,
-    pub workloads_tracked: Gauge,
-    pub pending_rolls: Gauge,
+    pub(crate) webhook_requests: Family<ByResult, Counter>,
+    pub(crate) webhook_duration: Histogram,
+    pub(crate) sources_cached: Gauge,
+    pub(crate) sources_tracked: Gauge,
+    pub(crate) workloads_tracked: Gauge,
+    pub(crate) pending_rolls: Gauge,
     /// `hashroll_oldest_pending_check_seconds`: how long the oldest queued check (a change
     /// not yet rolled, retries included) has waited
-    pub oldest_pending_check: Gauge<f64, std::sync::atomic::AtomicU64>,
-    pub patch_duration: Histogram,
+    pub(crate) oldest_pending_check: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub(crate) patch_duration: Histogram,
     /// `hashroll_held_rolls_total`: rolls put off by the flap breaker
-    pub held_rolls: Counter,
+    pub(crate) held_rolls: Counter,
     /// `hashroll_rollouts_held`: workloads whose roll is held after a failed rollout of an
     /// earlier wave of the same change
-    pub rollouts_held: Gauge,
+    pub(crate) rollouts_held: Gauge,
     /// `hashroll_rollouts_waiting`: workloads whose roll waits (an earlier wave still
     /// rolling, or a pause switch)
-    pub rollouts_waiting: Gauge,
+    pub(crate) rollouts_waiting: Gauge,
     /// `hashroll_rollout_failures_total{source_kind}`: failed rollouts that held later waves
-    pub rollout_failures: Family<BySourceKind, Counter>,
+    pub(crate) rollout_failures: Family<BySourceKind, Counter>,
     /// `hashroll_jobs_awaiting_recreate`: opted-in Jobs deleted for a roll whose new Job
     /// could not be created yet (kept in memory and retried)
-    pub jobs_awaiting_recreate: Gauge,
+    pub(crate) jobs_awaiting_recreate: Gauge,
     /// `hashroll_api_requests_total{verb}`: requests to the apiserver (get, list, watch,
     /// create, update, patch, delete), what a start or a quiet hour costs the control plane
-    pub api_requests: Family<ByVerb, Counter>,
+    pub(crate) api_requests: Family<ByVerb, Counter>,
     /// `hashroll_watch_restarts_total{resource}`
-    pub watch_restarts: Family<ByResource, Counter>,
+    pub(crate) watch_restarts: Family<ByResource, Counter>,
     /// `hashroll_leader` (1 on the replica that writes), `hashroll_caches_synced` (1 once
     /// the watches listed everything)
-    pub leader: Gauge,
-    pub caches_synced: Gauge,
+    pub(crate) leader: Gauge,
+    pub(crate) caches_synced: Gauge,
     /// `process_resident_memory_bytes`, read from `/proc/self/status` at each scrape
-    pub resident_memory: Gauge,
+    pub(crate) resident_memory: Gauge,
     /// `hashroll_alerts_sent_total`, `hashroll_alerts_dropped_total{reason}`: alert
     /// messages (and `--webhook-url` posts)
-    pub alerts: crate::services::alert::Counters,
+    pub(crate) alerts: crate::services::alert::Counters,
 }
 
 impl Default for Metrics {
@@ -111,7 +111,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
         let rl = registry.sub_registry_with_prefix("reloader");
         let reloads = Family::<Success, Counter>::default();
@@ -369,7 +369,7 @@ impl Metrics {
     }
 
     /// Reads what is read at scrape time (the process's resident memory).
-    pub fn refresh_process(&self) {
+    pub(crate) fn refresh_process(&self) {
         let rss = std::fs::read_to_string("/proc/self/status")
             .ok()
             .and_then(|s| {
@@ -384,18 +384,18 @@ impl Metrics {
 
     /// Turns on `reloader_reload_executed_total_by_namespace` (Reloader's
     /// `METRICS_COUNT_BY_NAMESPACE=enabled`).
-    pub fn count_by_namespace(&self, on: bool) {
+    pub(crate) fn count_by_namespace(&self, on: bool) {
         self.by_namespace.turn_on(on);
     }
 
-    pub fn webhook_result(&self, result: &'static str) {
+    pub(crate) fn webhook_result(&self, result: &'static str) {
         self.webhook_requests
             .get_or_create(&ByResult { result })
             .inc();
     }
 
     /// A roll of a workload of `kind` in `namespace` written (or refused).
-    pub fn reload(&self, success: bool, kind: &'static str, namespace: &str) {
+    pub(crate) fn reload(&self, success: bool, kind: &'static str, namespace: &str) {
         self.reloads.get_or_create(&Success { success }).inc();
         let result = if success { "success" } else { "error" };
         self.actions
@@ -407,25 +407,25 @@ impl Metrics {
         self.by_namespace.count(success, namespace);
     }
 
-    pub fn skip(&self, reason: &'static str) {
+    pub(crate) fn skip(&self, reason: &'static str) {
         self.skipped.get_or_create(&ByReason { reason }).inc();
     }
 
     /// A watch began: its restart series exists from now on, at 0.
-    pub fn watch_started(&self, resource: &'static str) {
+    pub(crate) fn watch_started(&self, resource: &'static str) {
         self.watch_restarts
             .get_or_create(&ByResource { resource })
             .inc_by(0);
     }
 
-    pub fn watch_restart(&self, resource: &'static str) {
+    pub(crate) fn watch_restart(&self, resource: &'static str) {
         self.watch_restarts
             .get_or_create(&ByResource { resource })
             .inc();
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut s = String::new();
         encode(&mut s, &self.registry).expect("writing to a String");
         self.by_namespace.render_into(&mut s);

@@ -2,7 +2,7 @@
 
 /// The verb of a request to the apiserver, as its audit log names it: the method, and for a
 /// GET whether it watches, lists a collection or reads one object.
-pub fn api_verb(method: &http::Method, uri: &http::Uri) -> &'static str {
+pub(crate) fn api_verb(method: &http::Method, uri: &http::Uri) -> &'static str {
     let query = uri.query().unwrap_or_default();
     match *method {
         http::Method::GET
