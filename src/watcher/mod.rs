@@ -16,6 +16,8 @@ mod reported;
 mod retry;
 pub(crate) mod roller;
 pub(crate) mod safe;
+#[cfg(test)]
+pub(crate) mod testing;
 pub(crate) mod workloads;
 pub(crate) mod writer;
 

@@ -1,6 +1,6 @@
-//! The roller on a state without a cluster. Its client points at a port nothing listens
-//! on, so any call to the apiserver fails: a check that returns `Ok` made none, and one
-//! that reaches the apiserver says so with an error.
+//! The roller on a state without a cluster (`watcher::testing`): any call to the apiserver
+//! fails, so a check that returns `Ok` made none, and one that reaches the apiserver says
+//! so with an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,19 +11,17 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Roller;
-use crate::cache::SourceCache;
-use crate::core::digest::{DigestKey, KeyRing};
 use crate::core::kind::WorkloadKind;
 use crate::core::names::{AnnotationNames, LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT};
 use crate::core::record::{Mode, Stored};
 use crate::core::refs::SourceRef;
-use crate::core::selector::LabelSelector;
 use crate::core::stamp::stamp_refs;
 use crate::core::workload::Workload;
 use crate::services::metrics::ByReason;
 use crate::services::namespaces::NamespaceFilter;
 use crate::services::state::State;
 use crate::watcher::WatcherConfig;
+use crate::watcher::testing::{nowhere_client, offline_state};
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
 
 const NS: &str = "team-a";
@@ -48,17 +46,8 @@ fn config() -> WatcherConfig {
 
 /// A roller on an offline state whose namespaces are `filter`'s, and its state.
 fn roller_with(cfg: WatcherConfig, filter: NamespaceFilter) -> (Roller, Arc<State>) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cache = Arc::new(SourceCache::new(
-        AnnotationNames::default(),
-        LabelSelector::default(),
-        filter,
-    ));
-    let key = DigestKey::new(b"roller-test-key-0123456789".to_vec()).expect("a key");
-    let state = Arc::new(State::offline(KeyRing::single(key), cache));
-    let nowhere = kube::Config::new("http://127.0.0.1:9".parse().expect("a URI"));
-    let client = kube::Client::try_from(nowhere).expect("a client");
-    (Roller::new(state.clone(), client, &cfg), state)
+    let state = offline_state(filter);
+    (Roller::new(state.clone(), nowhere_client(), &cfg), state)
 }
 
 fn roller() -> (Roller, Arc<State>) {

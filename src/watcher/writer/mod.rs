@@ -27,6 +27,8 @@ use crate::services::state::State;
 
 mod events;
 mod jobs;
+#[cfg(test)]
+mod tests;
 
 use events::EventType;
 pub(crate) use jobs::Recreate;
