@@ -135,7 +135,7 @@ impl Launch {
     /// Waits until `/readyz` answers 200; an error with the log's tail when `process`
     /// exits first or `within` passes.
     pub async fn wait_ready(&self, process: &Process, within: Duration) -> Result<(), PlaneError> {
-        let deadline = Instant::now() + within;
+        let started = Instant::now();
         let tail = || {
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
@@ -157,7 +157,7 @@ impl Launch {
             {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
+            if started.elapsed() >= within {
                 return Err(PlaneError::NotReady {
                     what: "hashroll /readyz".into(),
                     secs: within.as_secs(),
