@@ -86,10 +86,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         },
     ));
     let lease_cfg = settings.lease.as_ref().map(|l| lease::LeaseConfig {
-        namespace: settings.namespace.clone(),
+        namespace: l.namespace.clone(),
         name: l.name.clone(),
         identity: settings.watcher.instance.clone(),
         duration: l.duration,
+        renew_deadline: l.renew_deadline,
+        retry_period: l.retry_period,
         owner: owner.clone(),
     });
     let writer = match &lease_cfg {
@@ -182,6 +184,20 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     };
     let webhook_l = bind(web.addr).await?;
     let metrics_l = bind(web.metrics_addr).await?;
+    if let Some(a) = settings.extra.health {
+        let l = bind(a).await?;
+        let (st, lv) = (state.clone(), live.clone());
+        live.spawn("health server", async move {
+            if let Err(e) = health::serve(l, st, lv).await {
+                tracing::error!(error = %e, "health server stopped");
+            }
+        });
+    }
+    if let Some(a) = settings.extra.pprof {
+        let l = bind(a).await?;
+        tracing::warn!(addr = %addr(&l), "serving CPU profiles (--enable-pprof): /debug/pprof/profile?seconds=N");
+        live.spawn("pprof server", crate::services::pprof::serve(l));
+    }
     tracing::info!(
         webhook = %addr(&webhook_l),
         metrics = %addr(&metrics_l),
@@ -199,7 +215,9 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     // admissions fit in the manifests' terminationGracePeriodSeconds (30).
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let hand_over = {
-        let (st, client, cfg) = (state.clone(), client.clone(), lease_cfg.clone());
+        let release = settings.lease.as_ref().is_some_and(|l| l.release_on_cancel);
+        let cfg = lease_cfg.clone().filter(|_| release);
+        let (st, client) = (state.clone(), client.clone());
         tokio::spawn(async move {
             // a send, or the server ending without one (the sender dropped)
             let _ = stopping_rx.changed().await;

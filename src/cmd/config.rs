@@ -51,6 +51,12 @@ fn split_terms(s: &str) -> Vec<String> {
 /// Translates Reloader's selector forms (`k=v`, `k:v`, `k=*`, `k:*`) into a Kubernetes label
 /// selector; anything else a label selector accepts passes through as it is.
 pub(crate) fn label_selector(s: &str) -> String {
+    // Reloader's chart passes `--namespace-selector="k=v"`, quotes and all
+    let s = s
+        .trim()
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(s);
     split_terms(s)
         .into_iter()
         .map(|term| {
@@ -87,6 +93,7 @@ pub(crate) struct Settings {
     pub watcher: crate::watcher::WatcherConfig,
     pub alerts: AlertSettings,
     pub log: LogSettings,
+    pub extra: ExtraListeners,
     /// `--owner-deployment`
     pub owner_deployment: Option<String>,
 }
@@ -142,7 +149,60 @@ pub(crate) struct KeySettings {
 #[derive(Debug, Clone)]
 pub(crate) struct LeaseSettings {
     pub name: String,
+    /// `--leader-election-namespace`, else hashroll's own
+    pub namespace: String,
     pub duration: Duration,
+    /// how long a holder writes after a renewal was sent (below `duration`)
+    pub renew_deadline: Duration,
+    /// how often the Lease is renewed or tried (below `renew_deadline`)
+    pub retry_period: Duration,
+    /// SIGTERM hands the Lease back
+    pub release_on_cancel: bool,
+}
+
+impl LeaseSettings {
+    /// The Lease flags, checked: Reloader's leader-election timings keep client-go's order
+    /// (retry period < renew deadline < lease duration); unset ones are hashroll's
+    /// defaults, 2/3 and 1/4 of the duration.
+    fn from_args(args: &RunArgs, namespace: &str) -> Result<LeaseSettings, ConfigError> {
+        let duration = args.lease_duration;
+        let renew_deadline = args.lease_renew_deadline.unwrap_or(duration * 2 / 3);
+        let retry_period = args.lease_retry_period.unwrap_or(duration / 4);
+        if duration < Duration::from_secs(1)
+            || renew_deadline >= duration
+            || retry_period.is_zero()
+            || retry_period >= renew_deadline
+        {
+            return Err(ConfigError::Invalid {
+                what: "--leader-election-* / --lease-duration",
+                why: format!(
+                    "need 0 < retry period ({retry_period:?}) < renew deadline \
+                     ({renew_deadline:?}) < lease duration ({duration:?}), the duration at least 1s"
+                ),
+            });
+        }
+        Ok(LeaseSettings {
+            name: args.lease_name.clone(),
+            namespace: args
+                .lease_namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| namespace.to_string()),
+            duration,
+            renew_deadline,
+            retry_period,
+            release_on_cancel: args.lease_release_on_cancel,
+        })
+    }
+}
+
+/// Reloader's extra listeners: v2's health address and the profile endpoint.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExtraListeners {
+    /// `--health-addr`: /healthz and /readyz (and /metrics) here too
+    pub health: Option<SocketAddr>,
+    /// `--enable-pprof`: the CPU profile endpoint's address
+    pub pprof: Option<SocketAddr>,
 }
 
 /// Where messages go: `ALERT_ON_RELOAD`'s sink, and Reloader's `--webhook-url`.
@@ -263,6 +323,11 @@ impl Settings {
             })
             .unwrap_or_else(|| "hashroll".to_string());
         let ignore = args.resources_to_ignore.as_deref().map(str::to_lowercase);
+        let lease = if args.enable_ha {
+            Some(LeaseSettings::from_args(&args, &namespace)?)
+        } else {
+            None
+        };
         let policy = PolicyConfig {
             names: AnnotationNames {
                 auto: args.auto_annotation.clone(),
@@ -276,6 +341,7 @@ impl Settings {
                 secret_exclude: args.secret_exclude_annotation.clone(),
                 ignore: args.ignore_annotation.clone(),
                 pause_period: args.pause_deployment_annotation.clone(),
+                paused_at: args.pause_deployment_time_annotation.clone(),
                 secretproviderclass_auto: args.secretproviderclass_auto_annotation.clone(),
                 secretproviderclass_reload: args.secretproviderclass_annotation.clone(),
                 secretproviderclass_exclude: args.secretproviderclass_exclude_annotation.clone(),
@@ -286,7 +352,7 @@ impl Settings {
             ignore_configmaps: ignore.as_deref() == Some("configmaps"),
             ignore_secrets: ignore.as_deref() == Some("secrets"),
             ignored_kinds: {
-                let mut k = ignored_kinds(&args.ignored_workload_types)?;
+                let mut k = ignored_kinds(&args.ignored_workload_types.join(","))?;
                 if args.is_argo_rollouts == Some(false) {
                     k.push(WorkloadKind::ArgoRollout);
                 }
@@ -297,7 +363,7 @@ impl Settings {
             let s = label_selector(s);
             (!s.is_empty()).then_some(s)
         };
-        let resource_label_selector = opt(&args.resource_label_selector);
+        let resource_label_selector = opt(&args.resource_label_selector.join(","));
         let selector = LabelSelector::parse(resource_label_selector.as_deref().unwrap_or(""))
             .map_err(|why| ConfigError::Invalid {
                 what: "--resource-label-selector",
@@ -340,7 +406,11 @@ impl Settings {
         let target = |url: &crate::cmd::cli::args::Secret, sink| crate::services::alert::Target {
             sink,
             url: url.0.clone(),
-            proxy: args.alert_webhook_proxy.clone().map(|p| p.0),
+            proxy: args
+                .alert_webhook_proxy
+                .clone()
+                .map(|p| p.0)
+                .filter(|p| !p.is_empty()),
             additional_info: args.alert_additional_info.clone(),
         };
         let alerts = AlertSettings {
@@ -387,9 +457,9 @@ impl Settings {
                 on_delete: args.reload_on_delete,
             },
             scope: Scope {
-                namespaces: comma_list(&args.namespaces),
-                namespaces_to_ignore: comma_list(&args.namespaces_to_ignore),
-                namespace_selector: opt(&args.namespace_selector),
+                namespaces: comma_list(&args.namespaces.join(",")),
+                namespaces_to_ignore: comma_list(&args.namespaces_to_ignore.join(",")),
+                namespace_selector: opt(&args.namespace_selector.join(",")),
                 selector,
             },
             webhook: WebhookSettings {
@@ -405,15 +475,20 @@ impl Settings {
                 secret: args.key.hmac_key_secret.clone(),
                 reload_interval: args.key_reload_interval,
             },
-            lease: args.enable_ha.then(|| LeaseSettings {
-                name: args.lease_name.clone(),
-                duration: args.lease_duration,
-            }),
+            lease,
             watcher,
             alerts,
             log: LogSettings {
-                format: args.log_format.clone(),
-                level: args.log_level.clone(),
+                format: if args.log_format.is_empty() {
+                    "text".into()
+                } else {
+                    args.log_format.clone()
+                },
+                level: crate::cmd::cli::reloader::log_level(&args.log_level),
+            },
+            extra: ExtraListeners {
+                health: args.health_addr.filter(|a| *a != args.metrics_addr),
+                pprof: args.enable_pprof.then_some(args.pprof_addr),
             },
             owner_deployment: args.owner_deployment.clone(),
             namespace,
@@ -451,6 +526,7 @@ mod tests {
             ("app:*", "app"),
             ("a=b, c:d ,e:*", "a=b,c=d,e"),
             ("tier in (a,b)", "tier in (a,b)"),
+            ("\"env=prod\"", "env=prod"),
             ("", ""),
         ];
         for (input, want) in cases {

@@ -213,6 +213,24 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
     if !args.from_reloader {
         return Err(MigrateError::From);
     }
+    if args.chart_values {
+        use crate::cmd::migrate_values::{Source, command};
+        let source = match (&args.values, &args.reloader_deployment) {
+            (Some(f), _) => Source::ValuesFile(f.clone()),
+            (None, Some(d)) => match d.split_once('/') {
+                Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                    Source::Deployment(ns.into(), name.into())
+                }
+                _ => {
+                    return Err(MigrateError::Failed(format!(
+                        "--reloader-deployment {d:?}: expected NAMESPACE/NAME"
+                    )));
+                }
+            },
+            (None, None) => Source::Find,
+        };
+        return command(source).await.map_err(MigrateError::Failed);
+    }
     let client = Client::try_default()
         .await
         .map_err(|e| ReadError::Cluster(e.to_string()))?;

@@ -10,3 +10,6 @@ pub(crate) mod config;
 pub(crate) mod explain;
 /// `hashroll migrate --from-reloader`: what Reloader left in pod templates, and its removal.
 pub(crate) mod migrate;
+/// `hashroll migrate --from-reloader --chart-values`: Reloader's configuration as hashroll's
+/// chart values.
+pub(crate) mod migrate_values;

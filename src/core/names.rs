@@ -27,7 +27,8 @@ pub const ROLL_WINDOW: &str = "hashroll.dev/roll-window";
 /// The workload annotations the gate reads.
 pub const GATE_KEYS: [&str; 5] = [WAVE, AFTER, PAUSED, ROLLOUT_TIMEOUT, ROLL_WINDOW];
 
-/// On a Deployment hashroll paused (`pause-period`): when it did.
+/// On a Deployment hashroll paused (`pause-period`): when it did (the default of
+/// [`AnnotationNames::paused_at`]).
 pub const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
 /// The flap breaker's: a workload's own minimum interval between rolls.
 pub const MIN_ROLL_INTERVAL: &str = "hashroll.dev/min-roll-interval";
@@ -52,6 +53,8 @@ pub struct AnnotationNames {
     pub secret_exclude: String,
     pub ignore: String,
     pub pause_period: String,
+    /// on a Deployment paused by `pause_period`: when (`--pause-deployment-time-annotation`)
+    pub paused_at: String,
     pub secretproviderclass_auto: String,
     pub secretproviderclass_reload: String,
     pub secretproviderclass_exclude: String,
@@ -71,6 +74,7 @@ impl Default for AnnotationNames {
             secret_exclude: "secrets.exclude.reloader.stakater.com/reload".into(),
             ignore: "reloader.stakater.com/ignore".into(),
             pause_period: "deployment.reloader.stakater.com/pause-period".into(),
+            paused_at: PAUSED_AT.into(),
             secretproviderclass_auto: "secretproviderclass.reloader.stakater.com/auto".into(),
             secretproviderclass_reload: "secretproviderclass.reloader.stakater.com/reload".into(),
             secretproviderclass_exclude:
@@ -116,7 +120,8 @@ impl AnnotationNames {
 
     /// Every Reloader name the policy reads on a workload.
     fn workload_keys(&self) -> impl Iterator<Item = &str> {
-        self.opt_in_keys().chain([self.pause_period.as_str()])
+        self.opt_in_keys()
+            .chain([self.pause_period.as_str(), self.paused_at.as_str()])
     }
 }
 
@@ -146,7 +151,7 @@ pub fn reads(names: &AnnotationNames, record: &RecordNames, name: &str) -> bool 
         || name == record.record
         || name == record.token
         || GATE_KEYS.contains(&name)
-        || [PAUSED_AT, ROLLOUT_STRATEGY, MIN_ROLL_INTERVAL, LAST_ROLL].contains(&name)
+        || [ROLLOUT_STRATEGY, MIN_ROLL_INTERVAL, LAST_ROLL].contains(&name)
 }
 
 /// Annotations as the core reads them: by name, one value each.
@@ -211,5 +216,11 @@ mod tests {
         };
         assert!(reads(&renamed, &r, "example.com/auto"));
         assert!(!reads(&renamed, &r, "reloader.stakater.com/auto"));
+        let renamed = AnnotationNames {
+            paused_at: "example.com/paused-at".into(),
+            ..AnnotationNames::default()
+        };
+        assert!(reads(&renamed, &r, "example.com/paused-at"));
+        assert!(!reads(&renamed, &r, PAUSED_AT));
     }
 }

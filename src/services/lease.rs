@@ -4,8 +4,8 @@
 //! a lease duration), never by comparing clocks across machines.
 //!
 //! A leader stops writing before its lease can expire, whatever happens to it: each renewal
-//! makes it the writer until a deadline on the monotonic clock (2/3 of the lease duration
-//! after the renewal was *sent*), and [`Leadership::is_leader`] checks that deadline at the
+//! makes it the writer until a deadline on the monotonic clock (the renew deadline, by
+//! default 2/3 of the lease duration, after the renewal was *sent*), and [`Leadership::is_leader`] checks that deadline at the
 //! moment of every write. Every Lease call has a deadline (1/3 of the duration), so a hung
 //! apiserver call cannot keep the loop from noticing. A leader frozen (SIGSTOP, a stalled
 //! VM) past its deadline finds itself a follower the instant it runs again, before its
@@ -151,6 +151,11 @@ pub(crate) struct LeaseConfig {
     pub(crate) name: String,
     pub(crate) identity: String,
     pub(crate) duration: Duration,
+    /// how long a holder writes after a renewal was sent (`--leader-election-renew-deadline`;
+    /// 2/3 of `duration` by default)
+    pub(crate) renew_deadline: Duration,
+    /// the loop's period (`--leader-election-retry-period`; 1/4 of `duration` by default)
+    pub(crate) retry_period: Duration,
     /// the owner the Lease is created with (`--owner-deployment`)
     pub(crate) owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
@@ -175,11 +180,12 @@ pub(crate) fn start(client: Client, cfg: LeaseConfig) -> Arc<Leadership> {
 
 async fn elect(client: Client, cfg: LeaseConfig, l: Arc<Leadership>) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-    let retry = cfg.duration / 4;
+    let retry = cfg.retry_period;
     // what we last saw of someone else's lease, and when (our clock)
     let mut observed: Option<(String, Instant)> = None;
-    let validity = cfg.duration * 2 / 3;
-    let call_deadline = cfg.duration / 3;
+    let validity = cfg.renew_deadline;
+    // a call that outlives the renew deadline could not keep the leadership anyway
+    let call_deadline = (cfg.duration / 3).min(cfg.renew_deadline);
     loop {
         if l.stopping.load(Ordering::Acquire) {
             return;

@@ -13,6 +13,8 @@ pub(crate) mod lease;
 pub(crate) mod metrics;
 /// Which namespaces hashroll acts in, and the watch of `--namespace-selector`.
 pub mod namespaces;
+/// `--enable-pprof`: CPU profiles in pprof's format.
+pub(crate) mod pprof;
 /// The self-managed serving certificate and the webhook's caBundle.
 pub(crate) mod selfcert;
 /// The one shared state of webhook, watcher and health server.

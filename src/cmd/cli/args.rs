@@ -181,6 +181,22 @@ pub struct MigrateArgs {
     /// as the running hashroll's flag
     #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
     pub workload_kinds: Vec<crate::core::kind::CustomKind>,
+    /// print hashroll's chart values that do what the running Reloader does (its
+    /// Deployment, found by its image, or --reloader-deployment; or --values); changes
+    /// nothing
+    #[arg(long)]
+    pub chart_values: bool,
+    /// with --chart-values: read this Reloader chart values file instead of the cluster
+    #[arg(long, value_name = "FILE", requires = "chart_values")]
+    pub values: Option<PathBuf>,
+    /// with --chart-values: Reloader's Deployment, NAMESPACE/NAME
+    #[arg(
+        long,
+        value_name = "NAMESPACE/NAME",
+        requires = "chart_values",
+        conflicts_with = "values"
+    )]
+    pub reloader_deployment: Option<String>,
 }
 
 pub(super) fn parse_bool_str(s: &str) -> Result<bool, String> {
@@ -189,6 +205,17 @@ pub(super) fn parse_bool_str(s: &str) -> Result<bool, String> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         other => Err(format!("expected true or false, got {other:?}")),
     }
+}
+
+/// A listen address: `HOST:PORT`, or Go's `:PORT` (every IPv4 address, as Reloader's
+/// `--metrics-addr=:9090`).
+pub(super) fn parse_listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => s.to_string(),
+    };
+    full.parse()
+        .map_err(|_| format!("expected HOST:PORT or :PORT, got {s:?}"))
 }
 
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -266,6 +293,20 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn listen_addresses_take_gos_port_only_form() {
+        assert_eq!(
+            parse_listen_addr(":9090").map(|a| a.to_string()).as_deref(),
+            Ok("0.0.0.0:9090")
+        );
+        assert_eq!(
+            parse_listen_addr("127.0.0.1:6060").map(|a| a.port()),
+            Ok(6060)
+        );
+        assert!(parse_listen_addr("localhost").is_err());
+        assert!(parse_listen_addr(":").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::Error;
 use crate::cmd::config::Settings;
 
 pub(crate) mod args;
+pub(crate) mod reloader;
 pub(crate) mod run_args;
 
 use clap::{Parser, Subcommand};
@@ -30,9 +31,21 @@ pub fn main() -> ExitCode {
     if as_plugin {
         cmd = cmd.bin_name("kubectl hashroll");
     }
-    let parsed = cmd
-        .try_get_matches_from(argv)
-        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    // Reloader's environment names, where hashroll's own are not set; a flag given twice
+    // takes its last value, as in Reloader (pflag)
+    let (cmd, reloader_env) = reloader::with_reloader_env(cmd, |k| std::env::var(k).ok());
+    let cmd = cmd.mut_subcommand("run", |r| r.args_override_self(true));
+    let definition = cmd.clone();
+    let matches = cmd.try_get_matches_from(argv);
+    // the Reloader names whose value was taken (not a flag given on the command line)
+    let reloader_env: Vec<(String, &'static str)> = match &matches {
+        Ok(m) => m
+            .subcommand_matches("run")
+            .map(|run| reloader::taken_from_env(&definition, run, reloader_env))
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    let parsed = matches.and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
     let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
@@ -49,19 +62,24 @@ pub fn main() -> ExitCode {
         eprintln!("hashroll: a rustls crypto provider was already installed");
     }
     // the kinds named by flag join the kind table before anything reads it
-    let custom = match &cli.command {
-        Command::Explain(a) => &a.workload_kinds,
-        Command::Run(a) => &a.workload_kinds,
-        Command::Migrate(a) => &a.workload_kinds,
+    let mut custom = match &cli.command {
+        Command::Explain(a) => a.workload_kinds.clone(),
+        Command::Run(a) => a.workload_kinds.clone(),
+        Command::Migrate(a) => a.workload_kinds.clone(),
     };
-    if let Err(why) = crate::core::kind::register_custom(custom) {
+    if let Command::Run(a) = &cli.command
+        && a.is_openshift == Some(true)
+    {
+        custom.push(reloader::openshift_kind());
+    }
+    if let Err(why) = crate::core::kind::register_custom(&custom) {
         eprintln!("hashroll: --workload-kind: {why}");
         return ExitCode::from(2);
     }
     let (who, result) = match cli.command {
         Command::Explain(args) => ("hashroll explain", explain(*args)),
         Command::Migrate(args) => ("hashroll migrate", migrate(*args)),
-        Command::Run(args) => ("hashroll", run(*args)),
+        Command::Run(args) => ("hashroll", run(*args, &reloader_env)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -93,15 +111,23 @@ fn migrate(args: MigrateArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn run(args: RunArgs) -> Result<(), Error> {
+fn run(args: RunArgs, reloader_env: &[(String, &'static str)]) -> Result<(), Error> {
     // everything that can be checked before starting is checked here: exit code 2
     let check = args.check;
+    let notices = reloader::replaced_notices(&args);
     let settings = Settings::from_args(args)?;
+    let notices = notices.into_iter().chain(
+        reloader_env
+            .iter()
+            .map(|(var, flag)| format!("read Reloader's {var} as --{flag}")),
+    );
     if check {
+        notices.for_each(|n| println!("hashroll: {n}"));
         println!("hashroll: flags and files are good");
         return Ok(());
     }
     crate::services::telemetry::init(&settings.log.format, &settings.log.level)?;
+    notices.for_each(|n| tracing::info!("{n}"));
     let res = runtime(true)?.block_on(crate::cmd::app::run(settings));
     if let Err(e) = &res {
         tracing::error!(error = %e, "hashroll stopped");

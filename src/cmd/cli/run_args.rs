@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::args::{GateArgs, KeyArgs, Secret, parse_bool_str, parse_duration};
+use super::args::{GateArgs, KeyArgs, Secret, parse_bool_str, parse_duration, parse_listen_addr};
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
@@ -48,10 +48,10 @@ pub struct RunArgs {
     #[arg(long, env = "HASHROLL_TLS_SAN", value_delimiter = ',')]
     pub tls_san: Vec<String>,
     /// HTTPS address of the admission webhook
-    #[arg(long, env = "HASHROLL_WEBHOOK_ADDR", default_value = "0.0.0.0:9443")]
+    #[arg(long, env = "HASHROLL_WEBHOOK_ADDR", default_value = "0.0.0.0:9443", value_parser = parse_listen_addr)]
     pub webhook_addr: SocketAddr,
-    /// plain-HTTP address of /metrics, /healthz, /readyz
-    #[arg(long, env = "HASHROLL_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    /// plain-HTTP address of /metrics, /healthz, /readyz (`:9090` means every address)
+    #[arg(long, env = "HASHROLL_METRICS_ADDR", default_value = "0.0.0.0:9090", value_parser = parse_listen_addr)]
     pub metrics_addr: SocketAddr,
     /// hashroll's own namespace (default: $POD_NAMESPACE, else "hashroll")
     #[arg(long, env = "HASHROLL_NAMESPACE")]
@@ -61,21 +61,21 @@ pub struct RunArgs {
     #[arg(long, env = "HASHROLL_OWNER_DEPLOYMENT")]
     pub owner_deployment: Option<String>,
 
-    /// configMaps or secrets: never react to this kind
-    #[arg(long, env = "HASHROLL_RESOURCES_TO_IGNORE", value_parser = ["configMaps", "configmaps", "secrets"])]
+    /// configMaps or secrets (any case): never react to this kind
+    #[arg(long, env = "HASHROLL_RESOURCES_TO_IGNORE", value_parser = parse_resource_kind)]
     pub resources_to_ignore: Option<String>,
-    /// comma list of namespaces to ignore
-    #[arg(long, env = "HASHROLL_NAMESPACES_TO_IGNORE", default_value = "")]
-    pub namespaces_to_ignore: String,
-    /// comma list of namespaces to watch (all when empty)
-    #[arg(long, env = "HASHROLL_NAMESPACES", default_value = "")]
-    pub namespaces: String,
-    /// label selector of namespaces to watch
-    #[arg(long, env = "HASHROLL_NAMESPACE_SELECTOR", default_value = "")]
-    pub namespace_selector: String,
-    /// label selector of ConfigMaps/Secrets to react to
-    #[arg(long, env = "HASHROLL_RESOURCE_LABEL_SELECTOR", default_value = "")]
-    pub resource_label_selector: String,
+    /// comma list of namespaces to ignore (repeatable, as Reloader's)
+    #[arg(long, env = "HASHROLL_NAMESPACES_TO_IGNORE", action = clap::ArgAction::Append)]
+    pub namespaces_to_ignore: Vec<String>,
+    /// comma list of namespaces to watch (all when empty; repeatable)
+    #[arg(long, env = "HASHROLL_NAMESPACES", action = clap::ArgAction::Append)]
+    pub namespaces: Vec<String>,
+    /// label selector of namespaces to watch (repeatable: the terms are joined)
+    #[arg(long, env = "HASHROLL_NAMESPACE_SELECTOR", action = clap::ArgAction::Append)]
+    pub namespace_selector: Vec<String>,
+    /// label selector of ConfigMaps/Secrets to react to (repeatable: the terms are joined)
+    #[arg(long, env = "HASHROLL_RESOURCE_LABEL_SELECTOR", action = clap::ArgAction::Append)]
+    pub resource_label_selector: Vec<String>,
     /// treat every workload as `reloader.stakater.com/auto: "true"` unless it says "false"
     #[arg(long, env = "HASHROLL_AUTO_RELOAD_ALL", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub auto_reload_all: bool,
@@ -90,8 +90,8 @@ pub struct RunArgs {
     #[arg(long, env = "HASHROLL_RELOAD_ON_DELETE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub reload_on_delete: bool,
     /// comma list of workload types neither stamped nor rolled: jobs, cronjobs
-    #[arg(long, env = "HASHROLL_IGNORED_WORKLOAD_TYPES", default_value = "")]
-    pub ignored_workload_types: String,
+    #[arg(long, env = "HASHROLL_IGNORED_WORKLOAD_TYPES", action = clap::ArgAction::Append)]
+    pub ignored_workload_types: Vec<String>,
     /// on a change, also create a Job from a CronJob at once (as `kubectl create job
     /// --from=cronjob/NAME` does); false: only the CronJob's template is updated
     #[arg(long, env = "HASHROLL_CRONJOB_RUN_ON_CHANGE", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
@@ -104,31 +104,42 @@ pub struct RunArgs {
     /// another kind with a pod template, watched and stamped like the built-in ones, e.g.
     /// `apps.kruise.io/v1alpha1/CloneSet=spec.template` (repeatable; its webhook rule and
     /// RBAC are yours to add)
-    #[arg(long = "workload-kind", value_name = "GROUP/VERSION/KIND=PATH")]
+    #[arg(
+        long = "workload-kind",
+        env = "HASHROLL_WORKLOAD_KIND",
+        value_name = "GROUP/VERSION/KIND=PATH",
+        value_delimiter = ','
+    )]
     pub workload_kinds: Vec<crate::core::kind::CustomKind>,
     /// send a message on each rollout (Reloader's `ALERT_ON_RELOAD`)
-    #[arg(long, env = "ALERT_ON_RELOAD", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    #[arg(long, env = "HASHROLL_ALERT_ON_RELOAD", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
     pub alert_on_reload: bool,
     /// `slack`, `teams`, `gchat`; anything else posts plain JSON (Reloader's `ALERT_SINK`)
-    #[arg(long, env = "ALERT_SINK", default_value = "webhook")]
+    #[arg(long, env = "HASHROLL_ALERT_SINK", default_value = "webhook")]
     pub alert_sink: String,
     /// where alerts go (Reloader's `ALERT_WEBHOOK_URL`); a secret, never logged
-    #[arg(long, env = "ALERT_WEBHOOK_URL", hide_env_values = true)]
+    #[arg(long, env = "HASHROLL_ALERT_WEBHOOK_URL", hide_env_values = true)]
     pub alert_webhook_url: Option<Secret>,
-    /// an HTTP(S) proxy for alerts (Reloader's `ALERT_WEBHOOK_PROXY`)
-    #[arg(long, env = "ALERT_WEBHOOK_PROXY", hide_env_values = true)]
+    /// an HTTP(S) proxy for alerts (Reloader's `ALERT_WEBHOOK_PROXY`, v2's `--alert-proxy`)
+    #[arg(
+        long,
+        alias = "alert-proxy",
+        env = "HASHROLL_ALERT_WEBHOOK_PROXY",
+        hide_env_values = true
+    )]
     pub alert_webhook_proxy: Option<Secret>,
     /// added to every message, e.g. the cluster's name (Reloader's `ALERT_ADDITIONAL_INFO`)
-    #[arg(long, env = "ALERT_ADDITIONAL_INFO", default_value = "")]
+    #[arg(long, env = "HASHROLL_ALERT_ADDITIONAL_INFO", default_value = "")]
     pub alert_additional_info: String,
     /// Reloader's `--webhook-url`: on a change, POST it here (plain JSON) instead of
     /// rolling; the record is still written, so the change is posted once
     #[arg(long, env = "HASHROLL_WEBHOOK_URL", hide_env_values = true)]
     pub webhook_url: Option<Secret>,
-    /// text or json
-    #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    /// text or json ("" is text, as in Reloader)
+    #[arg(long, env = "HASHROLL_LOG_FORMAT", default_value = "text", value_parser = ["text", "json", ""])]
     pub log_format: String,
-    /// a tracing filter: info, debug, hashroll=debug,kube=info, ...
+    /// a tracing filter: info, debug, hashroll=debug,kube=info, ... (Reloader's levels
+    /// `warning`, `fatal` and `panic` read as warn, error, error)
     #[arg(long, env = "HASHROLL_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
     /// only the holder of a Lease writes
@@ -138,11 +149,17 @@ pub struct RunArgs {
     /// endpoints drop it meanwhile) before it closes its port; 0: at once
     #[arg(long, env = "HASHROLL_SHUTDOWN_DELAY", default_value = "5s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
-    /// how long a Lease holder stays the writer without renewing (--enable-ha)
-    #[arg(long, env = "HASHROLL_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    /// how long another replica waits on a Lease not renewed before it takes over
+    /// (--enable-ha; Reloader's `--leader-election-lease-duration`)
+    #[arg(long, alias = "leader-election-lease-duration", env = "HASHROLL_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
     pub lease_duration: Duration,
-    /// name of the Lease in hashroll's namespace (--enable-ha)
-    #[arg(long, env = "HASHROLL_LEASE_NAME", default_value = "hashroll-leader")]
+    /// name of the Lease (--enable-ha; Reloader's `--leader-election-id`)
+    #[arg(
+        long,
+        alias = "leader-election-id",
+        env = "HASHROLL_LEASE_NAME",
+        default_value = "hashroll-leader"
+    )]
     pub lease_name: String,
     /// how often the HMAC keys (file or Secret) are read again, so a rotation needs no
     /// restart (0: only at start); a record made with a key not held reads them at once
@@ -266,4 +283,63 @@ pub struct RunArgs {
         default_value = "deployment.reloader.stakater.com/pause-period"
     )]
     pub pause_deployment_annotation: String,
+    /// the annotation on a Deployment paused by `pause-period` that says when
+    #[arg(
+        long,
+        env = "HASHROLL_PAUSE_DEPLOYMENT_TIME_ANNOTATION",
+        default_value = crate::core::names::PAUSED_AT
+    )]
+    pub pause_deployment_time_annotation: String,
+
+    // Reloader's flags that have no hashroll flag of their own (src/cmd/cli/reloader.rs)
+    /// the namespace of the Lease (--enable-ha; default: hashroll's own)
+    #[arg(long = "leader-election-namespace", env = "HASHROLL_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// how long a Lease holder keeps writing after it sent a renewal, so it stops before
+    /// anyone else may take over (default 2/3 of the lease duration; must be shorter)
+    #[arg(long = "leader-election-renew-deadline", env = "HASHROLL_LEASE_RENEW_DEADLINE", value_parser = parse_duration)]
+    pub lease_renew_deadline: Option<Duration>,
+    /// how often the Lease is renewed or tried (default 1/4 of the lease duration; must be
+    /// shorter than the renew deadline)
+    #[arg(long = "leader-election-retry-period", env = "HASHROLL_LEASE_RETRY_PERIOD", value_parser = parse_duration)]
+    pub lease_retry_period: Option<Duration>,
+    /// hand the Lease back on SIGTERM so another replica takes over at once (false: it
+    /// expires after the lease duration)
+    #[arg(long = "leader-election-release-on-cancel", env = "HASHROLL_LEASE_RELEASE_ON_CANCEL", default_value = "true", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub lease_release_on_cancel: bool,
+    /// serve a CPU profile in pprof format at /debug/pprof/profile?seconds=N on
+    /// --pprof-addr (off by default: the endpoint has no authentication)
+    #[arg(long, env = "HASHROLL_ENABLE_PPROF", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub enable_pprof: bool,
+    /// plain-HTTP address of the profile endpoint (--enable-pprof)
+    #[arg(long, env = "HASHROLL_PPROF_ADDR", default_value = "127.0.0.1:6060", value_parser = parse_listen_addr)]
+    pub pprof_addr: SocketAddr,
+    /// OpenShift DeploymentConfigs (apps.openshift.io/v1): `true` watches and stamps them
+    /// as a kind with its pod template at spec.template, as soon as discovery shows them
+    #[arg(long, env = "HASHROLL_IS_OPENSHIFT", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool_str)]
+    pub is_openshift: Option<bool>,
+    /// Reloader's `env-vars` or `annotations`: accepted; hashroll always rolls by its one
+    /// pod-template annotation, the roll token (a start-up line says so)
+    #[arg(long, env = "HASHROLL_RELOAD_STRATEGY", value_parser = ["env-vars", "annotations"])]
+    pub reload_strategy: Option<String>,
+    /// Reloader's: accepted; hashroll always catches up at start (a start-up line says so)
+    #[arg(long, env = "HASHROLL_SYNC_AFTER_RESTART", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool_str)]
+    pub sync_after_restart: Option<bool>,
+    /// Reloader v2's health address: hashroll serves /healthz and /readyz on this address
+    /// too (they are always on --metrics-addr)
+    #[arg(long, env = "HASHROLL_HEALTH_ADDR", value_parser = parse_listen_addr)]
+    pub health_addr: Option<SocketAddr>,
+    /// Reloader v2's: accepted; the raw sink (and --webhook-url) always posts structured
+    /// JSON (a start-up line says so)
+    #[arg(long, env = "HASHROLL_ALERT_STRUCTURED", num_args = 0..=1, default_missing_value = "true", value_parser = parse_bool_str)]
+    pub alert_structured: Option<bool>,
+}
+
+/// `--resources-to-ignore`: Reloader's words in any case.
+fn parse_resource_kind(v: &str) -> Result<String, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "configmaps" => Ok("configmaps".into()),
+        "secrets" => Ok("secrets".into()),
+        _ => Err(format!("{v:?}: expected configMaps or secrets")),
+    }
 }

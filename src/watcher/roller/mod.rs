@@ -22,7 +22,7 @@ use super::safe::{Safe, Slots};
 use super::workloads::{WorkloadEntry, WorkloadKey, WorkloadStore};
 use super::writer::Writer;
 use crate::core::kind::WorkloadKind;
-use crate::core::names::{LAST_ROLL, PAUSED_AT};
+use crate::core::names::LAST_ROLL;
 use crate::core::policy::pause_period;
 use crate::core::refs::SourceRef;
 use crate::services::metrics::{ByResult, ByType};
@@ -395,7 +395,7 @@ impl Roller {
         let store = self.store();
         let mut due = Vec::new();
         for e in store.entries() {
-            let Some(at) = e.annotations.get(PAUSED_AT) else {
+            let Some(at) = e.annotations.get(&self.state.policy.names.paused_at) else {
                 continue;
             };
             let period = pause_period(&self.state.policy, &e.annotations).unwrap_or_default();

@@ -16,7 +16,7 @@ use super::queue::due_at;
 use super::retry::WriteError;
 use super::workloads::{WorkloadEntry, WorkloadKey};
 use crate::core::kind::{Rollout, WorkloadKind};
-use crate::core::names::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY};
+use crate::core::names::{LAST_ROLL, ROLLOUT_STRATEGY};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
 use crate::core::record::Decision;
@@ -150,10 +150,11 @@ impl Writer {
             && key.kind == WorkloadKind::Deployment
             && let Some(period) = pause_period(&self.state.policy, &entry.annotations)
         {
-            if !entry.annotations.contains_key(PAUSED_AT) {
+            let paused_at = &self.state.policy.names.paused_at;
+            if !entry.annotations.contains_key(paused_at) {
                 let now = k8s_openapi::jiff::Timestamp::now().to_string();
                 body["spec"]["paused"] = json!(true);
-                body["metadata"]["annotations"][PAUSED_AT] = json!(now);
+                body["metadata"]["annotations"][paused_at.as_str()] = json!(now);
             }
             pause_for = Some(period);
         }
@@ -263,8 +264,9 @@ impl Writer {
         key: &WorkloadKey,
     ) -> Result<Option<WorkloadEntry>, WriteError> {
         let _under_way = self.state.writer.write();
+        let paused_at = self.state.policy.names.paused_at.as_str();
         let body = json!({
-            "metadata": {"annotations": {PAUSED_AT: null}},
+            "metadata": {"annotations": {paused_at: null}},
             "spec": {"paused": false}
         });
         if !self.state.writer.is_leader() {

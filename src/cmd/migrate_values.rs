@@ -1,0 +1,754 @@
+//! `hashroll migrate --from-reloader --chart-values`: hashroll's chart values that do what a
+//! Reloader installation does, read from the running Reloader's Deployment (its container's
+//! args and environment) or from a Reloader chart values file.
+//!
+//! Both inputs become one [`ReloaderConfig`] (Reloader's flags and environment, as its chart
+//! would pass them), and [`to_values`] turns that into hashroll's values, with a comment on
+//! every setting whose default differs between the two (reload on create and delete above
+//! all: false in Reloader, true in hashroll) and on every setting that has no equivalent.
+//! The translation is pure; `command` in `migrate` reads the inputs.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::Value;
+
+/// One value of Reloader's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EnvValue {
+    Literal(String),
+    /// `valueFrom` of any kind: known only in the pod
+    FromPod,
+}
+
+/// Reloader's configuration: its flags (last value wins, as in pflag) and environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ReloaderConfig {
+    /// where it was read from, for the header
+    pub(crate) source: String,
+    pub(crate) flags: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, EnvValue>,
+    pub(crate) replicas: Option<i64>,
+}
+
+/// Where `--chart-values` reads Reloader's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// a Reloader chart values file
+    ValuesFile(std::path::PathBuf),
+    /// this Deployment (`NAMESPACE/NAME`)
+    Deployment(String, String),
+    /// the Deployment in the cluster that runs Reloader's image
+    Find,
+}
+
+/// Reads Reloader's configuration from `source` and renders hashroll's values.
+pub(crate) async fn command(source: Source) -> Result<String, String> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let (cfg, untranslated) = match source {
+        Source::ValuesFile(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let v: Value = serde_saphyr::from_str(&text)
+                .map_err(|e| format!("{} is not YAML: {e}", path.display()))?;
+            from_chart_values(&v, &path.display().to_string())
+        }
+        Source::Deployment(ns, name) => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+            let api: kube::Api<Deployment> = kube::Api::namespaced(client, &ns);
+            let d = api
+                .get(&name)
+                .await
+                .map_err(|e| format!("cannot read the Deployment {ns}/{name}: {e}"))?;
+            let v = serde_json::to_value(&d).map_err(|e| e.to_string())?;
+            let cfg = from_deployment(&v)
+                .ok_or_else(|| format!("the Deployment {ns}/{name} has no container"))?;
+            (cfg, Vec::new())
+        }
+        Source::Find => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|e| format!("cannot reach the cluster: {e}"))?;
+            let api: kube::Api<Deployment> = kube::Api::all(client);
+            let list = api
+                .list(&Default::default())
+                .await
+                .map_err(|e| format!("cannot list Deployments: {e}"))?;
+            let found: Vec<Value> = list
+                .items
+                .iter()
+                .filter_map(|d| serde_json::to_value(d).ok())
+                .filter(runs_reloader)
+                .collect();
+            match found.as_slice() {
+                [one] => (from_deployment(one).unwrap_or_default(), Vec::new()),
+                [] => {
+                    return Err("no Deployment runs Reloader's image (stakater/reloader); \
+                                name one with --reloader-deployment NAMESPACE/NAME"
+                        .into());
+                }
+                many => {
+                    let names: Vec<String> = many
+                        .iter()
+                        .map(|d| {
+                            format!(
+                                "{}/{}",
+                                d["metadata"]["namespace"].as_str().unwrap_or("?"),
+                                d["metadata"]["name"].as_str().unwrap_or("?")
+                            )
+                        })
+                        .collect();
+                    return Err(format!(
+                        "{} Deployments run Reloader ({}); name one with --reloader-deployment",
+                        many.len(),
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+    };
+    Ok(to_values(&cfg, &untranslated))
+}
+
+/// Whether a Deployment's containers run Reloader's image.
+fn runs_reloader(d: &Value) -> bool {
+    d.pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c["image"]
+                    .as_str()
+                    .is_some_and(|i| i.contains("stakater/reloader"))
+            })
+        })
+}
+
+/// Strips one pair of surrounding double quotes (Reloader's chart passes
+/// `--namespace-selector="k=v"`).
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
+/// Reloader's flags from a container's args: `--flag=value`, `--flag value`, `--flag`.
+pub(crate) fn parse_args(args: &[String]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut i = 0;
+    while i < args.len() {
+        let Some(flag) = args[i]
+            .strip_prefix("--")
+            .or_else(|| args[i].strip_prefix('-'))
+        else {
+            i += 1;
+            continue;
+        };
+        let (name, value) = match flag.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => match args.get(i + 1).filter(|next| !next.starts_with('-')) {
+                Some(next) => {
+                    i += 1;
+                    (flag.to_string(), next.clone())
+                }
+                None => (flag.to_string(), "true".to_string()),
+            },
+        };
+        out.insert(name, unquote(&value).to_string());
+        i += 1;
+    }
+    out
+}
+
+/// The Reloader container of a Deployment (`apps/v1` JSON): the one whose image names
+/// reloader, else the first.
+pub(crate) fn from_deployment(d: &Value) -> Option<ReloaderConfig> {
+    let spec = d.pointer("/spec/template/spec/containers")?.as_array()?;
+    let c = spec
+        .iter()
+        .find(|c| {
+            c["image"]
+                .as_str()
+                .is_some_and(|i| i.contains("stakater/reloader"))
+        })
+        .or_else(|| spec.first())?;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut args = strings(&c["command"]);
+    args.extend(strings(&c["args"]));
+    let mut env = BTreeMap::new();
+    for e in c["env"].as_array().into_iter().flatten() {
+        let Some(name) = e["name"].as_str() else {
+            continue;
+        };
+        let value = match e["value"].as_str() {
+            Some(v) => EnvValue::Literal(v.to_string()),
+            None if e.get("valueFrom").is_some() => EnvValue::FromPod,
+            None => EnvValue::Literal(String::new()),
+        };
+        env.insert(name.to_string(), value);
+    }
+    let ns = d.pointer("/metadata/namespace").and_then(Value::as_str);
+    let name = d.pointer("/metadata/name").and_then(Value::as_str);
+    Some(ReloaderConfig {
+        source: format!(
+            "the Deployment {}/{}",
+            ns.unwrap_or("?"),
+            name.unwrap_or("?")
+        ),
+        flags: parse_args(&args),
+        env,
+        replicas: d.pointer("/spec/replicas").and_then(Value::as_i64),
+    })
+}
+
+/// Reloader's chart values (the `reloader:` block) as the flags and environment its
+/// chart's Deployment would get; also the keys it does not translate.
+pub(crate) fn from_chart_values(v: &Value, source: &str) -> (ReloaderConfig, Vec<String>) {
+    let r = &v["reloader"];
+    let mut flags = BTreeMap::new();
+    let mut env = BTreeMap::new();
+    let truthy = |k: &str| r[k].as_bool() == Some(true) || r[k].as_str() == Some("true");
+    let text = |k: &str| -> Option<String> {
+        match &r[k] {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        }
+    };
+    let mut set = |f: &str, v: String| {
+        flags.insert(f.to_string(), v);
+    };
+    let watch_globally = r["watchGlobally"].as_bool() != Some(false);
+    for (key, flag) in [("logFormat", "log-format"), ("logLevel", "log-level")] {
+        if let Some(v) = text(key) {
+            set(flag, v);
+        }
+    }
+    if truthy("ignoreSecrets") {
+        set("resources-to-ignore", "secrets".into());
+    }
+    if truthy("ignoreConfigMaps") {
+        set("resources-to-ignore", "configmaps".into());
+    }
+    let ignored: Vec<&str> = [("ignoreJobs", "jobs"), ("ignoreCronJobs", "cronjobs")]
+        .into_iter()
+        .filter(|(k, _)| truthy(k))
+        .map(|(_, w)| w)
+        .collect();
+    if !ignored.is_empty() {
+        set("ignored-workload-types", ignored.join(","));
+    }
+    let namespaces: Vec<String> = match &r["namespaces"] {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|n| n.as_str().map(String::from))
+            .collect(),
+        Value::String(s) => s.split(',').map(|n| n.trim().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    let namespaces: Vec<String> = namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+    if !namespaces.is_empty() {
+        set("namespaces", namespaces.join(","));
+    } else if !watch_globally {
+        env.insert("KUBERNETES_NAMESPACE".to_string(), EnvValue::FromPod);
+    }
+    if watch_globally {
+        if let Some(v) = text("ignoreNamespaces") {
+            set("namespaces-to-ignore", v);
+        }
+        if let Some(v) = text("namespaceSelector") {
+            set("namespace-selector", v);
+        }
+    }
+    if let Some(v) = text("resourceLabelSelector") {
+        set("resource-label-selector", v);
+    }
+    if truthy("enablePProf") {
+        set("enable-pprof", "true".into());
+        if let Some(a) = text("pprofAddr") {
+            set("pprof-addr", a);
+        }
+    }
+    for (key, flag) in [
+        ("enableCSIIntegration", "enable-csi-integration"),
+        ("isArgoRollouts", "is-Argo-Rollouts"),
+        ("isOpenshift", "is-openshift"),
+        ("reloadOnCreate", "reload-on-create"),
+        ("reloadOnDelete", "reload-on-delete"),
+        ("syncAfterRestart", "sync-after-restart"),
+        ("autoReloadAll", "auto-reload-all"),
+        ("enableHA", "enable-ha"),
+    ] {
+        if truthy(key) {
+            set(flag, "true".into());
+        }
+    }
+    if let Some(s) = text("reloadStrategy").filter(|s| s != "default") {
+        set("reload-strategy", s);
+    }
+    if truthy("enableHA") {
+        for (key, flag) in [
+            ("leaseDuration", "leader-election-lease-duration"),
+            ("renewDeadline", "leader-election-renew-deadline"),
+            ("retryPeriod", "leader-election-retry-period"),
+        ] {
+            if let Some(v) = r["leaderElection"][key].as_str() {
+                set(flag, v.to_string());
+            }
+        }
+    }
+    for (key, flag) in [
+        ("configmap", "configmap-annotation"),
+        ("secret", "secret-annotation"),
+        ("auto", "auto-annotation"),
+        ("secret_auto", "secret-auto-annotation"),
+        ("configmap_auto", "configmap-auto-annotation"),
+        ("search", "auto-search-annotation"),
+        ("match", "search-match-annotation"),
+        ("ignore", "ignore-annotation"),
+        ("pausePeriod", "pause-deployment-annotation"),
+        ("pauseTime", "pause-deployment-time-annotation"),
+    ] {
+        if let Some(v) = r["custom_annotations"][key].as_str() {
+            set(flag, v.to_string());
+        }
+    }
+    if text("webhookUrl").is_some() {
+        set("webhook-url", "<hidden>".into());
+    }
+    if truthy("enableMetricsByNamespace") {
+        env.insert(
+            "METRICS_COUNT_BY_NAMESPACE".into(),
+            EnvValue::Literal("enabled".into()),
+        );
+    }
+    if let Some(open) = r["deployment"]["env"]["open"].as_object() {
+        for (k, v) in open {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            env.insert(k.clone(), EnvValue::Literal(v));
+        }
+    }
+    const READ: &[&str] = &[
+        "logFormat",
+        "logLevel",
+        "ignoreSecrets",
+        "ignoreConfigMaps",
+        "ignoreJobs",
+        "ignoreCronJobs",
+        "namespaces",
+        "watchGlobally",
+        "ignoreNamespaces",
+        "namespaceSelector",
+        "resourceLabelSelector",
+        "enablePProf",
+        "pprofAddr",
+        "enableCSIIntegration",
+        "isArgoRollouts",
+        "isOpenshift",
+        "reloadOnCreate",
+        "reloadOnDelete",
+        "syncAfterRestart",
+        "autoReloadAll",
+        "enableHA",
+        "reloadStrategy",
+        "leaderElection",
+        "custom_annotations",
+        "webhookUrl",
+        "enableMetricsByNamespace",
+        "deployment",
+    ];
+    let untranslated = r
+        .as_object()
+        .map(|o| {
+            o.keys()
+                .filter(|k| !READ.contains(&k.as_str()))
+                .map(|k| format!("reloader.{k}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let cfg = ReloaderConfig {
+        source: source.to_string(),
+        flags,
+        env,
+        replicas: r["deployment"]["replicas"].as_i64(),
+    };
+    (cfg, untranslated)
+}
+
+/// Go's strconv.ParseBool, as Reloader reads its string flags.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A YAML scalar, quoted.
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn list(items: &str) -> String {
+    let v: Vec<String> = items
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(q)
+        .collect();
+    format!("[{}]", v.join(", "))
+}
+
+/// hashroll's chart values for `cfg`, as YAML with comments.
+pub(crate) fn to_values(cfg: &ReloaderConfig, untranslated: &[String]) -> String {
+    let f = |k: &str| cfg.flags.get(k).map(String::as_str);
+    let env = |k: &str| cfg.env.get(k);
+    let env_text = |k: &str| match env(k) {
+        Some(EnvValue::Literal(v)) if !v.is_empty() => Some(v.as_str()),
+        _ => None,
+    };
+    let mut out = String::new();
+    let mut extra: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    let _ = writeln!(
+        out,
+        "# hashroll chart values doing what Reloader did, read from {}\n\
+         # install: helm install hashroll charts/hashroll -n hashroll --create-namespace -f THIS_FILE",
+        cfg.source
+    );
+    // reload on create/delete: the defaults differ, so both are always written
+    for (flag, key) in [
+        ("reload-on-create", "reloadOnCreate"),
+        ("reload-on-delete", "reloadOnDelete"),
+    ] {
+        let set = f(flag).or_else(|| env_text(&crate::cmd::cli::reloader::env_name(flag)));
+        let on = set.and_then(go_bool).unwrap_or(false);
+        let why = if set.is_some() {
+            "as Reloader was set"
+        } else {
+            "Reloader's default (false) kept; hashroll's default is true: with it a source \
+             created or deleted under a workload that uses it rolls the workload"
+        };
+        let _ = writeln!(out, "{key}: {on}  # {why}");
+    }
+    let replicas = cfg.replicas.unwrap_or(1);
+    let ha = f("enable-ha").and_then(go_bool).unwrap_or(false);
+    let _ = writeln!(
+        out,
+        "replicaCount: {replicas}  # Reloader's; hashroll's default is 2 (every replica serves the webhook)"
+    );
+    let _ = writeln!(
+        out,
+        "enableHA: {}  # {}",
+        ha || replicas > 1,
+        if ha {
+            "as Reloader"
+        } else {
+            "hashroll needs the Lease whenever it runs more than one replica"
+        }
+    );
+    let bool_flag = |flag: &str| f(flag).map(|v| go_bool(v).unwrap_or(false));
+    for (flag, key) in [
+        ("auto-reload-all", "autoReloadAll"),
+        ("enable-csi-integration", "enableCSIIntegration"),
+    ] {
+        if let Some(v) = bool_flag(flag) {
+            let _ = writeln!(out, "{key}: {v}");
+        }
+    }
+    if let Some(v) = bool_flag("is-Argo-Rollouts") {
+        let _ = writeln!(
+            out,
+            "isArgoRollouts: {}  # hashroll also finds Argo Rollouts by itself when this is \"\"",
+            q(&v.to_string())
+        );
+    }
+    match f("resources-to-ignore")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("secrets") => out.push_str("ignoreSecrets: true\n"),
+        Some("configmaps") => out.push_str("ignoreConfigMaps: true\n"),
+        _ => {}
+    }
+    if let Some(types) = f("ignored-workload-types") {
+        for w in types.split(',').map(str::trim) {
+            match w {
+                "jobs" => out.push_str("ignoreJobs: true\n"),
+                "cronjobs" => out.push_str("ignoreCronJobs: true\n"),
+                _ => {}
+            }
+        }
+    }
+    let watched = f("namespaces")
+        .map(String::from)
+        .or_else(|| match env("KUBERNETES_NAMESPACE") {
+            Some(EnvValue::Literal(v)) if !v.is_empty() => Some(v.clone()),
+            Some(EnvValue::FromPod) => Some(String::new()),
+            _ => None,
+        });
+    match watched {
+        Some(ns) if ns.is_empty() => {
+            out.push_str(
+                "watchGlobally: false  # Reloader watched its own namespace (KUBERNETES_NAMESPACE): \
+                 hashroll then watches the release namespace\n",
+            );
+        }
+        Some(ns) => {
+            let _ = writeln!(out, "namespaces: {}", list(&ns));
+        }
+        None => {}
+    }
+    for (flag, key, is_list) in [
+        ("namespaces-to-ignore", "ignoreNamespaces", true),
+        ("namespace-selector", "namespaceSelector", false),
+        ("resource-label-selector", "resourceLabelSelector", false),
+    ] {
+        if let Some(v) = f(flag).filter(|v| !v.is_empty()) {
+            let v = if is_list { list(v) } else { q(v) };
+            let _ = writeln!(out, "{key}: {v}");
+        }
+    }
+    if let Some(v) = f("log-format") {
+        let v = if v.is_empty() { "text" } else { v };
+        let _ = writeln!(out, "logFormat: {}", q(v));
+    }
+    if let Some(v) = f("log-level") {
+        let _ = writeln!(
+            out,
+            "logLevel: {}",
+            q(&crate::cmd::cli::reloader::log_level(v))
+        );
+    }
+    if let Some(id) = f("leader-election-id") {
+        let _ = writeln!(out, "leaseName: {}", q(id));
+    }
+    if env_text("METRICS_COUNT_BY_NAMESPACE") == Some("enabled") {
+        out.push_str("enableMetricsByNamespace: true\n");
+    }
+    if env_text("ALERT_ON_RELOAD").and_then(go_bool) == Some(true) {
+        out.push_str("alerts:\n  onReload: true\n");
+        if let Some(s) = env_text("ALERT_SINK") {
+            let _ = writeln!(out, "  sink: {}", q(s));
+        }
+        if let Some(s) = env_text("ALERT_ADDITIONAL_INFO") {
+            let _ = writeln!(out, "  additionalInfo: {}", q(s));
+        }
+        out.push_str(
+            "  existingSecret: \"\"  # name here a Secret with ALERT_WEBHOOK_URL (the URL is a secret: not copied here)\n",
+        );
+    }
+    if f("webhook-url").is_some() {
+        notes.push(
+            "--webhook-url: set webhookUrlExistingSecret to a Secret holding the URL (a \
+             secret: not copied here)"
+                .into(),
+        );
+    }
+    // flags that are only flags in hashroll's chart: extraArgs
+    for flag in [
+        "configmap-annotation",
+        "secret-annotation",
+        "auto-annotation",
+        "secret-auto-annotation",
+        "configmap-auto-annotation",
+        "auto-search-annotation",
+        "search-match-annotation",
+        "ignore-annotation",
+        "pause-deployment-annotation",
+        "pause-deployment-time-annotation",
+        "configmap-exclude-annotation",
+        "secret-exclude-annotation",
+        "secretproviderclass-auto-annotation",
+        "secretproviderclass-annotation",
+        "secretproviderclass-exclude-annotation",
+        "leader-election-lease-duration",
+        "leader-election-renew-deadline",
+        "leader-election-retry-period",
+        "leader-election-namespace",
+        "leader-election-release-on-cancel",
+        "is-openshift",
+    ] {
+        if let Some(v) = f(flag) {
+            extra.push(format!("--{flag}={v}"));
+        }
+    }
+    if f("enable-pprof").and_then(go_bool) == Some(true) {
+        extra.push("--enable-pprof=true".into());
+        notes.push(
+            "--pprof-addr: hashroll serves profiles on the pod's loopback by default \
+             (127.0.0.1:6060; kubectl port-forward reaches it)"
+                .into(),
+        );
+    }
+    if f("is-openshift").and_then(go_bool) == Some(true) {
+        notes.push(
+            "--is-openshift: add DeploymentConfigs (apps.openshift.io) to the webhook's rules \
+             and hashroll's RBAC"
+                .into(),
+        );
+    }
+    if let Some(s) = f("reload-strategy") {
+        notes.push(format!(
+            "--reload-strategy={s}: not needed; hashroll always rolls by its one pod-template \
+             annotation, which GitOps tools keep in sync"
+        ));
+    }
+    if f("sync-after-restart").is_some() {
+        notes.push("--sync-after-restart: not needed; hashroll always catches up at start".into());
+    }
+    for flag in ["metrics-addr", "health-addr"] {
+        if f(flag).is_some() {
+            notes.push(format!(
+                "--{flag}: the chart sets hashroll's ports (metrics and health on 9090)"
+            ));
+        }
+    }
+    if !extra.is_empty() {
+        out.push_str("extraArgs:  # flags with no chart value of their own\n");
+        for a in &extra {
+            let _ = writeln!(out, "  - {}", q(a));
+        }
+    }
+    for u in untranslated {
+        notes.push(format!(
+            "{u}: no hashroll equivalent translated; see the chart's values"
+        ));
+    }
+    let known_env = [
+        "KUBERNETES_NAMESPACE",
+        "RELOADER_NAMESPACE",
+        "RELOADER_DEPLOYMENT_NAME",
+        "POD_NAME",
+        "POD_NAMESPACE",
+        "METRICS_COUNT_BY_NAMESPACE",
+        "ALERT_ON_RELOAD",
+        "ALERT_SINK",
+        "ALERT_WEBHOOK_URL",
+        "ALERT_WEBHOOK_PROXY",
+        "ALERT_ADDITIONAL_INFO",
+        "GOMAXPROCS",
+        "GOMEMLIMIT",
+        "RELOAD_ON_CREATE",
+        "RELOAD_ON_DELETE",
+    ];
+    for k in cfg.env.keys().filter(|k| !known_env.contains(&k.as_str())) {
+        notes.push(format!(
+            "environment {k}: not translated (hashroll reads Reloader's names for its flags \
+             too; add it under extraEnv if it is one)"
+        ));
+    }
+    if !notes.is_empty() {
+        out.push_str("# not carried over as values:\n");
+        for n in notes {
+            let _ = writeln!(out, "#  - {n}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn args_parse_in_every_form_reloader_takes() {
+        let f = parse_args(&args(&[
+            "--log-format=json",
+            "--auto-annotation",
+            "example.com/auto",
+            "--enable-pprof",
+            "--namespace-selector=\"env=prod\"",
+            "--reload-on-create=true",
+            "--reload-on-create=false",
+        ]));
+        assert_eq!(f["log-format"], "json");
+        assert_eq!(f["auto-annotation"], "example.com/auto");
+        assert_eq!(f["enable-pprof"], "true");
+        assert_eq!(f["namespace-selector"], "env=prod");
+        assert_eq!(f["reload-on-create"], "false", "the last value wins");
+    }
+
+    #[test]
+    fn defaults_that_differ_are_written_with_why() {
+        let d = json!({"metadata": {"namespace": "r", "name": "reloader"},
+            "spec": {"replicas": 1, "template": {"spec": {"containers": [{
+                "image": "ghcr.io/stakater/reloader:v1.4.22", "args": []}]}}}});
+        let cfg = from_deployment(&d).expect("a container");
+        let v = to_values(&cfg, &[]);
+        assert!(
+            v.contains("reloadOnCreate: false  # Reloader's default"),
+            "{v}"
+        );
+        assert!(v.contains("reloadOnDelete: false"), "{v}");
+        assert!(v.contains("replicaCount: 1"), "{v}");
+        assert!(v.contains("enableHA: false"), "{v}");
+    }
+
+    #[test]
+    fn chart_values_become_hashroll_values() {
+        let values = json!({"reloader": {
+            "reloadOnCreate": true, "ignoreSecrets": true, "ignoreJobs": true,
+            "ignoreNamespaces": "kube-system,flux", "logFormat": "json",
+            "logLevel": "warning", "enableHA": true,
+            "deployment": {"replicas": 2, "env": {"open": {"ALERT_ON_RELOAD": "true",
+                "ALERT_SINK": "slack"}}},
+            "custom_annotations": {"auto": "example.com/auto"},
+            "reloadStrategy": "annotations", "webhookUrl": "https://hooks.example/x",
+            "someFutureKey": 1
+        }});
+        let (cfg, untranslated) = from_chart_values(&values, "values.yaml");
+        let v = to_values(&cfg, &untranslated);
+        for want in [
+            "reloadOnCreate: true  # as Reloader was set",
+            "reloadOnDelete: false",
+            "ignoreSecrets: true",
+            "ignoreJobs: true",
+            "ignoreNamespaces: [\"kube-system\", \"flux\"]",
+            "logFormat: \"json\"",
+            "logLevel: \"warn\"",
+            "replicaCount: 2",
+            "enableHA: true",
+            "  onReload: true",
+            "  sink: \"slack\"",
+            "- \"--auto-annotation=example.com/auto\"",
+            "--reload-strategy=annotations: not needed",
+            "reloader.someFutureKey: no hashroll equivalent",
+            "webhookUrlExistingSecret",
+        ] {
+            assert!(v.contains(want), "missing {want:?} in\n{v}");
+        }
+        assert!(
+            !v.contains("hooks.example"),
+            "a webhook URL is a secret:\n{v}"
+        );
+    }
+
+    #[test]
+    fn one_namespace_mode_is_watch_globally_false() {
+        let (cfg, _) = from_chart_values(&json!({"reloader": {"watchGlobally": false}}), "f");
+        assert!(to_values(&cfg, &[]).contains("watchGlobally: false"));
+        let (cfg, _) = from_chart_values(
+            &json!({"reloader": {"watchGlobally": false, "namespaces": ["a", "b"]}}),
+            "f",
+        );
+        assert!(to_values(&cfg, &[]).contains("namespaces: [\"a\", \"b\"]"));
+    }
+}
