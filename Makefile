@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: node image argo-rollouts csi-crds reloader-chart tools soak fuzz fuzz-smoke fuzz-tools all demo demo-safe bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: node image argo-rollouts flux csi-crds reloader-chart tools soak fuzz fuzz-smoke fuzz-tools all demo demo-safe bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -92,6 +92,10 @@ argo-rollouts:
 csi-crds:
 	@hack/fetch-csi-crds.sh
 
+## flux: Flux's kustomize-controller and its CRDs for tests/e2e_flux.rs, built once
+flux:
+	@hack/build-flux.sh
+
 ## reloader-chart: Stakater Reloader's Helm chart out of its Go module, for tests/e2e_reloader.rs
 reloader-chart:
 	@hack/fetch-reloader-chart.sh >/dev/null
@@ -111,7 +115,7 @@ soak: control-plane
 
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary), E2E_JOBS
 ## binaries at a time (default 3; E2E_JOBS=1 for one by one)
-e2e: control-plane node argo-rollouts csi-crds reloader-chart tools release image
+e2e: control-plane node argo-rollouts flux csi-crds reloader-chart tools release image
 	@hack/e2e.sh
 	@hack/no-plane-left.sh
 

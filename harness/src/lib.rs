@@ -7,6 +7,7 @@
 
 pub mod argo;
 pub mod csi;
+pub mod flux;
 pub mod launch;
 pub mod node;
 pub mod plane;
