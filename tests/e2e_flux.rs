@@ -24,6 +24,14 @@ use sha2::{Digest, Sha256};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
+
+/// One kustomize-controller for the binary's tests (two would both reconcile).
+fn flux() -> &'static hashroll_harness::flux::Flux {
+    static FLUX: std::sync::OnceLock<hashroll_harness::flux::Flux> = std::sync::OnceLock::new();
+    FLUX.get_or_init(|| {
+        hashroll_harness::flux::Flux::start(plane()).expect("kustomize-controller starts")
+    })
+}
 const TOKEN: &str = "hashroll.dev/config-hash";
 
 type Files = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
@@ -103,9 +111,20 @@ spec:
 
 /// Serves `files` as revision `rev` and points the ExternalArtifact at it.
 fn publish(files: &Files, port: u16, ns: &str, rev: &str, content: &[(&str, String)]) {
+    publish_as(files, port, ns, "app", rev, content)
+}
+
+fn publish_as(
+    files: &Files,
+    port: u16,
+    ns: &str,
+    artifact: &str,
+    rev: &str,
+    content: &[(&str, String)],
+) {
     let bytes = tarball(content);
     let digest = hex::encode(Sha256::digest(&bytes));
-    let name = format!("{rev}.tar.gz");
+    let name = format!("{ns}-{artifact}-{rev}.tar.gz");
     let size = bytes.len();
     files
         .lock()
@@ -122,7 +141,7 @@ fn publish(files: &Files, port: u16, ns: &str, rev: &str, content: &[(&str, Stri
     kubectl(&[
         "patch",
         "externalartifact",
-        "app",
+        artifact,
         "-n",
         ns,
         "--subresource=status",
@@ -134,7 +153,11 @@ fn publish(files: &Files, port: u16, ns: &str, rev: &str, content: &[(&str, Stri
 
 /// The Kustomization's Ready status and last applied revision.
 fn kustomization(ns: &str) -> (String, String, Value) {
-    let out = kubectl(&["get", "kustomization", "app", "-n", ns, "-o", "json"]);
+    kustomization_named(ns, "app")
+}
+
+fn kustomization_named(ns: &str, name: &str) -> (String, String, Value) {
+    let out = kubectl(&["get", "kustomization", name, "-n", ns, "-o", "json"]);
     let k: Value = serde_json::from_str(&out).unwrap();
     let ready = k["status"]["conditions"]
         .as_array()
@@ -219,7 +242,7 @@ async fn stamped(client: &kube::Client, ns: &str) -> Deployment {
 #[tokio::test(flavor = "multi_thread")]
 async fn flux_applies_hashroll_rolls_once_and_nothing_drifts() {
     let client = client().await;
-    let _flux = hashroll_harness::flux::Flux::start(plane()).expect("kustomize-controller starts");
+    flux();
     let ns = namespace("flux");
     let _h = Hashroll::for_namespace(&ns, &[]).await;
     let (files, port) = artifact_server().await;
@@ -292,4 +315,143 @@ spec:
     .await;
     stamped(&client, &ns).await;
     stays(&client, &ns, "r3", 3, SETTLE * 2).await;
+}
+
+/// The resourceVersion of every object in `list` (`kind/name`, in `ns` where namespaced).
+fn versions(list: &Value, ns: &str) -> BTreeMap<String, String> {
+    items(list)
+        .iter()
+        .map(|o| {
+            let kind = o["kind"].as_str().unwrap_or_default().to_string();
+            let name = o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let mut args = vec!["get".to_string(), kind.clone(), name.clone()];
+            if o["metadata"]["namespace"].is_string() {
+                args.extend(["-n".to_string(), ns.to_string()]);
+            }
+            args.extend(["-o".into(), "jsonpath={.metadata.resourceVersion}".into()]);
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            (format!("{kind}/{name}"), kubectl(&a))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flux_installs_hashroll_and_its_objects_do_not_drift() {
+    flux();
+    let ns = namespace("hrflux");
+    let chart = format!("{}/charts/hashroll", root());
+    let kv = hashroll_harness::plane::version("KUBERNETES_VERSION").to_string();
+    // the chart's output, as a GitOps repository holds it (self-managed certificates)
+    let rendered = support::helm::helm(
+        plane().kubeconfig(),
+        &[
+            "template",
+            "hashroll",
+            &chart,
+            "-n",
+            &ns,
+            "--kube-version",
+            &kv,
+            "--set",
+            "replicaCount=0",
+        ],
+    )
+    .expect("the chart renders");
+    let list = as_list(&rendered);
+    let webhook = items(&list)
+        .into_iter()
+        .find(|o| o["kind"] == "MutatingWebhookConfiguration")
+        .and_then(|o| o["metadata"]["name"].as_str().map(String::from))
+        .expect("a MutatingWebhookConfiguration");
+    let (files, port) = artifact_server().await;
+    apply(
+        &ns,
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: ExternalArtifact\nmetadata: {name: hashroll}\nspec: {}\n",
+    );
+    publish_as(
+        &files,
+        port,
+        &ns,
+        "hashroll",
+        "h1",
+        &[("hashroll.yaml", rendered.clone())],
+    );
+    apply(
+        &ns,
+        r#"apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata: {name: hashroll}
+spec:
+  interval: 10m
+  path: ./
+  prune: true
+  sourceRef: {kind: ExternalArtifact, name: hashroll}
+"#,
+    );
+    let applied = |rev: &'static str| {
+        let ns = ns.clone();
+        move || {
+            let (ready, applied, _) = kustomization_named(&ns, "hashroll");
+            async move { (ready == "True" && applied == rev).then_some(()) }
+        }
+    };
+    wait_for("Flux applied hashroll's chart", WAIT, applied("h1")).await;
+
+    // hashroll as the chart runs it, on the chart's ServiceAccount, keeping the caBundle
+    let mut h = Hashroll::prepare(&[]);
+    let kubeconfig = service_account_kubeconfig(&h.dir, "hashroll", &ns);
+    h.args = vec![
+        "--self-managed-certs".into(),
+        format!("--namespace={ns}"),
+        format!("--webhook-config={webhook}"),
+        format!("--namespaces={ns}"),
+    ];
+    h.hmac_from_secret = true;
+    h.kubeconfig = Some(kubeconfig);
+    h.restart().await;
+    let ca_bundle = || {
+        kubectl(&[
+            "get",
+            "mutatingwebhookconfiguration",
+            &webhook,
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ])
+    };
+    let bundle = wait_for("hashroll set the caBundle", WAIT, || {
+        let b = ca_bundle();
+        async move { (!b.trim().is_empty()).then_some(b) }
+    })
+    .await;
+    let before = versions(&list, &ns);
+
+    // a forced reconcile re-applies every object: nothing of hashroll's changes
+    let at = format!("{:?}", Instant::now());
+    kubectl(&[
+        "annotate",
+        "--overwrite",
+        "kustomization",
+        "hashroll",
+        "-n",
+        &ns,
+        &format!("reconcile.fluxcd.io/requestedAt={at}"),
+    ]);
+    wait_for("Flux handled the forced reconcile", WAIT, || {
+        let (ready, _, k) = kustomization_named(&ns, "hashroll");
+        let handled =
+            ready == "True" && k["status"]["lastHandledReconcileAt"].as_str() == Some(at.as_str());
+        async move { handled.then_some(()) }
+    })
+    .await;
+    assert_eq!(ca_bundle(), bundle, "the re-apply kept the caBundle");
+    assert_eq!(
+        versions(&list, &ns),
+        before,
+        "Flux's re-apply changed none of hashroll's objects"
+    );
+    let (ready, _, k) = kustomization_named(&ns, "hashroll");
+    assert_eq!(ready, "True", "{}", k["status"]);
 }
