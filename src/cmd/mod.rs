@@ -10,3 +10,6 @@ pub(crate) mod config;
 pub(crate) mod explain;
 /// `hashroll migrate --from-reloader`: what Reloader left in pod templates, and its removal.
 pub(crate) mod migrate;
+/// The generated reference pages (`make reference`), and the test that they are current.
+#[cfg(test)]
+mod reference;
