@@ -735,7 +735,7 @@ fn reference_pages_are_current() {
     }
     assert!(
         stale.is_empty(),
-        "stale: run `make reference` ({} differ from the code)",
+        "stale: run `make reference` (not what the code renders: {})",
         stale.join(", ")
     );
 }
