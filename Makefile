@@ -55,6 +55,12 @@ release:
 unit:
 	cargo test --workspace --lib --bins
 
+## reference: write the generated reference pages (docs/src/reference/) from the code;
+## `make unit` fails while one is stale
+.PHONY: reference
+reference:
+	HASHROLL_BLESS=1 cargo test --lib cmd::reference
+
 ## fuzz: the admission fuzz target (any bytes, and reviews built around them) for
 ## FUZZ_SECONDS (cargo-fuzz on the nightly toolchain; no sanitizer: the crate forbids
 ## unsafe, and ASan cut the rate to 500 exec/s); fuzz-smoke: 45 s from the seeds

@@ -1,9 +1,10 @@
 //! The Helm chart, checked by Helm itself (built from its Go module) and the real plane:
 //! `helm lint --strict`; for each certificate mode the chart and the kustomize overlay make
 //! the same objects (they never drift); every documented values combination renders, passes
-//! a server-side dry run, and gives `hashroll run` flags it accepts; every value is in the
-//! chart's README; and `helm install` on the plane, with hashroll run outside it on the
-//! chart's ServiceAccount token, passes the seed walk-through.
+//! a server-side dry run, and gives `hashroll run` flags it accepts; values.schema.json
+//! refuses a misspelt key, a wrong type and Reloader's `reloader:` block, naming the key;
+//! every value is in the chart's README; and `helm install` on the plane, with hashroll run
+//! outside it on the chart's ServiceAccount token, passes the seed walk-through.
 
 mod support;
 
@@ -205,145 +206,147 @@ fn hashroll_accepts(args: &[String], dir: &Path) -> Result<(), String> {
     }
 }
 
+/// Every documented values combination: (values, a flag the Deployment must then carry, or
+/// "" for none).
+const COMBOS: &[(&[&str], &str)] = &[
+    (&[], "--self-managed-certs"),
+    (
+        &["certificates.mode=secret"],
+        "--tls-cert-file=/tls/tls.crt",
+    ),
+    (
+        &["certificates.mode=cert-manager"],
+        "--tls-key-file=/tls/tls.key",
+    ),
+    (
+        &["certificates.secretName=other-tls"],
+        "--tls-secret=other-tls",
+    ),
+    (&["enableHA=false", "replicaCount=1"], ""),
+    (&["watchGlobally=false"], "--namespaces=hashroll"),
+    (&["namespaces={a,b}"], "--namespaces=a,b"),
+    (&["ignoreNamespaces={c,d}"], "--namespaces-to-ignore=c,d"),
+    (&["namespaceSelector=team=x"], "--namespace-selector=team=x"),
+    (
+        &["resourceLabelSelector=reload=yes"],
+        "--resource-label-selector=reload=yes",
+    ),
+    (&["ignoreSecrets=true"], "--resources-to-ignore=secrets"),
+    (
+        &["ignoreConfigMaps=true"],
+        "--resources-to-ignore=configMaps",
+    ),
+    (
+        &["ignoreJobs=true", "ignoreCronJobs=true"],
+        "--ignored-workload-types=jobs,cronjobs",
+    ),
+    (&["isArgoRollouts=false"], "--is-argo-rollouts=false"),
+    (&["isArgoRollouts=true"], "--is-argo-rollouts=true"),
+    (&["reloadOnCreate=false"], "--reload-on-create=false"),
+    (&["reloadOnDelete=false"], "--reload-on-delete=false"),
+    (&["autoReloadAll=true"], "--auto-reload-all"),
+    (&["maxConcurrentRollouts=5"], "--max-concurrent-rollouts=5"),
+    (
+        &["windowNamespaceLabel=example.com/rolls"],
+        "--window-namespace-label=example.com/rolls",
+    ),
+    (&["rolloutTimeout=15m"], "--rollout-timeout=15m"),
+    (&["paused=true"], "--paused"),
+    (&["enableCSIIntegration=true"], "--enable-csi-integration"),
+    (
+        &["cronjobRunOnChange=false"],
+        "--cronjob-run-on-change=false",
+    ),
+    (&["logFormat=json", "logLevel=debug"], "--log-format=json"),
+    (
+        &["extraArgs={--coalesce-window=5s}"],
+        "--coalesce-window=5s",
+    ),
+    (&["extraEnv[0].name=X", "extraEnv[0].value=y"], ""),
+    (&["image.tag=9.9.9", "image.pullPolicy=Always"], ""),
+    (
+        &["podDisruptionBudget.enabled=false", "topologySpread=false"],
+        "",
+    ),
+    (
+        &[
+            "nodeSelector.disk=ssd",
+            "priorityClassName=system-cluster-critical",
+        ],
+        "",
+    ),
+    (
+        &["tolerations[0].key=k", "tolerations[0].operator=Exists"],
+        "",
+    ),
+    (
+        &[
+            "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
+            "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].key=infra",
+            "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].operator=Exists",
+            "podAnnotations.team=platform",
+            "imagePullSecrets[0].name=regcred",
+        ],
+        "",
+    ),
+    // Reloader's chart takes a namespace list as one comma-separated string
+    (&["ignoreNamespaces=c\\,d"], "--namespaces-to-ignore=c,d"),
+    (
+        &["podMonitor.enabled=true", "serviceMonitor.enabled=true"],
+        "",
+    ),
+    (&["networkPolicy.enabled=true"], ""),
+    (
+        &[
+            "alerts.onReload=true",
+            "alerts.sink=slack",
+            "alerts.existingSecret=hashroll-alerts",
+            "alerts.additionalInfo=eu-1",
+        ],
+        "",
+    ),
+    // the URL is a secret: in a Secret, not in the Deployment (checked below)
+    (&["webhookUrl=https://ci.example/hook"], ""),
+    (&["webhookUrlExistingSecret=my-hook"], ""),
+    (
+        &["clientCA.existingSecret=apiserver-client-ca"],
+        "--client-ca-file=/client-ca/ca.crt",
+    ),
+    (
+        &["enableHA=true", "leaseName=my-lease"],
+        "--lease-name=my-lease",
+    ),
+    (
+        &[
+            "prometheusRule.enabled=true",
+            "prometheusRule.labels.release=kps",
+            "grafanaDashboard.enabled=true",
+            "enableMetricsByNamespace=true",
+        ],
+        "",
+    ),
+    (
+        &[
+            "webhook.url=https://127.0.0.1:9443/mutate",
+            "webhook.caBundle=Cg==",
+            "certificates.mode=secret",
+        ],
+        "",
+    ),
+    (
+        &[
+            "webhook.failurePolicy=Fail",
+            "webhook.timeoutSeconds=3",
+            "webhook.excludeNamespaces={kube-system,kube-public}",
+        ],
+        "",
+    ),
+];
+
 #[tokio::test]
 async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_takes() {
     install_crds().await;
     let dir = tempfile::tempdir().unwrap();
-    // (values, a flag the Deployment must then carry, or "" for none)
-    let combos: &[(&[&str], &str)] = &[
-        (&[], "--self-managed-certs"),
-        (
-            &["certificates.mode=secret"],
-            "--tls-cert-file=/tls/tls.crt",
-        ),
-        (
-            &["certificates.mode=cert-manager"],
-            "--tls-key-file=/tls/tls.key",
-        ),
-        (
-            &["certificates.secretName=other-tls"],
-            "--tls-secret=other-tls",
-        ),
-        (&["enableHA=false", "replicaCount=1"], ""),
-        (&["watchGlobally=false"], "--namespaces=hashroll"),
-        (&["namespaces={a,b}"], "--namespaces=a,b"),
-        (&["ignoreNamespaces={c,d}"], "--namespaces-to-ignore=c,d"),
-        (&["namespaceSelector=team=x"], "--namespace-selector=team=x"),
-        (
-            &["resourceLabelSelector=reload=yes"],
-            "--resource-label-selector=reload=yes",
-        ),
-        (&["ignoreSecrets=true"], "--resources-to-ignore=secrets"),
-        (
-            &["ignoreConfigMaps=true"],
-            "--resources-to-ignore=configMaps",
-        ),
-        (
-            &["ignoreJobs=true", "ignoreCronJobs=true"],
-            "--ignored-workload-types=jobs,cronjobs",
-        ),
-        (&["isArgoRollouts=false"], "--is-argo-rollouts=false"),
-        (&["isArgoRollouts=true"], "--is-argo-rollouts=true"),
-        (&["reloadOnCreate=false"], "--reload-on-create=false"),
-        (&["reloadOnDelete=false"], "--reload-on-delete=false"),
-        (&["autoReloadAll=true"], "--auto-reload-all"),
-        (&["maxConcurrentRollouts=5"], "--max-concurrent-rollouts=5"),
-        (
-            &["windowNamespaceLabel=example.com/rolls"],
-            "--window-namespace-label=example.com/rolls",
-        ),
-        (&["rolloutTimeout=15m"], "--rollout-timeout=15m"),
-        (&["paused=true"], "--paused"),
-        (&["enableCSIIntegration=true"], "--enable-csi-integration"),
-        (
-            &["cronjobRunOnChange=false"],
-            "--cronjob-run-on-change=false",
-        ),
-        (&["logFormat=json", "logLevel=debug"], "--log-format=json"),
-        (
-            &["extraArgs={--coalesce-window=5s}"],
-            "--coalesce-window=5s",
-        ),
-        (&["extraEnv[0].name=X", "extraEnv[0].value=y"], ""),
-        (&["image.tag=9.9.9", "image.pullPolicy=Always"], ""),
-        (
-            &["podDisruptionBudget.enabled=false", "topologySpread=false"],
-            "",
-        ),
-        (
-            &[
-                "nodeSelector.disk=ssd",
-                "priorityClassName=system-cluster-critical",
-            ],
-            "",
-        ),
-        (
-            &["tolerations[0].key=k", "tolerations[0].operator=Exists"],
-            "",
-        ),
-        (
-            &[
-                "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight=1",
-                "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].key=infra",
-                "affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].preference.matchExpressions[0].operator=Exists",
-                "podAnnotations.team=platform",
-                "imagePullSecrets[0].name=regcred",
-            ],
-            "",
-        ),
-        // Reloader's chart takes a namespace list as one comma-separated string
-        (&["ignoreNamespaces=c\\,d"], "--namespaces-to-ignore=c,d"),
-        (
-            &["podMonitor.enabled=true", "serviceMonitor.enabled=true"],
-            "",
-        ),
-        (&["networkPolicy.enabled=true"], ""),
-        (
-            &[
-                "alerts.onReload=true",
-                "alerts.sink=slack",
-                "alerts.existingSecret=hashroll-alerts",
-                "alerts.additionalInfo=eu-1",
-            ],
-            "",
-        ),
-        // the URL is a secret: in a Secret, not in the Deployment (checked below)
-        (&["webhookUrl=https://ci.example/hook"], ""),
-        (&["webhookUrlExistingSecret=my-hook"], ""),
-        (
-            &["clientCA.existingSecret=apiserver-client-ca"],
-            "--client-ca-file=/client-ca/ca.crt",
-        ),
-        (
-            &["enableHA=true", "leaseName=my-lease"],
-            "--lease-name=my-lease",
-        ),
-        (
-            &[
-                "prometheusRule.enabled=true",
-                "prometheusRule.labels.release=kps",
-                "grafanaDashboard.enabled=true",
-                "enableMetricsByNamespace=true",
-            ],
-            "",
-        ),
-        (
-            &[
-                "webhook.url=https://127.0.0.1:9443/mutate",
-                "webhook.caBundle=Cg==",
-                "certificates.mode=secret",
-            ],
-            "",
-        ),
-        (
-            &[
-                "webhook.failurePolicy=Fail",
-                "webhook.timeoutSeconds=3",
-                "webhook.excludeNamespaces={kube-system,kube-public}",
-            ],
-            "",
-        ),
-    ];
     // audit 14: webhookUrl never in the Deployment, in a Secret it reads as environment
     let yaml = template(&["webhookUrl=https://ci.example/hook"]).unwrap();
     let docs: Vec<&str> = yaml.split("\n---").collect();
@@ -358,7 +361,7 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
             .any(|d| d.contains("kind: Secret") && d.contains("https://ci.example/hook")),
         "{yaml}"
     );
-    for (sets, flag) in combos {
+    for (sets, flag) in COMBOS {
         let yaml = template(sets).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
         let list = as_list(&yaml);
         let args = args_of(&list);
@@ -478,11 +481,98 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
     }
     // a wrong value is Helm's error, naming it, not a broken install
     let err = template(&["certificates.mode=bogus"]).unwrap_err();
-    assert!(err.contains("certificates.mode must be"), "{err}");
+    assert!(
+        err.contains("mode") && err.contains("self-managed"),
+        "{err}"
+    );
     let err = template(&["alerts.onReload=true"]).unwrap_err();
     assert!(err.contains("needs alerts.existingSecret"), "{err}");
     let err = template(&["ignoreSecrets=true", "ignoreConfigMaps=true"]).unwrap_err();
     assert!(err.contains("leave nothing to track"), "{err}");
+}
+
+/// `helm template` of the chart with `--set` values and values files, without the plane:
+/// Helm checks the values against values.schema.json before it renders anything.
+fn render(sets: &[&str], files: &[&Path]) -> Result<String, String> {
+    let chart = chart();
+    let kv = kube_version();
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut args = vec![
+        "template",
+        "hashroll",
+        &chart,
+        "-n",
+        "hashroll",
+        "--kube-version",
+        &kv,
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    for f in &files {
+        args.extend(["--values", f]);
+    }
+    support::helm::helm(Path::new("/dev/null"), &args)
+}
+
+#[test]
+fn the_schema_refuses_a_misspelt_key_a_wrong_type_and_reloaders_block() {
+    // the defaults and every documented combination pass it
+    let yaml = render(&[], &[]).unwrap_or_else(|e| panic!("the defaults: {e}"));
+    assert!(yaml.contains("kind: Deployment"), "{yaml}");
+    for (sets, _) in COMBOS {
+        render(sets, &[]).unwrap_or_else(|e| panic!("{sets:?}: {e}"));
+    }
+    // (values, the key Helm's error must name)
+    let refused: &[(&[&str], &str)] = &[
+        // a misspelt key, at the top and in a group
+        (&["watchGlobaly=false"], "watchGlobaly"),
+        (&["image.tags=1.0"], "tags"),
+        (&["alerts.onreload=true"], "onreload"),
+        // a wrong type: a number, a boolean, a list
+        (&["replicaCount=abc"], "replicaCount"),
+        (&["enableHA=yes"], "enableHA"),
+        (&["ignoreSecrets=1"], "ignoreSecrets"),
+        (&["extraArgs=--paused"], "extraArgs"),
+        // a string the template does not take
+        (&["certificates.mode=bogus"], "mode"),
+        (&["logFormat=yaml"], "logFormat"),
+        (&["webhook.failurePolicy=Never"], "failurePolicy"),
+        (&["isArgoRollouts=maybe"], "isArgoRollouts"),
+        (&["rolloutTimeout=soon"], "rolloutTimeout"),
+        (&["webhook.timeoutSeconds=60"], "timeoutSeconds"),
+        (&["webhook.url=http://plain.example/mutate"], "url"),
+    ];
+    for (sets, key) in refused {
+        let Err(err) = render(sets, &[]) else {
+            panic!("{sets:?} rendered: the schema must refuse it");
+        };
+        assert!(
+            err.contains("schema") && err.contains(key),
+            "{sets:?}: the error does not name {key}:\n{err}"
+        );
+    }
+    // Reloader's chart nests its values under `reloader:`; a values file made for it is
+    // refused as a whole, not silently ignored
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reloader-values.yaml");
+    std::fs::write(
+        &file,
+        "reloader:\n  watchGlobally: false\n  reloadOnCreate: true\n  ignoreSecrets: true\n",
+    )
+    .unwrap();
+    let Err(err) = render(&[], &[&file]) else {
+        panic!("a reloader: block rendered: the schema must refuse it");
+    };
+    assert!(err.contains("schema") && err.contains("reloader"), "{err}");
+    // what the same values mean here, flat at the top, is taken
+    std::fs::write(
+        &file,
+        "watchGlobally: false\nreloadOnCreate: true\nignoreSecrets: true\n",
+    )
+    .unwrap();
+    let yaml = render(&[], &[&file]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(yaml.contains("--resources-to-ignore=secrets"), "{yaml}");
 }
 
 /// The chart README's values table, made from values.yaml: one row per leaf value (two-space

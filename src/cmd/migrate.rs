@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::cmd::cli::args::MigrateArgs;
 use crate::core::kind::{Rollout, WorkloadKind};
-use crate::core::names::RecordNames;
+use crate::core::names::{LAST_RELOADED_FROM, RecordNames};
 use crate::core::policy::PolicyConfig;
 use crate::core::record::Stored;
 use crate::core::record::{Mode, RollOptions};
@@ -30,9 +30,6 @@ use crate::core::stamp::stamp;
 use crate::core::workload::Workload;
 use crate::k8s;
 use crate::k8s::objects::{ReadError, snapshot, workload_objects};
-
-/// Reloader's annotations-strategy mark on a pod template.
-pub(crate) const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
 
 /// Whether `name` is a variable Reloader's env-vars strategy adds.
 pub(crate) fn is_reloader_env(name: &str) -> bool {

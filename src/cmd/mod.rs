@@ -13,3 +13,6 @@ pub(crate) mod migrate;
 /// `hashroll migrate --from-reloader --chart-values`: Reloader's configuration as hashroll's
 /// chart values.
 pub(crate) mod migrate_values;
+/// The generated reference pages (`make reference`), and the test that they are current.
+#[cfg(test)]
+mod reference;

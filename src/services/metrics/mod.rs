@@ -424,6 +424,78 @@ impl Metrics {
             .inc();
     }
 
+    /// Puts one series (label values `x`) in every family and turns the by-namespace count
+    /// on, so the exposition shows every metric with its labels (for the reference page).
+    /// The destructuring is exhaustive: a new field is a compile error here until it is
+    /// touched or named as unlabelled.
+    #[cfg(test)]
+    pub(crate) fn touch_every_family(&self) {
+        let Metrics {
+            registry: _,
+            reloads,
+            by_namespace,
+            actions,
+            action_latency,
+            reconciles,
+            reconcile_duration,
+            skipped,
+            queue_depth: _,
+            queue_adds: _,
+            queue_latency: _,
+            errors,
+            retries: _,
+            events_received,
+            events_processed,
+            workloads_scanned,
+            workloads_matched,
+            webhook_requests,
+            webhook_duration: _,
+            sources_cached: _,
+            sources_tracked: _,
+            workloads_tracked: _,
+            pending_rolls: _,
+            oldest_pending_check: _,
+            patch_duration: _,
+            held_rolls: _,
+            rollouts_held: _,
+            rollouts_waiting: _,
+            rollout_failures,
+            jobs_awaiting_recreate: _,
+            api_requests,
+            watch_restarts,
+            leader: _,
+            caches_synced: _,
+            resident_memory: _,
+            alerts,
+        } = self;
+        let x = "x";
+        let _ = reloads.get_or_create(&Success { success: true });
+        by_namespace.turn_on(true);
+        by_namespace.count(true, x);
+        let _ = actions.get_or_create(&Action {
+            workload_kind: x,
+            result: x,
+        });
+        let _ = action_latency.get_or_create(&ByWorkloadKind { workload_kind: x });
+        let _ = reconciles.get_or_create(&ByResult { result: x });
+        let _ = reconcile_duration.get_or_create(&ByResult { result: x });
+        let _ = skipped.get_or_create(&ByReason { reason: x });
+        let _ = errors.get_or_create(&ByType { r#type: x });
+        let event = SourceEvent {
+            event_type: x,
+            resource_type: x,
+        };
+        let _ = events_received.get_or_create(&event);
+        let _ = events_processed.get_or_create(&Processed { event, result: x });
+        let _ = workloads_scanned.get_or_create(&ByKind { kind: x });
+        let _ = workloads_matched.get_or_create(&ByKind { kind: x });
+        let _ = webhook_requests.get_or_create(&ByResult { result: x });
+        let _ = rollout_failures.get_or_create(&BySourceKind { source_kind: x });
+        let _ = api_requests.get_or_create(&ByVerb { verb: x });
+        let _ = watch_restarts.get_or_create(&ByResource { resource: x });
+        let _ = alerts.dropped.get_or_create(&ByReason { reason: x });
+    }
+
     /// The Prometheus text exposition.
     pub(crate) fn render(&self) -> String {
         let mut s = String::new();

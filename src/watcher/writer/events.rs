@@ -15,11 +15,82 @@ use crate::k8s;
 use crate::services::alert::Notice;
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
 
-/// Event severity.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum EventType {
-    Normal,
-    Warning,
+/// Every reason of the Events hashroll publishes: the one list the reference page is
+/// rendered from (what it says of each is kept for that page alone). A reason fixes the
+/// Event's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reason {
+    Reloaded,
+    ReloadFail,
+    RecreateFail,
+    InvalidAnnotation,
+    RolloutHeld,
+    RolloutFailed,
+}
+
+impl Reason {
+    #[cfg(test)]
+    pub(crate) const ALL: [Reason; 6] = [
+        Reason::Reloaded,
+        Reason::ReloadFail,
+        Reason::RecreateFail,
+        Reason::InvalidAnnotation,
+        Reason::RolloutHeld,
+        Reason::RolloutFailed,
+    ];
+
+    /// The Event's `reason`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reason::Reloaded => "Reloaded",
+            Reason::ReloadFail => "ReloadFail",
+            Reason::RecreateFail => "RecreateFail",
+            Reason::InvalidAnnotation => "InvalidAnnotation",
+            Reason::RolloutHeld => "RolloutHeld",
+            Reason::RolloutFailed => "RolloutFailed",
+        }
+    }
+
+    /// The Event's `type`: `Normal` or `Warning`.
+    pub(crate) fn type_(self) -> &'static str {
+        match self {
+            Reason::Reloaded => "Normal",
+            _ => "Warning",
+        }
+    }
+
+    /// The object the Event is about.
+    #[cfg(test)]
+    pub(crate) fn regarding(self) -> &'static str {
+        match self {
+            Reason::RolloutFailed => "ConfigMap, Secret or SecretProviderClass",
+            Reason::RecreateFail => "Job",
+            _ => "workload",
+        }
+    }
+
+    /// When it is published.
+    #[cfg(test)]
+    pub(crate) fn when(self) -> &'static str {
+        match self {
+            Reason::Reloaded => "a roll was written; the note names the sources whose change it is",
+            Reason::ReloadFail => {
+                "a roll patch failed; the same text at most once per 10 minutes per workload"
+            }
+            Reason::RecreateFail => {
+                "a Job deleted for a roll cannot be created again yet (hashroll keeps it and retries)"
+            }
+            Reason::InvalidAnnotation => {
+                "an annotation of the workload has a bad value, named in the note"
+            }
+            Reason::RolloutHeld => {
+                "the roll is held: a rollout of an earlier wave of the same change failed"
+            }
+            Reason::RolloutFailed => {
+                "a rollout of this source's change failed and holds the later waves (with an alert)"
+            }
+        }
+    }
 }
 
 /// A workload's ReloadFail Event with the same text is posted at most once in this.
@@ -57,8 +128,7 @@ impl Writer {
     /// A Warning Event naming what is wrong with the workload's annotations.
     pub(crate) async fn warn_annotations(&self, entry: &WorkloadEntry, problems: &[String]) {
         let note = problems.join("; ");
-        self.event(entry, EventType::Warning, "InvalidAnnotation", note)
-            .await;
+        self.event(entry, Reason::InvalidAnnotation, note).await;
     }
 
     /// A Warning Event on a workload whose roll is held, and (`source_too`) on the source
@@ -70,8 +140,7 @@ impl Writer {
         source_too: bool,
     ) {
         let note = hold.to_string();
-        self.event(entry, EventType::Warning, "RolloutHeld", note.clone())
-            .await;
+        self.event(entry, Reason::RolloutHeld, note.clone()).await;
         if !source_too {
             return;
         }
@@ -84,7 +153,7 @@ impl Writer {
                 namespace: Some(entry.key.namespace.to_string()),
                 ..Default::default()
             };
-            self.post_event(regarding, EventType::Warning, "RolloutFailed", note.clone())
+            self.post_event(regarding, Reason::RolloutFailed, note.clone())
                 .await;
         }
         if let Some(a) = &self.alerts {
@@ -100,13 +169,7 @@ impl Writer {
     }
 
     /// One Event per roll (events.k8s.io/v1), so each names its own sources.
-    pub(super) async fn event(
-        &self,
-        entry: &WorkloadEntry,
-        type_: EventType,
-        reason: &str,
-        note: String,
-    ) {
+    pub(super) async fn event(&self, entry: &WorkloadEntry, reason: Reason, note: String) {
         let key = &entry.key;
         let row = key.kind.row();
         let regarding = ObjectReference {
@@ -117,15 +180,14 @@ impl Writer {
             uid: entry.uid.as_deref().map(String::from),
             ..Default::default()
         };
-        self.post_event(regarding, type_, reason, note).await;
+        self.post_event(regarding, reason, note).await;
     }
 
     /// An Event (events.k8s.io/v1) about `regarding`.
     pub(super) async fn post_event(
         &self,
         regarding: ObjectReference,
-        type_: EventType,
-        reason: &str,
+        reason: Reason,
         note: String,
     ) {
         let now = k8s_openapi::jiff::Timestamp::now();
@@ -138,16 +200,13 @@ impl Writer {
                 ..Default::default()
             },
             action: Some("Reload".into()),
-            reason: Some(reason.into()),
+            reason: Some(reason.as_str().into()),
             note: Some(note.chars().take(1000).collect()),
             event_time: Some(MicroTime(now)),
             regarding: Some(regarding),
             reporting_controller: Some("hashroll.dev/hashroll".into()),
             reporting_instance: Some(self.instance.clone()),
-            type_: Some(match type_ {
-                EventType::Normal => "Normal".into(),
-                EventType::Warning => "Warning".into(),
-            }),
+            type_: Some(reason.type_().into()),
             ..Default::default()
         };
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);

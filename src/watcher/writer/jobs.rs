@@ -7,7 +7,7 @@ use std::time::Duration;
 use kube::api::PostParams;
 
 use super::Writer;
-use super::events::EventType;
+use super::events::Reason;
 use crate::core::kind::WorkloadKind;
 use crate::core::record::Decision;
 use crate::k8s;
@@ -261,8 +261,7 @@ impl Writer {
                         "The Job was deleted for a roll and cannot be created again yet (kept by hashroll, retrying): {e}"
                     );
                     if self.first_failure(key, &note) {
-                        self.event(&r.entry, EventType::Warning, "RecreateFail", note)
-                            .await;
+                        self.event(&r.entry, Reason::RecreateFail, note).await;
                     }
                     // never taken as "gone": the roller retries until it lands
                     return Err(match e {

@@ -30,7 +30,7 @@ mod jobs;
 #[cfg(test)]
 mod tests;
 
-use events::EventType;
+pub(crate) use events::Reason;
 pub(crate) use jobs::Recreate;
 
 /// What an alert says of a roll of `key`.
@@ -204,7 +204,7 @@ impl Writer {
                         a.notify(notice(key, decision, true));
                     }
                     let note = format!("Changes to {sources} rolled {} {}", key.kind, key.name);
-                    self.event(entry, EventType::Normal, "Reloaded", note).await;
+                    self.event(entry, Reason::Reloaded, note).await;
                 } else {
                     tracing::info!(workload = %key, "record updated without a roll (sources joined or left, or re-made with the current key)");
                 }
@@ -221,8 +221,7 @@ impl Writer {
                         .reload(false, key.kind.as_str(), &key.namespace);
                     let note = format!("Rolling for {sources} failed: {err}");
                     if self.first_failure(key, &note) {
-                        self.event(entry, EventType::Warning, "ReloadFail", note)
-                            .await;
+                        self.event(entry, Reason::ReloadFail, note).await;
                     }
                 }
                 Err(err)
