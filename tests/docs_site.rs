@@ -160,7 +160,11 @@ fn anchors(text: &str) -> BTreeSet<String> {
         }
         let id = anchor_of(h);
         let n = seen.entry(id.clone()).or_insert(0);
-        out.insert(if *n == 0 { id.clone() } else { format!("{id}-{n}") });
+        out.insert(if *n == 0 {
+            id.clone()
+        } else {
+            format!("{id}-{n}")
+        });
         *n += 1;
     }
     out
@@ -168,13 +172,22 @@ fn anchors(text: &str) -> BTreeSet<String> {
 
 #[test]
 fn anchors_follow_mdbooks_rule() {
-    assert_eq!(anchor_of(" `hashroll explain` first"), "hashroll-explain-first");
-    assert_eq!(anchor_of(" GitOps: Argo CD and Flux"), "gitops-argo-cd-and-flux");
+    assert_eq!(
+        anchor_of(" `hashroll explain` first"),
+        "hashroll-explain-first"
+    );
+    assert_eq!(
+        anchor_of(" GitOps: Argo CD and Flux"),
+        "gitops-argo-cd-and-flux"
+    );
     assert_eq!(
         anchor_of(" The NetworkPolicy under `helm template`"),
         "the-networkpolicy-under-helm-template"
     );
-    assert_eq!(anchor_of(" See [Install](install.md) now"), "see-install-now");
+    assert_eq!(
+        anchor_of(" See [Install](install.md) now"),
+        "see-install-now"
+    );
     let a = anchors("# A\n\n```\n# not a heading\n```\n## A\n#nohead\n");
     assert_eq!(a, BTreeSet::from(["a".to_string(), "a-1".to_string()]));
     assert_eq!(
@@ -245,7 +258,10 @@ fn every_include_names_a_file_and_every_example_is_shown() {
                 Ok(f) => {
                     shown.insert(f);
                 }
-                Err(_) => bad.push(format!("{}: {{{{#include {inc}}}}}: no such file", rel(&page))),
+                Err(_) => bad.push(format!(
+                    "{}: {{{{#include {inc}}}}}: no such file",
+                    rel(&page)
+                )),
             }
         }
     }
@@ -304,7 +320,10 @@ fn every_page_is_in_the_summary_and_every_entry_is_a_page() {
         .filter(|p| !p.exists())
         .map(|p| rel(p))
         .collect();
-    assert!(missing.is_empty(), "SUMMARY.md lists missing pages: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "SUMMARY.md lists missing pages: {missing:?}"
+    );
     let unlisted: Vec<String> = files(&src(), ".md")
         .into_iter()
         .filter(|p| *p != summary_path && !listed.contains(p))
@@ -379,7 +398,9 @@ fn every_alert_rule_links_its_runbook_page() {
             let want = format!("/docs/src/operations/runbooks/{alert}.md");
             let url = url.trim();
             if !url.starts_with("https://") || !url.ends_with(&want) {
-                bad.push(format!("{alert}: runbook_url {url} does not end with {want}"));
+                bad.push(format!(
+                    "{alert}: runbook_url {url} does not end with {want}"
+                ));
             }
             if !runbooks.join(format!("{alert}.md")).exists() {
                 bad.push(format!("{alert}: no page {alert}.md"));
@@ -396,6 +417,9 @@ fn every_alert_rule_links_its_runbook_page() {
         .filter(|p| p != "index")
         .collect();
     let rules: BTreeSet<String> = alerts.into_iter().collect();
-    assert_eq!(pages, rules, "one runbook page per alert rule, named as the rule");
+    assert_eq!(
+        pages, rules,
+        "one runbook page per alert rule, named as the rule"
+    );
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
