@@ -20,7 +20,7 @@ if [ -f "$dest/.complete" ]; then
 fi
 command -v cargo >/dev/null || { echo "mdbook: 'cargo' is not on PATH" >&2; exit 1; }
 t=$(date +%s)
-echo "==> installing mdbook $MDBOOK_VERSION from crates.io (first time: a few minutes)"
+echo "==> installing mdbook $MDBOOK_VERSION from crates.io (first time: up to 20 minutes on 2 cores)"
 # its own target folder, so the project's build cache is not touched
 CARGO_TARGET_DIR="$cache/tools/mdbook-build" \
   cargo install mdbook --version "$MDBOOK_VERSION" --locked --root "$dest" --quiet
