@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: node image argo-rollouts flux csi-crds reloader-chart tools soak fuzz fuzz-smoke fuzz-tools all demo demo-safe bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: docs node image argo-rollouts flux csi-crds reloader-chart tools soak fuzz fuzz-smoke fuzz-tools all demo demo-safe bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -125,8 +125,18 @@ e2e: control-plane node argo-rollouts flux csi-crds reloader-chart tools release
 	@hack/e2e.sh
 	@hack/no-plane-left.sh
 
-test: control-plane lint unit e2e release fuzz-smoke
+test: control-plane lint docs unit e2e release fuzz-smoke
 	@echo "make test: all checks passed"
+
+## docs: the documentation site (mdBook, pinned in hack/versions.env, installed once by
+## hack/build-mdbook.sh) into $(HASHROLL_CACHE)/docs-site, then its check: every link and
+## anchor, every include, every page in SUMMARY.md (tests/docs_site.rs)
+DOCS_SITE ?= $(HASHROLL_CACHE)/docs-site
+docs:
+	@hack/build-mdbook.sh
+	$$(hack/build-mdbook.sh path) build docs --dest-dir $(DOCS_SITE)
+	@echo "docs: built into $(DOCS_SITE)/index.html"
+	cargo test --test docs_site
 
 versions: control-plane
 	@$(PLANE_BIN)/kube-apiserver --version
