@@ -188,7 +188,7 @@ pub struct RunArgs {
     pub max_concurrent_rollouts: usize,
     #[command(flatten)]
     pub gate: GateArgs,
-    /// global limit on roll patches per second
+    /// global limit on the watcher's writes per second: rolls and record-only patches alike
     #[arg(
         long,
         env = "HASHROLL_MAX_ROLLOUTS_PER_SECOND",
