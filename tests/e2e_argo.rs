@@ -6,7 +6,6 @@
 mod support;
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject};
@@ -33,8 +32,7 @@ async fn wait_rollout_rs(client: &kube::Client, ns: &str, name: &str, n: usize) 
 }
 
 async fn assert_rollout_rs_stays(client: &kube::Client, ns: &str, name: &str, want: usize) {
-    let end = Instant::now() + SETTLE;
-    loop {
+    holds_for(SETTLE, || async {
         let rs = rollout_replicasets(client, ns, name).await;
         let tokens: Vec<_> = rs
             .iter()
@@ -57,11 +55,8 @@ async fn assert_rollout_rs_stays(client: &kube::Client, ns: &str, name: &str, wa
             want,
             "ReplicaSets of rollout/{name} in {ns}: {tokens:#?}"
         );
-        if Instant::now() > end {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 fn rollout_yaml(name: &str, ann: &str) -> String {

@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
@@ -104,12 +104,11 @@ async fn a_refused_roll_is_retried_slowly_with_one_event_and_lands_once_allowed(
     })
     .await;
     // retried every 3 s for 12 s: still one Event, still one ReplicaSet
-    let end = Instant::now() + Duration::from_secs(12);
-    while Instant::now() < end {
+    holds_for(Duration::from_secs(12), || async {
         assert_eq!(reload_fail_events(&client, &frozen).await, 1);
         assert_rs_count_stays(&client, &frozen, "app=web", before, Duration::ZERO).await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     assert!(
         h.log().matches("will retry").count() >= 2,
         "retried: {}",

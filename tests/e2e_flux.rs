@@ -184,8 +184,7 @@ async fn wait_applied(ns: &str, rev: &str) {
 
 /// Over `settle`: the Kustomization stays Ready at `rev` and the ReplicaSets stay `rs`.
 async fn stays(client: &kube::Client, ns: &str, rev: &str, rs: usize, settle: Duration) {
-    let end = Instant::now() + settle;
-    loop {
+    holds_for(settle, || async {
         let (ready, applied, k) = kustomization(ns);
         assert!(
             ready == "True" && applied == rev,
@@ -197,11 +196,8 @@ async fn stays(client: &kube::Client, ns: &str, rev: &str, rs: usize, settle: Du
             rs,
             "ReplicaSets of web"
         );
-        if Instant::now() > end {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    })
+    .await;
 }
 
 async fn stamped(client: &kube::Client, ns: &str) -> Deployment {

@@ -109,8 +109,15 @@ async fn a_frozen_leader_writes_nothing_when_it_wakes_after_a_takeover() {
         &cfg_and_app("1", &["web"]),
     );
     wait_rs(&client, &ns, "app=web", 1).await;
+    let mark = leader.log().len();
     set_cfg(&ns, "2");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // the leader has the change in its queue (it logs each source change it queues)
+    wait_for("the leader to queue the change", DEADLINE, || async {
+        log_after(&leader, mark)
+            .contains("source changed")
+            .then_some(())
+    })
+    .await;
     assert!(leader.signal("-STOP"), "signal -STOP");
     let next = wait_for("the other replica to take the lease", DEADLINE, || async {
         holder(&client, &ns).await.filter(|h| *h != first)

@@ -158,8 +158,7 @@ async fn self_managed_certificate_is_renewed_and_replicas_agree_after_a_delete()
     })
     .await;
     // over a settle period: one CA, the Secret's, however often the replicas look
-    let end = std::time::Instant::now() + SETTLE;
-    while std::time::Instant::now() < end {
+    holds_for(SETTLE, || async {
         let (crt, ca) = secret_pems(&client, own).await.unwrap();
         let bundle = ca_bundle(&client, config).await.unwrap();
         // a renewal meanwhile moves all three together; never two CAs fighting
@@ -170,8 +169,8 @@ async fn self_managed_certificate_is_renewed_and_replicas_agree_after_a_delete()
             bundle == ca || rustls_pemfile::certs(&mut &bundle[..]).count() <= 2,
             "caBundle apart from the Secret"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    }
+    })
+    .await;
     let (crt, ca) = secret_pems(&client, own).await.unwrap();
     for port in [a.webhook_port, b.webhook_port] {
         wait_for(

@@ -232,7 +232,11 @@ async fn sigterm_answers_the_admission_in_flight_then_stops() {
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // the rest only once the stop has begun
+    wait_for("hashroll to take the SIGTERM", DEADLINE, || async {
+        h.log().contains("terminated; stopping").then_some(())
+    })
+    .await;
     s.write_all(&body[body.len() / 2..]).await.unwrap();
     s.flush().await.unwrap();
     let mut answer = Vec::new();

@@ -361,10 +361,9 @@ spec:
             .and_then(|m| m.annotations.as_ref())),
         sts_token
     );
-    let end = std::time::Instant::now() + SETTLE;
-    while std::time::Instant::now() < end {
+    holds_for(SETTLE, || async {
         assert_eq!(revisions(&client, &ns, "app=agent").await, 1);
         assert_eq!(revisions(&client, &ns, "app=db").await, 1);
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }

@@ -404,6 +404,24 @@ pub async fn wait_webhook_active_on(p: &Plane, ns: &str) {
     .await;
 }
 
+/// Runs `check` (which asserts) every 250 ms over `settle`, and once more at its end: the
+/// tests' one "nothing happens for a settle period" loop, beside [`wait_for`]'s "something
+/// happens within a deadline".
+pub async fn holds_for<F, Fut>(settle: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let end = Instant::now() + settle;
+    loop {
+        check().await;
+        if Instant::now() >= end {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Asserts that the ReplicaSets matching `selector` stay exactly `want` over `settle`.
 pub async fn assert_rs_count_stays(
     client: &kube::Client,
@@ -412,15 +430,11 @@ pub async fn assert_rs_count_stays(
     want: usize,
     settle: Duration,
 ) {
-    let end = Instant::now() + settle;
-    loop {
+    holds_for(settle, || async {
         let n = replicasets(client, ns, selector).await.len();
         assert_eq!(n, want, "ReplicaSets of {selector} in {ns}");
-        if Instant::now() > end {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 /// How long "nothing rolled" is watched for.
@@ -580,16 +594,15 @@ pub async fn wait_all_rs(client: &kube::Client, ns: &str, names: &[String], n: u
 
 /// The ReplicaSet count of each Deployment, over the settle period, stays `want`.
 pub async fn counts_stay(client: &kube::Client, ns: &str, want: &BTreeMap<String, usize>) {
-    let end = tokio::time::Instant::now() + SETTLE * 2;
-    while tokio::time::Instant::now() < end {
+    holds_for(SETTLE * 2, || async {
         let now: BTreeMap<String, usize> = rs_times(client, ns)
             .await
             .into_iter()
             .map(|(k, v)| (k, v.len()))
             .collect();
         assert_eq!(&now, want, "ReplicaSets per Deployment");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 /// The sum of the samples of metric `name` (a name and the space or brace after it) in
