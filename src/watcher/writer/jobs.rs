@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use kube::api::PostParams;
-
 use super::Writer;
 use super::events::EventType;
 use crate::core::kind::WorkloadKind;
@@ -77,7 +75,7 @@ impl Writer {
             serde_json::from_value(job).map_err(kube::Error::SerdeError)?;
         let jobs = k8s::api::namespaced(self.client.clone(), &key.namespace, WorkloadKind::Job);
         let name = job.metadata.name.clone().unwrap_or_default();
-        match jobs.create(&PostParams::default(), &job).await {
+        match jobs.create(&k8s::api::post_params(), &job).await {
             Ok(_) => {
                 tracing::info!(workload = %key, job = %name, "created a Job from the CronJob");
                 Ok(())
@@ -218,9 +216,9 @@ impl Writer {
         let name = probe.metadata.name.clone().unwrap_or_default();
         let head: String = name.chars().take(63 - 9).collect();
         probe.metadata.name = Some(format!("{}-hr-check", head.trim_end_matches(['-', '.'])));
-        let pp = PostParams {
+        let pp = kube::api::PostParams {
             dry_run: true,
-            ..Default::default()
+            ..k8s::api::post_params()
         };
         match api.create(&pp, &probe).await {
             Ok(_) => Ok(()),
@@ -244,7 +242,7 @@ impl Writer {
         let mut delay = Duration::from_millis(50);
         let mut attempt = 0;
         loop {
-            match api.create(&PostParams::default(), &r.job).await {
+            match api.create(&k8s::api::post_params(), &r.job).await {
                 Ok(o) => {
                     tracing::info!(workload = %key, "deleted the Job and created it again");
                     self.keep_recreate(key, None);

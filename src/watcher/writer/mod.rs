@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -285,7 +285,7 @@ impl Writer {
     ) -> Result<Option<WorkloadEntry>, kube::Error> {
         let api = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
         let o = api
-            .patch(&key.name, &PatchParams::default(), &Patch::Merge(body))
+            .patch(&key.name, &k8s::api::patch_params(), &Patch::Merge(body))
             .await?;
         Ok(self.entry_of(key.kind, &o))
     }
