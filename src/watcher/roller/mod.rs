@@ -48,7 +48,8 @@ pub(crate) struct Roller {
     workers: Arc<Semaphore>,
     /// per workload, the problems last reported in a Warning Event (reported once each)
     reported: Reported,
-    /// how long a write refused for good (403, 422, ...) waits before it is tried again
+    /// the longest wait before a refused write (403, 422, ...) is tried again
+    /// (`--permanent-error-retry`; the waits start at 1 s, see `retry`)
     permanent_retry: Duration,
     /// `--min-roll-interval` (the flap breaker; 0: off unless a workload asks)
     min_interval: Duration,

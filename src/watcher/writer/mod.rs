@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::queue::due_at;
-use super::retry::WriteError;
+use super::retry::{Failed, Verb, WriteError};
 use super::workloads::{WorkloadEntry, WorkloadKey};
 use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::{LAST_ROLL, PAUSED_AT, ROLLOUT_STRATEGY};
@@ -181,11 +181,11 @@ impl Writer {
                 // the Job first: if the patch then fails, the retry (same change, same
                 // token) finds the Job by its name instead of making a second
                 match self.run_cronjob(key, decision).await {
-                    Ok(()) => self.patch(key, &body).await,
+                    Ok(()) => self.patch_call(key, &body).await,
                     Err(e) => Err(e),
                 }
             }
-            _ => self.patch(key, &body).await,
+            _ => self.patch_call(key, &body).await,
         };
         self.state
             .metrics
@@ -212,9 +212,9 @@ impl Writer {
                     pause_for: pause_for.filter(|_| decision.roll),
                 })
             }
-            Err(e) => {
-                let err = WriteError::of_patch(key, e);
-                if decision.roll && matches!(err, WriteError::Patch(..)) {
+            Err(f) => {
+                let err = WriteError::of_call(key, f);
+                if decision.roll && matches!(err, WriteError::Call { .. }) {
                     self.state
                         .metrics
                         .reload(false, key.kind.as_str(), &key.namespace);
@@ -276,6 +276,17 @@ impl Writer {
             .map_err(|e| WriteError::of_patch(key, e))?;
         tracing::info!(workload = %key, "pause-period over; resumed");
         Ok(e)
+    }
+
+    /// [`Writer::patch`], its error naming the call.
+    async fn patch_call(
+        &self,
+        key: &WorkloadKey,
+        body: &Value,
+    ) -> Result<Option<WorkloadEntry>, Failed> {
+        self.patch(key, body)
+            .await
+            .map_err(|e| Failed::new(Verb::Patch, key.kind, e))
     }
 
     async fn patch(
