@@ -83,10 +83,11 @@ pub(crate) async fn run(
         if !state.policy.handles(kind) {
             continue;
         }
-        // a custom resource not installed (yet): watched once discovery finds it, and not
-        // waited for at start-up
+        // a custom resource not installed (yet): watched once its CRD is, and not waited
+        // for at start-up
         if kind.row().optional && !installed(&client, kind).await {
-            tracing::info!(kind = %kind, "not installed; watching for its CRD");
+            let crd = k8s::crd::crd_name(&k8s::api::resource(kind));
+            tracing::info!(kind = %kind, crd = %crd, "not installed; watching for its CRD");
             live.spawn(
                 kind.row().plural,
                 discover_then_watch(
@@ -330,16 +331,14 @@ async fn watch_switches(
     k8s::watch::run(api, cfg, "switches", &mut h).await;
 }
 
-/// How often a kind not installed is looked for.
-const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Whether the API serves `kind`.
 async fn installed(client: &Client, kind: WorkloadKind) -> bool {
     k8s::api::served(client, &k8s::api::resource(kind), kind.as_str()).await
 }
 
-/// Looks for `kind` every [`DISCOVERY_INTERVAL`]; once it is served, watches it (its first
-/// list reconciles its workloads like a relist).
+/// Waits for `kind`'s CRD (`k8s::crd`: a watch of it by name, a slow poll as the backstop);
+/// once the kind is served, watches it (its first list reconciles its workloads like a
+/// relist).
 async fn discover_then_watch(
     state: Arc<State>,
     client: Client,
@@ -347,9 +346,7 @@ async fn discover_then_watch(
     roller: Arc<Roller>,
     synced: mpsc::UnboundedSender<WorkloadKind>,
 ) {
-    while !installed(&client, kind).await {
-        tokio::time::sleep(DISCOVERY_INTERVAL).await;
-    }
+    k8s::crd::until_served(&client, &k8s::api::resource(kind), kind.as_str()).await;
     tracing::info!(kind = %kind, "now installed; watching it");
     // found after start-up: what it lists is checked like a workload that changed
     watch_kind_from(state, client, kind, roller, synced, false).await;
