@@ -146,7 +146,7 @@ pub(crate) async fn run(
         crate::services::namespaces::watch_says(client.clone(), label, says, says_tx),
     );
     // start-up reconcile: out-of-date workloads roll once, the rest stay untouched
-    let n = roller.enqueue_all(Duration::ZERO);
+    let n = roller.enqueue_all();
     roller.resume_pending_pauses();
     tracing::info!(workloads = n, "watcher synced; reconciling every workload");
     live.spawn("roller", roller.clone().run());
@@ -163,14 +163,14 @@ pub(crate) async fn run(
                     key_changes.borrow_and_update();
                     // records made with the replaced key are re-made (no roll where the
                     // data is as it was)
-                    let n = roller.enqueue_all(Duration::ZERO);
+                    let n = roller.enqueue_all();
                     tracing::info!(workloads = n, "HMAC keys changed; checking every workload");
                 }
             }
             changed = leadership.changed() => {
                 if changed.is_ok() && *leadership.borrow_and_update() {
                     // a new writer reconciles: rolls what is out of date, nothing else
-                    let n = roller.enqueue_all(Duration::ZERO);
+                    let n = roller.enqueue_all();
                     roller.resume_pending_pauses();
                     tracing::info!(workloads = n, "leader now; reconciling every workload");
                 }
@@ -185,7 +185,7 @@ pub(crate) async fn run(
             relisted = synced_rx.recv() => {
                 if let Some(kind) = relisted {
                     tracing::info!(kind = %kind, "workloads relisted; reconciling every workload");
-                    roller.enqueue_all(Duration::ZERO);
+                    roller.enqueue_all();
                 }
             }
         }
@@ -284,7 +284,7 @@ impl SwitchWatch {
     fn set(&self, state: safe::SwitchState) {
         match self.roller.safe.set_switches(state) {
             None => {
-                let n = self.roller.enqueue_all(Duration::ZERO);
+                let n = self.roller.enqueue_all();
                 tracing::info!(
                     workloads = n,
                     "rolls no longer paused; checking every workload"
