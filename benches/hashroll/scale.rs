@@ -223,8 +223,12 @@ async fn restart_then_change(
         let (h, launch) = start_hashroll(plane, &flags)?;
         launch.wait_ready(&h, READY_WITHIN).await?;
         let ready = t.elapsed();
-        cms.patch(&cm, &PatchParams::default(), &Patch::Merge(json!({"data": {"v": v}})))
-            .await?;
+        cms.patch(
+            &cm,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": v}})),
+        )
+        .await?;
         let changed = Instant::now();
         let within = Duration::from_secs(120);
         let seen = tokio::time::timeout(within, seen_cm).await??;
