@@ -453,8 +453,20 @@ async fn a_job_whose_re_create_is_refused_by_a_quota_comes_back_soon_after_it_is
     kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
     let first = jobs.get("job").await.unwrap();
     let uid = |j: &Job| j.metadata.uid.clone().unwrap_or_default();
-    // no new Job in the namespace (once the quota controller has counted the one there)
+    // no new Job in the namespace. The plane runs no quota controller: its status (what
+    // quota admission reads) is set here as the controller would, counting the one Job
     kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &job_quota(0));
+    kubectl(&[
+        "patch",
+        "resourcequota",
+        "jobs",
+        "-n",
+        &ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status": {"hard": {"count/jobs.batch": "0"}, "used": {"count/jobs.batch": "1"}}}"#,
+    ]);
     let probe = job_yaml("probe", "", false);
     wait_for("the quota to refuse Job creates", DEADLINE, || async {
         let refused = plane().kubectl_stdin(
