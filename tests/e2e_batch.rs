@@ -427,3 +427,98 @@ async fn a_job_whose_new_copy_would_be_refused_is_not_deleted_and_comes_back_lat
     .await;
     assert_ne!(job_token(&again), job_token(&first));
 }
+
+/// A ResourceQuota allowing `jobs` Jobs in `ns`.
+fn job_quota(jobs: u32) -> String {
+    format!(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata: {{name: jobs}}\nspec: {{hard: {{count/jobs.batch: \"{jobs}\"}}}}\n"
+    )
+}
+
+#[tokio::test]
+async fn a_job_whose_re_create_is_refused_by_a_quota_comes_back_soon_after_it_is_lifted() {
+    let client = client().await;
+    let ns = namespace("job-quota");
+    // the default --permanent-error-retry (2m): the first retries of a refusal still come
+    // within seconds
+    let h = Hashroll::for_namespace(&ns, &[]).await;
+    let jobs = Api::<Job>::namespaced(client.clone(), &ns);
+    let mut yaml = cfg_yaml("1", true);
+    yaml.push_str("---\n");
+    yaml.push_str(&job_yaml(
+        "job",
+        r#"reloader.stakater.com/auto: "true""#,
+        true,
+    ));
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &yaml);
+    let first = jobs.get("job").await.unwrap();
+    let uid = |j: &Job| j.metadata.uid.clone().unwrap_or_default();
+    // no new Job in the namespace. The plane runs no quota controller: its status (what
+    // quota admission reads) is set here as the controller would, counting the one Job
+    kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], &job_quota(0));
+    kubectl(&[
+        "patch",
+        "resourcequota",
+        "jobs",
+        "-n",
+        &ns,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status": {"hard": {"count/jobs.batch": "0"}, "used": {"count/jobs.batch": "1"}}}"#,
+    ]);
+    let probe = job_yaml("probe", "", false);
+    wait_for("the quota to refuse Job creates", DEADLINE, || async {
+        let refused = plane().kubectl_stdin(
+            &["create", "-n", &ns, "--dry-run=server", "-f", "-"],
+            &probe,
+        );
+        refused
+            .err()
+            .filter(|e| e.to_string().contains("exceeded quota"))
+            .map(|_| ())
+    })
+    .await;
+    set_cfg(&ns, "2");
+    // a Job-count quota alone does not keep the Job (the delete frees what the create
+    // takes): deleted, its create refused and kept, retried soon and more than once
+    let failed = "cannot create it again yet";
+    wait_for(
+        "three refused creates of the kept Job",
+        DEADLINE,
+        || async { (h.log().matches(failed).count() >= 3).then_some(()) },
+    )
+    .await;
+    let log = h.log();
+    assert!(jobs.get_opt("job").await.unwrap().is_none(), "{log}");
+    // the error names the call that failed
+    assert!(
+        log.contains(&format!("create of Job {ns}/job failed")),
+        "{log}"
+    );
+    assert!(!log.contains(&format!("patch of Job {ns}/job")), "{log}");
+    // the quota lifted: the Job is back within seconds, once, with the new token
+    kubectl(&["delete", "resourcequota", "jobs", "-n", &ns]);
+    let lifted = Instant::now();
+    let again = wait_for("the Job made again", DEADLINE, || async {
+        jobs.get_opt("job")
+            .await
+            .ok()
+            .flatten()
+            .filter(|j| uid(j) != uid(&first))
+    })
+    .await;
+    let took = lifted.elapsed();
+    assert!(
+        took <= Duration::from_secs(15),
+        "the Job came back {took:?} after the quota was lifted"
+    );
+    assert_ne!(job_token(&again), job_token(&first));
+    let end = Instant::now() + SETTLE;
+    while Instant::now() < end {
+        let j = jobs.get("job").await.expect("the Job stays");
+        assert_eq!(uid(&j), uid(&again), "the Job was made again twice");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(!h.log().contains("panicked"), "{}", h.log());
+}

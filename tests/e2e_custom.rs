@@ -1,7 +1,8 @@
 //! A kind named by flag: a CRD written for this test keeps its pod template at a
 //! non-standard path (`spec.workload.podTemplate`). With `--workload-kind` hashroll stamps
 //! it at admission, patches the token into that path on a change, rolls nothing on a
-//! restart, and `explain` reads it. Named but not installed: a log line, no crash.
+//! restart, and `explain` reads it. Named but not installed: a log line, no crash, and the
+//! kind watched within seconds of its CRD's install.
 
 mod support;
 
@@ -28,6 +29,17 @@ async fn a_kind_named_by_flag_is_stamped_and_rolled_at_its_template_path() {
     })
     .await;
     install_widget_crd().await;
+    // found by the watch of its CRD, not by a poll (every 30 s): watched within seconds
+    let established = std::time::Instant::now();
+    wait_for("the kind watched", DEADLINE, || async {
+        h.log().contains("now installed; watching it").then_some(())
+    })
+    .await;
+    let took = established.elapsed();
+    assert!(
+        took <= Duration::from_secs(5),
+        "the kind was watched {took:?} after its CRD was established"
+    );
     add_widget_rule(&ns);
     // the webhook configuration takes a moment to reach the apiserver's admission chain
     let w = widgets(&client, &ns);

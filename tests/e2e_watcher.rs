@@ -658,3 +658,34 @@ async fn auto_reload_all_leaves_kube_system_and_its_own_namespace_alone() {
         kubectl(&["delete", "configmap", &format!("cfg-{sys}"), "-n", ns]);
     }
 }
+
+#[tokio::test]
+async fn a_roll_names_hashroll_as_the_field_manager() {
+    let client = client().await;
+    let ns = namespace("manager");
+    let _h = Hashroll::for_namespace(&ns, &[]).await;
+    apply(&ns, &cfg_and_app("1", &["app"]));
+    wait_rs(&client, &ns, "app=app", 1).await;
+    set_cfg(&ns, "2");
+    wait_rs(&client, &ns, "app=app", 2).await;
+    // the roll's patch is recorded under hashroll's name, owning the token it wrote into
+    // the pod template (and the record); no write of hashroll goes in without a name
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client, &ns);
+    let d = deployments.get("app").await.unwrap();
+    let fields = d.metadata.managed_fields.unwrap_or_default();
+    let ours: Vec<_> = fields
+        .iter()
+        .filter(|f| f.manager.as_deref() == Some("hashroll"))
+        .collect();
+    let owned = serde_json::to_string(&ours).unwrap();
+    assert!(
+        owned.contains("f:hashroll.dev/config-hash") && owned.contains("f:hashroll.dev/sources"),
+        "no hashroll entry owning the token and the record: {fields:?}"
+    );
+    assert!(
+        fields
+            .iter()
+            .all(|f| f.manager.as_deref().is_some_and(|m| !m.is_empty())),
+        "{fields:?}"
+    );
+}

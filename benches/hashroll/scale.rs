@@ -8,7 +8,10 @@ use super::*;
 /// with nothing changed: time from start to ready, peak RSS, API requests made until a few
 /// seconds after ready, and writes (must be 0 on the restart). At the largest size, a second
 /// replica (HA follower) idles for 60 s: its CPU time; then the reload latency of opted-in
-/// workloads. The baseline is the same binary on the empty cluster.
+/// workloads; then restarts with a change made as soon as each is ready (its start-up
+/// reconcile still walking every workload): start to ready, and the change to its roll
+/// next to the change to its own watch event (the floor). The baseline is the same binary
+/// on the empty cluster.
 pub(crate) async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
     let sizes: &[(usize, usize)] = if quick {
         &[(1_000, 1_000), (5_000, 2_000)]
@@ -137,7 +140,117 @@ pub(crate) async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
         ms(pct(&mut added, 0.5))
     );
     drop(leader);
+    let rounds = if quick { 5 } else { 10 };
+    let r = restart_then_change(&plane, &client, ns, n_dep / 2, rounds).await?;
+    let mut ready: Vec<Duration> = r.iter().map(|x| x.0).collect();
+    let mut floor: Vec<Duration> = r.iter().map(|x| x.1).collect();
+    let mut roll: Vec<Duration> = r.iter().map(|x| x.2).collect();
+    let mut first: Vec<Duration> = r.iter().map(|x| x.0 + x.2).collect();
+    println!(
+        "restart, then a change at ready, over {rounds} restarts at the largest size: ready p50 {}, change to its watch event (floor) p50 {} max {}, change to roll p50 {} max {}, start to roll p50 {} max {}",
+        ms(pct(&mut ready, 0.5)),
+        ms(pct(&mut floor, 0.5)),
+        ms(pct(&mut floor, 1.0)),
+        ms(pct(&mut roll, 0.5)),
+        ms(pct(&mut roll, 1.0)),
+        ms(pct(&mut first, 0.5)),
+        ms(pct(&mut first, 1.0)),
+    );
     Ok(())
+}
+
+/// `rounds` times: hashroll started (no HA, no coalesce window), and once it is ready one
+/// opted-in Deployment's ConfigMap changed: (start to ready, the change to its watch event,
+/// the change to the Deployment's new token), each.
+async fn restart_then_change(
+    plane: &Plane,
+    client: &kube::Client,
+    ns: &str,
+    opted: usize,
+    rounds: usize,
+) -> Result<Vec<(Duration, Duration, Duration)>, AnyErr> {
+    let flags = ["--max-rollouts-per-second=100000", "--coalesce-window=0"];
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let token = |d: &Deployment| {
+        d.spec
+            .template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("hashroll.dev/config-hash").cloned())
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for round in 0..rounds {
+        let idx = (round * 131 + 17) % opted;
+        let (cm, dep) = (format!("cm-{idx}"), format!("dep-{idx}"));
+        let before = token(&deps.get(&dep).await?);
+        let v = format!("restart-{round}");
+        // the watches run before the start, so each event is timed as it arrives
+        let seen_cm = {
+            let (cms, v) = (cms.clone(), v.clone());
+            let cfg = watcher::Config::default().fields(&format!("metadata.name={cm}"));
+            tokio::spawn(async move {
+                let mut s = watcher(cms, cfg).boxed();
+                while let Ok(Some(ev)) = s.try_next().await {
+                    if let watcher::Event::Apply(c) = ev
+                        && c.data.as_ref().and_then(|d| d.get("v")) == Some(&v)
+                    {
+                        return Some(Instant::now());
+                    }
+                }
+                None
+            })
+        };
+        let rolled = {
+            let (deps, before) = (deps.clone(), before.clone());
+            let cfg = watcher::Config::default().fields(&format!("metadata.name={dep}"));
+            tokio::spawn(async move {
+                let mut s = watcher(deps, cfg).boxed();
+                while let Ok(Some(ev)) = s.try_next().await {
+                    if let watcher::Event::Apply(d) = ev
+                        && token(&d) != before
+                    {
+                        return Some(Instant::now());
+                    }
+                }
+                None
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await; // both watches listed
+        let t = Instant::now();
+        let (h, launch) = start_hashroll(plane, &flags)?;
+        launch.wait_ready(&h, READY_WITHIN).await?;
+        let ready = t.elapsed();
+        cms.patch(
+            &cm,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"data": {"v": v}})),
+        )
+        .await?;
+        let changed = Instant::now();
+        let within = Duration::from_secs(120);
+        let seen = tokio::time::timeout(within, seen_cm).await??;
+        let rolled = tokio::time::timeout(within, rolled).await??;
+        let (Some(seen), Some(rolled)) = (seen, rolled) else {
+            return Err(format!("no roll of {dep} seen").into());
+        };
+        let row = (
+            ready,
+            seen.saturating_duration_since(changed),
+            rolled.saturating_duration_since(changed),
+        );
+        eprintln!(
+            "restart {round}: ready {}, floor {}, change to roll {}",
+            ms(row.0),
+            ms(row.1),
+            ms(row.2)
+        );
+        out.push(row);
+        drop(h);
+    }
+    Ok(out)
 }
 
 /// One line of the scale table.

@@ -17,7 +17,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use serde_json::{Value, json};
 
 use crate::cmd::cli::args::MigrateArgs;
@@ -342,7 +342,7 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
         let p: Patch<Value> =
             Patch::Json(serde_json::from_value(body).map_err(|e| ReadError::Api(e.to_string()))?);
         let what = format!("{}/{ns}/{name}", kind.as_str().to_lowercase());
-        match api.patch(name, &PatchParams::default(), &p).await {
+        match api.patch(name, &crate::k8s::api::patch_params(), &p).await {
             Ok(_) => {
                 let _ = writeln!(out, "patched {what}");
             }

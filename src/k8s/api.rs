@@ -3,11 +3,31 @@
 //! as dynamic objects, so no code path matches on the kind to pick a Rust type.
 
 use kube::Client;
-use kube::api::{Api, ApiResource, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject, PatchParams, PostParams};
 use serde_json::Value;
 
 use crate::core::kind::WorkloadKind;
 use crate::core::workload::{Workload, WorkloadError};
+
+/// The field manager every write of hashroll names, so `managedFields` (and a server-side
+/// applier such as Argo CD or Flux) show which fields hashroll owns.
+pub(crate) const FIELD_MANAGER: &str = "hashroll";
+
+/// The parameters of a patch by hashroll.
+pub(crate) fn patch_params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The parameters of a create or replace by hashroll.
+pub(crate) fn post_params() -> PostParams {
+    PostParams {
+        field_manager: Some(FIELD_MANAGER.to_string()),
+        ..Default::default()
+    }
+}
 
 /// The API resource of `kind`.
 pub(crate) fn resource(kind: WorkloadKind) -> ApiResource {

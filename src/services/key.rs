@@ -22,7 +22,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta};
 use rand::RngCore;
 
 use crate::core::digest::{DigestKey, KeyRing};
@@ -133,7 +133,7 @@ pub(crate) async fn from_secret(
         immutable: Some(true),
         ..Default::default()
     };
-    match api.create(&PostParams::default(), &secret).await {
+    match api.create(&crate::k8s::api::post_params(), &secret).await {
         Ok(s) => {
             tracing::info!(secret = %what, "created the HMAC key Secret");
             read(s)

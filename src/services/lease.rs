@@ -25,7 +25,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -248,7 +248,7 @@ pub(crate) async fn release(client: Client, cfg: &LeaseConfig) {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(now());
-        api.replace(&cfg.name, &PostParams::default(), &lease)
+        api.replace(&cfg.name, &crate::k8s::api::post_params(), &lease)
             .await?;
         Ok(true)
     };
@@ -296,7 +296,7 @@ async fn step(
             },
             spec: Some(spec(0, None)),
         };
-        return match api.create(&PostParams::default(), &lease).await {
+        return match api.create(&crate::k8s::api::post_params(), &lease).await {
             Ok(_) => Ok(true),
             Err(kube::Error::Api(e)) if e.code == 409 => Ok(false),
             Err(e) => Err(e.into()),
@@ -328,7 +328,10 @@ async fn step(
         lease.spec = Some(spec(transitions, current.acquire_time));
     }
     // the update carries the resourceVersion we read: a concurrent writer wins, we lose
-    match api.replace(&cfg.name, &PostParams::default(), &lease).await {
+    match api
+        .replace(&cfg.name, &crate::k8s::api::post_params(), &lease)
+        .await
+    {
         Ok(_) => {
             *observed = None;
             Ok(true)

@@ -20,7 +20,7 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Client;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, Patch};
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
@@ -248,7 +248,7 @@ pub(crate) async fn ensure(
             &pems,
             end,
         );
-        return match api.create(&PostParams::default(), &obj).await {
+        return match api.create(&crate::k8s::api::post_params(), &obj).await {
             Ok(_) => {
                 tracing::info!(secret = %what, not_after = %end, "created the webhook's CA and serving certificate");
                 Ok(pems)
@@ -280,7 +280,7 @@ pub(crate) async fn ensure(
     obj.metadata.resource_version = s.metadata.resource_version.clone();
     obj.metadata.owner_references = s.metadata.owner_references.clone();
     match api
-        .replace(&place.secret, &PostParams::default(), &obj)
+        .replace(&place.secret, &crate::k8s::api::post_params(), &obj)
         .await
     {
         Ok(_) => {
@@ -365,8 +365,12 @@ pub(crate) async fn set_ca_bundle(
     }
     let patch: json_patch::Patch =
         serde_json::from_value(serde_json::Value::Array(ops)).expect("valid JSON patch");
-    api.patch(config, &PatchParams::default(), &Patch::<()>::Json(patch))
-        .await?;
+    api.patch(
+        config,
+        &crate::k8s::api::patch_params(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
     Ok(true)
 }
 

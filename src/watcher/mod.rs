@@ -83,10 +83,11 @@ pub(crate) async fn run(
         if !state.policy.handles(kind) {
             continue;
         }
-        // a custom resource not installed (yet): watched once discovery finds it, and not
-        // waited for at start-up
+        // a custom resource not installed (yet): watched once its CRD is, and not waited
+        // for at start-up
         if kind.row().optional && !installed(&client, kind).await {
-            tracing::info!(kind = %kind, "not installed; watching for its CRD");
+            let crd = k8s::crd::crd_name(&k8s::api::resource(kind));
+            tracing::info!(kind = %kind, crd = %crd, "not installed; watching for its CRD");
             live.spawn(
                 kind.row().plural,
                 discover_then_watch(
@@ -145,7 +146,7 @@ pub(crate) async fn run(
         crate::services::namespaces::watch_says(client.clone(), label, says, says_tx),
     );
     // start-up reconcile: out-of-date workloads roll once, the rest stay untouched
-    let n = roller.enqueue_all(Duration::ZERO);
+    let n = roller.enqueue_all();
     roller.resume_pending_pauses();
     tracing::info!(workloads = n, "watcher synced; reconciling every workload");
     live.spawn("roller", roller.clone().run());
@@ -162,14 +163,14 @@ pub(crate) async fn run(
                     key_changes.borrow_and_update();
                     // records made with the replaced key are re-made (no roll where the
                     // data is as it was)
-                    let n = roller.enqueue_all(Duration::ZERO);
+                    let n = roller.enqueue_all();
                     tracing::info!(workloads = n, "HMAC keys changed; checking every workload");
                 }
             }
             changed = leadership.changed() => {
                 if changed.is_ok() && *leadership.borrow_and_update() {
                     // a new writer reconciles: rolls what is out of date, nothing else
-                    let n = roller.enqueue_all(Duration::ZERO);
+                    let n = roller.enqueue_all();
                     roller.resume_pending_pauses();
                     tracing::info!(workloads = n, "leader now; reconciling every workload");
                 }
@@ -184,7 +185,7 @@ pub(crate) async fn run(
             relisted = synced_rx.recv() => {
                 if let Some(kind) = relisted {
                     tracing::info!(kind = %kind, "workloads relisted; reconciling every workload");
-                    roller.enqueue_all(Duration::ZERO);
+                    roller.enqueue_all();
                 }
             }
         }
@@ -283,7 +284,7 @@ impl SwitchWatch {
     fn set(&self, state: safe::SwitchState) {
         match self.roller.safe.set_switches(state) {
             None => {
-                let n = self.roller.enqueue_all(Duration::ZERO);
+                let n = self.roller.enqueue_all();
                 tracing::info!(
                     workloads = n,
                     "rolls no longer paused; checking every workload"
@@ -330,16 +331,14 @@ async fn watch_switches(
     k8s::watch::run(api, cfg, "switches", &mut h).await;
 }
 
-/// How often a kind not installed is looked for.
-const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Whether the API serves `kind`.
 async fn installed(client: &Client, kind: WorkloadKind) -> bool {
     k8s::api::served(client, &k8s::api::resource(kind), kind.as_str()).await
 }
 
-/// Looks for `kind` every [`DISCOVERY_INTERVAL`]; once it is served, watches it (its first
-/// list reconciles its workloads like a relist).
+/// Waits for `kind`'s CRD (`k8s::crd`: a watch of it by name, a slow poll as the backstop);
+/// once the kind is served, watches it (its first list reconciles its workloads like a
+/// relist).
 async fn discover_then_watch(
     state: Arc<State>,
     client: Client,
@@ -347,9 +346,7 @@ async fn discover_then_watch(
     roller: Arc<Roller>,
     synced: mpsc::UnboundedSender<WorkloadKind>,
 ) {
-    while !installed(&client, kind).await {
-        tokio::time::sleep(DISCOVERY_INTERVAL).await;
-    }
+    k8s::crd::until_served(&client, &k8s::api::resource(kind), kind.as_str()).await;
     tracing::info!(kind = %kind, "now installed; watching it");
     // found after start-up: what it lists is checked like a workload that changed
     watch_kind_from(state, client, kind, roller, synced, false).await;

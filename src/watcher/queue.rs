@@ -11,6 +11,13 @@
 //! Tasks are kept by key and, in a second index, by due time: a wake takes what is due
 //! and finds the next due time without a scan of the whole queue (thousands of tasks held
 //! by a pause or the flap breaker cost nothing per wake).
+//!
+//! Two lanes: a walk of every workload (the start-up reconcile, a relist, a new leader, a
+//! key change; [`Queue::schedule_walk`]) and everything else, fresh (a source or a
+//! workload that changed, a retry). A due fresh task is taken before any due task of a
+//! walk, so a change made while thousands of unchanged workloads are being checked waits
+//! for none of them. A key is queued once: a fresh schedule of a key the walk holds makes
+//! it fresh, so the walk does not check it a second time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -33,6 +40,8 @@ pub(crate) struct Pending {
     pub attempts: u32,
     /// when it was first queued (for the queue and action latency metrics)
     pub queued: Instant,
+    /// queued by a walk of every workload, and by nothing fresh since
+    pub walk: bool,
 }
 
 /// The longest any task is put off (a longer delay is taken as this).
@@ -56,8 +65,10 @@ pub(crate) fn backoff(attempts: u32) -> Duration {
 #[derive(Debug)]
 pub(crate) struct Queue<K> {
     pending: BTreeMap<(K, Task), Pending>,
-    /// the same tasks by due time
+    /// the fresh tasks by due time
     by_due: BTreeSet<(Instant, K, Task)>,
+    /// the tasks of a walk by due time
+    walk_by_due: BTreeSet<(Instant, K, Task)>,
 }
 
 impl<K> Default for Queue<K> {
@@ -65,6 +76,7 @@ impl<K> Default for Queue<K> {
         Queue {
             pending: BTreeMap::new(),
             by_due: BTreeSet::new(),
+            walk_by_due: BTreeSet::new(),
         }
     }
 }
@@ -93,43 +105,78 @@ impl<K: Ord + Clone> Queue<K> {
         attempts: u32,
         queued: Instant,
     ) {
-        let due = due_at(now, delay);
+        self.put(key, task, due_at(now, delay), attempts, queued, false);
+    }
+
+    /// Schedules `task` for `key` now, as part of a walk of every workload: taken after
+    /// every due fresh task. A key queued already keeps its lane.
+    pub(crate) fn schedule_walk(&mut self, key: K, task: Task, now: Instant) {
+        self.put(key, task, now, 0, now, true);
+    }
+
+    fn index(&mut self, walk: bool) -> &mut BTreeSet<(Instant, K, Task)> {
+        if walk {
+            &mut self.walk_by_due
+        } else {
+            &mut self.by_due
+        }
+    }
+
+    fn put(
+        &mut self,
+        key: K,
+        task: Task,
+        due: Instant,
+        attempts: u32,
+        queued: Instant,
+        walk: bool,
+    ) {
         let k = (key, task);
         let p = match self.pending.get_mut(&k) {
             Some(p) => {
-                self.by_due.remove(&(p.due, k.0.clone(), task));
+                let old = (p.due, k.0.clone(), task);
+                let was_walk = p.walk;
                 p.due = p.due.min(due);
                 p.attempts = p.attempts.max(attempts);
                 p.queued = p.queued.min(queued);
-                *p
+                p.walk = p.walk && walk;
+                let p = *p;
+                self.index(was_walk).remove(&old);
+                p
             }
             None => {
                 let p = Pending {
                     due,
                     attempts,
                     queued,
+                    walk,
                 };
                 self.pending.insert(k.clone(), p);
                 p
             }
         };
-        self.by_due.insert((p.due, k.0, task));
+        self.index(p.walk).insert((p.due, k.0, task));
     }
 
-    /// Takes every task due at `now`.
-    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
-        let mut out = Vec::new();
-        while let Some((due, _, _)) = self.by_due.first()
-            && *due <= now
-        {
-            let Some((_, key, task)) = self.by_due.pop_first() else {
-                break;
-            };
-            if let Some(p) = self.pending.remove(&(key.clone(), task)) {
-                out.push((key, task, p));
+    /// Takes the next task due at `now`: the earliest due fresh one, else the earliest
+    /// due one of a walk.
+    pub(crate) fn take_one_due(&mut self, now: Instant) -> Option<(K, Task, Pending)> {
+        for walk in [false, true] {
+            let index = self.index(walk);
+            if index.first().is_some_and(|(due, _, _)| *due <= now)
+                && let Some((_, key, task)) = index.pop_first()
+                && let Some(p) = self.pending.remove(&(key.clone(), task))
+            {
+                return Some((key, task, p));
             }
         }
-        out
+        None
+    }
+
+    /// Takes every task due at `now`, the fresh ones first.
+    #[cfg(test)]
+    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
+        std::iter::from_fn(|| self.take_one_due(now)).collect()
     }
 
     /// How long the oldest `task` has waited since it was first queued.
@@ -143,14 +190,16 @@ impl<K: Ord + Clone> Queue<K> {
 
     /// When the next task is due.
     pub(crate) fn next_due(&self) -> Option<Instant> {
-        self.by_due.first().map(|(due, _, _)| *due)
+        let fresh = self.by_due.first().map(|(due, _, _)| *due);
+        let walk = self.walk_by_due.first().map(|(due, _, _)| *due);
+        fresh.into_iter().chain(walk).min()
     }
 
     /// Forgets every task of `key` (the workload is gone).
     pub(crate) fn remove(&mut self, key: &K) {
         for task in [Task::Check, Task::Resume] {
             if let Some(p) = self.pending.remove(&(key.clone(), task)) {
-                self.by_due.remove(&(p.due, key.clone(), task));
+                self.index(p.walk).remove(&(p.due, key.clone(), task));
             }
         }
     }
@@ -164,15 +213,19 @@ impl<K: Ord + Clone> Queue<K> {
         self.pending.is_empty()
     }
 
-    /// Both indexes hold the same tasks.
+    /// The due indexes hold the same tasks as the map, each in its lane.
     #[cfg(test)]
     fn consistent(&self) -> bool {
-        self.by_due.len() == self.pending.len()
-            && self.by_due.iter().all(|(due, k, t)| {
+        let lane = |index: &BTreeSet<(Instant, K, Task)>, walk: bool| {
+            index.iter().all(|(due, k, t)| {
                 self.pending
                     .get(&(k.clone(), *t))
-                    .is_some_and(|p| p.due == *due)
+                    .is_some_and(|p| p.due == *due && p.walk == walk)
             })
+        };
+        self.by_due.len() + self.walk_by_due.len() == self.pending.len()
+            && lane(&self.by_due, false)
+            && lane(&self.walk_by_due, true)
     }
 }
 
@@ -200,7 +253,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn the_due_index_takes_exactly_what_a_scan_would(
-            ops in proptest::collection::vec((0u8..4, 0u8..6, 0u64..5000, 0u32..4), 1..200)
+            ops in proptest::collection::vec((0u8..5, 0u8..6, 0u64..5000, 0u32..4), 1..200)
         ) {
             let t0 = Instant::now();
             let mut q = Queue::default();
@@ -217,8 +270,15 @@ mod tests {
                             .and_modify(|p| {
                                 p.due = p.due.min(due);
                                 p.attempts = p.attempts.max(attempts);
+                                p.walk = false;
                             })
-                            .or_insert(Pending { due, attempts, queued: now });
+                            .or_insert(Pending { due, attempts, queued: now, walk: false });
+                    }
+                    4 => {
+                        q.schedule_walk(key, task, now);
+                        m.entry((key, task))
+                            .and_modify(|p| p.due = p.due.min(now))
+                            .or_insert(Pending { due: now, attempts: 0, queued: now, walk: true });
                     }
                     2 => {
                         q.remove(&key);
@@ -227,8 +287,11 @@ mod tests {
                     }
                     _ => {
                         now += Duration::from_millis(ms);
-                        let got: BTreeMap<(u8, Task), Pending> = q
-                            .take_due(now)
+                        let taken = q.take_due(now);
+                        // every fresh task before any of a walk
+                        let lanes: Vec<bool> = taken.iter().map(|(_, _, p)| p.walk).collect();
+                        proptest::prop_assert!(lanes.is_sorted(), "{:?}", lanes);
+                        let got: BTreeMap<(u8, Task), Pending> = taken
                             .into_iter()
                             .map(|(k, t, p)| ((k, t), p))
                             .collect();
@@ -276,6 +339,51 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         let taken = q.take_due(Instant::now());
         assert_eq!(taken[0].2.attempts, 3, "the most attempts are kept");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fresh_change_is_taken_ahead_of_a_walk() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        for k in 0..1000u32 {
+            q.schedule_walk(k, Task::Check, t0);
+        }
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let now = Instant::now();
+        // taken one at a time, as workers free up: two of the walk, then a change comes
+        assert_eq!(q.take_one_due(now).map(|t| t.0), Some(0));
+        assert_eq!(q.take_one_due(now).map(|t| t.0), Some(1));
+        q.schedule(5000, Task::Check, now, Duration::ZERO, 0);
+        // ... and one on a workload the walk holds: fresh now, and queued once
+        q.schedule(700, Task::Check, now, Duration::ZERO, 0);
+        assert_eq!(q.len(), 999);
+        let next: Vec<u32> = (0..3)
+            .filter_map(|_| q.take_one_due(now))
+            .map(|t| t.0)
+            .collect();
+        assert_eq!(next, [700, 5000, 2]);
+        // the walk still finishes, 700 not checked a second time
+        let rest: Vec<u32> = q.take_due(now).into_iter().map(|t| t.0).collect();
+        assert_eq!(rest.len(), 996);
+        assert!(!rest.contains(&700) && rest.contains(&999));
+        assert!(q.is_empty() && q.consistent());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_walk_does_not_demote_a_fresh_task() {
+        let mut q = Queue::default();
+        let t0 = Instant::now();
+        q.schedule("a", Task::Check, t0, WINDOW, 0);
+        q.schedule_walk("b", Task::Check, t0);
+        // the walk reaches "a" while its change waits for the window: due now, still fresh
+        q.schedule_walk("a", Task::Check, t0);
+        assert!(q.consistent());
+        let taken: Vec<(&str, bool)> = q
+            .take_due(t0)
+            .into_iter()
+            .map(|(k, _, p)| (k, p.walk))
+            .collect();
+        assert_eq!(taken, [("a", false), ("b", true)]);
     }
 
     #[test]

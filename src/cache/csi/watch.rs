@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, ObjectMeta};
@@ -232,17 +231,14 @@ impl Handler<DynamicObject> for ClassWatch {
     }
 }
 
-/// How often the driver's API is looked for while it is not served.
-const DISCOVERY_INTERVAL: Duration = Duration::from_secs(30);
-
 /// Whether the API serves the driver's statuses.
 async fn installed(client: &Client) -> bool {
     crate::k8s::api::served(client, &status_resource(), "SecretProviderClassPodStatus").await
 }
 
 /// Watches the driver's statuses and classes into the cache, once its CRDs are served: at
-/// start (the watcher waits for the first list) or later (looked for every
-/// [`DISCOVERY_INTERVAL`]; until then nothing is mounted, and the first list's classes
+/// start (the watcher waits for the first list) or later (found by a watch of the
+/// statuses' CRD, `k8s::crd`; until then nothing is mounted, and the first list's classes
 /// are sent on as they come).
 pub(crate) async fn run(
     state: Arc<State>,
@@ -254,9 +250,8 @@ pub(crate) async fn run(
         tracing::info!(
             "SecretProviderClassPodStatus not served; watching for the CSI driver's CRDs"
         );
-        while !installed(&client).await {
-            tokio::time::sleep(DISCOVERY_INTERVAL).await;
-        }
+        let what = "SecretProviderClassPodStatus";
+        crate::k8s::crd::until_served(&client, &status_resource(), what).await;
         tracing::info!("SecretProviderClassPodStatus now served; watching it");
     }
     let cfg = || watcher::Config::default().page_size(100).any_semantic();

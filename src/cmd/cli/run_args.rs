@@ -168,8 +168,9 @@ pub struct RunArgs {
     /// changes reaching one workload within this window end in one patch (0 turns it off)
     #[arg(long, env = "HASHROLL_COALESCE_WINDOW", default_value = "1s", value_parser = parse_duration)]
     pub coalesce_window: Duration,
-    /// how long a roll refused for good (403, 400, 405, 422: RBAC, a policy) waits before it
-    /// is tried again; transient errors (409, 429, 5xx, timeouts) back off from 100 ms to 30 s
+    /// the longest wait before a refused write (403, 400, 405, 422: a quota, a policy, RBAC)
+    /// is tried again: the waits start at 1 s and double up to this; transient errors (429,
+    /// 5xx, timeouts) back off from 100 ms to 30 s
     #[arg(long, env = "HASHROLL_PERMANENT_ERROR_RETRY", default_value = "2m", value_parser = parse_duration)]
     pub permanent_error_retry: Duration,
     /// the flap breaker: at least this long between two rolls of one workload (0: off);

@@ -178,7 +178,16 @@ impl Metrics {
         let errors = Family::<ByType, Counter>::default();
         rl.register("errors", "Failed writes, by type", errors.clone());
         // every type from the start (the labels of the watcher's WriteError)
-        for t in ["conflict", "gone", "patch", "source", "not_leader"] {
+        for t in [
+            "conflict",
+            "gone",
+            "get",
+            "patch",
+            "create",
+            "delete",
+            "source",
+            "not_leader",
+        ] {
             errors.get_or_create(&ByType { r#type: t }).inc_by(0);
         }
         let retries = Counter::default();

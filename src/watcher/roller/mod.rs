@@ -48,7 +48,8 @@ pub(crate) struct Roller {
     workers: Arc<Semaphore>,
     /// per workload, the problems last reported in a Warning Event (reported once each)
     reported: Reported,
-    /// how long a write refused for good (403, 422, ...) waits before it is tried again
+    /// the longest wait before a refused write (403, 422, ...) is tried again
+    /// (`--permanent-error-retry`; the waits start at 1 s, see `retry`)
     permanent_retry: Duration,
     /// `--min-roll-interval` (the flap breaker; 0: off unless a workload asks)
     min_interval: Duration,
@@ -277,38 +278,48 @@ impl Roller {
         }
     }
 
-    /// Schedules every known workload; how many.
-    pub(crate) fn enqueue_all(&self, delay: Duration) -> usize {
+    /// Schedules a check of every known workload now, as a walk: a change that comes
+    /// meanwhile is checked ahead of it (`queue`); how many.
+    pub(crate) fn enqueue_all(&self) -> usize {
         let mut keys = self.store().keys();
         // Jobs deleted for a roll and not created again: not in the store, still due
         keys.extend(self.writer.kept_recreates());
         let n = keys.len();
+        let now = Instant::now();
+        let mut q = self.queue();
         for k in keys {
-            self.enqueue(k, delay);
+            q.schedule_walk(k, Task::Check, now);
         }
+        let m = &self.state.metrics;
+        m.pending_rolls.set(q.len() as i64);
+        m.queue_depth.set(q.len() as i64);
+        m.queue_adds.inc_by(n as u64);
+        drop(q);
+        self.notify.notify_one();
         n
     }
 
-    /// Works the queue forever.
+    /// Works the queue forever: a task is taken when a worker is free, not before, so the
+    /// one taken is the most urgent at that moment (a fresh change ahead of a walk).
     pub(crate) async fn run(self: Arc<Self>) {
         loop {
+            let Ok(permit) = self.workers.clone().acquire_owned().await else {
+                return;
+            };
             let (ready, next) = {
                 let mut q = self.queue();
                 let now = Instant::now();
-                let ready = q.take_due(now);
+                let ready = q.take_one_due(now);
                 let m = &self.state.metrics;
                 m.pending_rolls.set(q.len() as i64);
                 m.queue_depth.set(q.len() as i64);
-                for (_, _, p) in &ready {
+                if let Some((_, _, p)) = &ready {
                     m.queue_latency
                         .observe(now.saturating_duration_since(p.queued).as_secs_f64());
                 }
                 (ready, q.next_due())
             };
-            for (key, task, pending) in ready {
-                let Ok(permit) = self.workers.clone().acquire_owned().await else {
-                    return;
-                };
+            if let Some((key, task, pending)) = ready {
                 let me = self.clone();
                 tokio::spawn(async move {
                     // one workload's failure stays that workload's: a panic is caught here,
@@ -321,7 +332,9 @@ impl Roller {
                     }
                     drop(permit);
                 });
+                continue;
             }
+            drop(permit);
             match next {
                 Some(t) => {
                     tokio::select! {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use tokio::time::Instant;
 
 use super::Writer;
@@ -210,7 +210,7 @@ impl Writer {
             ..Default::default()
         };
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
-        if let Err(e) = api.create(&PostParams::default(), &ev).await {
+        if let Err(e) = api.create(&crate::k8s::api::post_params(), &ev).await {
             tracing::warn!(object = %format!("{ns}/{name}"), error = %e, "cannot publish event");
         }
     }

@@ -4,26 +4,26 @@
 
 use std::time::Duration;
 
-use kube::api::PostParams;
-
 use super::Writer;
 use super::events::Reason;
 use crate::core::kind::WorkloadKind;
 use crate::core::record::Decision;
 use crate::k8s;
 use crate::watcher::batch::{manual_job, no_run_now, recreated_job};
-use crate::watcher::retry::WriteError;
+use crate::watcher::retry::{Failed, Verb, WriteError};
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
 
-/// A 409 of our own making: the roller re-reads the workload and checks it again.
-fn conflict(message: &str) -> kube::Error {
-    kube::Error::Api(
+/// A 409 of our own making (the delete is not made): the roller re-reads the workload and
+/// checks it again.
+fn conflict(message: &str) -> Failed {
+    let e = kube::Error::Api(
         kube::core::Status {
             code: 409,
             ..kube::core::Status::failure(message, "Conflict")
         }
         .boxed(),
-    )
+    );
+    Failed::new(Verb::Delete, WorkloadKind::Job, e)
 }
 
 /// Whether a 403's message is a ResourceQuota refusal over `count/jobs.batch` alone.
@@ -59,12 +59,16 @@ impl Writer {
         &self,
         key: &WorkloadKey,
         decision: &Decision,
-    ) -> Result<(), kube::Error> {
+    ) -> Result<(), Failed> {
         let Some(token) = decision.token.as_deref() else {
             return Ok(());
         };
         let cronjobs = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
-        let cron = k8s::api::to_value(&cronjobs.get(&key.name).await?);
+        let cron = cronjobs
+            .get(&key.name)
+            .await
+            .map_err(|e| Failed::new(Verb::Get, key.kind, e))?;
+        let cron = k8s::api::to_value(&cron);
         if let Some(why) = no_run_now(&cron) {
             tracing::info!(workload = %key, why, "no Job run for this change; the template takes it");
             return Ok(());
@@ -73,11 +77,12 @@ impl Writer {
             tracing::warn!(workload = %key, "the CronJob has no job template; no Job run");
             return Ok(());
         };
+        let create = |e| Failed::new(Verb::Create, WorkloadKind::Job, e);
         let job: kube::api::DynamicObject =
-            serde_json::from_value(job).map_err(kube::Error::SerdeError)?;
+            serde_json::from_value(job).map_err(|e| create(kube::Error::SerdeError(e)))?;
         let jobs = k8s::api::namespaced(self.client.clone(), &key.namespace, WorkloadKind::Job);
         let name = job.metadata.name.clone().unwrap_or_default();
-        match jobs.create(&PostParams::default(), &job).await {
+        match jobs.create(&k8s::api::post_params(), &job).await {
             Ok(_) => {
                 tracing::info!(workload = %key, job = %name, "created a Job from the CronJob");
                 Ok(())
@@ -86,7 +91,7 @@ impl Writer {
                 tracing::info!(workload = %key, job = %name, "the Job for this change exists already");
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(create(e)),
         }
     }
 
@@ -105,7 +110,7 @@ impl Writer {
         &self,
         entry: &WorkloadEntry,
         decision: &Decision,
-    ) -> Result<Option<WorkloadEntry>, kube::Error> {
+    ) -> Result<Option<WorkloadEntry>, Failed> {
         let key = &entry.key;
         if let Some(r) = self.awaiting_recreate(key) {
             // deleted by an earlier try: what was kept is created, not what is decided now
@@ -113,7 +118,10 @@ impl Writer {
         }
         let names = &self.state.names;
         let api = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
-        let old = api.get(&key.name).await?;
+        let old = api
+            .get(&key.name)
+            .await
+            .map_err(|e| Failed::new(Verb::Get, key.kind, e))?;
         if old.metadata.uid.as_deref() != entry.uid.as_deref()
             || old.metadata.resource_version.as_deref() != entry.resource_version.as_deref()
         {
@@ -134,9 +142,11 @@ impl Writer {
             tracing::warn!(workload = %key, "the Job has no template; not made again");
             return Ok(None);
         };
-        let new: kube::api::DynamicObject =
-            serde_json::from_value(new).map_err(kube::Error::SerdeError)?;
-        self.dry_run_create(key, &new).await?;
+        let new: kube::api::DynamicObject = serde_json::from_value(new)
+            .map_err(|e| Failed::new(Verb::Create, key.kind, kube::Error::SerdeError(e)))?;
+        self.dry_run_create(key, &new)
+            .await
+            .map_err(|e| Failed::new(Verb::DryRunCreate, key.kind, e))?;
         let dp = kube::api::DeleteParams {
             propagation_policy: Some(kube::api::PropagationPolicy::Background),
             preconditions: Some(kube::api::Preconditions {
@@ -149,7 +159,9 @@ impl Writer {
             entry: entry.clone(),
             job: new,
         };
-        api.delete(&key.name, &dp).await?;
+        api.delete(&key.name, &dp)
+            .await
+            .map_err(|e| Failed::new(Verb::Delete, key.kind, e))?;
         self.keep_recreate(key, Some(r.clone()));
         self.create_again(&r).await
     }
@@ -168,7 +180,7 @@ impl Writer {
         self.create_again(&r)
             .await
             .map(|_| ())
-            .map_err(|e| WriteError::of_patch(key, e))
+            .map_err(|f| WriteError::of_call(key, f))
     }
 
     /// The Jobs kept after their delete, not created again yet.
@@ -218,9 +230,9 @@ impl Writer {
         let name = probe.metadata.name.clone().unwrap_or_default();
         let head: String = name.chars().take(63 - 9).collect();
         probe.metadata.name = Some(format!("{}-hr-check", head.trim_end_matches(['-', '.'])));
-        let pp = PostParams {
+        let pp = kube::api::PostParams {
             dry_run: true,
-            ..Default::default()
+            ..k8s::api::post_params()
         };
         match api.create(&pp, &probe).await {
             Ok(_) => Ok(()),
@@ -234,17 +246,15 @@ impl Writer {
     }
 
     /// Creates the kept Job (the name is free once the old object is gone: a few tries
-    /// while it goes); forgets it once created.
-    pub(super) async fn create_again(
-        &self,
-        r: &Recreate,
-    ) -> Result<Option<WorkloadEntry>, kube::Error> {
+    /// while it goes); forgets it once created. Refused (a quota, a policy), it stays kept
+    /// and the roller retries it, soon at first (`retry`).
+    pub(super) async fn create_again(&self, r: &Recreate) -> Result<Option<WorkloadEntry>, Failed> {
         let key = &r.entry.key;
         let api = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
         let mut delay = Duration::from_millis(50);
         let mut attempt = 0;
         loop {
-            match api.create(&PostParams::default(), &r.job).await {
+            match api.create(&k8s::api::post_params(), &r.job).await {
                 Ok(o) => {
                     tracing::info!(workload = %key, "deleted the Job and created it again");
                     self.keep_recreate(key, None);
@@ -263,13 +273,9 @@ impl Writer {
                     if self.first_failure(key, &note) {
                         self.event(&r.entry, Reason::RecreateFail, note).await;
                     }
-                    // never taken as "gone": the roller retries until it lands
-                    return Err(match e {
-                        kube::Error::Api(a) if a.code == 404 => {
-                            kube::Error::Api(Box::new(kube::core::Status { code: 503, ..*a }))
-                        }
-                        e => e,
-                    });
+                    // a create's 404 is never taken as "gone" (`WriteError::of_call`): the
+                    // roller retries until it lands
+                    return Err(Failed::new(Verb::Create, key.kind, e));
                 }
             }
         }

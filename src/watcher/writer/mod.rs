@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::Client;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::queue::due_at;
-use super::retry::WriteError;
+use super::retry::{Failed, Verb, WriteError};
 use super::workloads::{WorkloadEntry, WorkloadKey};
 use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::{LAST_ROLL, ROLLOUT_STRATEGY};
@@ -182,11 +182,11 @@ impl Writer {
                 // the Job first: if the patch then fails, the retry (same change, same
                 // token) finds the Job by its name instead of making a second
                 match self.run_cronjob(key, decision).await {
-                    Ok(()) => self.patch(key, &body).await,
+                    Ok(()) => self.patch_call(key, &body).await,
                     Err(e) => Err(e),
                 }
             }
-            _ => self.patch(key, &body).await,
+            _ => self.patch_call(key, &body).await,
         };
         self.state
             .metrics
@@ -213,9 +213,9 @@ impl Writer {
                     pause_for: pause_for.filter(|_| decision.roll),
                 })
             }
-            Err(e) => {
-                let err = WriteError::of_patch(key, e);
-                if decision.roll && matches!(err, WriteError::Patch(..)) {
+            Err(f) => {
+                let err = WriteError::of_call(key, f);
+                if decision.roll && matches!(err, WriteError::Call { .. }) {
                     self.state
                         .metrics
                         .reload(false, key.kind.as_str(), &key.namespace);
@@ -279,6 +279,17 @@ impl Writer {
         Ok(e)
     }
 
+    /// [`Writer::patch`], its error naming the call.
+    async fn patch_call(
+        &self,
+        key: &WorkloadKey,
+        body: &Value,
+    ) -> Result<Option<WorkloadEntry>, Failed> {
+        self.patch(key, body)
+            .await
+            .map_err(|e| Failed::new(Verb::Patch, key.kind, e))
+    }
+
     async fn patch(
         &self,
         key: &WorkloadKey,
@@ -286,7 +297,7 @@ impl Writer {
     ) -> Result<Option<WorkloadEntry>, kube::Error> {
         let api = k8s::api::namespaced(self.client.clone(), &key.namespace, key.kind);
         let o = api
-            .patch(&key.name, &PatchParams::default(), &Patch::Merge(body))
+            .patch(&key.name, &k8s::api::patch_params(), &Patch::Merge(body))
             .await?;
         Ok(self.entry_of(key.kind, &o))
     }
