@@ -283,6 +283,16 @@ spec:
             .and_then(|m| m.annotations),
         "the roll changed the token"
     );
+    let hashroll_wrote = second
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|m| m.manager.as_deref() == Some("hashroll"));
+    assert!(
+        hashroll_wrote,
+        "the roll's patch names the field manager hashroll"
+    );
     stays(&client, &ns, "r2", 2, SETTLE * 2).await;
 
     // (3) the Deployment's own template changes: one rollout, record and token kept
