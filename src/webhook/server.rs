@@ -27,6 +27,9 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::admit;
+use super::fair::{Full, MAX_FLOW};
+use super::lane::{Lane, LaneConfig, Unserved};
+use super::review::{ResponseOut, ReviewOut, namespace_byte, peek_str, uid_byte};
 use crate::services::state::State as AppState;
 
 /// A review whose answer may cost more than an ordinary one: a body above [`SMALL_BODY`], or
@@ -40,27 +43,72 @@ fn may_be_heavy(state: &AppState, body: &[u8]) -> bool {
             .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+/// The state of the webhook's routes: the shared state and this router's slow lane.
+#[derive(Clone)]
+struct Hook {
+    app: Arc<AppState>,
+    lane: Arc<Lane>,
+}
+
+async fn mutate(State(hook): State<Hook>, body: Bytes) -> Response {
     let t0 = Instant::now();
-    let out = if may_be_heavy(&state, &body) {
-        // on the slow lane: see `lane`
-        let st = state.clone();
-        match super::lane::run(async move { answer(&st, &body).await }).await {
-            Some(out) => out,
-            None => {
+    let state = &hook.app;
+    let out = if may_be_heavy(state, &body) {
+        // on the slow lane, in its namespace's turn: see `lane` and `fair`
+        let flow = peek_str(&body, "namespace", MAX_FLOW, namespace_byte).unwrap_or("");
+        let flow = flow.to_string();
+        let (st, b) = (state.clone(), body.clone());
+        match hook
+            .lane
+            .run(&flow, async move { answer(&st, &b).await })
+            .await
+        {
+            Ok(out) => out,
+            Err(Unserved::Refused(full)) => refused(state, &body, &flow, full),
+            Err(Unserved::Lost) => {
                 state.metrics.webhook_result("error");
                 tracing::error!("the slow lane did not answer a review");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
     } else {
-        answer(&state, &body).await
+        answer(state, &body).await
     };
     state
         .metrics
         .webhook_duration
         .observe(t0.elapsed().as_secs_f64());
     out
+}
+
+/// A costly review over its namespace's bound (or the bound of all): allowed at once,
+/// without a patch, and said so (a warning to the client, a metric, a log line at most
+/// every second); the watcher records the workload once the apiserver holds it.
+fn refused(state: &AppState, body: &[u8], flow: &str, full: Full) -> Response {
+    state.metrics.webhook_result("throttled");
+    let uid = peek_str(body, "uid", 128, uid_byte).unwrap_or("");
+    let why = match full {
+        Full::Flow => format!("namespace {flow:?} has as many costly reviews waiting as allowed"),
+        Full::All => "as many costly reviews wait as allowed".to_string(),
+    };
+    if let Some(refused) = super::lane::refusal_to_log() {
+        tracing::warn!(
+            namespace = flow,
+            bound = full.label(),
+            refused,
+            "costly reviews over their bound admitted without a record (--admission-queue-per-namespace, --admission-queue-total)"
+        );
+    }
+    let mut response = ResponseOut::allow(uid);
+    response.warnings = Some(vec![format!(
+        "hashroll: {why}; admitted without a record now, the watcher adds it shortly"
+    )]);
+    axum::Json(ReviewOut {
+        api_version: "admission.k8s.io/v1".into(),
+        kind: "AdmissionReview".into(),
+        response,
+    })
+    .into_response()
 }
 
 async fn answer(state: &AppState, body: &[u8]) -> Response {
@@ -152,8 +200,14 @@ struct BodyBudget {
     max_body: usize,
 }
 
-/// The webhook's routes.
+/// The webhook's routes, with the slow lane's defaults.
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    router_with(state, max_body, LaneConfig::default())
+}
+
+/// The webhook's routes; costly reviews go to a slow lane of `lane`'s threads and bounds
+/// (its threads end when the router and its clones are dropped).
+pub fn router_with(state: Arc<AppState>, max_body: usize, lane: LaneConfig) -> Router {
     let total_kib = (LARGE_BODY_BUDGET.max(max_body) / 1024) as u32;
     let budget = Arc::new(BodyBudget {
         large: Semaphore::new(total_kib as usize),
@@ -165,7 +219,10 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(budget, bounded))
         .layer(axum::middleware::map_response(close_after_refusal))
-        .with_state(state)
+        .with_state(Hook {
+            app: state,
+            lane: Arc::new(Lane::new(lane)),
+        })
 }
 
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 48\r\n\r\nthis port speaks HTTPS: use https:// to call it\n";
