@@ -272,11 +272,9 @@ mod tests {
             let l = l.clone();
             tokio::time::timeout(Duration::from_secs(20), async move {
                 loop {
-                    let s = l.shared.lock();
-                    if s.queue.waiting() == 2 {
+                    if l.shared.lock().queue.waiting() == 2 {
                         return;
                     }
-                    drop(s);
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
             })
