@@ -33,14 +33,55 @@ use super::review::{ResponseOut, ReviewOut, namespace_byte, peek_str, uid_byte};
 use crate::services::state::State as AppState;
 
 /// A review whose answer may cost more than an ordinary one: a body above [`SMALL_BODY`], or
-/// one that names a reload-list annotation (its entries are regexes, matched against the
-/// namespace's sources). An ordinary review, a few KiB with auto or search, is not.
+/// one that names a reload-list annotation with anything but a short list of plain names
+/// (other entries are regexes, matched against the namespace's sources). An ordinary
+/// review, a few KiB with auto or search or a few plain names to look up, is not.
 fn may_be_heavy(state: &AppState, body: &[u8]) -> bool {
     body.len() > SMALL_BODY
         || crate::core::refs::SourceKind::ALL
             .into_iter()
             .map(|k| state.policy.names.reload_of(k))
-            .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
+            .any(|n| more_than_plain_names(body, n))
+}
+
+/// The longest reload list read as plain names on the fast path.
+const PLAIN_LIST: usize = 1024;
+
+/// Whether `annotation` is in `body` other than as the key of a string of at most
+/// [`PLAIN_LIST`] bytes of names without dots (`a-z`, `0-9`, `-`), commas and spaces: each
+/// such entry is a lookup, as in the core's reading of a list; anything else (a regex, an
+/// escape, the name in another place) counts as costly.
+fn more_than_plain_names(body: &[u8], annotation: &str) -> bool {
+    let key = format!("\"{annotation}\"");
+    if memchr::memmem::find(body, annotation.as_bytes()).is_none() {
+        return false;
+    }
+    let mut keys = 0;
+    for at in memchr::memmem::find_iter(body, key.as_bytes()) {
+        keys += 1;
+        let rest = &body[at + key.len()..];
+        let ws = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        let mut i = ws(rest);
+        if rest.get(i) != Some(&b':') {
+            return true;
+        }
+        i += 1;
+        i += ws(&rest[i..]);
+        if rest.get(i) != Some(&b'"') {
+            return true;
+        }
+        let value = &rest[i + 1..];
+        let len = value
+            .iter()
+            .take(PLAIN_LIST + 1)
+            .take_while(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-' | b',' | b' '))
+            .count();
+        if len > PLAIN_LIST || value.get(len) != Some(&b'"') {
+            return true;
+        }
+    }
+    // the name only inside other text (a longer key, a value): as costly as before
+    keys == 0 || memchr::memmem::find_iter(body, annotation.as_bytes()).count() != keys
 }
 
 /// The state of the webhook's routes: the shared state and this router's slow lane.
@@ -345,5 +386,67 @@ pub async fn serve_tls_until(
         Err(_) => {
             tracing::warn!("webhook stopped with connections still open after the grace period")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::more_than_plain_names;
+
+    const RELOAD: &str = "configmap.reloader.stakater.com/reload";
+
+    #[test]
+    fn a_short_list_of_plain_names_keeps_the_fast_path() {
+        for (body, costly) in [
+            (
+                r#"{"annotations":{"reloader.stakater.com/auto":"true"}}"#,
+                false,
+            ),
+            (
+                r#"{"annotations":{"configmap.reloader.stakater.com/reload":"cfg"}}"#,
+                false,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload" : "cfg, other-2"}}"#,
+                false,
+            ),
+            // an UPDATE: the old object names it too
+            (
+                r#"{"o":{"configmap.reloader.stakater.com/reload":"a"},"n":{"configmap.reloader.stakater.com/reload":"b"}}"#,
+                false,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"l+-.*"}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"cfg.v1"}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"a\u002a"}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":["x"]}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"cfg"},"v":"configmap.reloader.stakater.com/reload"}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"xconfigmap.reloader.stakater.com/reload":"cfg"}}"#,
+                true,
+            ),
+        ] {
+            assert_eq!(
+                more_than_plain_names(body.as_bytes(), RELOAD),
+                costly,
+                "{body}"
+            );
+        }
+        let long = format!(r#"{{"{RELOAD}":"{}"}}"#, "a,".repeat(600));
+        assert!(more_than_plain_names(long.as_bytes(), RELOAD));
     }
 }
