@@ -1,7 +1,7 @@
 //! Fair admission on the real plane: one namespace floods the webhook port with costly
 //! reload-list reviews (64 regexes over its 2,500 sources) on many connections; another
 //! namespace's plain reload-list reviews keep their time (p99 within twice their p99 alone,
-//! or 10 ms, whichever is larger, both measured here), its own costly reviews are served in
+//! or [`FLOOR`], whichever is larger, both measured here), its own costly reviews are served in
 //! its turn (p99 within 1 s, or 4 times alone: first come first served they waited for the
 //! whole flood), and every Deployment it creates through the apiserver meanwhile is stamped
 //! at admission.
@@ -17,8 +17,16 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 use support::*;
 
-/// Connections the flood is sent on.
-const FLOOD_CONNECTIONS: usize = 64;
+/// Connections the flood is sent on (as in the measure: 96 ms at p50 first come
+/// first served in a release build).
+const FLOOD_CONNECTIONS: usize = 32;
+/// The floor of the bound on the calm namespace's p99: 10 ms is the target in a release
+/// build (met in `make bench BENCH=fair`); this test runs the debug build, whose TLS alone is
+/// several times slower, on a shared 2-core machine, where the flood's reviews on the nice-19
+/// lane also hold for a while the locks the workers share (the regex memo) when the kernel
+/// preempts them: single reviews of 20-70 ms were seen there. First come first served the
+/// same p99 is seconds (each of the flood's reviews takes 150-250 ms in this build).
+const FLOOR: Duration = Duration::from_millis(100);
 /// Sources in the flooding namespace.
 const FLOOD_SOURCES: usize = 2_500;
 /// Plain reviews timed, alone and beside the flood, one every [`PACE`].
@@ -250,7 +258,7 @@ async fn a_namespace_flooding_costly_reviews_delays_no_other_namespace() {
 
     let (p50_alone, p99_alone) = (pct(&alone, 0.5), pct(&alone, 0.99));
     let (p50_under, p99_under) = (pct(&under, 0.5), pct(&under, 0.99));
-    let bound = (p99_alone * 2).max(Duration::from_millis(10));
+    let bound = (p99_alone * 2).max(FLOOR);
     let (regex_p99_alone, regex_p99_under) = (pct(&regex_alone, 0.99), pct(&regex_under, 0.99));
     // first come first served, each waited for the flood's queue: seconds
     let regex_bound = (regex_p99_alone * 4).max(Duration::from_secs(1));
