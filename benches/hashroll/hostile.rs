@@ -261,7 +261,7 @@ pub(crate) async fn hostile_bench(quick: bool) -> Result<(), AnyErr> {
         format!("{:.1} MiB", mib(hwm_flood))
     );
     drop(server);
-    Ok(())
+    fair_bench(quick).await
 }
 
 /// Closed loop that goes on after an error (reconnecting): a flood counts what was
@@ -310,4 +310,157 @@ pub(crate) async fn closed_loop_tolerant(
         refused += r;
     }
     Ok((ok, refused))
+}
+
+/// A costly review of the `tenant` namespace: 64 reload-list regexes (the most a list
+/// takes), each matched against the namespace's long-named sources.
+pub(crate) fn costly_review() -> Bytes {
+    let regexes: Vec<String> = (0..64).map(|i| format!("l+-{i}.*")).collect();
+    review_body(
+        "tenant",
+        json!({"configmap.reloader.stakater.com/reload": regexes.join(",")}),
+        0,
+    )
+}
+
+/// A plain reload-list review of another namespace (`ns1`): one name, a lookup.
+pub(crate) fn plain_reload_review() -> Bytes {
+    review_body(
+        "ns1",
+        json!({"configmap.reloader.stakater.com/reload": "test-config-env"}),
+        0,
+    )
+}
+
+/// Sends `body` from `conns` connections as fast as each is answered, on a runtime (and
+/// threads) of its own, until `stop`: (answered with a patch or none, answered refused
+/// with the throttle warning, failed).
+pub(crate) fn flood_thread(
+    addr: std::net::SocketAddr,
+    tls: Arc<rustls::ClientConfig>,
+    body: Bytes,
+    conns: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Result<(usize, usize, usize), String>> {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..conns {
+                let (tls, body, stop) = (tls.clone(), body.clone(), stop.clone());
+                tasks.push(tokio::spawn(async move {
+                    let (mut ok, mut throttled, mut failed) = (0, 0, 0);
+                    let mut conn = None;
+                    while !stop.load(Ordering::Relaxed) {
+                        if conn.is_none() {
+                            conn = connect(addr, tls.clone()).await.ok();
+                        }
+                        let Some(s) = conn.as_mut() else {
+                            failed += 1;
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        };
+                        match call(s, "/mutate", &body).await {
+                            Ok(b) if memchr::memmem::find(&b, b"without a record").is_some() => {
+                                throttled += 1
+                            }
+                            Ok(_) => ok += 1,
+                            Err(_) => {
+                                failed += 1;
+                                conn = None;
+                            }
+                        }
+                    }
+                    (ok, throttled, failed)
+                }));
+            }
+            let (mut ok, mut throttled, mut failed) = (0, 0, 0);
+            for t in tasks {
+                let (o, t, f) = t.await.map_err(|e| e.to_string())?;
+                ok += o;
+                throttled += t;
+                failed += f;
+            }
+            Ok((ok, throttled, failed))
+        })
+    })
+}
+
+/// `hostile` (and `fair` alone): another namespace's plain reload-list reviews at a fixed
+/// rate, alone and beside one namespace's flood of costly reload-list reviews on 32 and on
+/// 128 connections; p50/p99 of the plain ones, from the moment each was due.
+pub(crate) async fn fair_bench(quick: bool) -> Result<(), AnyErr> {
+    const RATE: u32 = 100;
+    let (server, addr, tls) = start_server().await?;
+    let plain = plain_reload_review();
+    let costly = costly_review();
+    let dur = Duration::from_secs(if quick { 3 } else { 10 });
+    // both are answered with a stamp before the timing starts
+    let t = Instant::now();
+    for body in [&plain, &costly] {
+        let mut s = connect(addr, tls.clone()).await?;
+        let answer: serde_json::Value =
+            serde_json::from_slice(&call(&mut s, "/mutate", body).await?)?;
+        if answer["response"]["patch"].as_str().is_none() {
+            return Err(format!("not stamped: {answer}").into());
+        }
+    }
+    let first = t.elapsed();
+    open_loop(
+        addr,
+        tls.clone(),
+        "/mutate",
+        plain.clone(),
+        RATE,
+        Duration::from_secs(1),
+    )
+    .await?;
+    let alone = open_loop(addr, tls.clone(), "/mutate", plain.clone(), RATE, dur).await?;
+    let mut rows = vec![(
+        "plain reload list alone (baseline)".to_string(),
+        alone,
+        None,
+    )];
+    for conns in [32, 128] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flood = flood_thread(addr, tls.clone(), costly.clone(), conns, stop.clone());
+        // the flood fills its queue before the timing starts
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let under = open_loop(addr, tls.clone(), "/mutate", plain.clone(), RATE, dur).await?;
+        stop.store(true, Ordering::Relaxed);
+        let counts = tokio::task::spawn_blocking(move || flood.join())
+            .await?
+            .map_err(|_| "the flood client panicked")??;
+        rows.push((
+            format!("beside a flood on {conns} connections"),
+            under,
+            Some(counts),
+        ));
+    }
+    println!(
+        "\n## plain reload-list reviews of one namespace at {RATE}/s, alone and beside another namespace's flood of costly ones (64 regexes over {HOSTILE_SOURCES} sources; one took {} alone, with its plain one)",
+        ms(first)
+    );
+    println!(
+        "{:<40} {:>11} {:>11} {:>34}",
+        "load", "p50", "p99", "flood: stamped / refused / failed"
+    );
+    for (name, s, counts) in &rows {
+        let flood = counts
+            .map(|(o, t, f)| format!("{o} / {t} / {f}"))
+            .unwrap_or_default();
+        println!(
+            "{:<40} {:>11} {:>11} {:>34}",
+            name,
+            ms(s.pct(0.5)),
+            ms(s.pct(0.99)),
+            flood
+        );
+    }
+    drop(server);
+    Ok(())
 }

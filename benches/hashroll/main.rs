@@ -9,7 +9,9 @@
 //!   tenant's reviews (a thousand missing names, pathological and oversized regexes, a regex
 //!   over thousands of long-named sources, maximum-size bodies) arrive at the same time; then
 //!   the server's peak RSS under a flood of maximum-size bodies, next to its peak after the
-//!   normal load.
+//!   normal load. Then (also alone as `fair`) another namespace's plain reload-list reviews
+//!   alone and beside one namespace's flood of costly reload-list reviews on 32 and 128
+//!   connections.
 //! - `reload`: source write accepted → workload template patched, at 10,000 ConfigMaps and
 //!   2,000 Deployments on the local control plane, next to the apiserver's own watch latency
 //!   for the source (the floor); `--coalesce-window=0` and the default.
@@ -60,7 +62,7 @@ type AnyErr = Box<dyn std::error::Error + Send + Sync>;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench hashroll -- [all|webhook|hostile|inproc|reload|held|memory|scale] [--quick]"
+        "usage: cargo bench --bench hashroll -- [all|webhook|hostile|fair|inproc|reload|held|memory|scale] [--quick]"
     );
     std::process::exit(2)
 }
@@ -88,6 +90,7 @@ fn main() {
             }
             "webhook" => webhook_bench(quick).await,
             "hostile" => hostile_bench(quick).await,
+            "fair" => fair_bench(quick).await,
             "inproc" => inproc().await,
             "reload" => reload_bench(quick).await,
             "held" => held_bench(quick).await,

@@ -204,7 +204,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         namespace = %settings.namespace,
         "hashroll started"
     );
-    let router = webhook::router(state.clone(), web.max_body_bytes);
+    let router = webhook::router_with(state.clone(), web.max_body_bytes, web.lane);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
     // a stop: no longer ready (the Service stops sending) and no new roll at once; the

@@ -112,6 +112,8 @@ pub(crate) struct WebhookSettings {
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub max_body_bytes: usize,
+    /// `--admission-*`: the slow lane's threads and queue bounds
+    pub lane: crate::webhook::LaneConfig,
     pub shutdown_delay: Duration,
     pub certs: Certs,
     /// --client-ca-file: the verifier of the apiserver's client certificate
@@ -466,6 +468,11 @@ impl Settings {
                 addr: args.webhook_addr,
                 metrics_addr: args.metrics_addr,
                 max_body_bytes: args.max_body_bytes,
+                lane: crate::webhook::LaneConfig {
+                    threads: args.admission_threads.into(),
+                    queue_per_namespace: args.admission_queue_per_namespace.into(),
+                    queue_total: args.admission_queue_total.into(),
+                },
                 shutdown_delay: args.shutdown_delay,
                 certs,
                 client_verifier,

@@ -1,9 +1,11 @@
 //! The mutating admission webhook: axum over rustls.
 
 pub mod admit;
+mod fair;
 mod lane;
 pub mod review;
 pub mod server;
 pub mod tls;
 
-pub use server::{router, serve_tls, serve_tls_until};
+pub use lane::LaneConfig;
+pub use server::{router, router_with, serve_tls, serve_tls_until};

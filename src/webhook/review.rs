@@ -144,3 +144,87 @@ impl ResponseOut {
         }
     }
 }
+
+/// The value of the first string field `key` in `body`, without reading the review: at
+/// most `max` bytes, each one `ok` allows; `None` when the first such field is not one.
+/// For what must be known before a review is read (its namespace, to queue it; its uid, to
+/// answer it when it is refused): the apiserver writes `request.uid` and
+/// `request.namespace` before the objects, so their first occurrences are these fields. A
+/// client writing its own reviews (a port open without `--client-ca-file`) can name any
+/// namespace here, as it can in the review itself.
+pub(super) fn peek_str<'a>(
+    body: &'a [u8],
+    key: &str,
+    max: usize,
+    ok: fn(u8) -> bool,
+) -> Option<&'a str> {
+    let quoted = format!("\"{key}\"");
+    let at = memchr::memmem::find(body, quoted.as_bytes())? + quoted.len();
+    let rest = &body[at..];
+    let skip_ws = |b: &[u8]| -> usize { b.iter().take_while(|c| c.is_ascii_whitespace()).count() };
+    let mut i = skip_ws(rest);
+    if rest.get(i) != Some(&b':') {
+        return None;
+    }
+    i += 1;
+    i += skip_ws(&rest[i..]);
+    if rest.get(i) != Some(&b'"') {
+        return None;
+    }
+    let value = &rest[i + 1..];
+    let len = value.iter().take(max + 1).take_while(|c| ok(**c)).count();
+    if len > max || value.get(len) != Some(&b'"') {
+        return None;
+    }
+    std::str::from_utf8(&value[..len]).ok()
+}
+
+/// A namespace's name: DNS label characters.
+pub(super) fn namespace_byte(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'
+}
+
+/// A uid's characters (a UUID, or what a client sends in its place).
+pub(super) fn uid_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.'
+}
+
+#[cfg(test)]
+mod peek_tests {
+    use super::*;
+
+    #[test]
+    fn the_first_field_of_a_name_is_read_without_reading_the_review() {
+        let body = br#"{"kind":"AdmissionReview","request":{"uid":"705ab4f5-63","name":"web","namespace" : "team-a","object":{"metadata":{"namespace":"team-b"}}}}"#;
+        assert_eq!(
+            peek_str(body, "namespace", 63, namespace_byte),
+            Some("team-a")
+        );
+        assert_eq!(peek_str(body, "uid", 128, uid_byte), Some("705ab4f5-63"));
+        assert_eq!(peek_str(body, "missing", 63, namespace_byte), None);
+    }
+
+    #[test]
+    fn a_value_too_long_or_of_other_characters_is_none() {
+        let long = format!(r#"{{"namespace":"{}"}}"#, "a".repeat(64));
+        assert_eq!(
+            peek_str(long.as_bytes(), "namespace", 63, namespace_byte),
+            None
+        );
+        let exact = format!(r#"{{"namespace":"{}"}}"#, "a".repeat(63));
+        assert!(peek_str(exact.as_bytes(), "namespace", 63, namespace_byte).is_some());
+        for bad in [
+            r#"{"namespace":"Team"}"#,
+            r#"{"namespace":"a\"b"}"#,
+            r#"{"namespace":null}"#,
+            r#"{"namespace":"unterminated"#,
+            r#"{"namespace""#,
+        ] {
+            assert_eq!(
+                peek_str(bad.as_bytes(), "namespace", 63, namespace_byte),
+                None,
+                "{bad}"
+            );
+        }
+    }
+}

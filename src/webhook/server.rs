@@ -27,40 +27,142 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 use super::admit;
+use super::fair::{Full, MAX_FLOW};
+use super::lane::{Lane, LaneConfig, Unserved};
+use super::review::{ResponseOut, ReviewOut, namespace_byte, peek_str, uid_byte};
 use crate::services::state::State as AppState;
 
 /// A review whose answer may cost more than an ordinary one: a body above [`SMALL_BODY`], or
-/// one that names a reload-list annotation (its entries are regexes, matched against the
-/// namespace's sources). An ordinary review, a few KiB with auto or search, is not.
+/// one that names a reload-list annotation with anything but a short list of plain names
+/// (other entries are regexes, matched against the namespace's sources). An ordinary
+/// review, a few KiB with auto or search or a few plain names to look up, is not.
 fn may_be_heavy(state: &AppState, body: &[u8]) -> bool {
     body.len() > SMALL_BODY
         || crate::core::refs::SourceKind::ALL
             .into_iter()
             .map(|k| state.policy.names.reload_of(k))
-            .any(|n| memchr::memmem::find(body, n.as_bytes()).is_some())
+            .any(|n| more_than_plain_names(body, n))
 }
 
-async fn mutate(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+/// The longest reload list read as plain names on the fast path.
+const PLAIN_LIST: usize = 1024;
+
+/// Whether `annotation` is in `body` other than as the key of a string of at most
+/// [`PLAIN_LIST`] bytes of names without dots (`a-z`, `0-9`, `-`), commas and spaces: each
+/// such entry is a lookup, as in the core's reading of a list; anything else (a regex, an
+/// escape, the name in another place) counts as costly.
+fn more_than_plain_names(body: &[u8], annotation: &str) -> bool {
+    let key = format!("\"{annotation}\"");
+    if memchr::memmem::find(body, annotation.as_bytes()).is_none() {
+        return false;
+    }
+    let mut keys = 0;
+    for at in memchr::memmem::find_iter(body, key.as_bytes()) {
+        keys += 1;
+        let rest = &body[at + key.len()..];
+        let ws = |b: &[u8]| b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        let mut i = ws(rest);
+        if rest.get(i) != Some(&b':') {
+            return true;
+        }
+        i += 1;
+        i += ws(&rest[i..]);
+        if rest.get(i) != Some(&b'"') {
+            return true;
+        }
+        let value = &rest[i + 1..];
+        let len = value
+            .iter()
+            .take(PLAIN_LIST + 1)
+            .take_while(|c| matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'-' | b',' | b' '))
+            .count();
+        if len > PLAIN_LIST || value.get(len) != Some(&b'"') {
+            return true;
+        }
+    }
+    // the name only inside other text (a longer key, a value): as costly as before
+    keys == 0 || memchr::memmem::find_iter(body, annotation.as_bytes()).count() != keys
+}
+
+/// The state of the webhook's routes: the shared state and this router's slow lane.
+#[derive(Clone)]
+struct Hook {
+    app: Arc<AppState>,
+    lane: Arc<Lane>,
+}
+
+async fn mutate(State(hook): State<Hook>, body: Bytes) -> Response {
     let t0 = Instant::now();
-    let out = if may_be_heavy(&state, &body) {
-        // on the slow lane: see `lane`
-        let st = state.clone();
-        match super::lane::run(async move { answer(&st, &body).await }).await {
-            Some(out) => out,
-            None => {
+    let state = &hook.app;
+    let out = if may_be_heavy(state, &body) {
+        // on the slow lane, in its namespace's turn: see `lane` and `fair`
+        let flow = peek_str(&body, "namespace", MAX_FLOW, namespace_byte).unwrap_or("");
+        let flow = flow.to_string();
+        let (st, b) = (state.clone(), body.clone());
+        match hook
+            .lane
+            .run(&flow, async move { answer(&st, &b).await })
+            .await
+        {
+            Ok(out) => out,
+            Err(Unserved::Refused(full)) => {
+                // not queued, so nothing of the lane is held meanwhile: see REFUSAL_PACE
+                tokio::time::sleep(REFUSAL_PACE).await;
+                refused(state, &body, &flow, full)
+            }
+            Err(Unserved::Lost) => {
                 state.metrics.webhook_result("error");
                 tracing::error!("the slow lane did not answer a review");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
             }
         }
     } else {
-        answer(&state, &body).await
+        answer(state, &body).await
     };
     state
         .metrics
         .webhook_duration
         .observe(t0.elapsed().as_secs_f64());
     out
+}
+
+/// How long the answer to a refused review takes. A refusal costs the server only the
+/// reading of the request, but a client that sends again as soon as it is answered turned
+/// that into tens of thousands of refusals a second (measured: 25,000/s from 32
+/// connections on 2 cores), whose CPU delayed every other namespace's reviews more than
+/// the queue it was kept out of. Paced, a connection of such a client sends at most 4 a
+/// second; an apiserver's call, far under its timeout, is still answered without waiting
+/// for the lane.
+const REFUSAL_PACE: Duration = Duration::from_millis(250);
+
+/// A costly review over its namespace's bound (or the bound of all): allowed at once,
+/// without a patch, and said so (a warning to the client, a metric, a log line at most
+/// every second); the watcher records the workload once the apiserver holds it.
+fn refused(state: &AppState, body: &[u8], flow: &str, full: Full) -> Response {
+    state.metrics.webhook_result("throttled");
+    let uid = peek_str(body, "uid", 128, uid_byte).unwrap_or("");
+    let why = match full {
+        Full::Flow => format!("namespace {flow:?} has as many costly reviews waiting as allowed"),
+        Full::All => "as many costly reviews wait as allowed".to_string(),
+    };
+    if let Some(refused) = super::lane::refusal_to_log() {
+        tracing::warn!(
+            namespace = flow,
+            bound = full.label(),
+            refused,
+            "costly reviews over their bound admitted without a record (--admission-queue-per-namespace, --admission-queue-total)"
+        );
+    }
+    let mut response = ResponseOut::allow(uid);
+    response.warnings = Some(vec![format!(
+        "hashroll: {why}; admitted without a record now, the watcher adds it shortly"
+    )]);
+    axum::Json(ReviewOut {
+        api_version: "admission.k8s.io/v1".into(),
+        kind: "AdmissionReview".into(),
+        response,
+    })
+    .into_response()
 }
 
 async fn answer(state: &AppState, body: &[u8]) -> Response {
@@ -152,8 +254,14 @@ struct BodyBudget {
     max_body: usize,
 }
 
-/// The webhook's routes.
+/// The webhook's routes, with the slow lane's defaults.
 pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    router_with(state, max_body, LaneConfig::default())
+}
+
+/// The webhook's routes; costly reviews go to a slow lane of `lane`'s threads and bounds
+/// (its threads end when the router and its clones are dropped).
+pub fn router_with(state: Arc<AppState>, max_body: usize, lane: LaneConfig) -> Router {
     let total_kib = (LARGE_BODY_BUDGET.max(max_body) / 1024) as u32;
     let budget = Arc::new(BodyBudget {
         large: Semaphore::new(total_kib as usize),
@@ -165,7 +273,10 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(budget, bounded))
         .layer(axum::middleware::map_response(close_after_refusal))
-        .with_state(state)
+        .with_state(Hook {
+            app: state,
+            lane: Arc::new(Lane::new(lane)),
+        })
 }
 
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 48\r\n\r\nthis port speaks HTTPS: use https:// to call it\n";
@@ -275,5 +386,67 @@ pub async fn serve_tls_until(
         Err(_) => {
             tracing::warn!("webhook stopped with connections still open after the grace period")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::more_than_plain_names;
+
+    const RELOAD: &str = "configmap.reloader.stakater.com/reload";
+
+    #[test]
+    fn a_short_list_of_plain_names_keeps_the_fast_path() {
+        for (body, costly) in [
+            (
+                r#"{"annotations":{"reloader.stakater.com/auto":"true"}}"#,
+                false,
+            ),
+            (
+                r#"{"annotations":{"configmap.reloader.stakater.com/reload":"cfg"}}"#,
+                false,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload" : "cfg, other-2"}}"#,
+                false,
+            ),
+            // an UPDATE: the old object names it too
+            (
+                r#"{"o":{"configmap.reloader.stakater.com/reload":"a"},"n":{"configmap.reloader.stakater.com/reload":"b"}}"#,
+                false,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"l+-.*"}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"cfg.v1"}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"a\u002a"}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":["x"]}}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"configmap.reloader.stakater.com/reload":"cfg"},"v":"configmap.reloader.stakater.com/reload"}"#,
+                true,
+            ),
+            (
+                r#"{"a":{"xconfigmap.reloader.stakater.com/reload":"cfg"}}"#,
+                true,
+            ),
+        ] {
+            assert_eq!(
+                more_than_plain_names(body.as_bytes(), RELOAD),
+                costly,
+                "{body}"
+            );
+        }
+        let long = format!(r#"{{"{RELOAD}":"{}"}}"#, "a,".repeat(600));
+        assert!(more_than_plain_names(long.as_bytes(), RELOAD));
     }
 }

@@ -187,6 +187,19 @@ pub struct RunArgs {
     /// the next waits its namespace's turn
     #[arg(long, env = "HASHROLL_MAX_CONCURRENT_ROLLOUTS", default_value_t = 0)]
     pub max_concurrent_rollouts: usize,
+    // fair admission
+    /// threads answering costly reviews (one naming a reload list, or a body above 64 KiB)
+    /// at the lowest CPU priority, taken round robin across namespaces; one namespace holds
+    /// at most half of them (at least one)
+    #[arg(long, env = "HASHROLL_ADMISSION_THREADS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub admission_threads: u16,
+    /// costly reviews of one namespace waiting at most; more are admitted at once without a
+    /// record (a warning says so; the watcher adds the record)
+    #[arg(long, env = "HASHROLL_ADMISSION_QUEUE_PER_NAMESPACE", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub admission_queue_per_namespace: u16,
+    /// costly reviews waiting at most, all namespaces together
+    #[arg(long, env = "HASHROLL_ADMISSION_QUEUE_TOTAL", default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=16384))]
+    pub admission_queue_total: u16,
     #[command(flatten)]
     pub gate: GateArgs,
     /// global limit on the watcher's writes per second: rolls and record-only patches alike
