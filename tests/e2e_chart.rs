@@ -31,21 +31,7 @@ fn kube_version() -> String {
 
 /// `helm template hashroll CHART -n hashroll` with `--set` values.
 fn template(sets: &[&str]) -> Result<String, String> {
-    let chart = chart();
-    let kv = kube_version();
-    let mut args = vec![
-        "template",
-        "hashroll",
-        &chart,
-        "-n",
-        "hashroll",
-        "--kube-version",
-        &kv,
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    helm(&args)
+    support::helm::template("hashroll", &chart(), "hashroll", sets, &[])
 }
 
 /// The labels only Helm adds (release bookkeeping); everything else must match.
@@ -494,25 +480,7 @@ async fn every_values_combination_renders_dry_runs_and_gives_flags_hashroll_take
 /// `helm template` of the chart with `--set` values and values files, without the plane:
 /// Helm checks the values against values.schema.json before it renders anything.
 fn render(sets: &[&str], files: &[&Path]) -> Result<String, String> {
-    let chart = chart();
-    let kv = kube_version();
-    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let mut args = vec![
-        "template",
-        "hashroll",
-        &chart,
-        "-n",
-        "hashroll",
-        "--kube-version",
-        &kv,
-    ];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    for f in &files {
-        args.extend(["--values", f]);
-    }
-    support::helm::helm(Path::new("/dev/null"), &args)
+    support::helm::template("hashroll", &chart(), "hashroll", sets, files)
 }
 
 #[test]

@@ -349,23 +349,9 @@ async fn flux_installs_hashroll_and_its_objects_do_not_drift() {
     flux();
     let ns = namespace("hrflux");
     let chart = format!("{}/charts/hashroll", root());
-    let kv = hashroll_harness::plane::version("KUBERNETES_VERSION").to_string();
     // the chart's output, as a GitOps repository holds it (self-managed certificates)
-    let rendered = support::helm::helm(
-        plane().kubeconfig(),
-        &[
-            "template",
-            "hashroll",
-            &chart,
-            "-n",
-            &ns,
-            "--kube-version",
-            &kv,
-            "--set",
-            "replicaCount=0",
-        ],
-    )
-    .expect("the chart renders");
+    let rendered = support::helm::template("hashroll", &chart, &ns, &["replicaCount=0"], &[])
+        .expect("the chart renders");
     let list = as_list(&rendered);
     let webhook = items(&list)
         .into_iter()

@@ -388,11 +388,8 @@ async fn every_reloader_environment_name_is_read() {
 
 /// Reloader's chart rendered with `sets`; its Deployment.
 fn reloader_deployment(chart: &str, ns: &str, sets: &[&str]) -> Value {
-    let mut args = vec!["template", "reloader", chart, "-n", ns];
-    for s in sets {
-        args.extend(["--set", s]);
-    }
-    let out = support::helm::helm(plane().kubeconfig(), &args).expect("Reloader's chart renders");
+    let out = support::helm::template("reloader", chart, ns, sets, &[])
+        .expect("Reloader's chart renders");
     let list = as_list(&out);
     items(&list)
         .into_iter()
@@ -418,23 +415,8 @@ fn migrate(args: &[&str]) -> String {
 /// The args of the hashroll Deployment the chart renders with `values` (a file).
 fn hashroll_args(values: &std::path::Path) -> Vec<String> {
     let chart = format!("{}/charts/hashroll", root());
-    let kv = hashroll_harness::plane::version("KUBERNETES_VERSION").to_string();
-    let file = values.display().to_string();
-    let out = support::helm::helm(
-        plane().kubeconfig(),
-        &[
-            "template",
-            "hashroll",
-            &chart,
-            "-n",
-            "hashroll",
-            "--kube-version",
-            &kv,
-            "-f",
-            &file,
-        ],
-    )
-    .expect("hashroll's chart renders the migrated values");
+    let out = support::helm::template("hashroll", &chart, "hashroll", &[], &[values])
+        .expect("hashroll's chart renders the migrated values");
     let d = items(&as_list(&out))
         .into_iter()
         .find(|o| o["kind"] == "Deployment")

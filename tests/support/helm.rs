@@ -31,3 +31,32 @@ pub fn helm(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
         ))
     }
 }
+
+/// `helm template RELEASE CHART -n NAMESPACE` for the plane's Kubernetes version (offline,
+/// Helm would take v1.20.0), with `--set`s and values files; no cluster is read.
+pub fn template(
+    release: &str,
+    chart: &str,
+    namespace: &str,
+    sets: &[&str],
+    files: &[&Path],
+) -> Result<String, String> {
+    let kv = hashroll_harness::plane::version("KUBERNETES_VERSION");
+    let files: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let mut args = vec![
+        "template",
+        release,
+        chart,
+        "-n",
+        namespace,
+        "--kube-version",
+        kv,
+    ];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    for f in &files {
+        args.extend(["--values", f.as_str()]);
+    }
+    helm(Path::new("/dev/null"), &args)
+}
