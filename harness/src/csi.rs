@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use crate::plane::{Plane, PlaneError, version};
 
@@ -38,26 +37,12 @@ pub fn ensure_fetched() -> Result<PathBuf, PlaneError> {
 /// Applies the CRDs and waits until both are established.
 pub fn install(plane: &Plane) -> Result<(), PlaneError> {
     let crds = ensure_fetched()?;
-    plane.kubectl(&["apply", "-f", &crds.display().to_string()])?;
-    for crd in [
-        "secretproviderclasses.secrets-store.csi.x-k8s.io",
-        "secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io",
-    ] {
-        let established = |p: &Plane| {
-            p.kubectl(&[
-                "get",
-                "crd",
-                crd,
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Established")].status}"#,
-            ])
-            .is_ok_and(|s| s.trim() == "True")
-        };
-        plane.wait_until(
-            &format!("{crd} established"),
-            Duration::from_secs(60),
-            established,
-        )?;
-    }
-    Ok(())
+    crate::controller::install_crds(
+        plane,
+        &crds,
+        &[
+            "secretproviderclasses.secrets-store.csi.x-k8s.io",
+            "secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io",
+        ],
+    )
 }
