@@ -90,8 +90,9 @@ pub(crate) async fn until_served(client: &Client, resource: &ApiResource, what: 
         match sign {
             Some(Ok(Event::InitApply(crd) | Event::Apply(crd))) if established(&crd) => {
                 tracing::info!(kind = what, crd = %name, "CRD established");
-                let until = tokio::time::Instant::now() + SETTLING;
-                while tokio::time::Instant::now() < until {
+                // a bounded number of looks, SETTLING_STEP apart: about SETTLING in all
+                let tries = SETTLING.as_millis() / SETTLING_STEP.as_millis();
+                for _ in 0..tries {
                     if super::api::served(client, resource, what).await {
                         return;
                     }
