@@ -1,11 +1,14 @@
 //! Events in the writer: one per roll, a Warning per held roll or bad annotation, a
 //! ReloadFail at most once per distinct error per period.
+//!
+//! Events are written through the core `v1` API (readable as `events.k8s.io/v1` too: one
+//! storage): a namespace's `admin` role grants creating those, not `events.k8s.io` ones,
+//! so a namespaced install needs no right an admin of those namespaces lacks.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::Event as K8sEvent;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::core::v1::{Event as K8sEvent, EventSource, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use kube::api::Api;
 use tokio::time::Instant;
 
@@ -93,6 +96,9 @@ impl Reason {
     }
 }
 
+/// The reporting controller every Event names.
+const REPORTER: &str = "hashroll.dev/hashroll";
+
 /// A workload's ReloadFail Event with the same text is posted at most once in this.
 pub(super) const FAIL_EVENT_PERIOD: Duration = Duration::from_secs(600);
 
@@ -168,7 +174,7 @@ impl Writer {
         }
     }
 
-    /// One Event per roll (events.k8s.io/v1), so each names its own sources.
+    /// One Event per roll, so each names its own sources.
     pub(super) async fn event(&self, entry: &WorkloadEntry, reason: Reason, note: String) {
         let key = &entry.key;
         let row = key.kind.row();
@@ -183,7 +189,8 @@ impl Writer {
         self.post_event(regarding, reason, note).await;
     }
 
-    /// An Event (events.k8s.io/v1) about `regarding`.
+    /// An Event about `regarding`, with the fields of a new-style Event (`eventTime`,
+    /// reporting controller and instance, action) and of an old one (`source`, timestamps).
     pub(super) async fn post_event(
         &self,
         regarding: ObjectReference,
@@ -201,13 +208,22 @@ impl Writer {
             },
             action: Some("Reload".into()),
             reason: Some(reason.as_str().into()),
-            note: Some(note.chars().take(1000).collect()),
+            message: Some(note.chars().take(1000).collect()),
             event_time: Some(MicroTime(now)),
-            regarding: Some(regarding),
-            reporting_controller: Some("hashroll.dev/hashroll".into()),
-            reporting_instance: Some(self.instance.clone()),
+            first_timestamp: Some(Time(now)),
+            last_timestamp: Some(Time(now)),
+            count: Some(1),
+            involved_object: regarding,
+            reporting_component: Some(REPORTER.into()),
+            // the apiserver takes at most 128 characters here
+            reporting_instance: Some(self.instance.chars().take(128).collect()),
+            source: Some(EventSource {
+                component: Some(REPORTER.into()),
+                host: None,
+            }),
             type_: Some(reason.type_().into()),
-            ..Default::default()
+            related: None,
+            series: None,
         };
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
         if let Err(e) = api.create(&crate::k8s::api::post_params(), &ev).await {
