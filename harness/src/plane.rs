@@ -479,7 +479,7 @@ impl Plane {
                 kc.clone(),
                 "--leader-elect=false".into(),
                 "--secure-port=0".into(),
-                "--controllers=deployment-controller,replicaset-controller,daemonset-controller,statefulset-controller,job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller".into(),
+                "--controllers=deployment-controller,replicaset-controller,daemonset-controller,statefulset-controller,job-controller,cronjob-controller,garbage-collector-controller,namespace-controller,serviceaccount-controller,clusterrole-aggregation-controller".into(),
                 "--concurrent-deployment-syncs=10".into(),
                 "--concurrent-replicaset-syncs=10".into(),
                 "--v=1".into(),

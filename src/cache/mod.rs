@@ -4,7 +4,7 @@
 //! and watcher.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -86,8 +86,14 @@ impl Namespace {
 pub struct SourceCache {
     map: RwLock<Map>,
     synced: [AtomicBool; KINDS],
-    /// per kind, the generation of the current (re)list
+    /// per kind, the watches whose first list is not in yet (one, or one per namespace)
+    unlisted: [AtomicUsize; KINDS],
+    /// per kind, the generation of the current cluster-wide (re)list
     generations: [AtomicU32; KINDS],
+    /// with `--namespaced`, a watch per namespace: per namespace and kind, the generation of
+    /// that watch's current (re)list (an entry's generation is the sum of the two; only one
+    /// of them ever moves)
+    ns_generations: RwLock<HashMap<String, [u32; KINDS]>>,
     names: AnnotationNames,
     selector: LabelSelector,
     namespaces: NamespaceFilter,
@@ -128,7 +134,9 @@ impl SourceCache {
         SourceCache {
             map: RwLock::new(BTreeMap::new()),
             synced: std::array::from_fn(|_| AtomicBool::new(false)),
+            unlisted: std::array::from_fn(|_| AtomicUsize::new(1)),
             generations: std::array::from_fn(|_| AtomicU32::new(0)),
+            ns_generations: RwLock::new(HashMap::new()),
             names,
             selector,
             namespaces,
@@ -143,6 +151,39 @@ impl SourceCache {
     /// to wait for.
     pub fn mark_synced(&self, kind: SourceKind) {
         self.synced[idx(kind)].store(true, Ordering::Release);
+    }
+
+    /// Each kind is filled by `n` watches (one per namespace with `--namespaced`): it is
+    /// synced once all of their first lists are in. Before the watches start.
+    pub fn watches_per_kind(&self, n: usize) {
+        for u in &self.unlisted {
+            u.store(n.max(1), Ordering::Release);
+        }
+    }
+
+    /// One watch of `kind` finished its first list; true when that was the last one (the
+    /// kind is synced from now on).
+    fn first_list_done(&self, kind: SourceKind) -> bool {
+        let last =
+            self.unlisted[idx(kind)]
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                == Ok(1);
+        if last {
+            self.synced[idx(kind)].store(true, Ordering::Release);
+        }
+        last
+    }
+
+    /// The generation an entry of `kind` in `namespace` is stamped with now.
+    fn generation(&self, kind: SourceKind, namespace: &str) -> u32 {
+        let global = self.generations[idx(kind)].load(Ordering::Acquire);
+        let own = self
+            .ns_generations
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(namespace)
+            .map_or(0, |g| g[idx(kind)]);
+        global.wrapping_add(own)
     }
 
     /// Where changes learned by a GET go (the channel the watches send on).
@@ -237,7 +278,7 @@ impl SourceCache {
         entry: SourceEntry,
     ) -> Option<SourceChange> {
         let mut entry = entry;
-        entry.generation = self.generations[idx(source.kind)].load(Ordering::Acquire);
+        entry.generation = self.generation(source.kind, namespace);
         if self.deleted_after(namespace, source, entry.resource_version) {
             return None;
         }
@@ -319,17 +360,34 @@ impl SourceCache {
         })
     }
 
-    /// A (re)list of `kind` starts: entries it does not see again are gone at its end.
-    fn begin_list(&self, kind: SourceKind) {
-        self.generations[idx(kind)].fetch_add(1, Ordering::AcqRel);
+    /// A (re)list of `kind` starts, cluster-wide (`None`) or in one namespace: entries it
+    /// does not see again are gone at its end.
+    fn begin_list(&self, kind: SourceKind, scope: Option<&str>) {
+        match scope {
+            None => {
+                self.generations[idx(kind)].fetch_add(1, Ordering::AcqRel);
+            }
+            Some(ns) => {
+                let mut g = self
+                    .ns_generations
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let own = &mut g.entry(ns.to_string()).or_default()[idx(kind)];
+                *own = own.wrapping_add(1);
+            }
+        }
     }
 
-    /// After a (re)list: drops the entries of `kind` it did not see.
-    fn end_list(&self, kind: SourceKind) -> Vec<SourceChange> {
-        let current = self.generations[idx(kind)].load(Ordering::Acquire);
+    /// After a (re)list cluster-wide (`None`) or in one namespace: drops the entries of
+    /// `kind` it did not see.
+    fn end_list(&self, kind: SourceKind, scope: Option<&str>) -> Vec<SourceChange> {
         let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
         let mut gone = Vec::new();
         map.retain(|namespace, sources| {
+            if scope.is_some_and(|ns| ns != namespace) {
+                return true;
+            }
+            let current = self.generation(kind, namespace);
             sources.0[idx(kind)].retain(|name, e| {
                 let stale = e.generation != current;
                 if stale {
@@ -493,9 +551,9 @@ mod tests {
         assert_eq!(up(at("9", "old")), None);
         assert_eq!(c.get("ns", &s).unwrap().resource_version, 10);
         // a relist that saw the entry only at an older version keeps it (not gone at its end)
-        c.begin_list(SourceKind::ConfigMap);
+        c.begin_list(SourceKind::ConfigMap, None);
         assert_eq!(up(at("9", "old")), None);
-        assert!(c.end_list(SourceKind::ConfigMap).is_empty());
+        assert!(c.end_list(SourceKind::ConfigMap, None).is_empty());
         assert!(c.get("ns", &s).is_some());
         // deleted at 11: a read from before does not bring it back; a re-creation does
         assert_eq!(
@@ -505,6 +563,51 @@ mod tests {
         assert_eq!(up(at("10", "new")), None);
         assert!(c.get("ns", &s).is_none());
         assert_eq!(up(at("12", "again")), Some(ChangeKind::Created));
+    }
+
+    #[test]
+    fn a_namespace_relist_drops_only_its_own_namespaces_unseen_entries() {
+        let c = SourceCache::new(
+            AnnotationNames::default(),
+            LabelSelector::default(),
+            NamespaceFilter::default(),
+        );
+        c.watches_per_kind(2);
+        let put = |ns: &str, name: &str| {
+            let e = c.configmap_entry(&cm(ns, name, &[("k", "v")], &[]));
+            c.upsert(ns, &SourceRef::configmap(name), e)
+        };
+        // two watches, one per namespace, each with its first list
+        for ns in ["a", "b"] {
+            c.begin_list(SourceKind::ConfigMap, Some(ns));
+            put(ns, "x");
+            put(ns, "y");
+            assert!(c.end_list(SourceKind::ConfigMap, Some(ns)).is_empty());
+        }
+        assert!(!c.first_list_done(SourceKind::ConfigMap));
+        assert!(!c.synced[idx(SourceKind::ConfigMap)].load(Ordering::Acquire));
+        assert!(c.first_list_done(SourceKind::ConfigMap));
+        assert!(c.synced[idx(SourceKind::ConfigMap)].load(Ordering::Acquire));
+        // a's watch relists and no longer sees y: a/y goes, b is left alone (its entries
+        // were stamped by b's own list, which did not start again)
+        c.begin_list(SourceKind::ConfigMap, Some("a"));
+        put("a", "x");
+        let gone = c.end_list(SourceKind::ConfigMap, Some("a"));
+        assert_eq!(gone.len(), 1, "{gone:?}");
+        assert_eq!(
+            (gone[0].namespace.as_str(), gone[0].source.name.as_str()),
+            ("a", "y")
+        );
+        for (ns, name) in [("a", "x"), ("b", "x"), ("b", "y")] {
+            assert!(
+                c.get(ns, &SourceRef::configmap(name)).is_some(),
+                "{ns}/{name}"
+            );
+        }
+        // b's relist sees nothing: both of b go, a's stay
+        c.begin_list(SourceKind::ConfigMap, Some("b"));
+        assert_eq!(c.end_list(SourceKind::ConfigMap, Some("b")).len(), 2);
+        assert!(c.get("a", &SourceRef::configmap("x")).is_some());
     }
 
     #[test]

@@ -36,6 +36,10 @@ impl SourceObject for Secret {
 struct SourceWatch {
     state: Arc<State>,
     kind: SourceKind,
+    /// the namespace watched, or `None` for the cluster
+    scope: Option<String>,
+    /// this watch's first list is in
+    listed: bool,
     tx: mpsc::UnboundedSender<SourceChange>,
 }
 
@@ -55,7 +59,9 @@ impl SourceWatch {
 
 impl<K: SourceObject> Handler<K> for SourceWatch {
     fn relist_start(&mut self) {
-        self.state.cache.begin_list(self.kind);
+        self.state
+            .cache
+            .begin_list(self.kind, self.scope.as_deref());
     }
     fn apply(&mut self, obj: K) {
         let cache = &self.state.cache;
@@ -79,10 +85,10 @@ impl<K: SourceObject> Handler<K> for SourceWatch {
     }
     fn relist_done(&mut self) {
         let cache = &self.state.cache;
-        for c in cache.end_list(self.kind) {
+        for c in cache.end_list(self.kind, self.scope.as_deref()) {
             self.send(Some(c));
         }
-        if !cache.synced[idx(self.kind)].swap(true, Ordering::AcqRel) {
+        if !std::mem::replace(&mut self.listed, true) && cache.first_list_done(self.kind) {
             tracing::info!(
                 kind = self.kind.as_str(),
                 sources = cache.len(),
@@ -95,24 +101,33 @@ impl<K: SourceObject> Handler<K> for SourceWatch {
     }
 }
 
-/// Watches one kind of source into the cache forever, sending every change to `tx`.
+/// Watches one kind of source into the cache forever, cluster-wide (`scope` `None`) or in
+/// one namespace, sending every change to `tx`.
 pub async fn watch(
     state: Arc<State>,
     client: Client,
     kind: SourceKind,
+    scope: Option<String>,
     tx: mpsc::UnboundedSender<SourceChange>,
 ) {
     // small pages: the list of 8 KiB Secrets is held a page at a time
     let cfg = watcher::Config::default().page_size(50).any_semantic();
     state.metrics.watch_started(kind.as_str());
-    let mut h = SourceWatch { state, kind, tx };
+    let ns = scope.clone();
+    let mut h = SourceWatch {
+        state,
+        kind,
+        scope,
+        listed: false,
+        tx,
+    };
     match kind {
         SourceKind::ConfigMap => {
-            let api: Api<ConfigMap> = Api::all(client);
+            let api: Api<ConfigMap> = k8s::scope::typed(client, ns.as_deref());
             k8s::watch::run(api, cfg, "configmaps", &mut h).await
         }
         SourceKind::Secret => {
-            let api: Api<Secret> = Api::all(client);
+            let api: Api<Secret> = k8s::scope::typed(client, ns.as_deref());
             k8s::watch::run(api, cfg, "secrets", &mut h).await
         }
         // a class is made of its pods' statuses: `csi::run`

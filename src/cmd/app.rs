@@ -45,6 +45,7 @@ async fn counted_client(
 /// Runs until SIGTERM or Ctrl-C, or until a server fails.
 pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let metrics = metrics::Metrics::new();
+    metrics.set_mode(settings.scope.watch.as_str(), settings.webhook.serve);
     // Reloader's switch for its per-namespace counter
     metrics.count_by_namespace(
         std::env::var("METRICS_COUNT_BY_NAMESPACE").as_deref() == Ok("enabled"),
@@ -107,14 +108,25 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         metrics,
         watcher_ready: AtomicBool::new(false),
         writer,
+        scope: scope.watch.clone(),
     });
 
     let live = health::Liveness::default();
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     state.cache.announce_to(changes_tx.clone());
+    let watches = scope.watch.watches();
+    state.cache.watches_per_kind(watches.len());
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
-        let watch = crate::cache::watch(state.clone(), client.clone(), kind, changes_tx.clone());
-        live.spawn(kind.as_str(), watch);
+        for ns in &watches {
+            let watch = crate::cache::watch(
+                state.clone(),
+                client.clone(),
+                kind,
+                ns.clone(),
+                changes_tx.clone(),
+            );
+            live.spawn(kind.as_str(), watch);
+        }
     }
     if state.policy.csi_integration {
         let watch = crate::cache::csi::run(state.clone(), client.clone(), changes_tx.clone());
@@ -159,30 +171,15 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     live.spawn("watcher", watch);
 
     let web = &settings.webhook;
-    let certs = match &web.certs {
-        Certs::Files(c) => {
-            live.spawn(
-                "certificate reload",
-                c.clone().watch(Duration::from_secs(2)),
-            );
-            c.clone()
-        }
-        Certs::SelfManaged(m) => {
-            self_managed_certs(&client, &settings.namespace, m, &live, owner.as_ref()).await?
-        }
-    };
-    if web.client_verifier.is_none() {
-        tracing::info!(
-            "the webhook port takes reviews from any client (--client-ca-file verifies the apiserver's certificate)"
-        );
-    }
-    let tls = certs.server_config(web.client_verifier.clone())?;
     let bind = |addr| async move {
         tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| Error::Listen(addr, e))
     };
-    let webhook_l = bind(web.addr).await?;
+    let webhook_l = match web.serve {
+        true => Some(webhook_listener(&client, &settings, &live, owner.as_ref()).await?),
+        false => None,
+    };
     let metrics_l = bind(web.metrics_addr).await?;
     if let Some(a) = settings.extra.health {
         let l = bind(a).await?;
@@ -199,11 +196,18 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         live.spawn("pprof server", crate::services::pprof::serve(l));
     }
     tracing::info!(
-        webhook = %addr(&webhook_l),
+        webhook = %webhook_l.as_ref().map_or("off".to_string(), |(l, _)| addr(l)),
         metrics = %addr(&metrics_l),
         namespace = %settings.namespace,
+        mode = scope.watch.as_str(),
+        watched = ?scope.watch.watches().into_iter().flatten().collect::<Vec<_>>(),
         "hashroll started"
     );
+    if !web.serve {
+        tracing::info!(
+            "no webhook: the watcher alone stamps, so a new workload's first pods start without the roll token (its first change still rolls it)"
+        );
+    }
     let router = webhook::router_with(state.clone(), web.max_body_bytes, web.lane);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
@@ -248,9 +252,16 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
             tokio::time::sleep(delay).await;
         }
     };
-    tokio::select! {
-        _ = webhook::serve_tls_until(webhook_l, tls, router, stop) => {}
-        r = health::serve(metrics_l, state.clone(), live.clone()) => r.map_err(|e| Error::Serve("metrics server", e))?,
+    let metrics_server = health::serve(metrics_l, state.clone(), live.clone());
+    match webhook_l {
+        Some((l, tls)) => tokio::select! {
+            _ = webhook::serve_tls_until(l, tls, router, stop) => {}
+            r = metrics_server => r.map_err(|e| Error::Serve("metrics server", e))?,
+        },
+        None => tokio::select! {
+            _ = stop => {}
+            r = metrics_server => r.map_err(|e| Error::Serve("metrics server", e))?,
+        },
     }
     if tokio::time::timeout(WRITE_GRACE * 2, hand_over)
         .await
@@ -260,6 +271,39 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The webhook's port, bound, and its TLS configuration: the certificate from its files
+/// (watched) or self-managed.
+async fn webhook_listener(
+    client: &kube::Client,
+    settings: &Settings,
+    live: &health::Liveness,
+    owner: Option<&OwnerReference>,
+) -> Result<(tokio::net::TcpListener, Arc<rustls::ServerConfig>), Error> {
+    let web = &settings.webhook;
+    let certs = match &web.certs {
+        Certs::Files(c) => {
+            live.spawn(
+                "certificate reload",
+                c.clone().watch(Duration::from_secs(2)),
+            );
+            c.clone()
+        }
+        Certs::SelfManaged(m) => {
+            self_managed_certs(client, &settings.namespace, m, live, owner).await?
+        }
+    };
+    if web.client_verifier.is_none() {
+        tracing::info!(
+            "the webhook port takes reviews from any client (--client-ca-file verifies the apiserver's certificate)"
+        );
+    }
+    let tls = certs.server_config(web.client_verifier.clone())?;
+    let l = tokio::net::TcpListener::bind(web.addr)
+        .await
+        .map_err(|e| Error::Listen(web.addr, e))?;
+    Ok((l, tls))
 }
 
 /// `--owner-deployment`: the owner reference the objects hashroll creates carry, so that

@@ -100,6 +100,8 @@ pub(crate) struct Settings {
 
 /// Which namespaces and sources hashroll acts on.
 pub(crate) struct Scope {
+    /// where the watches look: the cluster, or (`--namespaced`) each of `namespaces`
+    pub watch: crate::k8s::scope::WatchScope,
     pub namespaces: Vec<String>,
     pub namespaces_to_ignore: Vec<String>,
     pub namespace_selector: Option<String>,
@@ -109,6 +111,8 @@ pub(crate) struct Scope {
 
 /// The webhook and metrics servers.
 pub(crate) struct WebhookSettings {
+    /// whether the webhook is served (off: `--webhook=false` or `--namespaced`)
+    pub serve: bool,
     pub addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub max_body_bytes: usize,
@@ -242,9 +246,44 @@ pub(crate) enum ConfigError {
 const MIN_RATE: f64 = 0.001;
 const MAX_RATE: f64 = 1e6;
 
+/// What `--namespaced` and `--webhook` make of a run: whether the webhook is served, and
+/// the flags that cannot go with `--namespaced` (each needs a cluster-scoped read).
+fn serves_webhook(args: &RunArgs) -> Result<bool, ConfigError> {
+    if !args.namespaced {
+        return Ok(args.webhook.unwrap_or(true));
+    }
+    let refused = [
+        (
+            args.webhook == Some(true),
+            "--webhook",
+            "the webhook needs a MutatingWebhookConfiguration, a cluster-scoped object: drop --webhook (the watcher stamps alone) or --namespaced",
+        ),
+        (
+            !args.namespace_selector.is_empty(),
+            "--namespace-selector",
+            "it reads Namespaces, which a Role cannot grant: list the namespaces in --namespaces",
+        ),
+        (
+            args.enable_csi_integration,
+            "--enable-csi-integration",
+            "the CSI driver's pod statuses are read cluster-wide: not with --namespaced",
+        ),
+    ];
+    match refused.into_iter().find(|(bad, ..)| *bad) {
+        Some((_, what, why)) => Err(ConfigError::Invalid {
+            what,
+            why: format!("not with --namespaced: {why}"),
+        }),
+        None => Ok(false),
+    }
+}
+
 impl Settings {
     pub(crate) fn from_args(args: RunArgs) -> Result<Settings, ConfigError> {
-        if !args.self_managed_certs && (args.tls_cert_file.is_none() || args.tls_key_file.is_none())
+        let serve_webhook = serves_webhook(&args)?;
+        if serve_webhook
+            && !args.self_managed_certs
+            && (args.tls_cert_file.is_none() || args.tls_key_file.is_none())
         {
             return Err(ConfigError::Invalid {
                 what: "serving certificate",
@@ -373,7 +412,7 @@ impl Settings {
             })?;
         // the files now (a start-up error); self-managed certificates once the client exists
         let certs = match (&args.tls_cert_file, &args.tls_key_file) {
-            (Some(c), Some(k)) if !args.self_managed_certs => {
+            (Some(c), Some(k)) if !args.self_managed_certs && serve_webhook => {
                 Certs::Files(CertReloader::load(c, k)?)
             }
             _ => Certs::SelfManaged(SelfManaged {
@@ -427,6 +466,11 @@ impl Settings {
                 .filter(|u| !u.0.is_empty())
                 .map(|u| target(u, crate::services::alert::Sink::Raw)),
         };
+        let mut watched = comma_list(&args.namespaces.join(","));
+        if args.namespaced && watched.is_empty() {
+            // none given: hashroll's own namespace, as Reloader's one-namespace mode
+            watched.push(namespace.clone());
+        }
         let gate = &args.gate;
         let watcher = crate::watcher::WatcherConfig {
             coalesce_window: args.coalesce_window,
@@ -459,12 +503,18 @@ impl Settings {
                 on_delete: args.reload_on_delete,
             },
             scope: Scope {
-                namespaces: comma_list(&args.namespaces.join(",")),
+                watch: if args.namespaced {
+                    crate::k8s::scope::WatchScope::Namespaces(watched.clone())
+                } else {
+                    crate::k8s::scope::WatchScope::Cluster
+                },
+                namespaces: watched,
                 namespaces_to_ignore: comma_list(&args.namespaces_to_ignore.join(",")),
                 namespace_selector: opt(&args.namespace_selector.join(",")),
                 selector,
             },
             webhook: WebhookSettings {
+                serve: serve_webhook,
                 addr: args.webhook_addr,
                 metrics_addr: args.metrics_addr,
                 max_body_bytes: args.max_body_bytes,

@@ -87,8 +87,9 @@ const CHART_ROWS: &[ChartRow] = &[
         ..row("owner-deployment", &[])
     },
     row("enable-ha", &["enableHA"]),
+    row("namespaced", &["namespaced"]),
     ChartRow {
-        note: "`namespaces`; `watchGlobally: false`: the release's namespace",
+        note: "`namespaces`; `watchGlobally: false` (or `namespaced` with none): the release's namespace",
         ..row("namespaces", &["namespaces", "watchGlobally"])
     },
     row("namespaces-to-ignore", &["ignoreNamespaces"]),
@@ -557,7 +558,7 @@ fn events_page() -> String {
         "the writer's list of reasons (`src/watcher/writer/events.rs`)",
     );
     s.push_str(
-        "\nEvents are `events.k8s.io/v1`, reported by `hashroll.dev/hashroll` with action \
+        "\nEvents are core `v1` Events (also read as `events.k8s.io/v1`), reported by `hashroll.dev/hashroll` with action \
          `Reload`.\n\n| reason | type | on | when |\n|---|---|---|---|\n",
     );
     for r in Reason::ALL {

@@ -48,8 +48,14 @@ pub(crate) fn resource(kind: WorkloadKind) -> ApiResource {
 /// Whether the API serves `resource` (a list of at most one object answers; 404: not
 /// installed; any other error is logged, naming it `what`, and counts as not yet). The
 /// optional kinds (Argo Rollouts, the Secrets Store CSI Driver's) are looked for with it.
-pub(crate) async fn served(client: &Client, resource: &ApiResource, what: &str) -> bool {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), resource);
+/// `ns`: where to list (`--namespaced` has no right to list cluster-wide).
+pub(crate) async fn served(
+    client: &Client,
+    resource: &ApiResource,
+    what: &str,
+    ns: Option<&str>,
+) -> bool {
+    let api = super::scope::dynamic(client.clone(), ns, resource);
     match api
         .list_metadata(&kube::api::ListParams::default().limit(1))
         .await
@@ -63,9 +69,9 @@ pub(crate) async fn served(client: &Client, resource: &ApiResource, what: &str) 
     }
 }
 
-/// Every object of `kind`, cluster-wide.
-pub(crate) fn all(client: Client, kind: WorkloadKind) -> Api<DynamicObject> {
-    Api::all_with(client, &resource(kind))
+/// Every object of `kind` in `ns`, or cluster-wide for `None`.
+pub(crate) fn watched(client: Client, ns: Option<&str>, kind: WorkloadKind) -> Api<DynamicObject> {
+    super::scope::dynamic(client, ns, &resource(kind))
 }
 
 /// The objects of `kind` in `namespace`.

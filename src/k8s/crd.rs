@@ -59,15 +59,24 @@ fn forbidden(e: &watcher::Error) -> bool {
 
 /// Returns once the API serves `resource` (`what` names it in logs): at once when it is
 /// served now; else when its CRD, watched by name, is Established and the resource answers;
-/// or at a [`BACKSTOP`] poll that finds it.
-pub(crate) async fn until_served(client: &Client, resource: &ApiResource, what: &str) {
-    if super::api::served(client, resource, what).await {
+/// or at a [`BACKSTOP`] poll that finds it. `ns`: where to look for the resource; with one
+/// (`--namespaced`, which may not read CRDs) the poll alone looks.
+pub(crate) async fn until_served(
+    client: &Client,
+    resource: &ApiResource,
+    what: &str,
+    ns: Option<&str>,
+) {
+    let served = || super::api::served(client, resource, what, ns);
+    if served().await {
         return;
     }
     let name = crd_name(resource);
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut crds = Some(watcher::watcher(api, cfg).default_backoff().boxed());
+    let mut crds = ns
+        .is_none()
+        .then(|| watcher::watcher(api, cfg).default_backoff().boxed());
     let mut backstop = tokio::time::interval(BACKSTOP);
     backstop.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // the first tick is now: served was just asked
@@ -81,7 +90,7 @@ pub(crate) async fn until_served(client: &Client, resource: &ApiResource, what: 
                 }
             } => ev,
             _ = backstop.tick() => {
-                if super::api::served(client, resource, what).await {
+                if served().await {
                     return;
                 }
                 continue;
@@ -93,7 +102,7 @@ pub(crate) async fn until_served(client: &Client, resource: &ApiResource, what: 
                 // a bounded number of looks, SETTLING_STEP apart: about SETTLING in all
                 let tries = SETTLING.as_millis() / SETTLING_STEP.as_millis();
                 for _ in 0..tries {
-                    if super::api::served(client, resource, what).await {
+                    if served().await {
                         return;
                     }
                     tokio::time::sleep(SETTLING_STEP).await;

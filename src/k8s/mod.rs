@@ -1,8 +1,10 @@
 //! The shell's Kubernetes plumbing, one job a file: `watch` (the one watch driver every watch
 //! runs through), `api` (the table from a workload kind to its API), `crd` (waiting for a
-//! kind installed later) and `objects` (the one-shot reads of the commands).
+//! kind installed later), `scope` (the cluster or a list of namespaces) and `objects` (the
+//! one-shot reads of the commands).
 
 pub(crate) mod api;
 pub(crate) mod crd;
 pub(crate) mod objects;
+pub(crate) mod scope;
 pub(crate) mod watch;

@@ -23,6 +23,8 @@ pub struct State {
     pub(crate) watcher_ready: AtomicBool,
     /// whether this replica may write (always, without --enable-ha)
     pub(crate) writer: Arc<Leadership>,
+    /// where the watches look: the cluster, or each of `--namespaced`'s namespaces
+    pub(crate) scope: crate::k8s::scope::WatchScope,
 }
 
 impl State {
@@ -39,6 +41,7 @@ impl State {
             metrics: Metrics::new(),
             watcher_ready: AtomicBool::new(true),
             writer: Leadership::always(),
+            scope: Default::default(),
         }
     }
 

@@ -77,48 +77,39 @@ pub(crate) async fn run(
     live: crate::services::health::Liveness,
 ) {
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
-    let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<WorkloadKind>();
-    let mut kinds: Vec<WorkloadKind> = Vec::new();
+    let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<Listed>();
+    // the watches whose first list is waited for: one per kind, or per kind and namespace
+    let mut waiting: HashSet<Listed> = HashSet::new();
+    let scopes = state.scope.watches();
     for kind in WorkloadKind::all() {
         if !state.policy.handles(kind) {
             continue;
         }
         // a custom resource not installed (yet): watched once its CRD is, and not waited
         // for at start-up
-        if kind.row().optional && !installed(&client, kind).await {
+        let probe = state.scope.probe();
+        let optional = kind.row().optional;
+        if optional
+            && !k8s::api::served(&client, &k8s::api::resource(kind), kind.as_str(), probe).await
+        {
             let crd = k8s::crd::crd_name(&k8s::api::resource(kind));
             tracing::info!(kind = %kind, crd = %crd, "not installed; watching for its CRD");
-            live.spawn(
-                kind.row().plural,
-                discover_then_watch(
-                    state.clone(),
-                    client.clone(),
-                    kind,
-                    roller.clone(),
-                    synced_tx.clone(),
-                ),
-            );
+            let w = KindWatch::new(&state, &client, kind, &roller, &synced_tx);
+            live.spawn(kind.row().plural, discover_then_watch(w, scopes.clone()));
             continue;
         }
-        kinds.push(kind);
-        live.spawn(
-            kind.row().plural,
-            watch_kind(
-                state.clone(),
-                client.clone(),
-                kind,
-                roller.clone(),
-                synced_tx.clone(),
-            ),
-        );
+        for scope in &scopes {
+            waiting.insert((kind, scope.clone()));
+            let w = KindWatch::new(&state, &client, kind, &roller, &synced_tx);
+            live.spawn(kind.row().plural, w.run(scope.clone(), true));
+        }
     }
     drop(synced_tx);
-    // wait for the initial list of every kind and the source cache
-    let mut synced: HashSet<WorkloadKind> = HashSet::new();
-    while synced.len() < kinds.len() {
+    // wait for the initial list of every watch and the source cache
+    while !waiting.is_empty() {
         match synced_rx.recv().await {
-            Some(k) => {
-                synced.insert(k);
+            Some(listed) => {
+                waiting.remove(&listed);
             }
             None => return,
         }
@@ -138,13 +129,20 @@ pub(crate) async fn run(
         live.spawn("switches", watch_switches(api, name, roller.clone()));
     }
     // what the Namespaces say of their rolls, read once before the start-up reconcile too
+    // (not with --namespaced: a Role cannot grant a read of Namespaces)
     let (says_tx, mut says_rx) = mpsc::unbounded_channel();
     let (says, label) = (roller.safe.says(), cfg.window_namespace_label.clone());
-    crate::services::namespaces::read_says(&client, label.as_deref(), &says).await;
-    live.spawn(
-        "namespace switches",
-        crate::services::namespaces::watch_says(client.clone(), label, says, says_tx),
-    );
+    if state.scope.is_namespaced() {
+        tracing::info!(
+            "--namespaced: Namespaces are not read, so their pause annotation and roll-window label do not apply"
+        );
+    } else {
+        crate::services::namespaces::read_says(&client, label.as_deref(), &says).await;
+        live.spawn(
+            "namespace switches",
+            crate::services::namespaces::watch_says(client.clone(), label, says, says_tx),
+        );
+    }
     // start-up reconcile: out-of-date workloads roll once, the rest stay untouched
     let n = roller.enqueue_all();
     roller.resume_pending_pauses();
@@ -183,7 +181,7 @@ pub(crate) async fn run(
                 on_source_change(&roller, &cfg, change);
             }
             relisted = synced_rx.recv() => {
-                if let Some(kind) = relisted {
+                if let Some((kind, _)) = relisted {
                     tracing::info!(kind = %kind, "workloads relisted; reconciling every workload");
                     roller.enqueue_all();
                 }
@@ -219,11 +217,16 @@ fn on_source_change(roller: &Roller, cfg: &WatcherConfig, change: SourceChange) 
 struct WorkloadWatch {
     state: Arc<State>,
     kind: WorkloadKind,
+    /// the namespace watched, or `None` for the cluster
+    scope: Option<String>,
     roller: Arc<Roller>,
-    synced: mpsc::UnboundedSender<WorkloadKind>,
+    synced: mpsc::UnboundedSender<Listed>,
     seen: HashSet<WorkloadKey>,
     initial: bool,
 }
+
+/// A watch whose (re)list is in: its kind, and its namespace (`None`: cluster-wide).
+type Listed = (WorkloadKind, Option<String>);
 
 impl Handler<DynamicObject> for WorkloadWatch {
     fn relist_start(&mut self) {
@@ -263,10 +266,11 @@ impl Handler<DynamicObject> for WorkloadWatch {
         });
     }
     fn relist_done(&mut self) {
+        let seen = std::mem::take(&mut self.seen);
         self.roller
-            .retain_kind(self.kind, &std::mem::take(&mut self.seen));
+            .retain_kind(self.kind, self.scope.as_deref(), &seen);
         self.initial = false;
-        let _ = self.synced.send(self.kind);
+        let _ = self.synced.send((self.kind, self.scope.clone()));
     }
     fn restarted(&mut self) {
         self.state.metrics.watch_restart(self.kind.as_str());
@@ -331,59 +335,76 @@ async fn watch_switches(
     k8s::watch::run(api, cfg, "switches", &mut h).await;
 }
 
-/// Whether the API serves `kind`.
-async fn installed(client: &Client, kind: WorkloadKind) -> bool {
-    k8s::api::served(client, &k8s::api::resource(kind), kind.as_str()).await
-}
-
-/// Waits for `kind`'s CRD (`k8s::crd`: a watch of it by name, a slow poll as the backstop);
-/// once the kind is served, watches it (its first list reconciles its workloads like a
-/// relist).
-async fn discover_then_watch(
+/// What a watch of one workload kind needs (one is made per namespace with `--namespaced`).
+#[derive(Clone)]
+struct KindWatch {
     state: Arc<State>,
     client: Client,
     kind: WorkloadKind,
     roller: Arc<Roller>,
-    synced: mpsc::UnboundedSender<WorkloadKind>,
-) {
-    k8s::crd::until_served(&client, &k8s::api::resource(kind), kind.as_str()).await;
+    synced: mpsc::UnboundedSender<Listed>,
+}
+
+impl KindWatch {
+    fn new(
+        state: &Arc<State>,
+        client: &Client,
+        kind: WorkloadKind,
+        roller: &Arc<Roller>,
+        synced: &mpsc::UnboundedSender<Listed>,
+    ) -> KindWatch {
+        KindWatch {
+            state: state.clone(),
+            client: client.clone(),
+            kind,
+            roller: roller.clone(),
+            synced: synced.clone(),
+        }
+    }
+
+    /// The watch of the kind in `scope` (a namespace, or the cluster); `initial`: its first
+    /// list is the start-up one (reconciled at once by the caller, not workload by workload).
+    async fn run(self, scope: Option<String>, initial: bool) {
+        // pages of 100: a page is held as JSON values while it is read, and 500 Deployments'
+        // values were most of the peak RSS at start (scale bench, 5,000 Secrets and 2,000
+        // Deployments: 44 MiB with 500, 24 MiB with 100)
+        let cfg = watcher::Config::default().page_size(100).any_semantic();
+        let KindWatch {
+            state,
+            client,
+            kind,
+            roller,
+            synced,
+        } = self;
+        state.metrics.watch_started(kind.as_str());
+        let api = k8s::api::watched(client, scope.as_deref(), kind);
+        let mut h = WorkloadWatch {
+            state,
+            kind,
+            scope,
+            roller,
+            synced,
+            seen: HashSet::new(),
+            initial,
+        };
+        k8s::watch::run(api, cfg, kind.row().plural, &mut h).await;
+    }
+}
+
+/// Waits for a kind's CRD (`k8s::crd`: a watch of it by name, a slow poll as the backstop;
+/// the poll alone with `--namespaced`); once the kind is served, watches it in each of
+/// `scopes` (its first list reconciles its workloads like a relist).
+async fn discover_then_watch(w: KindWatch, scopes: Vec<Option<String>>) {
+    let (kind, probe) = (w.kind, w.state.scope.probe().map(String::from));
+    k8s::crd::until_served(
+        &w.client,
+        &k8s::api::resource(kind),
+        kind.as_str(),
+        probe.as_deref(),
+    )
+    .await;
     tracing::info!(kind = %kind, "now installed; watching it");
     // found after start-up: what it lists is checked like a workload that changed
-    watch_kind_from(state, client, kind, roller, synced, false).await;
-}
-
-async fn watch_kind(
-    state: Arc<State>,
-    client: Client,
-    kind: WorkloadKind,
-    roller: Arc<Roller>,
-    synced: mpsc::UnboundedSender<WorkloadKind>,
-) {
-    watch_kind_from(state, client, kind, roller, synced, true).await;
-}
-
-/// The watch of `kind`; `initial`: its first list is the start-up one (reconciled at once
-/// by the caller, not workload by workload).
-async fn watch_kind_from(
-    state: Arc<State>,
-    client: Client,
-    kind: WorkloadKind,
-    roller: Arc<Roller>,
-    synced: mpsc::UnboundedSender<WorkloadKind>,
-    initial: bool,
-) {
-    // pages of 100: a page is held as JSON values while it is read, and 500 Deployments'
-    // values were most of the peak RSS at start (scale bench, 5,000 Secrets and 2,000
-    // Deployments: 44 MiB with 500, 24 MiB with 100)
-    let cfg = watcher::Config::default().page_size(100).any_semantic();
-    state.metrics.watch_started(kind.as_str());
-    let mut h = WorkloadWatch {
-        state,
-        kind,
-        roller,
-        synced,
-        seen: HashSet::new(),
-        initial,
-    };
-    k8s::watch::run(k8s::api::all(client, kind), cfg, kind.row().plural, &mut h).await;
+    let watches = scopes.into_iter().map(|scope| w.clone().run(scope, false));
+    futures::future::join_all(watches).await;
 }

@@ -415,11 +415,19 @@ impl WorkloadStore {
     }
 
     /// Keeps only the workloads of `kind` in `seen` (after a relist).
-    pub(crate) fn retain_kind(&mut self, kind: WorkloadKind, seen: &HashSet<WorkloadKey>) {
+    /// After a relist of `kind` cluster-wide (`scope` `None`) or in one namespace: drops the
+    /// entries in its reach it did not see.
+    pub(crate) fn retain_kind(
+        &mut self,
+        kind: WorkloadKind,
+        scope: Option<&str>,
+        seen: &HashSet<WorkloadKey>,
+    ) {
         let gone: Vec<WorkloadKey> = self
             .entries
             .keys()
-            .filter(|k| k.kind == kind && !seen.contains(*k))
+            .filter(|k| k.kind == kind && scope.is_none_or(|ns| &*k.namespace == ns))
+            .filter(|k| !seen.contains(*k))
             .cloned()
             .collect();
         for k in gone {
@@ -542,7 +550,22 @@ mod tests {
             ..k.clone()
         });
         assert!(s.affected("ns", &SourceRef::configmap("cfg")).is_empty());
-        s.retain_kind(WorkloadKind::Deployment, &HashSet::new());
+        s.retain_kind(WorkloadKind::Deployment, None, &HashSet::new());
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_namespace_relist_drops_only_that_namespaces_workloads() {
+        let mut s = WorkloadStore::new(AnnotationNames::default(), RecordNames::default());
+        s.upsert(entry(
+            "web",
+            json!({"reloader.stakater.com/auto": "true"}),
+            json!({"containers": [{"name": "c"}]}),
+        ));
+        // another namespace's watch relisted and saw nothing: "ns" is not in its reach
+        s.retain_kind(WorkloadKind::Deployment, Some("other"), &HashSet::new());
+        assert!(!s.is_empty());
+        s.retain_kind(WorkloadKind::Deployment, Some("ns"), &HashSet::new());
         assert!(s.is_empty());
     }
 

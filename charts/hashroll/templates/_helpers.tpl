@@ -25,6 +25,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- define "hashroll.args" -}}
 {{- $full := include "hashroll.fullname" . -}}
 - run
+{{- if .Values.namespaced }}
+{{- if .Values.namespaceSelector }}
+{{- fail "namespaced: namespaceSelector reads Namespaces, which a Role cannot grant: list them in namespaces" }}
+{{- end }}
+{{- if .Values.enableCSIIntegration }}
+{{- fail "namespaced: enableCSIIntegration reads the CSI driver's pod statuses cluster-wide" }}
+{{- end }}
+- --namespaced
+{{- else }}
 {{- if eq .Values.certificates.mode "self-managed" }}
 - --self-managed-certs
 {{- if ne .Values.certificates.secretName "hashroll-tls" }}
@@ -41,13 +50,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- fail (printf "certificates.mode must be self-managed, cert-manager or secret, not %q" .Values.certificates.mode) }}
 {{- end }}
 - --webhook-addr=0.0.0.0:9443
+{{- end }}
 - --metrics-addr=0.0.0.0:9090
 - --owner-deployment={{ $full }}
 {{- if .Values.enableHA }}
 - --enable-ha
 {{- end }}
 {{- $ns := .Values.namespaces }}
-{{- if not .Values.watchGlobally }}
+{{- if or (not .Values.watchGlobally) (and .Values.namespaced (not $ns)) }}
 {{- $ns = list .Release.Namespace }}
 {{- end }}
 {{- if $ns }}

@@ -137,7 +137,9 @@ impl StatusWatch {
 impl Handler<DynamicObject> for StatusWatch {
     fn relist_start(&mut self) {
         self.classes.relist_start();
-        self.state.cache.begin_list(SourceKind::SecretProviderClass);
+        self.state
+            .cache
+            .begin_list(SourceKind::SecretProviderClass, None);
     }
     fn apply(&mut self, obj: DynamicObject) {
         let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
@@ -169,7 +171,7 @@ impl Handler<DynamicObject> for StatusWatch {
             // refreshes what the relist saw (a change only where it is one)
             send(&self.state, &self.tx, cache.apply_class(e));
         }
-        for c in cache.end_list(SourceKind::SecretProviderClass) {
+        for c in cache.end_list(SourceKind::SecretProviderClass, None) {
             send(&self.state, &self.tx, Some(c));
         }
         let kind = idx(SourceKind::SecretProviderClass);
@@ -233,7 +235,13 @@ impl Handler<DynamicObject> for ClassWatch {
 
 /// Whether the API serves the driver's statuses.
 async fn installed(client: &Client) -> bool {
-    crate::k8s::api::served(client, &status_resource(), "SecretProviderClassPodStatus").await
+    crate::k8s::api::served(
+        client,
+        &status_resource(),
+        "SecretProviderClassPodStatus",
+        None,
+    )
+    .await
 }
 
 /// Watches the driver's statuses and classes into the cache, once its CRDs are served: at
@@ -251,7 +259,7 @@ pub(crate) async fn run(
             "SecretProviderClassPodStatus not served; watching for the CSI driver's CRDs"
         );
         let what = "SecretProviderClassPodStatus";
-        crate::k8s::crd::until_served(&client, &status_resource(), what).await;
+        crate::k8s::crd::until_served(&client, &status_resource(), what, None).await;
         tracing::info!("SecretProviderClassPodStatus now served; watching it");
     }
     let cfg = || watcher::Config::default().page_size(100).any_semantic();

@@ -153,6 +153,10 @@ pub struct ExplainArgs {
     /// as the running hashroll's (explain reads the switches in --hashroll-namespace)
     #[command(flatten)]
     pub gate: GateArgs,
+    /// as the running hashroll's: whether this MutatingWebhookConfiguration exists says
+    /// whether workloads are stamped at admission (none: a namespaced, watcher-only install)
+    #[arg(long, env = "HASHROLL_WEBHOOK_CONFIG", default_value = "hashroll")]
+    pub webhook_config: String,
 }
 
 #[derive(Debug, Args, Clone)]

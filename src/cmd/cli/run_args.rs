@@ -73,6 +73,16 @@ pub struct RunArgs {
     /// label selector of namespaces to watch (repeatable: the terms are joined)
     #[arg(long, env = "HASHROLL_NAMESPACE_SELECTOR", action = clap::ArgAction::Append)]
     pub namespace_selector: Vec<String>,
+    /// read and write only in --namespaces (default: hashroll's own), a watch in each, with
+    /// nothing cluster-scoped: a Role per namespace is enough. The webhook is off (it needs a
+    /// MutatingWebhookConfiguration): the watcher alone stamps, so a new workload's first
+    /// pods start without the roll token; its first change is still caught
+    #[arg(long, env = "HASHROLL_NAMESPACED", default_value = "false", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub namespaced: bool,
+    /// serve the admission webhook on --webhook-addr (`--webhook=false`: the watcher alone
+    /// stamps; default: on, off with --namespaced)
+    #[arg(long, env = "HASHROLL_WEBHOOK", num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_parser = parse_bool_str)]
+    pub webhook: Option<bool>,
     /// label selector of ConfigMaps/Secrets to react to (repeatable: the terms are joined)
     #[arg(long, env = "HASHROLL_RESOURCE_LABEL_SELECTOR", action = clap::ArgAction::Append)]
     pub resource_label_selector: Vec<String>,

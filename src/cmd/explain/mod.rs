@@ -50,6 +50,7 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
             let mut r =
                 explain_workload(&client, &cfg, &key, &names, ns, (kind, &name), switches).await?;
             r.add_breaker(args.min_roll_interval);
+            r.mode = mode(&client, &args.webhook_config).await;
             if json {
                 render::pretty(&r)
             } else {
@@ -116,6 +117,8 @@ pub(crate) struct WorkloadReport {
     pub rolling: Vec<String>,
     /// with a roll pending: whether it may go now, and if not what holds it
     pub gate: Option<String>,
+    /// whether workloads are stamped at admission (the webhook) or by the watcher alone
+    pub mode: String,
     #[serde(skip)]
     annotations: BTreeMap<String, String>,
 }
@@ -266,8 +269,34 @@ pub(crate) async fn explain_workload(
         min_roll_interval: "0s".into(),
         last_roll: None,
         next_roll_not_before: None,
+        mode: String::new(),
         annotations: w.annotations.clone(),
     })
+}
+
+/// Which mode runs, as far as the caller can see: the webhook configuration there (stamped
+/// at admission), absent (the watcher alone: a namespaced install or `--webhook=false`), or
+/// not readable with the caller's rights.
+async fn mode(client: &Client, webhook_config: &str) -> String {
+    use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+    let api: kube::Api<MutatingWebhookConfiguration> = kube::Api::all(client.clone());
+    match api.get_opt(webhook_config).await {
+        Ok(Some(_)) => format!(
+            "webhook: MutatingWebhookConfiguration {webhook_config} stamps workloads at admission"
+        ),
+        Ok(None) => format!(
+            "watcher only: no MutatingWebhookConfiguration {webhook_config} (a namespaced install \
+             or --webhook=false); a new workload's first pods start without the roll token, \
+             its first change still rolls it"
+        ),
+        Err(kube::Error::Api(e)) if e.code == 403 => format!(
+            "unknown: you cannot read MutatingWebhookConfiguration {webhook_config} (a \
+             namespace admin cannot; a namespaced install has none and stamps with the watcher alone)"
+        ),
+        Err(e) => {
+            format!("unknown: cannot read MutatingWebhookConfiguration {webhook_config}: {e}")
+        }
+    }
 }
 
 /// What `explain` says of the key a record was made with.

@@ -68,6 +68,9 @@ pub(crate) fn render_workload(r: &WorkloadReport) -> String {
     );
     let _ = writeln!(s, "  record key: {}", r.record_key);
     let _ = writeln!(s, "  roll token: {}", r.token.as_deref().unwrap_or("none"));
+    if !r.mode.is_empty() {
+        let _ = writeln!(s, "  mode: {}", r.mode);
+    }
     if r.roll_pending {
         let _ = writeln!(
             s,
@@ -153,6 +156,7 @@ mod tests {
             next_roll_not_before: None,
             rolling: vec![],
             gate: None,
+            mode: String::new(),
             annotations: BTreeMap::new(),
         }
     }

@@ -79,3 +79,10 @@ pub(crate) struct ByVerb {
 pub(crate) struct ByResource {
     pub(crate) resource: &'static str,
 }
+
+/// `{scope,webhook}`: `hashroll_mode`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct Mode {
+    pub(crate) scope: &'static str,
+    pub(crate) webhook: &'static str,
+}

@@ -97,6 +97,8 @@ pub(crate) struct Metrics {
     /// the watches listed everything)
     pub(crate) leader: Gauge,
     pub(crate) caches_synced: Gauge,
+    /// `hashroll_mode{scope,webhook}`: 1 for the mode this process runs in
+    pub(crate) mode: Family<Mode, Gauge>,
     /// `process_resident_memory_bytes`, read from `/proc/self/status` at each scrape
     pub(crate) resident_memory: Gauge,
     /// `hashroll_alerts_sent_total`, `hashroll_alerts_dropped_total{reason}`: alert
@@ -320,6 +322,12 @@ impl Metrics {
             "1 once the watches have listed every source and workload",
             caches_synced.clone(),
         );
+        let mode = Family::<Mode, Gauge>::default();
+        hr.register(
+            "mode",
+            "1 for the mode that runs: scope cluster or namespaced (--namespaced), webhook on or off",
+            mode.clone(),
+        );
         let alerts = crate::services::alert::Counters::default();
         hr.register(
             "alerts_sent",
@@ -372,6 +380,7 @@ impl Metrics {
             watch_restarts,
             leader,
             caches_synced,
+            mode,
             resident_memory,
             alerts,
         }
@@ -389,6 +398,12 @@ impl Metrics {
         if let Some(b) = rss {
             self.resident_memory.set(b);
         }
+    }
+
+    /// Says which mode runs (`hashroll_mode`): `scope` is `cluster` or `namespaced`.
+    pub(crate) fn set_mode(&self, scope: &'static str, webhook: bool) {
+        let webhook = if webhook { "on" } else { "off" };
+        self.mode.get_or_create(&Mode { scope, webhook }).set(1);
     }
 
     /// Turns on `reloader_reload_executed_total_by_namespace` (Reloader's
@@ -474,6 +489,7 @@ impl Metrics {
             watch_restarts,
             leader: _,
             caches_synced: _,
+            mode,
             resident_memory: _,
             alerts,
         } = self;
@@ -503,6 +519,10 @@ impl Metrics {
         let _ = api_requests.get_or_create(&ByVerb { verb: x });
         let _ = watch_restarts.get_or_create(&ByResource { resource: x });
         let _ = alerts.dropped.get_or_create(&ByReason { reason: x });
+        let _ = mode.get_or_create(&Mode {
+            scope: x,
+            webhook: x,
+        });
     }
 
     /// The Prometheus text exposition.

@@ -231,9 +231,10 @@ impl Roller {
     pub(crate) fn retain_kind(
         &self,
         kind: WorkloadKind,
+        scope: Option<&str>,
         seen: &std::collections::HashSet<WorkloadKey>,
     ) {
-        self.store().retain_kind(kind, seen);
+        self.store().retain_kind(kind, scope, seen);
     }
 
     pub(crate) fn affected(&self, namespace: &str, source: &SourceRef) -> Vec<WorkloadKey> {
