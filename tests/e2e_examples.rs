@@ -190,12 +190,13 @@ fn render_chart(values: &Path) -> String {
 }
 
 /// What some values files promise, seen in what the chart renders from them.
-const RENDERS: [(&str, &str); 7] = [
+const RENDERS: [(&str, &str); 8] = [
     (
         "values-registry.yaml",
         "image: \"registry.example.com/platform/hashroll:0.1.0\"",
     ),
     ("values-one-namespace.yaml", "--namespaces=hashroll"),
+    ("values-namespaced.yaml", "- --namespaced"),
     ("values-cert-manager.yaml", "kind: Certificate"),
     ("values-safe.yaml", "--max-concurrent-rollouts=10"),
     ("values-monitoring.yaml", "kind: PrometheusRule"),

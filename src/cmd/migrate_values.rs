@@ -499,17 +499,24 @@ pub(crate) fn to_values(cfg: &ReloaderConfig, untranslated: &[String]) -> String
             Some(EnvValue::FromPod) => Some(String::new()),
             _ => None,
         });
-    match watched {
-        Some(ns) if ns.is_empty() => {
+    match watched.as_deref() {
+        Some("") => {
             out.push_str(
                 "watchGlobally: false  # Reloader watched its own namespace (KUBERNETES_NAMESPACE): \
                  hashroll then watches the release namespace\n",
             );
         }
         Some(ns) => {
-            let _ = writeln!(out, "namespaces: {}", list(&ns));
+            let _ = writeln!(out, "namespaces: {}", list(ns));
         }
         None => {}
+    }
+    if watched.is_some() {
+        out.push_str(
+            "# Reloader installed with Roles only (no ClusterRole)? `namespaced: true` does that \
+             here: a Role per watched namespace and no webhook (the watcher alone stamps; see \
+             the Install page, \"Namespaced install\")\n",
+        );
     }
     for (flag, key, is_list) in [
         ("namespaces-to-ignore", "ignoreNamespaces", true),
@@ -749,6 +756,11 @@ mod tests {
             &json!({"reloader": {"watchGlobally": false, "namespaces": ["a", "b"]}}),
             "f",
         );
-        assert!(to_values(&cfg, &[]).contains("namespaces: [\"a\", \"b\"]"));
+        let values = to_values(&cfg, &[]);
+        assert!(values.contains("namespaces: [\"a\", \"b\"]"));
+        // scoped mode's Role-only install has its counterpart, named in a comment
+        assert!(values.contains("`namespaced: true`"), "{values}");
+        let (cfg, _) = from_chart_values(&json!({"reloader": {}}), "f");
+        assert!(!to_values(&cfg, &[]).contains("namespaced"));
     }
 }
