@@ -21,7 +21,7 @@ demo-safe: control-plane
 	@hack/demo-safe.sh
 
 ## bench: webhook throughput/latency, reload latency at scale, peak RSS; each next to a
-## baseline measured in the same run (BENCH=webhook|hostile|reload|memory|scale for one; BENCH_ARGS=--quick)
+## baseline measured in the same run (BENCH=webhook|hostile|reload|memory|scale|restart for one; BENCH_ARGS=--quick)
 BENCH ?= all
 bench: control-plane
 	cargo bench --bench hashroll -- $(BENCH) $(BENCH_ARGS)

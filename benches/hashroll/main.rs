@@ -62,7 +62,7 @@ type AnyErr = Box<dyn std::error::Error + Send + Sync>;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench hashroll -- [all|webhook|hostile|fair|inproc|reload|held|memory|scale] [--quick]"
+        "usage: cargo bench --bench hashroll -- [all|webhook|hostile|fair|inproc|reload|held|memory|scale|restart] [--quick]"
     );
     std::process::exit(2)
 }
@@ -95,7 +95,8 @@ fn main() {
             "reload" => reload_bench(quick).await,
             "held" => held_bench(quick).await,
             "memory" => memory_bench(quick).await,
-            "scale" => scale_bench(quick).await,
+            "scale" => scale_bench(Scale::of(quick)).await,
+            "restart" => scale_bench(Scale::Restart).await,
             "all" => {
                 webhook_bench(quick).await?;
                 hostile_bench(quick).await?;

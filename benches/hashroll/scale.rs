@@ -12,12 +12,14 @@ use super::*;
 /// reconcile still walking every workload): start to ready, and the change to its roll
 /// next to the change to its own watch event (the floor). The baseline is the same binary
 /// on the empty cluster.
-pub(crate) async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
-    let sizes: &[(usize, usize)] = if quick {
-        &[(1_000, 1_000), (5_000, 2_000)]
-    } else {
-        &[(1_000, 1_000), (10_000, 5_000), (100_000, 20_000)]
+pub(crate) async fn scale_bench(scale: Scale) -> Result<(), AnyErr> {
+    let sizes: &[(usize, usize)] = match scale {
+        Scale::Quick => &[(1_000, 1_000), (5_000, 2_000)],
+        Scale::Full => &[(1_000, 1_000), (10_000, 5_000), (100_000, 20_000)],
+        // 20k objects: 5k Secrets, 5k ConfigMaps, 10k Deployments (5k opted in)
+        Scale::Restart => &[(5_000, 10_000)],
     };
+    let quick = scale == Scale::Quick;
     let (idle, changes) = if quick { (10, 20) } else { (60, 100) };
     let plane = Plane::start(PlaneOptions::default())?;
     let client = client_of(&plane).await?;
@@ -103,8 +105,59 @@ pub(crate) async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
         );
     }
 
+    if scale == Scale::Restart {
+        drop(leader.take());
+    } else {
+        follower_and_reloads(&plane, &client, &ha, ns, sizes, idle, changes).await?;
+    }
+    drop(leader);
+    let rounds = if quick { 5 } else { 10 };
+    let r = restart_then_change(&plane, &client, ns, sizes[sizes.len() - 1].1 / 2, rounds).await?;
+    let mut ready: Vec<Duration> = r.iter().map(|x| x.0).collect();
+    let mut floor: Vec<Duration> = r.iter().map(|x| x.1).collect();
+    let mut roll: Vec<Duration> = r.iter().map(|x| x.2).collect();
+    let mut first: Vec<Duration> = r.iter().map(|x| x.0 + x.2).collect();
+    println!(
+        "restart, then a change at ready, over {rounds} restarts at the largest size: ready p50 {}, change to its watch event (floor) p50 {} max {}, change to roll p50 {} max {}, start to roll p50 {} max {}",
+        ms(pct(&mut ready, 0.5)),
+        ms(pct(&mut floor, 0.5)),
+        ms(pct(&mut floor, 1.0)),
+        ms(pct(&mut roll, 0.5)),
+        ms(pct(&mut roll, 1.0)),
+        ms(pct(&mut first, 0.5)),
+        ms(pct(&mut first, 1.0)),
+    );
+    Ok(())
+}
+
+/// Which sizes `scale` benches: `--quick`, the full ladder, or (`restart`) one cluster of
+/// 20k objects for the restart steps alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scale {
+    Quick,
+    Full,
+    Restart,
+}
+
+impl Scale {
+    pub(crate) fn of(quick: bool) -> Scale {
+        if quick { Scale::Quick } else { Scale::Full }
+    }
+}
+
+/// At the largest size: a follower idle beside the leader (its CPU and API requests), then
+/// the reload latency of opted-in workloads.
+async fn follower_and_reloads(
+    plane: &Plane,
+    client: &kube::Client,
+    ha: &[&str],
+    ns: &str,
+    sizes: &[(usize, usize)],
+    idle: u64,
+    changes: usize,
+) -> Result<(), AnyErr> {
     // a follower beside the leader, idle
-    let (follower, launch) = start_hashroll(&plane, &ha)?;
+    let (follower, launch) = start_hashroll(plane, ha)?;
     launch.wait_ready(&follower, READY_WITHIN).await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (cpu0, req0) = (
@@ -125,7 +178,7 @@ pub(crate) async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
     drop(follower);
 
     let (_, n_dep) = sizes[sizes.len() - 1];
-    let (mut floor, mut total) = measure_reloads(&client, ns, changes, n_dep / 2, 0).await?;
+    let (mut floor, mut total) = measure_reloads(client, ns, changes, n_dep / 2, 0).await?;
     let mut added: Vec<Duration> = floor
         .iter()
         .zip(&total)
@@ -138,23 +191,6 @@ pub(crate) async fn scale_bench(quick: bool) -> Result<(), AnyErr> {
         ms(pct(&mut total, 0.5)),
         ms(pct(&mut total, 0.99)),
         ms(pct(&mut added, 0.5))
-    );
-    drop(leader);
-    let rounds = if quick { 5 } else { 10 };
-    let r = restart_then_change(&plane, &client, ns, n_dep / 2, rounds).await?;
-    let mut ready: Vec<Duration> = r.iter().map(|x| x.0).collect();
-    let mut floor: Vec<Duration> = r.iter().map(|x| x.1).collect();
-    let mut roll: Vec<Duration> = r.iter().map(|x| x.2).collect();
-    let mut first: Vec<Duration> = r.iter().map(|x| x.0 + x.2).collect();
-    println!(
-        "restart, then a change at ready, over {rounds} restarts at the largest size: ready p50 {}, change to its watch event (floor) p50 {} max {}, change to roll p50 {} max {}, start to roll p50 {} max {}",
-        ms(pct(&mut ready, 0.5)),
-        ms(pct(&mut floor, 0.5)),
-        ms(pct(&mut floor, 1.0)),
-        ms(pct(&mut roll, 0.5)),
-        ms(pct(&mut roll, 1.0)),
-        ms(pct(&mut first, 0.5)),
-        ms(pct(&mut first, 1.0)),
     );
     Ok(())
 }
