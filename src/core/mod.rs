@@ -15,6 +15,7 @@ pub mod refs;
 pub mod selector;
 pub mod source;
 pub mod stamp;
+pub(crate) mod sync;
 pub mod syntax;
 pub mod template;
 pub mod window;

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -26,6 +26,7 @@ use kube::api::{Api, ObjectMeta};
 use rand::RngCore;
 
 use crate::core::digest::{DigestKey, KeyRing};
+use crate::core::sync::Recover;
 
 const FIELD: &str = "key";
 const PREVIOUS: &str = "previous";
@@ -207,10 +208,7 @@ impl LiveKeys {
 
     /// The keys now.
     pub(crate) fn get(&self) -> Arc<KeyRing> {
-        self.ring
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.ring.read().recover().clone()
     }
 
     /// The keys as the source holds them now (`None`: nothing to read, or the Secret gone).
@@ -289,7 +287,7 @@ impl LiveKeys {
             replaced_key = %now.current.id(),
             "the HMAC keys changed; records are re-made with the current key"
         );
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        *self.ring.write().recover() = Arc::new(ring);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 

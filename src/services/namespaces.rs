@@ -13,6 +13,7 @@ use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
+use crate::core::sync::Recover;
 use crate::k8s::watch::{self, Handler};
 
 /// The namespaces `--namespace-selector` selects now.
@@ -37,11 +38,10 @@ impl NamespaceFilter {
     /// Whether hashroll acts in `ns` now.
     pub fn allows(&self, ns: &str) -> bool {
         self.allows_static(ns)
-            && self.selected.as_ref().is_none_or(|s| {
-                s.read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .contains(ns)
-            })
+            && self
+                .selected
+                .as_ref()
+                .is_none_or(|s| s.read().recover().contains(ns))
     }
 }
 
@@ -55,9 +55,7 @@ struct Selection {
 
 impl Selection {
     fn set(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<String>> {
-        self.set
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.set.write().recover()
     }
 }
 
@@ -155,9 +153,7 @@ struct Says {
 
 impl Says {
     fn map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, NamespaceSay>> {
-        self.says
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.says.write().recover()
     }
 
     fn set(&self, name: String, say: NamespaceSay) {
@@ -214,9 +210,7 @@ pub async fn read_says(client: &kube::Client, window_label: Option<&str>, says: 
     let api: Api<Namespace> = Api::all(client.clone());
     match api.list(&Default::default()).await {
         Ok(list) => {
-            let mut map = says
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = says.write().recover();
             for ns in list {
                 let say = say_of(&ns, window_label);
                 if say != NamespaceSay::default() {

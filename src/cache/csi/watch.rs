@@ -14,6 +14,7 @@ use super::{ClassEvent, Classes, class_resource, read_status, status_resource};
 use crate::cache::{SourceCache, SourceChange, SourceEntry, idx};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::source::SourceInfo;
+use crate::core::sync::Recover;
 use crate::k8s::{self, watch::Handler};
 use crate::services::state::State;
 
@@ -21,10 +22,7 @@ impl SourceCache {
     /// What the policy reads of a class: its object's, or an object's without annotations
     /// or labels while none is known.
     fn class_info_of(&self, namespace: &str, class: &str) -> SourceInfo {
-        let memo = self
-            .class_info
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let memo = self.class_info.lock().recover();
         memo.get(&(namespace.to_string(), class.to_string()))
             .copied()
             .unwrap_or_else(|| {
@@ -66,10 +64,7 @@ impl SourceCache {
     ) -> Option<SourceChange> {
         let k = (namespace.to_string(), class.to_string());
         {
-            let mut memo = self
-                .class_info
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut memo = self.class_info.lock().recover();
             match meta {
                 Some(m) => {
                     let info = SourceInfo::from_annotations(
@@ -93,10 +88,7 @@ impl SourceCache {
     /// The classes whose objects were not seen again by a relist of them are forgotten.
     fn retain_class_objects(&self, seen: &HashSet<(String, String)>) -> Vec<SourceChange> {
         let stale: Vec<(String, String)> = {
-            let memo = self
-                .class_info
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let memo = self.class_info.lock().recover();
             memo.keys()
                 .filter(|k| !seen.contains(*k))
                 .cloned()
