@@ -242,7 +242,9 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
     };
     // the key records what is migrated; without it (hashroll not installed yet) the dry run
     // still lists, and --apply refuses
-    let key = crate::services::key::for_command(&client, &args.key, &args.hashroll_namespace).await;
+    let key =
+        crate::services::key::for_command(&client, args.key.place(), &args.hashroll_namespace)
+            .await;
     let key = match (key, args.apply) {
         (Ok(k), _) => Some(k),
         (Err(e), true) => return Err(e.into()),

@@ -31,7 +31,8 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
         .await
         .map_err(|e| ReadError::Cluster(e.to_string()))?;
     let key =
-        crate::services::key::for_command(&client, &args.key, &args.hashroll_namespace).await?;
+        crate::services::key::for_command(&client, args.key.place(), &args.hashroll_namespace)
+            .await?;
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
         auto_all_skips: PolicyConfig::auto_all_skips_with(&args.hashroll_namespace),
