@@ -12,10 +12,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, ObjectMeta};
 
-use crate::core::sync::Recover;
-use crate::services::namespaces::NamespaceFilter;
-
 pub(crate) mod csi;
+pub mod filter;
 mod view;
 mod watch;
 pub use view::NamespaceView;
@@ -26,6 +24,8 @@ use crate::core::names::AnnotationNames;
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
 use crate::core::source::SourceInfo;
+use crate::core::sync::Recover;
+use filter::NamespaceFilter;
 
 /// What the cache keeps of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::Error;
 use crate::cache::SourceCache;
+use crate::cache::filter::NamespaceFilter;
 use crate::cmd::config::{Certs, SelfManaged, Settings};
 use crate::core::refs::SourceKind;
-use crate::services::namespaces::NamespaceFilter;
 use crate::services::state::State;
 use crate::services::{health, key, lease, metrics, namespaces, selfcert};
 use crate::webhook::tls::CertReloader;
@@ -76,7 +76,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let selected = scope
         .namespace_selector
         .as_ref()
-        .map(|_| namespaces::Selected::default());
+        .map(|_| crate::cache::filter::Selected::default());
     let cache = Arc::new(SourceCache::new(
         settings.policy.names.clone(),
         scope.selector.clone(),

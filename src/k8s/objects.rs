@@ -8,11 +8,11 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use crate::cache::SourceCache;
+use crate::cache::filter::NamespaceFilter;
 use crate::core::kind::WorkloadKind;
 use crate::core::policy::PolicyConfig;
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
-use crate::services::namespaces::NamespaceFilter;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
