@@ -17,7 +17,7 @@ pub mod filter;
 mod view;
 mod watch;
 pub use view::NamespaceView;
-pub use watch::watch;
+pub(crate) use watch::watch;
 
 use crate::core::digest::SourceDigests;
 use crate::core::names::AnnotationNames;

@@ -119,6 +119,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
         for ns in &watches {
             let watch = crate::cache::watch(
+                state.cache.clone(),
                 state.clone(),
                 client.clone(),
                 kind,
@@ -129,7 +130,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         }
     }
     if state.policy.csi_integration {
-        let watch = crate::cache::csi::run(state.clone(), client.clone(), changes_tx.clone());
+        let watch = crate::cache::csi::run(
+            state.cache.clone(),
+            state.clone(),
+            client.clone(),
+            changes_tx.clone(),
+        );
         live.spawn(SourceKind::SecretProviderClass.as_str(), watch);
     } else {
         state.cache.mark_synced(SourceKind::SecretProviderClass);
