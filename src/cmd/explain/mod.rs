@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cmd::cli::args::ExplainArgs;
+use crate::cmd::objects::{ReadError, Snapshot, snapshot, workload_objects};
 use crate::core::digest::{ABSENT, KeyRing};
 use crate::core::kind::WorkloadKind;
 use crate::core::names::RecordNames;
@@ -17,7 +18,6 @@ use crate::core::record::{MadeWith, Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::stamp::{Stamp, stamp};
 use crate::core::workload::{Workload, WorkloadError};
-use crate::k8s::objects::{ReadError, Snapshot, snapshot, workload_objects};
 
 mod render;
 pub(crate) mod safe;

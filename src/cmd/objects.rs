@@ -104,7 +104,7 @@ pub(crate) async fn workload_objects(
     kind: WorkloadKind,
     name: Option<&str>,
 ) -> Result<Vec<Value>, ReadError> {
-    let api = super::api::namespaced(client.clone(), ns, kind);
+    let api = crate::k8s::api::namespaced(client.clone(), ns, kind);
     let what = kind.as_str().to_lowercase();
     let objs = match name {
         Some(n) => vec![
@@ -119,5 +119,5 @@ pub(crate) async fn workload_objects(
                 .items
         }
     };
-    Ok(objs.iter().map(super::api::to_value).collect())
+    Ok(objs.iter().map(crate::k8s::api::to_value).collect())
 }
