@@ -45,7 +45,7 @@ pub(crate) enum Error {
     #[error(transparent)]
     Key(#[from] services::key::KeyError),
     #[error(transparent)]
-    SelfCert(#[from] services::selfcert::SelfCertError),
+    SelfCert(#[from] webhook::selfcert::SelfCertError),
     #[error(transparent)]
     Tls(#[from] webhook::tls::TlsError),
     #[error("cannot listen on {0}: {1}")]

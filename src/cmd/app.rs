@@ -14,7 +14,8 @@ use crate::cache::filter::NamespaceFilter;
 use crate::cmd::config::{Certs, SelfManaged, Settings};
 use crate::core::refs::SourceKind;
 use crate::services::state::State;
-use crate::services::{health, key, lease, metrics, namespaces, selfcert};
+use crate::services::{health, key, lease, metrics, namespaces};
+use crate::webhook::selfcert;
 use crate::webhook::tls::CertReloader;
 use crate::{watcher, webhook};
 

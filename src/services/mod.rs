@@ -15,8 +15,6 @@ pub(crate) mod metrics;
 pub mod namespaces;
 /// `--enable-pprof`: CPU profiles in pprof's format.
 pub(crate) mod pprof;
-/// The self-managed serving certificate and the webhook's caBundle.
-pub(crate) mod selfcert;
 /// The one shared state of webhook, watcher and health server.
 pub mod state;
 /// Logging set-up.
