@@ -11,7 +11,8 @@ pub(crate) mod key;
 pub(crate) mod lease;
 /// The Prometheus registry.
 pub(crate) mod metrics;
-/// Which namespaces hashroll acts in, and the watch of `--namespace-selector`.
+/// The watches of namespaces: `--namespace-selector`'s, and what a Namespace says of its
+/// rolls.
 pub mod namespaces;
 /// `--enable-pprof`: CPU profiles in pprof's format.
 pub(crate) mod pprof;
