@@ -1,19 +1,36 @@
-//! The crate's layering, as tests that read the `use` lines: the core runs one way, and the
-//! commands (`cmd`'s modules with `telemetry`, `key` and `k8s`) never reach back to one that
-//! uses them; the root of `src/` holds no loose module. A module named in code (tests aside) is a use.
+//! The crate's layering, as tests that read the source: the folders of `src/` rank (see
+//! [`RANKS`] and the crate doc) and every file names only folders below its own; the core
+//! runs one way; the commands (`cmd`'s modules with `telemetry`, `key` and `k8s`) never reach
+//! back to one that uses them; the root of `src/` holds no loose module. A module named in
+//! code (`crate::x`, `use crate::{x, y::z}`, a `super::` that leaves the folder) is a use;
+//! a file's inline test module (`#[cfg(test)]` then `mod tests {`) is not read, what
+//! follows it is.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
 
-/// A module file's code, its tests left out.
+/// A module file's code, its inline test module (`#[cfg(test)]` then `mod tests {`, to the
+/// `}` that closes it at the start of a line: rustfmt's layout) left out. A
+/// `#[cfg(test)] mod tests;` line only declares the tests' file and cuts nothing.
 fn code_of(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).expect("a module");
-    text.split("\n#[cfg(test)]\nmod ")
-        .next()
-        .unwrap_or_default()
-        .to_string()
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    without_tests(&text)
+}
+
+fn without_tests(text: &str) -> String {
+    const TESTS: &str = "\n#[cfg(test)]\nmod tests {";
+    let mut code = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(TESTS) {
+        code.push_str(&rest[..at]);
+        let after = &rest[at + TESTS.len()..];
+        rest = after.find("\n}").map_or("", |end| &after[end + 2..]);
+    }
+    code.push_str(rest);
+    code
 }
 
 /// The words after each `prefix` in `code` (`crate::x::y` → `x::y` when `depth` is 2).
@@ -122,7 +139,7 @@ fn module_of(file: &str) -> String {
 /// The commands and what they build on: each node's files, and what it names of the others.
 #[test]
 fn the_commands_have_no_import_cycle() {
-    let nodes: [(&str, &[&str]); 12] = [
+    let nodes: [(&str, &[&str]); 13] = [
         ("cmd::cli", &["cmd/cli/mod.rs"]),
         ("cmd::cli::args", &["cmd/cli/args.rs"]),
         ("cmd::cli::reloader", &["cmd/cli/reloader.rs"]),
@@ -138,13 +155,11 @@ fn the_commands_have_no_import_cycle() {
             ],
         ),
         ("cmd::migrate", &["cmd/migrate.rs"]),
+        ("cmd::objects", &["cmd/objects.rs"]),
         ("services::telemetry", &["services/telemetry.rs"]),
         ("services::key", &["services/key.rs"]),
         ("cmd::app", &["cmd/app.rs"]),
-        (
-            "k8s",
-            &["k8s/mod.rs", "k8s/api.rs", "k8s/objects.rs", "k8s/watch.rs"],
-        ),
+        ("k8s", &["k8s/mod.rs", "k8s/api.rs", "k8s/watch.rs"]),
     ];
     let node_of = |named: &str| -> Option<&str> {
         // the longest node the name starts with (`cmd::cli::args::X` is `cmd::cli::args`)
@@ -207,4 +222,213 @@ fn the_root_holds_no_loose_module() {
         .collect();
     loose.sort();
     assert!(loose.is_empty(), "{loose:?}");
+}
+
+/// The folders of `src/`, lowest first (the crate doc says why this order). A file may name
+/// its own folder and the folders of a lower rank; folders of one rank name each other not.
+/// The root's items (`crate::Error`, which names the commands' errors) are `cmd`'s to name.
+const RANKS: &[&[&str]] = &[
+    &["core"],
+    &["k8s"],
+    &["cache"],
+    &["services"],
+    &["webhook", "watcher"],
+    &["cmd"],
+];
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// The path written at the start of `s`: identifiers and `::`, up to a group or the end.
+fn path_at(s: &str) -> &str {
+    let mut end = 0;
+    let mut rest = s;
+    loop {
+        let n = rest.find(|c: char| !is_ident(c)).unwrap_or(rest.len());
+        if n == 0 {
+            break;
+        }
+        end += n;
+        rest = &rest[n..];
+        match rest.strip_prefix("::") {
+            Some(r) if r.starts_with(is_ident) => {
+                end += 2;
+                rest = r;
+            }
+            _ => break,
+        }
+    }
+    &s[..end]
+}
+
+/// The items of the group `{...}` at the start of `s`, split at its top-level commas, each
+/// with its spaces taken out.
+fn group_items(s: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut depth = 0;
+    let mut item = String::new();
+    for c in s.chars() {
+        match c {
+            '{' => {
+                depth += 1;
+                if depth == 1 {
+                    continue;
+                }
+            }
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            ',' if depth == 1 => {
+                items.push(std::mem::take(&mut item));
+                continue;
+            }
+            _ => {}
+        }
+        item.push(c);
+    }
+    items.push(item);
+    items
+        .iter()
+        .map(|i| i.split_whitespace().collect::<String>())
+        .filter(|i| !i.is_empty())
+        .collect()
+}
+
+/// The paths from the crate's root that `code` (the file of module `module`, as
+/// `["webhook", "admit"]`) names: each `crate::` path, each item of a `crate::{...}` group,
+/// and each `super::` path that climbs to the root, written from the root.
+fn root_paths(code: &str, module: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut read = |rest: &str| {
+        if rest.starts_with('{') {
+            out.extend(group_items(rest));
+        } else {
+            out.push(path_at(rest).to_string());
+        }
+    };
+    for (at, _) in code.match_indices("crate::") {
+        if !code[..at].ends_with(is_ident) {
+            read(&code[at + "crate::".len()..]);
+        }
+    }
+    for (at, _) in code.match_indices("super::") {
+        if code[..at].ends_with(is_ident) || code[..at].ends_with("super::") {
+            continue;
+        }
+        let mut rest = &code[at..];
+        let mut up = 0;
+        while let Some(r) = rest.strip_prefix("super::") {
+            up += 1;
+            rest = r;
+        }
+        // `super::` in `cache/watch.rs` (module `cache::watch`) is `cache`: only a climb
+        // to the root leaves the folder
+        if up == module.len() {
+            read(rest);
+        }
+    }
+    out.retain(|p| !p.is_empty() && p != "self" && !p.starts_with("self::"));
+    out
+}
+
+/// Whether a file of the folder of rank `own` may name `path` (from the root): a folder
+/// of a lower rank, or the root's items from the top rank.
+fn may_name(own: usize, path: &str) -> bool {
+    let first = path.split("::").next().unwrap_or_default();
+    match RANKS.iter().position(|r| r.contains(&first)) {
+        Some(rank) => rank < own,
+        None => own == RANKS.len() - 1,
+    }
+}
+
+/// Every `.rs` file under `dir`, as its path from `src/`.
+fn files_under(dir: &Path, out: &mut Vec<String>) {
+    for entry in std::fs::read_dir(dir).expect("a directory") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let rel = path.strip_prefix(SRC).expect("under src");
+            out.push(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+}
+
+/// What the files of each folder name of the other folders and the root, against the
+/// ranks: the uses that go up or across (as `file: crate::path`), and how many go down.
+fn uses_against_ranks() -> (Vec<String>, usize) {
+    let mut up = Vec::new();
+    let mut down = 0;
+    for entry in std::fs::read_dir(SRC).expect("src") {
+        let dir = entry.expect("an entry").path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let folder = dir.file_name().and_then(|n| n.to_str()).expect("a name");
+        let Some(own) = RANKS.iter().position(|r| r.contains(&folder)) else {
+            up.push(format!("src/{folder}/ is in no rank of RANKS"));
+            continue;
+        };
+        let mut files = Vec::new();
+        files_under(&dir, &mut files);
+        for file in files {
+            let module = module_of(&file);
+            let module: Vec<&str> = module.split("::").collect();
+            let code = code_of(&Path::new(SRC).join(&file));
+            for path in root_paths(&code, &module) {
+                if path.split("::").next() == Some(folder) {
+                    continue;
+                }
+                if may_name(own, &path) {
+                    down += 1;
+                } else {
+                    up.push(format!("src/{file}: crate::{path}"));
+                }
+            }
+        }
+    }
+    up.sort();
+    up.dedup();
+    (up, down)
+}
+
+#[test]
+fn the_reader_reads_groups_and_climbs_and_skips_only_inline_tests() {
+    let code = "use crate::{cache, watcher::queue::{Due, Queue}, self};\n\
+                use super::super::k8s::watch;\nuse super::sibling;\n\
+                fn f() { crate::core::names::PAUSED; my_crate::x; }";
+    assert_eq!(
+        root_paths(code, &["webhook", "admit"]),
+        [
+            "cache",
+            "watcher::queue::{Due,Queue}",
+            "core::names::PAUSED",
+            "k8s::watch",
+        ]
+    );
+    assert_eq!(root_paths("use super::x;", &["cache"]), ["x"]);
+    assert!(may_name(5, "watcher::queue::{Due,Queue}") && !may_name(4, "watcher::queue"));
+    assert!(may_name(5, "Error") && !may_name(4, "Error"));
+    let text = "a\n#[cfg(test)]\nmod tests;\nb\n#[cfg(test)]\nmod tests {\n    c {\n    }\n}\nd\n";
+    assert_eq!(without_tests(text), "a\n#[cfg(test)]\nmod tests;\nb\nd\n");
+}
+
+/// Every use of one folder by another goes down the ranks.
+#[test]
+fn the_folders_import_down_their_ranks() {
+    let (up, down) = uses_against_ranks();
+    assert!(
+        down > 50,
+        "the reader found only {down} uses between folders"
+    );
+    assert!(
+        up.is_empty(),
+        "uses that go up or across the ranks (core < k8s < cache < services < \
+         webhook, watcher < cmd):\n{}",
+        up.join("\n")
+    );
 }

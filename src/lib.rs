@@ -1,9 +1,28 @@
 //! hashroll: rolls Kubernetes workloads when the ConfigMaps and Secrets they use change.
 //!
-//! The pure core (`core`) decides what a workload tracks and what its record and roll token
-//! are; the shell (`webhook`, `watcher`, `cache`, `k8s`) talks to the world and calls into
-//! it. The commands (`cmd`: `cli` parses, `config` validates, `app` wires the parts
-//! together) start them; the runtime services (`services`) are what they share.
+//! The folders of `src/` are layers, lowest first. A module uses its own folder and the
+//! folders below it, never one above or beside it; `layers.rs` reads every `use` and holds
+//! the order.
+//!
+//! 1. `core`: pure, no I/O, no async. What a workload uses and tracks, its record and roll
+//!    token, the patch that writes them.
+//! 2. `k8s`: the plumbing every talk with the API server goes through: the one watch
+//!    driver, the table from a workload kind to its API, the scope the watches look in.
+//! 3. `cache`: the digests of every ConfigMap and Secret (never their data), the watches
+//!    that fill them, and the namespace filter the cache and everything above it read.
+//! 4. `services`: what a running replica shares: the state (which holds the cache), the
+//!    key, the Lease, metrics and health, alerts, the namespace watches, logging.
+//! 5. `webhook` and `watcher`: the two ways a workload is stamped, at admission and after a
+//!    change. Both build on the shared state and the core; neither uses the other.
+//! 6. `cmd`: the commands: the command line, its settings, `run`'s wiring of all of the
+//!    above, `explain` and `migrate` with their one-shot reads. The root's `Error` is theirs.
+//!
+//! Why this order: each layer is made of the ones below it and is unknown to them. The core
+//! decides and everything calls it; the cache is read through the state, so it sits below
+//! the services; webhook and watcher both read that state; only the commands know every
+//! part, because they start them. A lower layer that needs something of a higher one is
+//! handed it (the cache's watches count restarts through `k8s::watch::WatchCounts`, not on
+//! the metrics), so the arrows never turn.
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
@@ -18,11 +37,11 @@ pub(crate) mod k8s;
 #[cfg(test)]
 mod layers;
 /// What a running hashroll is made of besides webhook and watcher: the shared state, the
-/// key, the Lease, metrics and health, logging, alerts, namespaces, the serving certificate.
+/// key, the Lease, metrics and health, logging, alerts, the namespace watches.
 pub mod services;
 /// The watcher: workload store, roll queue, writer.
 pub(crate) mod watcher;
-/// The mutating admission webhook.
+/// The mutating admission webhook, its TLS server and its self-managed certificate.
 pub mod webhook;
 
 /// Why hashroll could not start or stopped; `cli` turns it into an exit code.
@@ -45,7 +64,7 @@ pub(crate) enum Error {
     #[error(transparent)]
     Key(#[from] services::key::KeyError),
     #[error(transparent)]
-    SelfCert(#[from] services::selfcert::SelfCertError),
+    SelfCert(#[from] webhook::selfcert::SelfCertError),
     #[error(transparent)]
     Tls(#[from] webhook::tls::TlsError),
     #[error("cannot listen on {0}: {1}")]

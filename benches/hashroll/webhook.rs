@@ -33,10 +33,10 @@ pub(crate) const HOSTILE_SOURCES: usize = 3_000;
 
 pub(crate) fn bench_state() -> Result<Arc<hashroll::services::state::State>, AnyErr> {
     use hashroll::cache::SourceCache;
+    use hashroll::cache::filter::NamespaceFilter;
     use hashroll::core::names::AnnotationNames;
     use hashroll::core::refs::SourceRef;
     use hashroll::core::selector::LabelSelector;
-    use hashroll::services::namespaces::NamespaceFilter;
     let cache = Arc::new(SourceCache::new(
         AnnotationNames::default(),
         LabelSelector::default(),

@@ -14,7 +14,7 @@ use hashroll::core::record::parse_record;
 use hashroll::core::refs::SourceRef;
 use hashroll::core::selector::LabelSelector;
 use hashroll::core::syntax::parse_go_duration;
-use hashroll::services::namespaces::NamespaceFilter;
+use hashroll::cache::filter::NamespaceFilter;
 use hashroll::services::state::State;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};

@@ -5,27 +5,27 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, ObjectMeta};
 
-use crate::services::namespaces::NamespaceFilter;
-
 pub(crate) mod csi;
+pub mod filter;
 mod view;
 mod watch;
 pub use view::NamespaceView;
-pub use watch::watch;
+pub(crate) use watch::watch;
 
 use crate::core::digest::SourceDigests;
 use crate::core::names::AnnotationNames;
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::selector::LabelSelector;
 use crate::core::source::SourceInfo;
+use crate::core::sync::Recover;
+use filter::NamespaceFilter;
 
 /// What the cache keeps of one source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +180,7 @@ impl SourceCache {
         let own = self
             .ns_generations
             .read()
-            .unwrap_or_else(PoisonError::into_inner)
+            .recover()
             .get(namespace)
             .map_or(0, |g| g[idx(kind)]);
         global.wrapping_add(own)
@@ -212,12 +212,7 @@ impl SourceCache {
     }
 
     pub fn len(&self) -> usize {
-        self.map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .map(Namespace::len)
-            .sum()
+        self.map.read().recover().values().map(Namespace::len).sum()
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -282,7 +277,7 @@ impl SourceCache {
         if self.deleted_after(namespace, source, entry.resource_version) {
             return None;
         }
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.map.write().recover();
         if !map.contains_key(namespace) {
             map.insert(namespace.to_string(), Namespace::default());
         }
@@ -317,7 +312,7 @@ impl SourceCache {
         if rv == 0 {
             return false;
         }
-        let memo = self.deleted.lock().unwrap_or_else(PoisonError::into_inner);
+        let memo = self.deleted.lock().recover();
         memo.get(&(namespace.to_string(), source.clone()))
             .is_some_and(|(at_rv, at)| *at_rv >= rv && at.elapsed() < DELETED_TTL)
     }
@@ -331,7 +326,7 @@ impl SourceCache {
         rv: u64,
     ) -> Option<SourceChange> {
         if rv > 0 {
-            let mut memo = self.deleted.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut memo = self.deleted.lock().recover();
             if memo.len() >= ABSENT_MAX {
                 memo.retain(|_, (_, at)| at.elapsed() < DELETED_TTL);
                 if memo.len() >= ABSENT_MAX {
@@ -347,7 +342,7 @@ impl SourceCache {
     }
 
     pub fn remove(&self, namespace: &str, source: &SourceRef) -> Option<SourceChange> {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.map.write().recover();
         let sources = map.get_mut(namespace)?;
         let removed = sources.0[idx(source.kind)].remove(source.name.as_str());
         if sources.is_empty() {
@@ -368,10 +363,7 @@ impl SourceCache {
                 self.generations[idx(kind)].fetch_add(1, Ordering::AcqRel);
             }
             Some(ns) => {
-                let mut g = self
-                    .ns_generations
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let mut g = self.ns_generations.write().recover();
                 let own = &mut g.entry(ns.to_string()).or_default()[idx(kind)];
                 *own = own.wrapping_add(1);
             }
@@ -381,7 +373,7 @@ impl SourceCache {
     /// After a (re)list cluster-wide (`None`) or in one namespace: drops the entries of
     /// `kind` it did not see.
     fn end_list(&self, kind: SourceKind, scope: Option<&str>) -> Vec<SourceChange> {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.map.write().recover();
         let mut gone = Vec::new();
         map.retain(|namespace, sources| {
             if scope.is_some_and(|ns| ns != namespace) {
@@ -405,24 +397,20 @@ impl SourceCache {
     }
 
     pub fn get(&self, namespace: &str, source: &SourceRef) -> Option<SourceEntry> {
-        self.map
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(namespace)?
-            .0[idx(source.kind)]
-        .get(source.name.as_str())
-        .cloned()
+        self.map.read().recover().get(namespace)?.0[idx(source.kind)]
+            .get(source.name.as_str())
+            .cloned()
     }
 
     /// Whether a GET found `source` absent within the last [`ABSENT_TTL`].
     pub fn recently_absent(&self, namespace: &str, source: &SourceRef) -> bool {
-        let memo = self.absent.lock().unwrap_or_else(PoisonError::into_inner);
+        let memo = self.absent.lock().recover();
         memo.get(&(namespace.to_string(), source.clone()))
             .is_some_and(|at| at.elapsed() < ABSENT_TTL)
     }
 
     fn note_absent(&self, namespace: &str, source: &SourceRef) {
-        let mut memo = self.absent.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut memo = self.absent.lock().recover();
         if memo.len() >= ABSENT_MAX {
             memo.retain(|_, at| at.elapsed() < ABSENT_TTL);
             if memo.len() >= ABSENT_MAX {

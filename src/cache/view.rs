@@ -2,12 +2,12 @@
 //! one namespace at a time.
 
 use std::ops::Bound;
-use std::sync::PoisonError;
 
 use super::{MATCH_CHUNK, SourceCache, idx};
 use crate::core::digest::SourceDigests;
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::source::{SourceInfo, SourceView};
+use crate::core::sync::Recover;
 
 impl SourceCache {
     /// The view of one namespace the policy reads.
@@ -37,11 +37,7 @@ impl SourceView for NamespaceView<'_> {
         let mut after: Option<Box<str>> = None;
         loop {
             let chunk: Vec<Box<str>> = {
-                let map = self
-                    .cache
-                    .map
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner);
+                let map = self.cache.map.read().recover();
                 let Some(sources) = map.get(self.namespace) else {
                     break;
                 };

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use super::{SourceCache, SourceChange, SourceEntry, idx};
 use crate::core::refs::{SourceKind, SourceRef};
-use crate::k8s::{self, watch::Handler};
-use crate::services::state::State;
+use crate::k8s;
+use crate::k8s::watch::{Handler, WatchCounts};
 
 /// A ConfigMap or a Secret, as the cache reads it.
 trait SourceObject: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned {
@@ -34,7 +34,8 @@ impl SourceObject for Secret {
 
 /// The watch of one kind of source: keeps the cache and sends every change on.
 struct SourceWatch {
-    state: Arc<State>,
+    cache: Arc<SourceCache>,
+    counts: Arc<dyn WatchCounts>,
     kind: SourceKind,
     /// the namespace watched, or `None` for the cluster
     scope: Option<String>,
@@ -50,7 +51,7 @@ impl SourceWatch {
     /// After it the channel is drained by a loop that only enqueues.
     fn send(&self, c: Option<SourceChange>) {
         if let Some(c) = c
-            && self.state.cache.synced[idx(self.kind)].load(Ordering::Acquire)
+            && self.cache.synced[idx(self.kind)].load(Ordering::Acquire)
         {
             let _ = self.tx.send(c);
         }
@@ -59,12 +60,10 @@ impl SourceWatch {
 
 impl<K: SourceObject> Handler<K> for SourceWatch {
     fn relist_start(&mut self) {
-        self.state
-            .cache
-            .begin_list(self.kind, self.scope.as_deref());
+        self.cache.begin_list(self.kind, self.scope.as_deref());
     }
     fn apply(&mut self, obj: K) {
-        let cache = &self.state.cache;
+        let cache = &self.cache;
         let ns = obj.meta().namespace.as_deref().unwrap_or_default();
         if !cache.namespaces.allows_static(ns) {
             return;
@@ -81,10 +80,10 @@ impl<K: SourceObject> Handler<K> for SourceWatch {
             .as_deref()
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        self.send(self.state.cache.remove_deleted(ns, &source, rv));
+        self.send(self.cache.remove_deleted(ns, &source, rv));
     }
     fn relist_done(&mut self) {
-        let cache = &self.state.cache;
+        let cache = &self.cache;
         for c in cache.end_list(self.kind, self.scope.as_deref()) {
             self.send(Some(c));
         }
@@ -97,14 +96,15 @@ impl<K: SourceObject> Handler<K> for SourceWatch {
         }
     }
     fn restarted(&mut self) {
-        self.state.metrics.watch_restart(self.kind.as_str());
+        self.counts.restarted(self.kind.as_str());
     }
 }
 
 /// Watches one kind of source into the cache forever, cluster-wide (`scope` `None`) or in
 /// one namespace, sending every change to `tx`.
-pub async fn watch(
-    state: Arc<State>,
+pub(crate) async fn watch(
+    cache: Arc<SourceCache>,
+    counts: Arc<dyn WatchCounts>,
     client: Client,
     kind: SourceKind,
     scope: Option<String>,
@@ -112,10 +112,11 @@ pub async fn watch(
 ) {
     // small pages: the list of 8 KiB Secrets is held a page at a time
     let cfg = watcher::Config::default().page_size(50).any_semantic();
-    state.metrics.watch_started(kind.as_str());
+    counts.started(kind.as_str());
     let ns = scope.clone();
     let mut h = SourceWatch {
-        state,
+        cache,
+        counts,
         kind,
         scope,
         listed: false,

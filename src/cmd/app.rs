@@ -10,11 +10,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use crate::Error;
 use crate::cache::SourceCache;
+use crate::cache::filter::NamespaceFilter;
 use crate::cmd::config::{Certs, SelfManaged, Settings};
 use crate::core::refs::SourceKind;
-use crate::services::namespaces::NamespaceFilter;
 use crate::services::state::State;
-use crate::services::{health, key, lease, metrics, namespaces, selfcert};
+use crate::services::{health, key, lease, metrics, namespaces};
+use crate::webhook::selfcert;
 use crate::webhook::tls::CertReloader;
 use crate::{watcher, webhook};
 
@@ -76,7 +77,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     let selected = scope
         .namespace_selector
         .as_ref()
-        .map(|_| namespaces::Selected::default());
+        .map(|_| crate::cache::filter::Selected::default());
     let cache = Arc::new(SourceCache::new(
         settings.policy.names.clone(),
         scope.selector.clone(),
@@ -119,6 +120,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
         for ns in &watches {
             let watch = crate::cache::watch(
+                state.cache.clone(),
                 state.clone(),
                 client.clone(),
                 kind,
@@ -129,7 +131,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         }
     }
     if state.policy.csi_integration {
-        let watch = crate::cache::csi::run(state.clone(), client.clone(), changes_tx.clone());
+        let watch = crate::cache::csi::run(
+            state.cache.clone(),
+            state.clone(),
+            client.clone(),
+            changes_tx.clone(),
+        );
         live.spawn(SourceKind::SecretProviderClass.as_str(), watch);
     } else {
         state.cache.mark_synced(SourceKind::SecretProviderClass);

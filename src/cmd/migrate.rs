@@ -21,6 +21,7 @@ use kube::api::Patch;
 use serde_json::{Value, json};
 
 use crate::cmd::cli::args::MigrateArgs;
+use crate::cmd::objects::{ReadError, snapshot, workload_objects};
 use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::{LAST_RELOADED_FROM, RecordNames};
 use crate::core::policy::PolicyConfig;
@@ -29,7 +30,6 @@ use crate::core::record::{Mode, RollOptions};
 use crate::core::stamp::stamp;
 use crate::core::workload::Workload;
 use crate::k8s;
-use crate::k8s::objects::{ReadError, snapshot, workload_objects};
 
 /// Whether `name` is a variable Reloader's env-vars strategy adds.
 pub(crate) fn is_reloader_env(name: &str) -> bool {
@@ -242,7 +242,9 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
     };
     // the key records what is migrated; without it (hashroll not installed yet) the dry run
     // still lists, and --apply refuses
-    let key = crate::services::key::for_command(&client, &args.key, &args.hashroll_namespace).await;
+    let key =
+        crate::services::key::for_command(&client, args.key.place(), &args.hashroll_namespace)
+            .await;
     let key = match (key, args.apply) {
         (Ok(k), _) => Some(k),
         (Err(e), true) => return Err(e.into()),

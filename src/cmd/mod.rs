@@ -13,6 +13,8 @@ pub(crate) mod migrate;
 /// `hashroll migrate --from-reloader --chart-values`: Reloader's configuration as hashroll's
 /// chart values.
 pub(crate) mod migrate_values;
+/// The one-shot reads `explain` and `migrate` make of a cluster.
+pub(crate) mod objects;
 /// The generated reference pages (`make reference`), and the test that they are current.
 #[cfg(test)]
 mod reference;

@@ -28,14 +28,14 @@ use super::syntax::parse_go_duration;
 use super::window::Windows;
 
 /// The highest wave read.
-pub const MAX_WAVE: u32 = 1000;
+pub(crate) const MAX_WAVE: u32 = 1000;
 /// Entries read from one `after` list.
-pub const MAX_AFTER: usize = 32;
+pub(crate) const MAX_AFTER: usize = 32;
 /// Bounds of a rollout timeout.
-pub const MIN_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(1);
-pub const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const MIN_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const MAX_ROLLOUT_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Sources of one change a gate looks at (a change of more is gated on these).
-pub const MAX_GATED_SOURCES: usize = 64;
+pub(crate) const MAX_GATED_SOURCES: usize = 64;
 
 /// The kinds an `after` entry may name, as written there.
 const AFTER_KINDS: [&str; 6] = [
@@ -49,7 +49,7 @@ const AFTER_KINDS: [&str; 6] = [
 
 /// What a workload says about its own rolls.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub wave: u32,
     /// `(kind, name)`, kind lower-case as in [`AFTER_KINDS`]
     pub after: Vec<(String, String)>,
@@ -61,14 +61,14 @@ pub struct Settings {
 
 impl Settings {
     /// Whether the workload takes part in an order (its rolls may have to wait for others).
-    pub fn ordered(&self) -> bool {
+    pub(crate) fn ordered(&self) -> bool {
         self.wave > 0 || !self.after.is_empty()
     }
 }
 
 /// Reads a workload's settings from its annotations; problems for the values it cannot
 /// read (each is then taken as unset).
-pub fn settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> (Settings, Vec<String>) {
+pub(crate) fn settings<'a>(get: impl Fn(&str) -> Option<&'a str>) -> (Settings, Vec<String>) {
     let mut s = Settings::default();
     let mut problems = Vec::new();
     if let Some(v) = get(WAVE) {
@@ -140,7 +140,7 @@ fn clip(v: &str) -> String {
 
 /// A workload a roll may follow, tracking the changed source.
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// `kind/name` as an `after` entry names it
     pub kind: String,
     pub name: String,
@@ -156,7 +156,7 @@ pub struct Peer {
 
 /// One changed source of the roll.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// `configmap/name`
     pub name: String,
     pub paused: bool,
@@ -169,7 +169,7 @@ pub struct Source {
 
 /// The switches beyond the workload and its sources.
 #[derive(Debug, Clone, Default)]
-pub struct Switches {
+pub(crate) struct Switches {
     pub cluster_paused: bool,
     /// hashroll's switch ConfigMap or the Namespace's own annotation
     pub namespace_paused: bool,
@@ -181,7 +181,7 @@ pub struct Switches {
 
 /// Whether a roll may go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Gate {
+pub(crate) enum Gate {
     Go,
     /// paused by a switch: rolls once the switch is off
     Paused(String),
@@ -201,7 +201,7 @@ pub enum Gate {
 
 /// A failed predecessor that holds a roll.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hold {
+pub(crate) struct Hold {
     /// `configmap/name`
     pub source: String,
     /// `kind/name` of the failed workload
@@ -214,8 +214,9 @@ pub struct Hold {
     pub since: Option<Timestamp>,
 }
 
+#[cfg(test)]
 impl Gate {
-    pub fn is_go(&self) -> bool {
+    pub(crate) fn is_go(&self) -> bool {
         matches!(self, Gate::Go)
     }
 }
@@ -239,7 +240,7 @@ impl std::fmt::Display for Hold {
 
 /// The sources a roll is gated on: those of the changed record keys, or (a compact record
 /// names groups, not sources) every tracked source; at most [`MAX_GATED_SOURCES`].
-pub fn gated_sources(
+pub(crate) fn gated_sources(
     changed: &[String],
     tracked: impl IntoIterator<Item = SourceRef>,
 ) -> Vec<SourceRef> {
@@ -256,7 +257,7 @@ pub fn gated_sources(
 
 /// Whether a workload whose check decided `roll` for the record keys `changed` has yet to
 /// roll for the source of `record_key` (a group key of a compact record may be any source).
-pub fn pending_for(roll: bool, changed: &[String], record_key: &str) -> bool {
+pub(crate) fn pending_for(roll: bool, changed: &[String], record_key: &str) -> bool {
     roll && changed
         .iter()
         .any(|c| c == record_key || SourceRef::from_record_key(c).is_none())
@@ -264,7 +265,7 @@ pub fn pending_for(roll: bool, changed: &[String], record_key: &str) -> bool {
 
 /// Whether a workload (`kind`/`name`, `settings`) may come before `me`: worth deciding its
 /// stamp for [`gate`] (a cheap look at its annotations first).
-pub fn may_precede(me: &Settings, kind: &str, name: &str, settings: &Settings) -> bool {
+pub(crate) fn may_precede(me: &Settings, kind: &str, name: &str, settings: &Settings) -> bool {
     settings.wave < me.wave || me.after.iter().any(|(k, n)| k == kind && n == name)
 }
 
@@ -279,7 +280,7 @@ fn precedes(peer: &Peer, me: &Settings, me_kind: &str, me_name: &str) -> bool {
 /// A workload as the order sees it: `kind` (lower-case, as an `after` entry names it),
 /// name and settings.
 #[derive(Debug, Clone, Copy)]
-pub struct Node<'a> {
+pub(crate) struct Node<'a> {
     pub kind: &'a str,
     pub name: &'a str,
     pub settings: &'a Settings,
@@ -290,7 +291,7 @@ pub struct Node<'a> {
 /// One of them that would also come before `me` closes a cycle, and following it would
 /// hold both for ever: `me` does not wait for it (nor it for `me`: the rule is the same
 /// from its side). Work: O(n log n) in `others` plus their `after` entries.
-pub fn after_me(me: Node<'_>, others: &[Node<'_>]) -> Vec<bool> {
+pub(crate) fn after_me(me: Node<'_>, others: &[Node<'_>]) -> Vec<bool> {
     use std::collections::HashMap;
     let n = others.len();
     let mut reached = vec![false; n];
@@ -346,7 +347,7 @@ pub fn after_me(me: Node<'_>, others: &[Node<'_>]) -> Vec<bool> {
 
 /// Whether a roll of `me` (`kind`/`name`, settings `me`) for a change of `sources` may go
 /// at `now`.
-pub fn gate(
+pub(crate) fn gate(
     kind: &str,
     name: &str,
     me: &Settings,

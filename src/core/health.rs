@@ -5,7 +5,7 @@ use serde_json::Value;
 
 /// Where a workload's rollout stands, as its controller reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Health {
+pub(crate) enum Health {
     /// complete (or a kind whose roll is done once written: a Job, a CronJob)
     #[default]
     Complete,
@@ -25,7 +25,7 @@ fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 /// The rollout health of an object of `kind` (as named in the kind table: `Deployment`,
 /// `StatefulSet`, `DaemonSet`, `Rollout`; anything else is complete once written) from its
 /// fields (`spec`, `status`) and `metadata.generation`.
-pub fn health(kind: &str, data: &Value, generation: Option<i64>) -> Health {
+pub(crate) fn health(kind: &str, data: &Value, generation: Option<i64>) -> Health {
     let status = data.get("status").unwrap_or(&Value::Null);
     let observed = int(status, &["observedGeneration"]).unwrap_or(0);
     let caught_up = generation.is_none_or(|g| observed >= g);

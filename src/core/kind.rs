@@ -62,7 +62,7 @@ pub struct KindRow {
 }
 
 /// The kinds hashroll handles, in the order of [`WorkloadKind`].
-pub const KINDS: [KindRow; 6] = [
+pub(crate) const KINDS: [KindRow; 6] = [
     KindRow {
         kind: WorkloadKind::Deployment,
         group: "apps",
@@ -157,7 +157,7 @@ pub struct CustomKind {
 }
 
 /// At most this many kinds by flag.
-pub const MAX_CUSTOM_KINDS: usize = 32;
+pub(crate) const MAX_CUSTOM_KINDS: usize = 32;
 
 impl std::str::FromStr for CustomKind {
     type Err = String;
@@ -194,7 +194,7 @@ impl std::str::FromStr for CustomKind {
 
 /// The plural kubectl would guess for a kind (the API's own is found by discovery when
 /// the kind is installed; this names it before).
-pub fn guess_plural(kind: &str) -> String {
+pub(crate) fn guess_plural(kind: &str) -> String {
     let k = kind.to_ascii_lowercase();
     if k.ends_with('s') || k.ends_with('x') || k.ends_with("ch") || k.ends_with("sh") {
         format!("{k}es")
@@ -207,7 +207,7 @@ pub fn guess_plural(kind: &str) -> String {
 
 /// Registers the kinds named by flag; once, before any kind is used. A kind that is
 /// already a row (built in or named twice) is an error.
-pub fn register_custom(kinds: &[CustomKind]) -> Result<(), String> {
+pub(crate) fn register_custom(kinds: &[CustomKind]) -> Result<(), String> {
     if kinds.len() > MAX_CUSTOM_KINDS {
         return Err(format!("at most {MAX_CUSTOM_KINDS} kinds by flag"));
     }

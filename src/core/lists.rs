@@ -3,7 +3,7 @@
 //! regexes bounded by what they take compiled.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock};
 
 use regex_automata::meta::Regex;
 
@@ -11,6 +11,8 @@ use super::limits::{
     MAX_ENTRY_LEN, MAX_LIST_ENTRIES, REGEX_COMPILE_BUDGET, REGEX_MEMO_BYTES, REGEX_MEMO_ONE,
     REGEX_SIZE_LIMIT,
 };
+
+use crate::core::sync::Recover;
 
 /// A reload-list entry compiled as the anchored regex `^entry$`.
 pub(crate) struct ListEntry {
@@ -56,7 +58,7 @@ impl RegexMemo {
 
 /// The compiled bytes the memo holds now (the hostile bench).
 pub fn regex_memo_bytes() -> usize {
-    memo().lock().unwrap_or_else(PoisonError::into_inner).bytes
+    memo().lock().recover().bytes
 }
 
 fn memo() -> &'static Mutex<RegexMemo> {
@@ -87,7 +89,7 @@ fn list_regex_in(
     entry: &str,
     budget: &mut usize,
 ) -> Option<Result<Regex, String>> {
-    let lock = || memo.lock().unwrap_or_else(PoisonError::into_inner);
+    let lock = || memo.lock().recover();
     if let Some(r) = lock().get(entry) {
         return Some(r);
     }

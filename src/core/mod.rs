@@ -2,20 +2,21 @@
 //! and roll token are, and the patch that writes them.
 
 pub mod digest;
-pub mod gate;
-pub mod health;
-pub mod kind;
+pub(crate) mod gate;
+pub(crate) mod health;
+pub(crate) mod kind;
 pub mod limits;
 pub mod lists;
 pub mod names;
-pub mod patch;
+pub(crate) mod patch;
 pub mod policy;
 pub mod record;
 pub mod refs;
 pub mod selector;
-pub mod source;
-pub mod stamp;
+pub(crate) mod source;
+pub(crate) mod stamp;
+pub(crate) mod sync;
 pub mod syntax;
-pub mod template;
-pub mod window;
-pub mod workload;
+pub(crate) mod template;
+pub(crate) mod window;
+pub(crate) mod workload;

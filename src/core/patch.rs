@@ -53,7 +53,7 @@ fn annotation_ops(
 
 /// The JSON patch that makes workload `w` (as the request carries it) carry `decision`;
 /// empty when it already does.
-pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Patch {
+pub(crate) fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Patch {
     let mut ops = Vec::new();
     let record = decision.record_text();
     annotation_ops(
@@ -77,7 +77,7 @@ pub fn json_patch(w: &Workload, names: &RecordNames, decision: &Decision) -> Pat
 
 /// The merge patch the watcher sends: record and token in one write, guarded by
 /// `resourceVersion` so a concurrent change makes it fail with a conflict.
-pub fn merge_patch(
+pub(crate) fn merge_patch(
     kind: WorkloadKind,
     resource_version: Option<&str>,
     names: &RecordNames,

@@ -60,7 +60,7 @@ pub trait SourceView {
 /// A change as a release names it: the 16 hex digits a workload's record holds for the
 /// source after rolling for it, kept as its first 32 bits (a source's annotations are kept
 /// for each of a cluster's Secrets: 4 bytes, not a string). `None` for anything else.
-pub fn change_id(v: &str) -> Option<NonZeroU32> {
+pub(crate) fn change_id(v: &str) -> Option<NonZeroU32> {
     let v = v.trim();
     if v.len() != 16 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;

@@ -19,7 +19,7 @@ use super::workload::Workload;
 
 /// Everything [`stamp`] decides for one workload.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Stamp {
+pub(crate) struct Stamp {
     pub tracked: BTreeMap<SourceRef, Tracked>,
     /// one digest per tracked source (the record before [`compact`])
     pub current: Record,
@@ -34,7 +34,7 @@ pub struct Stamp {
 
 /// References → policy → digests → decision, for one workload. The one function webhook
 /// and watcher both call.
-pub fn stamp(
+pub(crate) fn stamp(
     cfg: &PolicyConfig,
     keys: &KeyRing,
     workload: &Workload,
@@ -57,7 +57,7 @@ pub fn stamp(
 
 /// What [`stamp_refs`] reads of a workload: the watcher keeps only this, not the pod spec.
 #[derive(Clone, Copy)]
-pub struct StampInput<'a> {
+pub(crate) struct StampInput<'a> {
     pub kind: WorkloadKind,
     /// has a controlling owner
     pub controlled: bool,
@@ -68,7 +68,7 @@ pub struct StampInput<'a> {
 }
 
 /// [`stamp`] from references already extracted.
-pub fn stamp_refs(
+pub(crate) fn stamp_refs(
     cfg: &PolicyConfig,
     keys: &KeyRing,
     input: &StampInput<'_>,
@@ -146,7 +146,7 @@ pub fn stamp_refs(
 
 /// The old object of an UPDATE, as far as the stamp cares.
 #[derive(Debug, Clone, Default)]
-pub struct OldObject {
+pub(crate) struct OldObject {
     /// record and token it carried
     pub stored: Stored,
     /// whether the update changes the pod template (the roll token aside)
@@ -157,7 +157,7 @@ pub struct OldObject {
 /// running pods, so what the request carries stands and what it dropped (a `kubectl
 /// replace`, a GitOps re-apply without our annotations) comes back from the old object
 /// ([`Mode::Keep`]); a CREATE or a template change starts anew ([`Mode::Fresh`]).
-pub fn keep_from_old(sent: Stored, old: Option<OldObject>) -> (Mode, Stored) {
+pub(crate) fn keep_from_old(sent: Stored, old: Option<OldObject>) -> (Mode, Stored) {
     match old {
         Some(old) if !old.template_changed => {
             // a record and the id of its key go together

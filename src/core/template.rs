@@ -3,18 +3,18 @@
 
 use serde_json::Value;
 
-use super::kind::WorkloadKind;
-use super::workload::at;
-
 /// Whether the pod template differs between two objects, ignoring the roll token (and
-/// treating an empty annotation map like a missing one).
-pub fn template_changed(
-    kind: WorkloadKind,
+/// treating an empty annotation map like a missing one). The tests' form: the webhook
+/// compares the pod templates it has read ([`templates_differ`]).
+#[cfg(test)]
+pub(crate) fn template_changed(
+    kind: super::kind::WorkloadKind,
     old: &Value,
     new: &Value,
     token_annotation: &str,
 ) -> bool {
     let path = kind.row().template;
+    let at = super::workload::at;
     templates_differ(at(old, path), at(new, path), token_annotation)
 }
 
@@ -41,7 +41,11 @@ fn drop_empty(v: &mut Value) {
 }
 
 /// [`template_changed`] given the two pod templates.
-pub fn templates_differ(old: Option<&Value>, new: Option<&Value>, token_annotation: &str) -> bool {
+pub(crate) fn templates_differ(
+    old: Option<&Value>,
+    new: Option<&Value>,
+    token_annotation: &str,
+) -> bool {
     // the common case: equal as sent, token included
     if old == new {
         return false;

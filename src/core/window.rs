@@ -20,7 +20,7 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 /// Windows read from one value.
-pub const MAX_WINDOWS: usize = 8;
+pub(crate) const MAX_WINDOWS: usize = 8;
 
 /// One window.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,7 +35,7 @@ struct Window {
 
 /// The windows of one workload, and the text they were read from.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Windows(Vec<Window>, String);
+pub(crate) struct Windows(Vec<Window>, String);
 
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
@@ -118,7 +118,7 @@ fn window(s: &str) -> Result<Window, String> {
 }
 
 /// Reads a `roll-window` value.
-pub fn parse(value: &str) -> Result<Windows, String> {
+pub(crate) fn parse(value: &str) -> Result<Windows, String> {
     let parts: Vec<&str> = value
         .split(';')
         .map(str::trim)
@@ -167,12 +167,12 @@ impl Window {
 
 impl Windows {
     /// The value as read (windows joined by `; `).
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         &self.1
     }
 
     /// Whether a window is open at `now`.
-    pub fn open_at(&self, now: Timestamp) -> bool {
+    pub(crate) fn open_at(&self, now: Timestamp) -> bool {
         self.0
             .iter()
             .filter_map(|w| w.around(now))
@@ -180,7 +180,7 @@ impl Windows {
     }
 
     /// When a window next opens after `now` (`now` if one is open).
-    pub fn next_opening(&self, now: Timestamp) -> Option<Timestamp> {
+    pub(crate) fn next_opening(&self, now: Timestamp) -> Option<Timestamp> {
         self.0
             .iter()
             .filter_map(|w| w.around(now))

@@ -31,7 +31,7 @@ impl WorkloadError {
 }
 
 /// `v` at the path of object keys `path` (a cheap `Value::pointer` for fixed paths).
-pub fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(crate) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(*k))
 }
 
@@ -207,7 +207,10 @@ impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Below<T> {
 
 /// The pod template of an object of `kind` given as JSON text, as a JSON value (nothing
 /// else of the object is built): the UPDATE comparison.
-pub fn template_value(kind: WorkloadKind, text: &str) -> Result<Option<Value>, serde_json::Error> {
+pub(crate) fn template_value(
+    kind: WorkloadKind,
+    text: &str,
+) -> Result<Option<Value>, serde_json::Error> {
     use serde::de::DeserializeSeed;
     let mut de = serde_json::Deserializer::from_str(text);
     let v = below::<Value>(kind.row().template).deserialize(&mut de)?;

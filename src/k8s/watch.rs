@@ -27,6 +27,15 @@ pub(crate) trait Handler<K> {
     fn restarted(&mut self) {}
 }
 
+/// Where a watch counts its starts and restarts: the metrics, which sit above the watches
+/// (`services::metrics`), so a watch is handed this and not the whole state.
+pub(crate) trait WatchCounts: Send + Sync {
+    /// A watch of `resource` starts (its restart count shows, at zero).
+    fn started(&self, resource: &'static str);
+    /// A watch of `resource` failed and will be restarted.
+    fn restarted(&self, resource: &'static str);
+}
+
 /// Runs `handler` on the watch of `api` until the stream ends (it does not, in practice).
 /// `what` names the watch in logs.
 pub(crate) async fn run<K, H>(api: Api<K>, cfg: watcher::Config, what: &str, handler: &mut H)

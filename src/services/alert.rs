@@ -13,10 +13,10 @@
 
 use std::time::Duration;
 
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+
+use crate::services::metrics::AlertCounters;
 
 /// Where messages go, in whose format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,27 +137,11 @@ pub(crate) const QUEUE: usize = 256;
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const ATTEMPTS: u32 = 3;
 
-/// The counters of one sender.
-#[derive(Clone, Default)]
-pub(crate) struct Counters {
-    pub(crate) sent: Counter,
-    /// by `reason`: `queue_full`, `failed`
-    pub(crate) dropped: Family<crate::services::metrics::ByReason, Counter>,
-}
-
-impl Counters {
-    fn drop_one(&self, reason: &'static str) {
-        self.dropped
-            .get_or_create(&crate::services::metrics::ByReason { reason })
-            .inc();
-    }
-}
-
 /// The roll path's handle: hands notices to the sending task.
 #[derive(Clone)]
 pub(crate) struct Alerts {
     tx: mpsc::Sender<Notice>,
-    counters: Counters,
+    counters: AlertCounters,
     what: &'static str,
 }
 
@@ -176,7 +160,7 @@ impl Alerts {
     /// Starts the sending task (on the current runtime). `what` names it in logs.
     pub(crate) fn start(
         target: Target,
-        counters: Counters,
+        counters: AlertCounters,
         what: &'static str,
     ) -> Result<Alerts, AlertConfigError> {
         let url = reqwest::Url::parse(&target.url)
@@ -225,7 +209,7 @@ async fn send_all(
     url: reqwest::Url,
     target: Target,
     mut rx: mpsc::Receiver<Notice>,
-    counters: Counters,
+    counters: AlertCounters,
     what: &'static str,
 ) {
     while let Some(n) = rx.recv().await {
@@ -325,7 +309,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_without_waiting() {
-        let counters = Counters::default();
+        let counters = AlertCounters::default();
         // a port nothing answers on: every message waits in the queue or fails
         let a = Alerts::start(
             Target {
@@ -370,7 +354,7 @@ mod tests {
                     proxy: None,
                     additional_info: String::new(),
                 },
-                Counters::default(),
+                AlertCounters::default(),
                 "test",
             )
             .expect_err("refused");

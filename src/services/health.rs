@@ -9,7 +9,7 @@
 //! (a scraper reconnects). hyper's server with those settings; axum's `serve` has none.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,6 +22,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::core::sync::Recover;
 use crate::services::state::State as AppState;
 
 /// The tasks the process needs, and the ones that are gone.
@@ -44,18 +45,13 @@ impl Liveness {
                 Ok(()) => tracing::error!(task = name, "a task hashroll needs ended"),
                 Err(e) => tracing::error!(task = name, error = %e, "a task hashroll needs failed"),
             }
-            gone.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(name);
+            gone.lock().recover().push(name);
         });
     }
 
     /// The tasks that are gone.
     pub(crate) fn gone(&self) -> Vec<&'static str> {
-        self.gone
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.gone.lock().recover().clone()
     }
 }
 

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::ByteString;
@@ -26,6 +26,7 @@ use kube::api::{Api, ObjectMeta};
 use rand::RngCore;
 
 use crate::core::digest::{DigestKey, KeyRing};
+use crate::core::sync::Recover;
 
 const FIELD: &str = "key";
 const PREVIOUS: &str = "previous";
@@ -62,19 +63,31 @@ fn ring(current: DigestKey, previous: Option<DigestKey>) -> Result<KeyRing, KeyE
     Ok(KeyRing { current, previous })
 }
 
+/// Where a command (`explain`, `migrate`) finds the keys, as its flags say.
+pub(crate) enum KeyPlace<'a> {
+    /// `--hmac-key-file` and, while rotating, `--hmac-previous-key-file`
+    Files {
+        current: &'a Path,
+        previous: Option<&'a Path>,
+    },
+    /// `--hmac-key-secret`: the key Secret's name in hashroll's namespace
+    Secret(&'a str),
+}
+
 /// The keys a command (`explain`, `migrate`) checks with: the files, else the Secret (read,
 /// never created: only `hashroll run` makes the key).
 pub(crate) async fn for_command(
     client: &kube::Client,
-    args: &crate::cmd::cli::args::KeyArgs,
+    place: KeyPlace<'_>,
     ns: &str,
 ) -> Result<KeyRing, KeyError> {
-    if let Some(f) = &args.hmac_key_file {
-        return from_files(f, args.hmac_previous_key_file.as_deref());
-    }
-    let what = format!("{ns}/{}", args.hmac_key_secret);
+    let name = match place {
+        KeyPlace::Files { current, previous } => return from_files(current, previous),
+        KeyPlace::Secret(name) => name,
+    };
+    let what = format!("{ns}/{name}");
     let s = Api::<Secret>::namespaced(client.clone(), ns)
-        .get(&args.hmac_key_secret)
+        .get(name)
         .await
         .map_err(|e| KeyError::Secret(what.clone(), e))?;
     from_secret_data(&s, &what)
@@ -207,10 +220,7 @@ impl LiveKeys {
 
     /// The keys now.
     pub(crate) fn get(&self) -> Arc<KeyRing> {
-        self.ring
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.ring.read().recover().clone()
     }
 
     /// The keys as the source holds them now (`None`: nothing to read, or the Secret gone).
@@ -289,7 +299,7 @@ impl LiveKeys {
             replaced_key = %now.current.id(),
             "the HMAC keys changed; records are re-made with the current key"
         );
-        *self.ring.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        *self.ring.write().recover() = Arc::new(ring);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 

@@ -29,6 +29,8 @@ use kube::api::Api;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::core::sync::Recover;
+
 /// Whether this replica may write now.
 #[derive(Debug)]
 pub(crate) struct Leadership {
@@ -109,18 +111,12 @@ impl Leadership {
         if !self.ha {
             return true;
         }
-        let until = *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = *self.valid_until.lock().recover();
         until.is_some_and(|t| std::time::Instant::now() < t)
     }
     /// A renewal sent at `sent` holds for `validity`.
     fn renewed(&self, sent: std::time::Instant, validity: Duration) {
-        *self
-            .valid_until
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = sent.checked_add(validity);
+        *self.valid_until.lock().recover() = sent.checked_add(validity);
     }
     /// Changes of leadership (true: became the writer).
     pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {

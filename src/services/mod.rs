@@ -11,12 +11,11 @@ pub(crate) mod key;
 pub(crate) mod lease;
 /// The Prometheus registry.
 pub(crate) mod metrics;
-/// Which namespaces hashroll acts in, and the watch of `--namespace-selector`.
+/// The watches of namespaces: `--namespace-selector`'s, and what a Namespace says of its
+/// rolls.
 pub mod namespaces;
 /// `--enable-pprof`: CPU profiles in pprof's format.
 pub(crate) mod pprof;
-/// The self-managed serving certificate and the webhook's caBundle.
-pub(crate) mod selfcert;
 /// The one shared state of webhook, watcher and health server.
 pub mod state;
 /// Logging set-up.

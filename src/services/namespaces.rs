@@ -1,8 +1,9 @@
-//! Which namespaces hashroll acts in: the fixed lists (`--namespaces`,
-//! `--namespaces-to-ignore`) and, with `--namespace-selector`, the namespaces a watch finds
-//! selected now. A namespace that becomes selected is sent on, so its workloads are
-//! reconciled. And what a Namespace says of the rolls in it (its pause annotation, the
-//! roll window its label names): a namespace whose say changed is sent on the same way.
+//! The watches of namespaces. With `--namespace-selector`, the namespaces a watch finds
+//! selected now, kept in the set the namespace filter (`cache::filter`, with the fixed lists
+//! `--namespaces` and `--namespaces-to-ignore`) reads. A namespace that becomes selected is
+//! sent on, so its workloads are reconciled. And what a Namespace says of the rolls in it
+//! (its pause annotation, the roll window its label names): a namespace whose say changed
+//! is sent on the same way.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -13,37 +14,9 @@ use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
+use crate::cache::filter::Selected;
+use crate::core::sync::Recover;
 use crate::k8s::watch::{self, Handler};
-
-/// The namespaces `--namespace-selector` selects now.
-pub type Selected = Arc<RwLock<HashSet<String>>>;
-
-/// Which namespaces hashroll acts in.
-#[derive(Debug, Clone, Default)]
-pub struct NamespaceFilter {
-    pub only: Vec<String>,
-    pub ignore: Vec<String>,
-    /// with `--namespace-selector`: the namespaces it selects now (kept by [`watch`])
-    pub selected: Option<Selected>,
-}
-
-impl NamespaceFilter {
-    /// The fixed lists only: what is worth caching.
-    pub fn allows_static(&self, ns: &str) -> bool {
-        (self.only.is_empty() || self.only.iter().any(|n| n == ns))
-            && !self.ignore.iter().any(|n| n == ns)
-    }
-
-    /// Whether hashroll acts in `ns` now.
-    pub fn allows(&self, ns: &str) -> bool {
-        self.allows_static(ns)
-            && self.selected.as_ref().is_none_or(|s| {
-                s.read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .contains(ns)
-            })
-    }
-}
 
 /// Keeps the selected set; a relist replaces it whole.
 struct Selection {
@@ -55,9 +28,7 @@ struct Selection {
 
 impl Selection {
     fn set(&self) -> std::sync::RwLockWriteGuard<'_, HashSet<String>> {
-        self.set
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.set.write().recover()
     }
 }
 
@@ -155,9 +126,7 @@ struct Says {
 
 impl Says {
     fn map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, NamespaceSay>> {
-        self.says
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.says.write().recover()
     }
 
     fn set(&self, name: String, say: NamespaceSay) {
@@ -214,9 +183,7 @@ pub async fn read_says(client: &kube::Client, window_label: Option<&str>, says: 
     let api: Api<Namespace> = Api::all(client.clone());
     match api.list(&Default::default()).await {
         Ok(list) => {
-            let mut map = says
-                .write()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = says.write().recover();
             for ns in list {
                 let say = say_of(&ns, window_label);
                 if say != NamespaceSay::default() {

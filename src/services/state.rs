@@ -49,3 +49,13 @@ impl State {
         self.cache.is_synced() && self.watcher_ready.load(Ordering::Acquire)
     }
 }
+
+/// The watches below the state (the cache's) count their starts and restarts on its metrics.
+impl crate::k8s::watch::WatchCounts for State {
+    fn started(&self, resource: &'static str) {
+        self.metrics.watch_started(resource);
+    }
+    fn restarted(&self, resource: &'static str) {
+        self.metrics.watch_restart(resource);
+    }
+}

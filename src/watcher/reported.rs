@@ -3,9 +3,11 @@
 //! problems, again only when the set changes.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use super::workloads::WorkloadKey;
+
+use crate::core::sync::Recover;
 
 /// Per workload, the problems last reported.
 #[derive(Debug, Default)]
@@ -16,7 +18,7 @@ impl Reported {
     /// not empty); remembers them. An empty set forgets what was reported, so the same
     /// problem coming back is reported again.
     pub(crate) fn is_new(&self, key: &WorkloadKey, problems: &[String]) -> bool {
-        let mut reported = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut reported = self.0.lock().recover();
         if reported.get(key).map(Vec::as_slice) == Some(problems) {
             return false;
         }
@@ -30,10 +32,7 @@ impl Reported {
 
     /// The workload is gone.
     pub(crate) fn forget(&self, key: &WorkloadKey) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
+        self.0.lock().recover().remove(key);
     }
 }
 

@@ -5,13 +5,14 @@
 //! loses nothing: every workload is checked at start, and the gate reads the objects.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use super::workloads::WorkloadKey;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::core::gate::{Gate, Hold, Switches};
+use crate::core::sync::Recover;
 use crate::core::window::Windows;
 use crate::services::namespaces::NamespaceSays;
 
@@ -132,7 +133,7 @@ pub(crate) struct Safe {
 type Failure = (Arc<str>, String, String, String);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    m.lock().recover()
 }
 
 /// Failures remembered against saying them twice before the memo starts over.
@@ -167,8 +168,8 @@ impl Safe {
 
     /// The switches as they stand for `namespace`.
     pub(crate) fn switches(&self, namespace: &str) -> Switches {
-        let s = self.switches.read().unwrap_or_else(PoisonError::into_inner);
-        let says = self.says.read().unwrap_or_else(PoisonError::into_inner);
+        let s = self.switches.read().recover();
+        let says = self.says.read().recover();
         let say = says.get(namespace);
         let mut sw = s.switches_for(namespace, say, self.default_timeout);
         sw.cluster_paused |= self.flag_paused;
@@ -177,10 +178,7 @@ impl Safe {
 
     /// Sets the switch ConfigMap's state; the namespaces whose rolls it let go (all: `None`).
     pub(crate) fn set_switches(&self, new: SwitchState) -> Option<Vec<String>> {
-        let mut s = self
-            .switches
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut s = self.switches.write().recover();
         if *s == new {
             return Some(Vec::new());
         }

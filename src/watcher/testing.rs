@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use crate::cache::SourceCache;
+use crate::cache::filter::NamespaceFilter;
 use crate::core::digest::{DigestKey, KeyRing};
 use crate::core::names::AnnotationNames;
 use crate::core::selector::LabelSelector;
-use crate::services::namespaces::NamespaceFilter;
 use crate::services::state::State;
 
 /// A state on an empty cache acting in the namespaces `filter` allows.

@@ -7,7 +7,7 @@
 //! used by one workload is a one-key vector, not a hash set.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use kube::api::DynamicObject;
 
@@ -17,6 +17,7 @@ use crate::core::names::{AFTER, AnnotationNames, Annotations, RecordNames, WAVE,
 use crate::core::record::{Stored, parse_record};
 use crate::core::refs::{Reference, SourceKind, SourceRef, references};
 use crate::core::stamp::StampInput;
+use crate::core::sync::Recover;
 use crate::core::workload::Workload;
 
 /// A workload by kind, namespace and name.
@@ -37,10 +38,7 @@ impl std::fmt::Display for WorkloadKey {
 /// interned, so the set stays that small.
 fn intern(name: &str) -> Arc<str> {
     static NAMES: OnceLock<Mutex<BTreeSet<Arc<str>>>> = OnceLock::new();
-    let mut set = NAMES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let mut set = NAMES.get_or_init(Default::default).lock().recover();
     if let Some(n) = set.get(name) {
         return n.clone();
     }

@@ -4,6 +4,8 @@ pub mod admit;
 mod fair;
 mod lane;
 pub mod review;
+/// The self-managed serving certificate and the webhook's caBundle.
+pub(crate) mod selfcert;
 pub mod server;
 pub mod tls;
 

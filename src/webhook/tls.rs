@@ -11,6 +11,8 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 
+use crate::core::sync::Recover;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {0}: {1}")]
@@ -127,19 +129,13 @@ impl CertReloader {
         let cert_pem = read(&self.cert_path)?;
         let key_pem = read(&self.key_path)?;
         {
-            let cur = self
-                .current
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cur = self.current.read().recover();
             if cur.cert_pem == cert_pem && cur.key_pem == key_pem {
                 return Ok(false);
             }
         }
         let key = certified(&self.cert_path, &cert_pem, &self.key_path, &key_pem)?;
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Loaded {
+        *self.current.write().recover() = Loaded {
             cert_pem,
             key_pem,
             key,
@@ -152,20 +148,14 @@ impl CertReloader {
     pub fn set_pems(&self, cert_pem: &str, key_pem: &str) -> Result<bool, TlsError> {
         let (cert_pem, key_pem) = (cert_pem.as_bytes().to_vec(), key_pem.as_bytes().to_vec());
         {
-            let cur = self
-                .current
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let cur = self.current.read().recover();
             if cur.cert_pem == cert_pem && cur.key_pem == key_pem {
                 return Ok(false);
             }
         }
         let memory = Path::new("<memory>");
         let key = certified(memory, &cert_pem, memory, &key_pem)?;
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Loaded {
+        *self.current.write().recover() = Loaded {
             cert_pem,
             key_pem,
             key,
@@ -217,13 +207,7 @@ impl CertReloader {
 
 impl ResolvesServerCert for CertReloader {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(
-            self.current
-                .read()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .key
-                .clone(),
-        )
+        Some(self.current.read().recover().key.clone())
     }
 }
 

@@ -14,17 +14,15 @@ use super::{ClassEvent, Classes, class_resource, read_status, status_resource};
 use crate::cache::{SourceCache, SourceChange, SourceEntry, idx};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::source::SourceInfo;
-use crate::k8s::{self, watch::Handler};
-use crate::services::state::State;
+use crate::core::sync::Recover;
+use crate::k8s;
+use crate::k8s::watch::{Handler, WatchCounts};
 
 impl SourceCache {
     /// What the policy reads of a class: its object's, or an object's without annotations
     /// or labels while none is known.
     fn class_info_of(&self, namespace: &str, class: &str) -> SourceInfo {
-        let memo = self
-            .class_info
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let memo = self.class_info.lock().recover();
         memo.get(&(namespace.to_string(), class.to_string()))
             .copied()
             .unwrap_or_else(|| {
@@ -66,10 +64,7 @@ impl SourceCache {
     ) -> Option<SourceChange> {
         let k = (namespace.to_string(), class.to_string());
         {
-            let mut memo = self
-                .class_info
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut memo = self.class_info.lock().recover();
             match meta {
                 Some(m) => {
                     let info = SourceInfo::from_annotations(
@@ -93,10 +88,7 @@ impl SourceCache {
     /// The classes whose objects were not seen again by a relist of them are forgotten.
     fn retain_class_objects(&self, seen: &HashSet<(String, String)>) -> Vec<SourceChange> {
         let stale: Vec<(String, String)> = {
-            let memo = self
-                .class_info
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let memo = self.class_info.lock().recover();
             memo.keys()
                 .filter(|k| !seen.contains(*k))
                 .cloned()
@@ -110,9 +102,9 @@ impl SourceCache {
 }
 
 /// Sends a change on once the class kind's first list is in (see `watch::SourceWatch`).
-fn send(state: &State, tx: &mpsc::UnboundedSender<SourceChange>, c: Option<SourceChange>) {
+fn send(cache: &SourceCache, tx: &mpsc::UnboundedSender<SourceChange>, c: Option<SourceChange>) {
     if let Some(c) = c
-        && state.cache.synced[idx(SourceKind::SecretProviderClass)]
+        && cache.synced[idx(SourceKind::SecretProviderClass)]
             .load(std::sync::atomic::Ordering::Acquire)
     {
         let _ = tx.send(c);
@@ -121,7 +113,8 @@ fn send(state: &State, tx: &mpsc::UnboundedSender<SourceChange>, c: Option<Sourc
 
 /// The watch of the statuses.
 struct StatusWatch {
-    state: Arc<State>,
+    cache: Arc<SourceCache>,
+    counts: Arc<dyn WatchCounts>,
     tx: mpsc::UnboundedSender<SourceChange>,
     classes: Classes,
 }
@@ -129,7 +122,7 @@ struct StatusWatch {
 impl StatusWatch {
     fn apply_event(&self, e: Option<ClassEvent>) {
         if let Some(e) = e {
-            send(&self.state, &self.tx, self.state.cache.apply_class(e));
+            send(&self.cache, &self.tx, self.cache.apply_class(e));
         }
     }
 }
@@ -137,13 +130,11 @@ impl StatusWatch {
 impl Handler<DynamicObject> for StatusWatch {
     fn relist_start(&mut self) {
         self.classes.relist_start();
-        self.state
-            .cache
-            .begin_list(SourceKind::SecretProviderClass, None);
+        self.cache.begin_list(SourceKind::SecretProviderClass, None);
     }
     fn apply(&mut self, obj: DynamicObject) {
         let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
-        if !self.state.cache.namespaces.allows_static(ns) {
+        if !self.cache.namespaces.allows_static(ns) {
             return;
         }
         let name = obj.metadata.name.as_deref().unwrap_or_default();
@@ -166,13 +157,13 @@ impl Handler<DynamicObject> for StatusWatch {
         self.apply_event(e);
     }
     fn relist_done(&mut self) {
-        let cache = &self.state.cache;
+        let cache = &self.cache;
         for e in self.classes.relist_done() {
             // refreshes what the relist saw (a change only where it is one)
-            send(&self.state, &self.tx, cache.apply_class(e));
+            send(&self.cache, &self.tx, cache.apply_class(e));
         }
         for c in cache.end_list(SourceKind::SecretProviderClass, None) {
-            send(&self.state, &self.tx, Some(c));
+            send(&self.cache, &self.tx, Some(c));
         }
         let kind = idx(SourceKind::SecretProviderClass);
         if !cache.synced[kind].swap(true, std::sync::atomic::Ordering::AcqRel) {
@@ -183,15 +174,14 @@ impl Handler<DynamicObject> for StatusWatch {
         }
     }
     fn restarted(&mut self) {
-        self.state
-            .metrics
-            .watch_restart("secretproviderclasspodstatus");
+        self.counts.restarted("secretproviderclasspodstatus");
     }
 }
 
 /// The watch of the SecretProviderClass objects (what `match` and `ignore` say).
 struct ClassWatch {
-    state: Arc<State>,
+    cache: Arc<SourceCache>,
+    counts: Arc<dyn WatchCounts>,
     tx: mpsc::UnboundedSender<SourceChange>,
     listing: Option<HashSet<(String, String)>>,
 }
@@ -202,34 +192,31 @@ impl Handler<DynamicObject> for ClassWatch {
     }
     fn apply(&mut self, obj: DynamicObject) {
         let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
-        if !self.state.cache.namespaces.allows_static(ns) {
+        if !self.cache.namespaces.allows_static(ns) {
             return;
         }
         let name = obj.metadata.name.as_deref().unwrap_or_default();
         if let Some(l) = &mut self.listing {
             l.insert((ns.to_string(), name.to_string()));
         }
-        let c = self
-            .state
-            .cache
-            .set_class_object(ns, name, Some(&obj.metadata));
-        send(&self.state, &self.tx, c);
+        let c = self.cache.set_class_object(ns, name, Some(&obj.metadata));
+        send(&self.cache, &self.tx, c);
     }
     fn delete(&mut self, obj: DynamicObject) {
         let ns = obj.metadata.namespace.as_deref().unwrap_or_default();
         let name = obj.metadata.name.as_deref().unwrap_or_default();
-        let c = self.state.cache.set_class_object(ns, name, None);
-        send(&self.state, &self.tx, c);
+        let c = self.cache.set_class_object(ns, name, None);
+        send(&self.cache, &self.tx, c);
     }
     fn relist_done(&mut self) {
         if let Some(seen) = self.listing.take() {
-            for c in self.state.cache.retain_class_objects(&seen) {
-                send(&self.state, &self.tx, Some(c));
+            for c in self.cache.retain_class_objects(&seen) {
+                send(&self.cache, &self.tx, Some(c));
             }
         }
     }
     fn restarted(&mut self) {
-        self.state.metrics.watch_restart("secretproviderclass");
+        self.counts.restarted("secretproviderclass");
     }
 }
 
@@ -249,12 +236,13 @@ async fn installed(client: &Client) -> bool {
 /// statuses' CRD, `k8s::crd`; until then nothing is mounted, and the first list's classes
 /// are sent on as they come).
 pub(crate) async fn run(
-    state: Arc<State>,
+    cache: Arc<SourceCache>,
+    counts: Arc<dyn WatchCounts>,
     client: Client,
     tx: mpsc::UnboundedSender<SourceChange>,
 ) {
     if !installed(&client).await {
-        state.cache.mark_synced(SourceKind::SecretProviderClass);
+        cache.mark_synced(SourceKind::SecretProviderClass);
         tracing::info!(
             "SecretProviderClassPodStatus not served; watching for the CSI driver's CRDs"
         );
@@ -263,10 +251,11 @@ pub(crate) async fn run(
         tracing::info!("SecretProviderClassPodStatus now served; watching it");
     }
     let cfg = || watcher::Config::default().page_size(100).any_semantic();
-    state.metrics.watch_started("secretproviderclasspodstatus");
-    state.metrics.watch_started("secretproviderclass");
+    counts.started("secretproviderclasspodstatus");
+    counts.started("secretproviderclass");
     let mut classes = ClassWatch {
-        state: state.clone(),
+        cache: cache.clone(),
+        counts: counts.clone(),
         tx: tx.clone(),
         listing: None,
     };
@@ -275,7 +264,8 @@ pub(crate) async fn run(
         k8s::watch::run(objects, cfg(), "secretproviderclasses", &mut classes).await;
     };
     let mut statuses = StatusWatch {
-        state,
+        cache,
+        counts,
         tx,
         classes: Classes::default(),
     };

@@ -106,6 +106,19 @@ pub struct KeyArgs {
     pub token_annotation: String,
 }
 
+impl KeyArgs {
+    /// Where these flags put the keys: the files when one is given, else the Secret.
+    pub(crate) fn place(&self) -> crate::services::key::KeyPlace<'_> {
+        match &self.hmac_key_file {
+            Some(current) => crate::services::key::KeyPlace::Files {
+                current,
+                previous: self.hmac_previous_key_file.as_deref(),
+            },
+            None => crate::services::key::KeyPlace::Secret(&self.hmac_key_secret),
+        }
+    }
+}
+
 /// A value that is a secret (a webhook URL): `Debug` hides it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(pub String);

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cmd::cli::args::ExplainArgs;
+use crate::cmd::objects::{ReadError, Snapshot, snapshot, workload_objects};
 use crate::core::digest::{ABSENT, KeyRing};
 use crate::core::kind::WorkloadKind;
 use crate::core::names::RecordNames;
@@ -17,7 +18,6 @@ use crate::core::record::{MadeWith, Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::stamp::{Stamp, stamp};
 use crate::core::workload::{Workload, WorkloadError};
-use crate::k8s::objects::{ReadError, Snapshot, snapshot, workload_objects};
 
 mod render;
 pub(crate) mod safe;
@@ -31,7 +31,8 @@ pub(crate) async fn command(args: ExplainArgs) -> Result<String, ExplainError> {
         .await
         .map_err(|e| ReadError::Cluster(e.to_string()))?;
     let key =
-        crate::services::key::for_command(&client, &args.key, &args.hashroll_namespace).await?;
+        crate::services::key::for_command(&client, args.key.place(), &args.hashroll_namespace)
+            .await?;
     let cfg = PolicyConfig {
         auto_reload_all: args.auto_reload_all,
         auto_all_skips: PolicyConfig::auto_all_skips_with(&args.hashroll_namespace),

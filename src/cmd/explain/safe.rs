@@ -7,6 +7,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 
 use super::{ExplainError, run_stamp};
+use crate::cmd::objects::{Snapshot, workload_objects};
 use crate::core::digest::KeyRing;
 use crate::core::gate::{self, Gate, Switches};
 use crate::core::kind::WorkloadKind;
@@ -16,7 +17,6 @@ use crate::core::policy::PolicyConfig;
 use crate::core::record::Stored;
 use crate::core::stamp::Stamp;
 use crate::core::workload::Workload;
-use crate::k8s::objects::{Snapshot, workload_objects};
 use crate::watcher::safe::SwitchState;
 
 /// One workload of the namespace, as listed.

@@ -4,8 +4,10 @@
 //! name as it is.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+
+use crate::core::sync::Recover;
 
 /// The most namespaces kept apart; the rest are counted under `namespace="_other"`
 /// (namespaces are made by tenants).
@@ -27,7 +29,7 @@ impl ByNamespace {
         if !self.on.load(Ordering::Relaxed) {
             return;
         }
-        let mut m = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut m = self.counts.lock().recover();
         let mut key = (success, namespace.to_string());
         if !m.contains_key(&key) && m.len() >= MAX_NAMESPACES {
             key.1 = "_other".to_string();
@@ -40,7 +42,7 @@ impl ByNamespace {
         if !self.on.load(Ordering::Relaxed) {
             return;
         }
-        let m = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let m = self.counts.lock().recover();
         let mut extra = String::from(
             "# HELP reloader_reload_executed_total_by_namespace Reloads executed, by success and namespace.\n\
              # TYPE reloader_reload_executed_total_by_namespace counter\n",

@@ -103,7 +103,7 @@ pub(crate) struct Metrics {
     pub(crate) resident_memory: Gauge,
     /// `hashroll_alerts_sent_total`, `hashroll_alerts_dropped_total{reason}`: alert
     /// messages (and `--webhook-url` posts)
-    pub(crate) alerts: crate::services::alert::Counters,
+    pub(crate) alerts: AlertCounters,
 }
 
 impl Default for Metrics {
@@ -328,7 +328,7 @@ impl Metrics {
             "1 for the mode that runs: scope cluster or namespaced (--namespaced), webhook on or off",
             mode.clone(),
         );
-        let alerts = crate::services::alert::Counters::default();
+        let alerts = AlertCounters::default();
         hr.register(
             "alerts_sent",
             "Alert messages (and --webhook-url posts) delivered",
@@ -531,6 +531,21 @@ impl Metrics {
         encode(&mut s, &self.registry).expect("writing to a String");
         self.by_namespace.render_into(&mut s);
         s
+    }
+}
+
+/// The counters of one alert sender (`services::alert`).
+#[derive(Clone, Default)]
+pub(crate) struct AlertCounters {
+    pub(crate) sent: Counter,
+    /// by `reason`: `queue_full`, `failed`
+    pub(crate) dropped: Family<ByReason, Counter>,
+}
+
+impl AlertCounters {
+    /// One notice dropped, for `reason`.
+    pub(crate) fn drop_one(&self, reason: &'static str) {
+        self.dropped.get_or_create(&ByReason { reason }).inc();
     }
 }
 

@@ -25,6 +25,7 @@ use crate::core::kind::WorkloadKind;
 use crate::core::names::LAST_ROLL;
 use crate::core::policy::pause_period;
 use crate::core::refs::SourceRef;
+use crate::core::sync::Recover;
 use crate::services::metrics::{ByResult, ByType};
 use crate::services::state::State;
 
@@ -94,21 +95,17 @@ impl Roller {
     }
 
     fn store(&self) -> MutexGuard<'_, WorkloadStore> {
-        self.store
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.store.lock().recover()
     }
 
     fn peer_memo(&self) -> MutexGuard<'_, HashMap<MemoKey, PeerMemo>> {
-        self.peer_memo
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.peer_memo.lock().recover()
     }
 
     fn generation(&self, ns: &str) -> u64 {
         self.generations
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .recover()
             .get(ns)
             .copied()
             .unwrap_or(0)
@@ -116,17 +113,12 @@ impl Roller {
 
     /// A workload of `ns` moved: what was decided on its namespace's workloads is stale.
     fn bump(&self, ns: &Arc<str>) {
-        let mut g = self
-            .generations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = self.generations.lock().recover();
         *g.entry(ns.clone()).or_default() += 1;
     }
 
     fn slots(&self) -> MutexGuard<'_, Slots> {
-        self.slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.slots.lock().recover()
     }
 
     /// Tells the slots where `entry`'s rollout stands; checks the rolls a freed slot lets go.
@@ -148,9 +140,7 @@ impl Roller {
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue<WorkloadKey>> {
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.queue.lock().recover()
     }
 
     /// Stores a workload; whether anything the watcher reads changed.

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Roller;
+use crate::cache::filter::NamespaceFilter;
 use crate::core::kind::WorkloadKind;
 use crate::core::names::{AnnotationNames, LAST_ROLL, MIN_ROLL_INTERVAL, PAUSED_AT};
 use crate::core::record::{Mode, Stored};
@@ -18,7 +19,6 @@ use crate::core::refs::SourceRef;
 use crate::core::stamp::stamp_refs;
 use crate::core::workload::Workload;
 use crate::services::metrics::ByReason;
-use crate::services::namespaces::NamespaceFilter;
 use crate::services::state::State;
 use crate::watcher::WatcherConfig;
 use crate::watcher::testing::{nowhere_client, offline_state};

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::Writer;
 use crate::core::refs::SourceRef;
+use crate::core::sync::Recover;
 use crate::k8s;
 use crate::services::alert::Notice;
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
@@ -117,10 +118,7 @@ impl Writer {
     /// posted within [`FAIL_EVENT_PERIOD`]. Bounded: entries past the period are dropped.
     pub(super) fn first_failure(&self, key: &WorkloadKey, note: &str) -> bool {
         let now = Instant::now();
-        let mut f = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut f = self.failures.lock().recover();
         f.retain(|_, (_, at)| now.duration_since(*at) < FAIL_EVENT_PERIOD);
         match f.get(key) {
             Some((text, _)) if text == note => false,

@@ -8,6 +8,7 @@ use super::Writer;
 use super::events::Reason;
 use crate::core::kind::WorkloadKind;
 use crate::core::record::Decision;
+use crate::core::sync::Recover;
 use crate::k8s;
 use crate::watcher::batch::{manual_job, no_run_now, recreated_job};
 use crate::watcher::retry::{Failed, Verb, WriteError};
@@ -185,28 +186,16 @@ impl Writer {
 
     /// The Jobs kept after their delete, not created again yet.
     pub(crate) fn kept_recreates(&self) -> Vec<WorkloadKey> {
-        self.recreating
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .keys()
-            .cloned()
-            .collect()
+        self.recreating.lock().recover().keys().cloned().collect()
     }
 
     /// The Job kept for `key` after its delete, if its create has not landed yet.
     pub(crate) fn awaiting_recreate(&self, key: &WorkloadKey) -> Option<Recreate> {
-        self.recreating
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(key)
-            .cloned()
+        self.recreating.lock().recover().get(key).cloned()
     }
 
     pub(super) fn keep_recreate(&self, key: &WorkloadKey, r: Option<Recreate>) {
-        let mut m = self
-            .recreating
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut m = self.recreating.lock().recover();
         match r {
             Some(r) => m.insert(key.clone(), r),
             None => m.remove(key),

@@ -6,9 +6,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Writer, notice};
+use crate::cache::filter::NamespaceFilter;
 use crate::core::kind::WorkloadKind;
 use crate::core::record::Decision;
-use crate::services::namespaces::NamespaceFilter;
 use crate::watcher::testing::{nowhere_client, offline_state};
 use crate::watcher::workloads::WorkloadKey;
 

@@ -16,13 +16,13 @@ fn str_at<'a>(v: &'a Value, ptr: &str) -> Option<&'a str> {
     v.pointer(ptr).and_then(Value::as_str)
 }
 use crate::cache::SourceCache;
+use crate::cache::filter::NamespaceFilter;
 use crate::core::digest::{DigestKey, KeyRing};
 use crate::core::names::AnnotationNames;
 use crate::core::patch::merge_patch;
 use crate::core::record::{Decision, parse_record};
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
-use crate::services::namespaces::NamespaceFilter;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::ObjectMeta;
 use serde_json::json;

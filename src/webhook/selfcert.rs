@@ -303,7 +303,7 @@ pub(crate) async fn keep(
     client: Client,
     place: Place,
     config: String,
-    serving: std::sync::Arc<crate::webhook::tls::CertReloader>,
+    serving: std::sync::Arc<super::tls::CertReloader>,
     held: String,
     every: Duration,
 ) {

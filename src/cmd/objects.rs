@@ -8,11 +8,11 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 
 use crate::cache::SourceCache;
+use crate::cache::filter::NamespaceFilter;
 use crate::core::kind::WorkloadKind;
 use crate::core::policy::PolicyConfig;
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
-use crate::services::namespaces::NamespaceFilter;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +104,7 @@ pub(crate) async fn workload_objects(
     kind: WorkloadKind,
     name: Option<&str>,
 ) -> Result<Vec<Value>, ReadError> {
-    let api = super::api::namespaced(client.clone(), ns, kind);
+    let api = crate::k8s::api::namespaced(client.clone(), ns, kind);
     let what = kind.as_str().to_lowercase();
     let objs = match name {
         Some(n) => vec![
@@ -119,5 +119,5 @@ pub(crate) async fn workload_objects(
                 .items
         }
     };
-    Ok(objs.iter().map(super::api::to_value).collect())
+    Ok(objs.iter().map(crate::k8s::api::to_value).collect())
 }
