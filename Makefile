@@ -8,7 +8,7 @@ export CARGO_TARGET_DIR
 include hack/versions.env
 PLANE_BIN := $(HASHROLL_CACHE)/control-plane/$(KUBERNETES_VERSION)/bin
 
-.PHONY: docs node image argo-rollouts flux csi-crds reloader-chart tools soak fuzz fuzz-smoke fuzz-tools all demo demo-safe bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
+.PHONY: docs node image argo-rollouts argocd flux csi-crds reloader-chart tools soak fuzz fuzz-smoke fuzz-tools all demo demo-safe bench control-plane build release certs fmt-check clippy hadolint lint unit e2e test versions
 
 all: build
 
@@ -98,6 +98,11 @@ argo-rollouts:
 csi-crds:
 	@hack/fetch-csi-crds.sh
 
+## argocd: Argo CD's application-controller and repo-server (one binary) and its CRDs for
+## tests/e2e_argocd.rs, built once (and Debian's redis-server installed when missing)
+argocd:
+	@hack/build-argocd.sh
+
 ## flux: Flux's kustomize-controller and its CRDs for tests/e2e_flux.rs, built once
 flux:
 	@hack/build-flux.sh
@@ -121,7 +126,7 @@ soak: control-plane
 
 ## e2e: every tests/e2e_*.rs against a real control plane (one per test binary), E2E_JOBS
 ## binaries at a time (default 3; E2E_JOBS=1 for one by one)
-e2e: control-plane node argo-rollouts flux csi-crds reloader-chart tools release image
+e2e: control-plane node argo-rollouts argocd flux csi-crds reloader-chart tools release image
 	@hack/e2e.sh
 	@hack/no-plane-left.sh
 

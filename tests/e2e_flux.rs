@@ -323,27 +323,6 @@ spec:
     stays(&client, &ns, "r3", 3, SETTLE * 2).await;
 }
 
-/// The resourceVersion of every object in `list` (`kind/name`, in `ns` where namespaced).
-fn versions(list: &Value, ns: &str) -> BTreeMap<String, String> {
-    items(list)
-        .iter()
-        .map(|o| {
-            let kind = o["kind"].as_str().unwrap_or_default().to_string();
-            let name = o["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            let mut args = vec!["get".to_string(), kind.clone(), name.clone()];
-            if o["metadata"]["namespace"].is_string() {
-                args.extend(["-n".to_string(), ns.to_string()]);
-            }
-            args.extend(["-o".into(), "jsonpath={.metadata.resourceVersion}".into()]);
-            let a: Vec<&str> = args.iter().map(String::as_str).collect();
-            (format!("{kind}/{name}"), kubectl(&a))
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn flux_installs_hashroll_and_its_objects_do_not_drift() {
     flux();

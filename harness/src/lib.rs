@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod argo;
+pub mod argocd;
 mod controller;
 pub mod csi;
 pub mod flux;

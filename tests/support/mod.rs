@@ -529,6 +529,27 @@ pub fn items(list: &serde_json::Value) -> Vec<serde_json::Value> {
     }
 }
 
+/// The resourceVersion of every object in `list` (`kind/name`, in `ns` where namespaced).
+pub fn versions(list: &serde_json::Value, ns: &str) -> BTreeMap<String, String> {
+    items(list)
+        .iter()
+        .map(|o| {
+            let kind = o["kind"].as_str().unwrap_or_default().to_string();
+            let name = o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let mut args = vec!["get".to_string(), kind.clone(), name.clone()];
+            if o["metadata"]["namespace"].is_string() {
+                args.extend(["-n".to_string(), ns.to_string()]);
+            }
+            args.extend(["-o".into(), "jsonpath={.metadata.resourceVersion}".into()]);
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            (format!("{kind}/{name}"), kubectl(&a))
+        })
+        .collect()
+}
+
 /// A kubeconfig in `dir` holding a TokenRequest token of ServiceAccount `ns/sa`.
 pub fn service_account_kubeconfig(dir: &std::path::Path, sa: &str, ns: &str) -> std::path::PathBuf {
     use base64::Engine;
