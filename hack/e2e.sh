@@ -42,7 +42,7 @@ export -f run_one
 # the longest first, so the slowest do not end up last alone
 status=0
 printf '%s\n' "${bins[@]}" |
-  awk '{ w = 0; if ($0 ~ /e2e_(watcher|kinds|custom|alerts|soak|batch|chart|node|safe|gates)-/) w = 1; print w "\t" $0 }' |
+  awk '{ w = 0; if ($0 ~ /e2e_(watcher|kinds|custom|alerts|soak|batch|chart|node|safe|gates|argocd)-/) w = 1; print w "\t" $0 }' |
   sort -r | cut -f2 |
   xargs -P "$jobs" -I{} bash -c 'run_one "$1" "$2"' _ {} "$logs" || status=$?
 if [ "$status" -ne 0 ]; then
