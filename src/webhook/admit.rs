@@ -2,7 +2,7 @@
 //! answers with the JSON patch. Never denies. The glue between the wire types (`review`)
 //! and the core (`core::stamp`); the decisions are the core's.
 
-use tracing::Instrument;
+use serde_json::value::RawValue;
 
 use super::review::{
     BadRequest, Outcome, Request, ResponseOut, ReviewOut, parse, present, template_of,
@@ -10,8 +10,9 @@ use super::review::{
 
 use crate::core::kind::WorkloadKind;
 use crate::core::limits::MAX_ANNOTATIONS_BYTES;
+use crate::core::names::RecordNames;
 use crate::core::patch::json_patch;
-use crate::core::record::Stored;
+use crate::core::record::{Mode, Stored};
 use crate::core::stamp::{OldObject, Stamp, keep_from_old, stamp};
 use crate::core::template::templates_differ;
 use crate::core::workload::Workload;
@@ -40,10 +41,13 @@ pub async fn admit(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
         name = %req.name,
         operation = %req.operation,
     );
-    admit_inner(state, req).instrument(span).await
+    // synchronous: the span is entered for the call alone
+    let _in = span.enter();
+    admit_inner(state, req)
 }
 
-async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
+/// Reads the request: what it is about, and whether hashroll stamps it at all.
+fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome) {
     let resp = ResponseOut::allow(&req.uid);
     let kind = match WorkloadKind::from_group_kind(&req.kind.group, &req.kind.kind) {
         Some(k) => k,
@@ -87,8 +91,20 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
             "the object's namespace differs from the request's; not stamped".into(),
         );
     }
+    stamp_review(state, req, (kind, update, namespace), new, &workload, resp)
+}
+
+/// The stamp of a workload the request carries, as the review's patch.
+fn stamp_review(
+    state: &State,
+    req: &Request<'_>,
+    (kind, update, namespace): (WorkloadKind, bool, &str),
+    new: &RawValue,
+    workload: &Workload,
+    resp: ResponseOut,
+) -> (ResponseOut, Outcome) {
     let names = &state.names;
-    let sent = Stored::of(&workload, names);
+    let sent = Stored::of(workload, names);
     let old = present(req.old_object).filter(|_| update).map(|old| {
         let templates = template_of(kind, old).and_then(|o| Ok((o, template_of(kind, new)?)));
         OldObject {
@@ -116,8 +132,8 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
     };
     // a source the cache lacks is recorded `unseen`, never looked up here: the watcher
     // does that for the workload the apiserver then holds (see `digest::UNSEEN`)
-    let result: Stamp = run(&workload);
-    let patch = json_patch(&workload, names, &result.decision);
+    let result: Stamp = run(workload);
+    let patch = json_patch(workload, names, &result.decision);
     let mut resp = resp;
     if !result.problems.is_empty() {
         for p in &result.problems {
@@ -135,6 +151,19 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
     if patch.0.is_empty() {
         return (resp, Outcome::Unchanged);
     }
+    with_patch(resp, workload, names, &result, mode, &patch)
+}
+
+/// The review's answer with `patch`, unless the record would take the annotations past the
+/// apiserver's limit.
+fn with_patch(
+    resp: ResponseOut,
+    workload: &Workload,
+    names: &RecordNames,
+    result: &Stamp,
+    mode: Mode,
+    patch: &json_patch::Patch,
+) -> (ResponseOut, Outcome) {
     // the record replaces the one there; the annotations must stay under the apiserver's
     // limit, or the tenant's own apply would be refused after us
     let record_len = result
@@ -166,7 +195,7 @@ async fn admit_inner(state: &State, req: &Request<'_>) -> (ResponseOut, Outcome)
         token = result.decision.token.as_deref().unwrap_or(""),
         "stamped"
     );
-    match serde_json::to_vec(&patch) {
+    match serde_json::to_vec(patch) {
         Ok(bytes) => {
             use base64::Engine;
             let mut resp = resp;
