@@ -55,14 +55,85 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .await
         .map_err(Error::Client)?;
     let owner = own_deployment(&client, &settings).await;
-    let keys = match settings.keys.files.clone() {
+    let keys = live_keys(&client, &settings, owner.as_ref()).await?;
+    let (cache, selected) = source_cache(&settings);
+    let lease_cfg = lease_config(&settings, owner.as_ref());
+    let writer = match &lease_cfg {
+        Some(cfg) => lease::start(client.clone(), cfg.clone()),
+        None => lease::Leadership::always(),
+    };
+    let state = Arc::new(State {
+        policy: settings.policy.clone(),
+        names: settings.names.clone(),
+        roll: settings.roll,
+        keys,
+        cache,
+        metrics,
+        watcher_ready: AtomicBool::new(false),
+        writer,
+        scope: settings.scope.watch.clone(),
+    });
+    let live = health::Liveness::default();
+    start_watches(&state, &client, &settings, selected, &live)?;
+
+    let web = &settings.webhook;
+    let webhook_l = match web.serve {
+        true => Some(webhook_listener(&client, &settings, &live, owner.as_ref()).await?),
+        false => None,
+    };
+    let metrics_l = bind(web.metrics_addr).await?;
+    start_side_servers(&state, &settings, &live).await?;
+    say_started(&settings, webhook_l.as_ref().map(|(l, _)| l), &metrics_l);
+    let router = webhook::router_with(state.clone(), web.max_body_bytes, web.lane);
+    let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+    let release = settings.lease.as_ref().is_some_and(|l| l.release_on_cancel);
+    let hand_over = hand_over(
+        state.clone(),
+        client.clone(),
+        lease_cfg.filter(|_| release),
+        stopping_rx,
+    );
+    let stop = stop_signal(state.clone(), stopping_tx, web.shutdown_delay)?;
+    let metrics_server = health::serve(metrics_l, state.clone(), live.clone());
+    match webhook_l {
+        Some((l, tls)) => tokio::select! {
+            _ = webhook::serve_tls_until(l, tls, router, stop) => {}
+            r = metrics_server => r.map_err(|e| Error::Serve("metrics server", e))?,
+        },
+        None => tokio::select! {
+            _ = stop => {}
+            r = metrics_server => r.map_err(|e| Error::Serve("metrics server", e))?,
+        },
+    }
+    if tokio::time::timeout(WRITE_GRACE * 2, hand_over)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the hand-over (last write, Lease release) did not end in time");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Error> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Listen(addr, e))
+}
+
+/// The HMAC keys: from their files, or from (or into) the key Secret.
+async fn live_keys(
+    client: &kube::Client,
+    settings: &Settings,
+    owner: Option<&OwnerReference>,
+) -> Result<key::LiveKeys, Error> {
+    Ok(match settings.keys.files.clone() {
         Some((ring, current, previous)) => {
             key::LiveKeys::new(ring, key::KeySource::Files { current, previous })
         }
         None => {
             let secret = &settings.keys.secret;
-            let ring =
-                key::from_secret(&client, &settings.namespace, secret, owner.as_ref()).await?;
+            let ring = key::from_secret(client, &settings.namespace, secret, owner).await?;
             key::LiveKeys::new(
                 ring,
                 key::KeySource::Secret {
@@ -72,7 +143,12 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
                 },
             )
         }
-    };
+    })
+}
+
+/// The digests' cache with its namespace filter, and the selected set that
+/// `--namespace-selector`'s watch fills (none without the flag).
+fn source_cache(settings: &Settings) -> (Arc<SourceCache>, Option<crate::cache::filter::Selected>) {
     let scope = &settings.scope;
     let selected = scope
         .namespace_selector
@@ -87,35 +163,33 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
             selected: selected.clone(),
         },
     ));
-    let lease_cfg = settings.lease.as_ref().map(|l| lease::LeaseConfig {
+    (cache, selected)
+}
+
+fn lease_config(settings: &Settings, owner: Option<&OwnerReference>) -> Option<lease::LeaseConfig> {
+    settings.lease.as_ref().map(|l| lease::LeaseConfig {
         namespace: l.namespace.clone(),
         name: l.name.clone(),
         identity: settings.watcher.instance.clone(),
         duration: l.duration,
         renew_deadline: l.renew_deadline,
         retry_period: l.retry_period,
-        owner: owner.clone(),
-    });
-    let writer = match &lease_cfg {
-        Some(cfg) => lease::start(client.clone(), cfg.clone()),
-        None => lease::Leadership::always(),
-    };
-    let state = Arc::new(State {
-        policy: settings.policy.clone(),
-        names: settings.names.clone(),
-        roll: settings.roll,
-        keys,
-        cache: cache.clone(),
-        metrics,
-        watcher_ready: AtomicBool::new(false),
-        writer,
-        scope: scope.watch.clone(),
-    });
+        owner: owner.cloned(),
+    })
+}
 
-    let live = health::Liveness::default();
+/// Every watch (sources per kind and watched namespace, the CSI classes, Namespaces with
+/// `--namespace-selector`), the key reload, and the watcher, each under `live`.
+fn start_watches(
+    state: &Arc<State>,
+    client: &kube::Client,
+    settings: &Settings,
+    selected: Option<crate::cache::filter::Selected>,
+    live: &health::Liveness,
+) -> Result<(), Error> {
     let (changes_tx, changes_rx) = tokio::sync::mpsc::unbounded_channel();
     state.cache.announce_to(changes_tx.clone());
-    let watches = scope.watch.watches();
+    let watches = settings.scope.watch.watches();
     state.cache.watches_per_kind(watches.len());
     for kind in [SourceKind::ConfigMap, SourceKind::Secret] {
         for ns in &watches {
@@ -142,15 +216,13 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         state.cache.mark_synced(SourceKind::SecretProviderClass);
     }
     drop(changes_tx);
-    {
-        let (state, every) = (state.clone(), settings.keys.reload_interval);
-        live.spawn(
-            "key reload",
-            async move { state.keys.reload_every(every).await },
-        );
-    }
+    let (st, every) = (state.clone(), settings.keys.reload_interval);
+    live.spawn(
+        "key reload",
+        async move { st.keys.reload_every(every).await },
+    );
     let (ns_tx, ns_rx) = tokio::sync::mpsc::unbounded_channel();
-    if let (Some(sel), Some(set)) = (scope.namespace_selector.clone(), selected) {
+    if let (Some(sel), Some(set)) = (settings.scope.namespace_selector.clone(), selected) {
         live.spawn(
             "namespaces",
             namespaces::watch(client.clone(), sel, set, ns_tx),
@@ -176,18 +248,15 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         live.clone(),
     );
     live.spawn("watcher", watch);
+    Ok(())
+}
 
-    let web = &settings.webhook;
-    let bind = |addr| async move {
-        tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| Error::Listen(addr, e))
-    };
-    let webhook_l = match web.serve {
-        true => Some(webhook_listener(&client, &settings, &live, owner.as_ref()).await?),
-        false => None,
-    };
-    let metrics_l = bind(web.metrics_addr).await?;
+/// `--health-addr` and `--enable-pprof`'s servers, when asked for.
+async fn start_side_servers(
+    state: &Arc<State>,
+    settings: &Settings,
+    live: &health::Liveness,
+) -> Result<(), Error> {
     if let Some(a) = settings.extra.health {
         let l = bind(a).await?;
         let (st, lv) = (state.clone(), live.clone());
@@ -202,82 +271,81 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         tracing::warn!(addr = %addr(&l), "serving CPU profiles (--enable-pprof): /debug/pprof/profile?seconds=N");
         live.spawn("pprof server", crate::services::pprof::serve(l));
     }
+    Ok(())
+}
+
+/// The start-up line: where it listens, what it watches, which mode.
+fn say_started(
+    settings: &Settings,
+    webhook_l: Option<&tokio::net::TcpListener>,
+    metrics_l: &tokio::net::TcpListener,
+) {
+    let scope = &settings.scope.watch;
     tracing::info!(
-        webhook = %webhook_l.as_ref().map_or("off".to_string(), |(l, _)| addr(l)),
-        metrics = %addr(&metrics_l),
+        webhook = %webhook_l.map_or("off".to_string(), addr),
+        metrics = %addr(metrics_l),
         namespace = %settings.namespace,
-        mode = scope.watch.as_str(),
-        watched = ?scope.watch.watches().into_iter().flatten().collect::<Vec<_>>(),
+        mode = scope.as_str(),
+        watched = ?scope.watches().into_iter().flatten().collect::<Vec<_>>(),
         "hashroll started"
     );
-    if !web.serve {
+    if !settings.webhook.serve {
         tracing::info!(
             "no webhook: the watcher alone stamps, so a new workload's first pods start without the roll token (its first change still rolls it)"
         );
     }
-    let router = webhook::router_with(state.clone(), web.max_body_bytes, web.lane);
+}
+
+/// Once a stop begins (or the servers end): the write under way lands (or
+/// [`WRITE_GRACE`] passes), then the Lease goes back (`lease`: with
+/// `--leader-election-release-on-cancel`), so the other replica takes over at once.
+fn hand_over(
+    state: Arc<State>,
+    client: kube::Client,
+    lease: Option<lease::LeaseConfig>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // a send, or the server ending without one (the sender dropped)
+        let _ = stopping.changed().await;
+        if !state.writer.stop(WRITE_GRACE).await {
+            tracing::warn!("a write was still under way after {WRITE_GRACE:?}; stopping anyway");
+        }
+        if let Some(cfg) = &lease {
+            lease::release(client, cfg).await;
+        }
+    })
+}
+
+/// The stop, on SIGTERM or Ctrl-C: no longer ready (the Service stops sending) and no new
+/// roll at once; the webhook still answers for `delay` (`--shutdown-delay`), while the
+/// endpoints drop this pod (closing the port at once meant refused connections until
+/// then); the server then takes no new connection and answers the admissions in flight.
+/// 5 s of delay + 10 s of admissions fit in the manifests' terminationGracePeriodSeconds
+/// (30).
+fn stop_signal(
+    state: Arc<State>,
+    stopping: tokio::sync::watch::Sender<bool>,
+    delay: Duration,
+) -> Result<impl std::future::Future<Output = ()>, Error> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| Error::Serve("cannot handle SIGTERM", e))?;
-    // a stop: no longer ready (the Service stops sending) and no new roll at once; the
-    // write under way lands and the Lease goes back meanwhile, so the other replica takes
-    // over at once; the webhook still answers for --shutdown-delay, while the endpoints
-    // drop this pod (closing the port at once meant refused connections until then); then
-    // no new connection and the admissions in flight answered. 5 s of delay + 10 s of
-    // admissions fit in the manifests' terminationGracePeriodSeconds (30).
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let hand_over = {
-        let release = settings.lease.as_ref().is_some_and(|l| l.release_on_cancel);
-        let cfg = lease_cfg.clone().filter(|_| release);
-        let (st, client) = (state.clone(), client.clone());
-        tokio::spawn(async move {
-            // a send, or the server ending without one (the sender dropped)
-            let _ = stopping_rx.changed().await;
-            if !st.writer.stop(WRITE_GRACE).await {
-                tracing::warn!(
-                    "a write was still under way after {WRITE_GRACE:?}; stopping anyway"
-                );
-            }
-            if let Some(cfg) = &cfg {
-                lease::release(client, cfg).await;
-            }
-        })
-    };
-    let st = state.clone();
-    let delay = web.shutdown_delay;
-    let stop = async move {
+    Ok(async move {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
             _ = term.recv() => tracing::info!("terminated; stopping"),
         }
-        st.watcher_ready
+        state
+            .watcher_ready
             .store(false, std::sync::atomic::Ordering::Release);
-        // no new roll from now on (the write under way is waited for by hand_over)
-        st.writer.stop(Duration::ZERO).await;
-        let _ = stopping_tx.send(true);
+        // no new roll from now on (the write under way is waited for by the hand-over)
+        state.writer.stop(Duration::ZERO).await;
+        let _ = stopping.send(true);
         if !delay.is_zero() {
             tracing::info!(delay = ?delay, "not ready; still answering admissions until the endpoints drop this replica");
             tokio::time::sleep(delay).await;
         }
-    };
-    let metrics_server = health::serve(metrics_l, state.clone(), live.clone());
-    match webhook_l {
-        Some((l, tls)) => tokio::select! {
-            _ = webhook::serve_tls_until(l, tls, router, stop) => {}
-            r = metrics_server => r.map_err(|e| Error::Serve("metrics server", e))?,
-        },
-        None => tokio::select! {
-            _ = stop => {}
-            r = metrics_server => r.map_err(|e| Error::Serve("metrics server", e))?,
-        },
-    }
-    if tokio::time::timeout(WRITE_GRACE * 2, hand_over)
-        .await
-        .is_err()
-    {
-        tracing::warn!("the hand-over (last write, Lease release) did not end in time");
-    }
-    tracing::info!("stopped");
-    Ok(())
+    })
 }
 
 /// The webhook's port, bound, and its TLS configuration: the certificate from its files
@@ -307,10 +375,7 @@ async fn webhook_listener(
         );
     }
     let tls = certs.server_config(web.client_verifier.clone())?;
-    let l = tokio::net::TcpListener::bind(web.addr)
-        .await
-        .map_err(|e| Error::Listen(web.addr, e))?;
-    Ok((l, tls))
+    Ok((bind(web.addr).await?, tls))
 }
 
 /// `--owner-deployment`: the owner reference the objects hashroll creates carry, so that
