@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::Api;
-use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
 use super::{SourceCache, SourceChange, SourceEntry, idx};
@@ -110,8 +109,8 @@ pub(crate) async fn watch(
     scope: Option<String>,
     tx: mpsc::UnboundedSender<SourceChange>,
 ) {
-    // small pages: the list of 8 KiB Secrets is held a page at a time
-    let cfg = watcher::Config::default().page_size(50).any_semantic();
+    // streamed, or small pages: the list of 8 KiB Secrets is held a page at a time
+    let cfg = crate::k8s::watch::initial_list(50);
     counts.started(kind.as_str());
     let ns = scope.clone();
     let mut h = SourceWatch {

@@ -55,6 +55,7 @@ pub(crate) async fn run(settings: Settings) -> Result<(), Error> {
         .await
         .map_err(Error::Client)?;
     let owner = own_deployment(&client, &settings).await;
+    crate::k8s::watch::probe_streaming(&client, settings.scope.watch.probe()).await;
     let keys = live_keys(&client, &settings, owner.as_ref()).await?;
     let (cache, selected) = source_cache(&settings);
     let lease_cfg = lease_config(&settings, owner.as_ref());

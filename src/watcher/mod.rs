@@ -368,7 +368,7 @@ impl KindWatch {
         // pages of 100: a page is held as JSON values while it is read, and 500 Deployments'
         // values were most of the peak RSS at start (scale bench, 5,000 Secrets and 2,000
         // Deployments: 44 MiB with 500, 24 MiB with 100)
-        let cfg = watcher::Config::default().page_size(100).any_semantic();
+        let cfg = crate::k8s::watch::initial_list(100);
         let KindWatch {
             state,
             client,
