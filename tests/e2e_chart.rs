@@ -672,3 +672,25 @@ async fn helm_install_runs_the_seed_walk_through() {
     let out = helm(&["uninstall", "hashroll", "-n", "hashroll"]).unwrap();
     assert!(out.contains("uninstalled"), "{out}");
 }
+
+/// What the GitOps page says of the NetworkPolicy rendered without a cluster (Argo CD's
+/// `helm template`): the lookup finds nothing, the policy falls back to 10.0.0.0/8, and
+/// `networkPolicy.apiserverCIDR` replaces it.
+#[test]
+fn the_network_policy_rendered_offline_falls_back_unless_told_the_apiserver() {
+    let policy = |sets: &[&str]| {
+        let out = template(sets).unwrap_or_else(|e| panic!("{e}"));
+        out.split("\n---")
+            .find(|d| d.contains("kind: NetworkPolicy"))
+            .unwrap_or_else(|| panic!("no NetworkPolicy in\n{out}"))
+            .to_string()
+    };
+    let fallback = policy(&["networkPolicy.enabled=true"]);
+    assert!(fallback.contains("cidr: 10.0.0.0/8"), "{fallback}");
+    let told = policy(&[
+        "networkPolicy.enabled=true",
+        "networkPolicy.apiserverCIDR=192.0.2.10/32",
+    ]);
+    assert!(told.contains("cidr: 192.0.2.10/32"), "{told}");
+    assert!(!told.contains("10.0.0.0/8"), "{told}");
+}
