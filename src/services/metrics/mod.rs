@@ -114,72 +114,117 @@ impl Default for Metrics {
 
 impl Metrics {
     pub(crate) fn new() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            reloads: Family::<Success, Counter>::default(),
+            by_namespace: Default::default(),
+            actions: Family::<Action, Counter>::default(),
+            action_latency: HistogramFamily::<ByWorkloadKind>::new_with_constructor(
+                latency_histogram,
+            ),
+            reconciles: Family::<ByResult, Counter>::default(),
+            reconcile_duration: HistogramFamily::<ByResult>::new_with_constructor(
+                reconcile_histogram,
+            ),
+            skipped: Family::<ByReason, Counter>::default(),
+            queue_depth: Gauge::default(),
+            queue_adds: Counter::default(),
+            queue_latency: reconcile_histogram(),
+            errors: Family::<ByType, Counter>::default(),
+            retries: Counter::default(),
+            events_received: Family::<SourceEvent, Counter>::default(),
+            events_processed: Family::<Processed, Counter>::default(),
+            workloads_scanned: Family::<ByKind, Counter>::default(),
+            workloads_matched: Family::<ByKind, Counter>::default(),
+            webhook_requests: Family::<ByResult, Counter>::default(),
+            webhook_duration: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            sources_cached: Gauge::default(),
+            sources_tracked: Gauge::default(),
+            workloads_tracked: Gauge::default(),
+            pending_rolls: Gauge::default(),
+            oldest_pending_check: Gauge::<f64, std::sync::atomic::AtomicU64>::default(),
+            patch_duration: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            held_rolls: Counter::default(),
+            rollouts_held: Gauge::default(),
+            rollouts_waiting: Gauge::default(),
+            rollout_failures: Family::<BySourceKind, Counter>::default(),
+            jobs_awaiting_recreate: Gauge::default(),
+            api_requests: Family::<ByVerb, Counter>::default(),
+            watch_restarts: Family::<ByResource, Counter>::default(),
+            leader: Gauge::default(),
+            caches_synced: Gauge::default(),
+            mode: Family::<Mode, Gauge>::default(),
+            resident_memory: Gauge::default(),
+            alerts: AlertCounters::default(),
+        };
         let mut registry = Registry::default();
-        let rl = registry.sub_registry_with_prefix("reloader");
-        let reloads = Family::<Success, Counter>::default();
-        rl.register(
-            "reload_executed",
-            "Reloads executed, by success",
-            reloads.clone(),
-        );
-        // both series exist from the start, as in Reloader (a rate() over a missing series
-        // says nothing)
-        for success in [true, false] {
-            reloads.get_or_create(&Success { success }).inc_by(0);
+        m.register(&mut registry);
+        m.registry = registry;
+        m.zero_series();
+        m
+    }
+
+    /// Every metric under its name and help text: the one table (prefix `reloader_` for
+    /// Reloader's names, `hashroll_` for hashroll's own, none for the process's).
+    fn register(&self, registry: &mut Registry) {
+        macro_rules! table {
+            ($reg:ident; $($name:literal, $help:literal, $metric:expr;)*) => {
+                $( $reg.register($name, $help, $metric.clone()); )*
+            };
         }
-        let actions = Family::<Action, Counter>::default();
-        rl.register(
-            "action",
-            "Roll writes, by workload kind and result",
-            actions.clone(),
+        let rl = registry.sub_registry_with_prefix("reloader");
+        table!(rl;
+            "reload_executed", "Reloads executed, by success", self.reloads;
+            "action", "Roll writes, by workload kind and result", self.actions;
+            "action_latency_seconds", "Time from a change seen to its roll written, by workload kind", self.action_latency;
+            "reconcile", "Checks of one workload, by result", self.reconciles;
+            "reconcile_duration_seconds", "Time to check one workload, by result", self.reconcile_duration;
+            "skipped", "Changes and checks that rolled nothing, by reason", self.skipped;
+            "workqueue_depth", "Checks and resumes waiting in the queue", self.queue_depth;
+            "workqueue_adds", "Checks and resumes put in the queue", self.queue_adds;
+            "workqueue_latency_seconds", "Time from queued to worked (the coalesce window and rate limit included)", self.queue_latency;
+            "errors", "Failed writes, by type", self.errors;
+            "retries", "Writes retried after a failure", self.retries;
+            "events_received", "Source changes seen, by event and resource type", self.events_received;
+            "events_processed", "Source changes handled, by event and resource type and result", self.events_processed;
+            "workloads_scanned", "Workloads looked at for a source change, by kind", self.workloads_scanned;
+            "workloads_matched", "Workloads a check decided to roll, by kind", self.workloads_matched;
         );
-        let action_latency =
-            HistogramFamily::<ByWorkloadKind>::new_with_constructor(latency_histogram);
-        rl.register(
-            "action_latency_seconds",
-            "Time from a change seen to its roll written, by workload kind",
-            action_latency.clone(),
+        let hr = registry.sub_registry_with_prefix("hashroll");
+        table!(hr;
+            "webhook_requests", "Admission requests, by result", self.webhook_requests;
+            "webhook_duration_seconds", "Time to answer an admission request", self.webhook_duration;
+            "sources_cached", "ConfigMaps and Secrets in the digest cache", self.sources_cached;
+            "sources_tracked", "Sources tracked by at least one workload", self.sources_tracked;
+            "workloads_tracked", "Workloads that track at least one source", self.workloads_tracked;
+            "pending_rolls", "Rolls decided but not yet written", self.pending_rolls;
+            "oldest_pending_check_seconds", "How long the oldest queued check (a change not yet rolled) has waited", self.oldest_pending_check;
+            "patch_duration_seconds", "Latency of roll patches", self.patch_duration;
+            "held_rolls", "Rolls put off by the minimum interval between rolls (the flap breaker)", self.held_rolls;
+            "rollouts_held", "Workloads whose roll is held after a failed rollout of an earlier wave of the same change", self.rollouts_held;
+            "rollouts_waiting", "Workloads whose roll waits for an earlier wave or a pause switch", self.rollouts_waiting;
+            "rollout_failures", "Failed rollouts that held the later waves of a change", self.rollout_failures;
+            "jobs_awaiting_recreate", "Opted-in Jobs deleted for a roll whose new Job is not created yet", self.jobs_awaiting_recreate;
+            "api_requests", "Requests sent to the apiserver, by verb", self.api_requests;
+            "watch_restarts", "Watch streams restarted after an error", self.watch_restarts;
+            "leader", "1 on the replica that writes (holds the Lease, or runs alone)", self.leader;
+            "caches_synced", "1 once the watches have listed every source and workload", self.caches_synced;
+            "mode", "1 for the mode that runs: scope cluster or namespaced (--namespaced), webhook on or off", self.mode;
+            "alerts_sent", "Alert messages (and --webhook-url posts) delivered", self.alerts.sent;
+            "alerts_dropped", "Alert messages (and --webhook-url posts) dropped, by reason", self.alerts.dropped;
         );
-        let reconciles = Family::<ByResult, Counter>::default();
-        rl.register(
-            "reconcile",
-            "Checks of one workload, by result",
-            reconciles.clone(),
+        table!(registry;
+            "process_resident_memory_bytes", "Resident memory of the process", self.resident_memory;
         );
-        let reconcile_duration =
-            HistogramFamily::<ByResult>::new_with_constructor(reconcile_histogram);
-        rl.register(
-            "reconcile_duration_seconds",
-            "Time to check one workload, by result",
-            reconcile_duration.clone(),
-        );
-        let skipped = Family::<ByReason, Counter>::default();
-        rl.register(
-            "skipped",
-            "Changes and checks that rolled nothing, by reason",
-            skipped.clone(),
-        );
-        let queue_depth = Gauge::default();
-        rl.register(
-            "workqueue_depth",
-            "Checks and resumes waiting in the queue",
-            queue_depth.clone(),
-        );
-        let queue_adds = Counter::default();
-        rl.register(
-            "workqueue_adds",
-            "Checks and resumes put in the queue",
-            queue_adds.clone(),
-        );
-        let queue_latency = reconcile_histogram();
-        rl.register(
-            "workqueue_latency_seconds",
-            "Time from queued to worked (the coalesce window and rate limit included)",
-            queue_latency.clone(),
-        );
-        let errors = Family::<ByType, Counter>::default();
-        rl.register("errors", "Failed writes, by type", errors.clone());
-        // every type from the start (the labels of the watcher's WriteError)
+    }
+
+    /// The series that exist from the start, at 0, as in Reloader (a rate() over a missing
+    /// series says nothing): both outcomes of a reload, every type of error (the labels of
+    /// the watcher's WriteError).
+    fn zero_series(&self) {
+        for success in [true, false] {
+            self.reloads.get_or_create(&Success { success }).inc_by(0);
+        }
         for t in [
             "conflict",
             "gone",
@@ -190,199 +235,7 @@ impl Metrics {
             "source",
             "not_leader",
         ] {
-            errors.get_or_create(&ByType { r#type: t }).inc_by(0);
-        }
-        let retries = Counter::default();
-        rl.register("retries", "Writes retried after a failure", retries.clone());
-        let events_received = Family::<SourceEvent, Counter>::default();
-        rl.register(
-            "events_received",
-            "Source changes seen, by event and resource type",
-            events_received.clone(),
-        );
-        let events_processed = Family::<Processed, Counter>::default();
-        rl.register(
-            "events_processed",
-            "Source changes handled, by event and resource type and result",
-            events_processed.clone(),
-        );
-        let workloads_scanned = Family::<ByKind, Counter>::default();
-        rl.register(
-            "workloads_scanned",
-            "Workloads looked at for a source change, by kind",
-            workloads_scanned.clone(),
-        );
-        let workloads_matched = Family::<ByKind, Counter>::default();
-        rl.register(
-            "workloads_matched",
-            "Workloads a check decided to roll, by kind",
-            workloads_matched.clone(),
-        );
-
-        let hr = registry.sub_registry_with_prefix("hashroll");
-        let webhook_requests = Family::<ByResult, Counter>::default();
-        hr.register(
-            "webhook_requests",
-            "Admission requests, by result",
-            webhook_requests.clone(),
-        );
-        let webhook_duration = Histogram::new(exponential_buckets(0.00005, 2.0, 16));
-        hr.register(
-            "webhook_duration_seconds",
-            "Time to answer an admission request",
-            webhook_duration.clone(),
-        );
-        let sources_cached = Gauge::default();
-        hr.register(
-            "sources_cached",
-            "ConfigMaps and Secrets in the digest cache",
-            sources_cached.clone(),
-        );
-        let sources_tracked = Gauge::default();
-        hr.register(
-            "sources_tracked",
-            "Sources tracked by at least one workload",
-            sources_tracked.clone(),
-        );
-        let workloads_tracked = Gauge::default();
-        hr.register(
-            "workloads_tracked",
-            "Workloads that track at least one source",
-            workloads_tracked.clone(),
-        );
-        let pending_rolls = Gauge::default();
-        hr.register(
-            "pending_rolls",
-            "Rolls decided but not yet written",
-            pending_rolls.clone(),
-        );
-        let oldest_pending_check = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
-        hr.register(
-            "oldest_pending_check_seconds",
-            "How long the oldest queued check (a change not yet rolled) has waited",
-            oldest_pending_check.clone(),
-        );
-        let patch_duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        hr.register(
-            "patch_duration_seconds",
-            "Latency of roll patches",
-            patch_duration.clone(),
-        );
-        let held_rolls = Counter::default();
-        hr.register(
-            "held_rolls",
-            "Rolls put off by the minimum interval between rolls (the flap breaker)",
-            held_rolls.clone(),
-        );
-        let rollouts_held = Gauge::default();
-        hr.register(
-            "rollouts_held",
-            "Workloads whose roll is held after a failed rollout of an earlier wave of the same change",
-            rollouts_held.clone(),
-        );
-        let rollouts_waiting = Gauge::default();
-        hr.register(
-            "rollouts_waiting",
-            "Workloads whose roll waits for an earlier wave or a pause switch",
-            rollouts_waiting.clone(),
-        );
-        let rollout_failures = Family::<BySourceKind, Counter>::default();
-        hr.register(
-            "rollout_failures",
-            "Failed rollouts that held the later waves of a change",
-            rollout_failures.clone(),
-        );
-        let jobs_awaiting_recreate = Gauge::default();
-        hr.register(
-            "jobs_awaiting_recreate",
-            "Opted-in Jobs deleted for a roll whose new Job is not created yet",
-            jobs_awaiting_recreate.clone(),
-        );
-        let api_requests = Family::<ByVerb, Counter>::default();
-        hr.register(
-            "api_requests",
-            "Requests sent to the apiserver, by verb",
-            api_requests.clone(),
-        );
-        let watch_restarts = Family::<ByResource, Counter>::default();
-        hr.register(
-            "watch_restarts",
-            "Watch streams restarted after an error",
-            watch_restarts.clone(),
-        );
-        let leader = Gauge::default();
-        hr.register(
-            "leader",
-            "1 on the replica that writes (holds the Lease, or runs alone)",
-            leader.clone(),
-        );
-        let caches_synced = Gauge::default();
-        hr.register(
-            "caches_synced",
-            "1 once the watches have listed every source and workload",
-            caches_synced.clone(),
-        );
-        let mode = Family::<Mode, Gauge>::default();
-        hr.register(
-            "mode",
-            "1 for the mode that runs: scope cluster or namespaced (--namespaced), webhook on or off",
-            mode.clone(),
-        );
-        let alerts = AlertCounters::default();
-        hr.register(
-            "alerts_sent",
-            "Alert messages (and --webhook-url posts) delivered",
-            alerts.sent.clone(),
-        );
-        hr.register(
-            "alerts_dropped",
-            "Alert messages (and --webhook-url posts) dropped, by reason",
-            alerts.dropped.clone(),
-        );
-        let resident_memory = Gauge::default();
-        registry.register(
-            "process_resident_memory_bytes",
-            "Resident memory of the process",
-            resident_memory.clone(),
-        );
-        Metrics {
-            registry,
-            reloads,
-            by_namespace: Default::default(),
-            actions,
-            action_latency,
-            reconciles,
-            reconcile_duration,
-            skipped,
-            queue_depth,
-            queue_adds,
-            queue_latency,
-            errors,
-            retries,
-            events_received,
-            events_processed,
-            workloads_scanned,
-            workloads_matched,
-            webhook_requests,
-            webhook_duration,
-            sources_cached,
-            sources_tracked,
-            workloads_tracked,
-            pending_rolls,
-            oldest_pending_check,
-            patch_duration,
-            held_rolls,
-            rollouts_held,
-            rollouts_waiting,
-            rollout_failures,
-            jobs_awaiting_recreate,
-            api_requests,
-            watch_restarts,
-            leader,
-            caches_synced,
-            mode,
-            resident_memory,
-            alerts,
+            self.errors.get_or_create(&ByType { r#type: t }).inc_by(0);
         }
     }
 
