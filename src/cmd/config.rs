@@ -281,79 +281,7 @@ fn serves_webhook(args: &RunArgs) -> Result<bool, ConfigError> {
 impl Settings {
     pub(crate) fn from_args(args: RunArgs) -> Result<Settings, ConfigError> {
         let serve_webhook = serves_webhook(&args)?;
-        if serve_webhook
-            && !args.self_managed_certs
-            && (args.tls_cert_file.is_none() || args.tls_key_file.is_none())
-        {
-            return Err(ConfigError::Invalid {
-                what: "serving certificate",
-                why: "give --tls-cert-file and --tls-key-file, or --self-managed-certs".into(),
-            });
-        }
-        for (what, path) in [
-            ("--tls-cert-file", args.tls_cert_file.as_ref()),
-            ("--tls-key-file", args.tls_key_file.as_ref()),
-            ("--client-ca-file", args.client_ca_file.as_ref()),
-            ("--hmac-key-file", args.key.hmac_key_file.as_ref()),
-            (
-                "--hmac-previous-key-file",
-                args.key.hmac_previous_key_file.as_ref(),
-            ),
-        ] {
-            if let Some(path) = path {
-                std::fs::File::open(path).map_err(|source| ConfigError::Unreadable {
-                    what,
-                    path: path.clone(),
-                    source,
-                })?;
-            }
-        }
-        // alert and --webhook-url URLs: checked here, never printed (they are secrets)
-        if args.alert_on_reload
-            && args
-                .alert_webhook_url
-                .as_ref()
-                .is_none_or(|u| u.0.is_empty())
-        {
-            return Err(ConfigError::Invalid {
-                what: "ALERT_ON_RELOAD",
-                why: "alerts are on but ALERT_WEBHOOK_URL (--alert-webhook-url) is empty".into(),
-            });
-        }
-        for (what, url) in [
-            ("ALERT_WEBHOOK_URL", args.alert_webhook_url.as_ref()),
-            ("ALERT_WEBHOOK_PROXY", args.alert_webhook_proxy.as_ref()),
-            ("--webhook-url", args.webhook_url.as_ref()),
-        ] {
-            if let Some(u) = url.filter(|u| !u.0.is_empty()) {
-                let ok =
-                    reqwest::Url::parse(&u.0).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
-                if !ok {
-                    return Err(ConfigError::Invalid {
-                        what,
-                        why: "not an http(s) URL (the value is a secret: not shown)".into(),
-                    });
-                }
-            }
-        }
-        // the rate limit's interval is 1/rate: a tiny rate is an interval no Duration holds
-        if !(MIN_RATE..=MAX_RATE).contains(&args.max_rollouts_per_second) {
-            return Err(ConfigError::Invalid {
-                what: "--max-rollouts-per-second",
-                why: format!("must be between {MIN_RATE} and {MAX_RATE}"),
-            });
-        }
-        for (what, v) in [
-            ("--record-annotation", &args.key.record_annotation),
-            ("--token-annotation", &args.key.token_annotation),
-        ] {
-            if v.is_empty() || v.contains(char::is_whitespace) {
-                return Err(ConfigError::Invalid {
-                    what,
-                    why: format!("{v:?} is not an annotation name"),
-                });
-            }
-        }
+        check_args(&args, serve_webhook)?;
         let namespace = args
             .namespace
             .clone()
@@ -363,137 +291,13 @@ impl Settings {
                     .filter(|s| !s.is_empty())
             })
             .unwrap_or_else(|| "hashroll".to_string());
-        let ignore = args.resources_to_ignore.as_deref().map(str::to_lowercase);
         let lease = if args.enable_ha {
             Some(LeaseSettings::from_args(&args, &namespace)?)
         } else {
             None
         };
-        let policy = PolicyConfig {
-            names: AnnotationNames {
-                auto: args.auto_annotation.clone(),
-                configmap_auto: args.configmap_auto_annotation.clone(),
-                secret_auto: args.secret_auto_annotation.clone(),
-                search: args.auto_search_annotation.clone(),
-                search_match: args.search_match_annotation.clone(),
-                configmap_reload: args.configmap_annotation.clone(),
-                secret_reload: args.secret_annotation.clone(),
-                configmap_exclude: args.configmap_exclude_annotation.clone(),
-                secret_exclude: args.secret_exclude_annotation.clone(),
-                ignore: args.ignore_annotation.clone(),
-                pause_period: args.pause_deployment_annotation.clone(),
-                paused_at: args.pause_deployment_time_annotation.clone(),
-                secretproviderclass_auto: args.secretproviderclass_auto_annotation.clone(),
-                secretproviderclass_reload: args.secretproviderclass_annotation.clone(),
-                secretproviderclass_exclude: args.secretproviderclass_exclude_annotation.clone(),
-            },
-            auto_reload_all: args.auto_reload_all,
-            csi_integration: args.enable_csi_integration,
-            auto_all_skips: PolicyConfig::auto_all_skips_with(&namespace),
-            ignore_configmaps: ignore.as_deref() == Some("configmaps"),
-            ignore_secrets: ignore.as_deref() == Some("secrets"),
-            ignored_kinds: {
-                let mut k = ignored_kinds(&args.ignored_workload_types.join(","))?;
-                if args.is_argo_rollouts == Some(false) {
-                    k.push(WorkloadKind::ArgoRollout);
-                }
-                k
-            },
-        };
-        let opt = |s: &str| {
-            let s = label_selector(s);
-            (!s.is_empty()).then_some(s)
-        };
-        let resource_label_selector = opt(&args.resource_label_selector.join(","));
-        let selector = LabelSelector::parse(resource_label_selector.as_deref().unwrap_or(""))
-            .map_err(|why| ConfigError::Invalid {
-                what: "--resource-label-selector",
-                why: why.to_string(),
-            })?;
-        // the files now (a start-up error); self-managed certificates once the client exists
-        let certs = match (&args.tls_cert_file, &args.tls_key_file) {
-            (Some(c), Some(k)) if !args.self_managed_certs && serve_webhook => {
-                Certs::Files(CertReloader::load(c, k)?)
-            }
-            _ => Certs::SelfManaged(SelfManaged {
-                secret: args.tls_secret.clone(),
-                service_name: args.service_name.clone(),
-                extra_sans: args.tls_san.clone(),
-                validity: args.self_managed_cert_validity,
-                webhook_config: args.webhook_config.clone(),
-            }),
-        };
-        if args.self_managed_cert_validity < Duration::from_secs(20) {
-            return Err(ConfigError::Invalid {
-                what: "--self-managed-cert-validity",
-                why: "at least 20s".into(),
-            });
-        }
-        let client_verifier = match &args.client_ca_file {
-            Some(p) => Some(crate::webhook::tls::client_verifier(p)?),
-            None => None,
-        };
-        let files = match &args.key.hmac_key_file {
-            Some(p) => Some((
-                crate::services::key::from_files(p, args.key.hmac_previous_key_file.as_deref())?,
-                p.clone(),
-                args.key.hmac_previous_key_file.clone(),
-            )),
-            None => None,
-        };
-        let instance = std::env::var("POD_NAME")
-            .or_else(|_| std::env::var("HOSTNAME"))
-            .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
-        let target = |url: &crate::cmd::cli::args::Secret, sink| crate::services::alert::Target {
-            sink,
-            url: url.0.clone(),
-            proxy: args
-                .alert_webhook_proxy
-                .clone()
-                .map(|p| p.0)
-                .filter(|p| !p.is_empty()),
-            additional_info: args.alert_additional_info.clone(),
-        };
-        let alerts = AlertSettings {
-            on_reload: args
-                .alert_webhook_url
-                .as_ref()
-                .filter(|_| args.alert_on_reload)
-                .map(|u| target(u, crate::services::alert::Sink::parse(&args.alert_sink))),
-            post_instead: args
-                .webhook_url
-                .as_ref()
-                .filter(|u| !u.0.is_empty())
-                .map(|u| target(u, crate::services::alert::Sink::Raw)),
-        };
-        let mut watched = comma_list(&args.namespaces.join(","));
-        if args.namespaced && watched.is_empty() {
-            // none given: hashroll's own namespace, as Reloader's one-namespace mode
-            watched.push(namespace.clone());
-        }
-        let gate = &args.gate;
-        let watcher = crate::watcher::WatcherConfig {
-            coalesce_window: args.coalesce_window,
-            max_rollouts_per_second: args.max_rollouts_per_second,
-            cronjob_run_on_change: args.cronjob_run_on_change,
-            permanent_error_retry: args.permanent_error_retry,
-            min_roll_interval: args.min_roll_interval,
-            paused: args.paused,
-            max_concurrent_rollouts: args.max_concurrent_rollouts,
-            rollout_timeout: gate.rollout_timeout.clamp(
-                crate::core::gate::MIN_ROLLOUT_TIMEOUT,
-                crate::core::gate::MAX_ROLLOUT_TIMEOUT,
-            ),
-            switch: (!gate.switch_configmap.is_empty())
-                .then(|| (namespace.clone(), gate.switch_configmap.clone())),
-            window_namespace_label: Some(gate.window_namespace_label.clone())
-                .filter(|l| !l.is_empty()),
-            instance,
-            alerts: None,
-            post_instead: None,
-        };
         Ok(Settings {
-            policy,
+            policy: policy_of(&args, &namespace)?,
             names: RecordNames {
                 record: args.key.record_annotation.clone(),
                 token: args.key.token_annotation.clone(),
@@ -502,39 +306,12 @@ impl Settings {
                 on_create: args.reload_on_create,
                 on_delete: args.reload_on_delete,
             },
-            scope: Scope {
-                watch: if args.namespaced {
-                    crate::k8s::scope::WatchScope::Namespaces(watched.clone())
-                } else {
-                    crate::k8s::scope::WatchScope::Cluster
-                },
-                namespaces: watched,
-                namespaces_to_ignore: comma_list(&args.namespaces_to_ignore.join(",")),
-                namespace_selector: opt(&args.namespace_selector.join(",")),
-                selector,
-            },
-            webhook: WebhookSettings {
-                serve: serve_webhook,
-                addr: args.webhook_addr,
-                metrics_addr: args.metrics_addr,
-                max_body_bytes: args.max_body_bytes,
-                lane: crate::webhook::LaneConfig {
-                    threads: args.admission_threads.into(),
-                    queue_per_namespace: args.admission_queue_per_namespace.into(),
-                    queue_total: args.admission_queue_total.into(),
-                },
-                shutdown_delay: args.shutdown_delay,
-                certs,
-                client_verifier,
-            },
-            keys: KeySettings {
-                files,
-                secret: args.key.hmac_key_secret.clone(),
-                reload_interval: args.key_reload_interval,
-            },
+            scope: scope_of(&args, &namespace)?,
+            webhook: webhook_of(&args, serve_webhook)?,
+            keys: keys_of(&args)?,
             lease,
-            watcher,
-            alerts,
+            watcher: watcher_of(&args, &namespace),
+            alerts: alerts_of(&args),
             log: LogSettings {
                 format: if args.log_format.is_empty() {
                     "text".into()
@@ -550,6 +327,266 @@ impl Settings {
             owner_deployment: args.owner_deployment.clone(),
             namespace,
         })
+    }
+}
+
+/// What the flags say that no type holds: the certificate's files given (and readable), the
+/// URLs (never printed: secrets), the rate, the annotation names, the certificate validity.
+fn check_args(args: &RunArgs, serve_webhook: bool) -> Result<(), ConfigError> {
+    if serve_webhook
+        && !args.self_managed_certs
+        && (args.tls_cert_file.is_none() || args.tls_key_file.is_none())
+    {
+        return Err(ConfigError::Invalid {
+            what: "serving certificate",
+            why: "give --tls-cert-file and --tls-key-file, or --self-managed-certs".into(),
+        });
+    }
+    for (what, path) in [
+        ("--tls-cert-file", args.tls_cert_file.as_ref()),
+        ("--tls-key-file", args.tls_key_file.as_ref()),
+        ("--client-ca-file", args.client_ca_file.as_ref()),
+        ("--hmac-key-file", args.key.hmac_key_file.as_ref()),
+        (
+            "--hmac-previous-key-file",
+            args.key.hmac_previous_key_file.as_ref(),
+        ),
+    ] {
+        if let Some(path) = path {
+            std::fs::File::open(path).map_err(|source| ConfigError::Unreadable {
+                what,
+                path: path.clone(),
+                source,
+            })?;
+        }
+    }
+    // alert and --webhook-url URLs: checked here, never printed (they are secrets)
+    if args.alert_on_reload
+        && args
+            .alert_webhook_url
+            .as_ref()
+            .is_none_or(|u| u.0.is_empty())
+    {
+        return Err(ConfigError::Invalid {
+            what: "ALERT_ON_RELOAD",
+            why: "alerts are on but ALERT_WEBHOOK_URL (--alert-webhook-url) is empty".into(),
+        });
+    }
+    for (what, url) in [
+        ("ALERT_WEBHOOK_URL", args.alert_webhook_url.as_ref()),
+        ("ALERT_WEBHOOK_PROXY", args.alert_webhook_proxy.as_ref()),
+        ("--webhook-url", args.webhook_url.as_ref()),
+    ] {
+        if let Some(u) = url.filter(|u| !u.0.is_empty()) {
+            let ok =
+                reqwest::Url::parse(&u.0).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    what,
+                    why: "not an http(s) URL (the value is a secret: not shown)".into(),
+                });
+            }
+        }
+    }
+    // the rate limit's interval is 1/rate: a tiny rate is an interval no Duration holds
+    if !(MIN_RATE..=MAX_RATE).contains(&args.max_rollouts_per_second) {
+        return Err(ConfigError::Invalid {
+            what: "--max-rollouts-per-second",
+            why: format!("must be between {MIN_RATE} and {MAX_RATE}"),
+        });
+    }
+    for (what, v) in [
+        ("--record-annotation", &args.key.record_annotation),
+        ("--token-annotation", &args.key.token_annotation),
+    ] {
+        if v.is_empty() || v.contains(char::is_whitespace) {
+            return Err(ConfigError::Invalid {
+                what,
+                why: format!("{v:?} is not an annotation name"),
+            });
+        }
+    }
+    if args.self_managed_cert_validity < Duration::from_secs(20) {
+        return Err(ConfigError::Invalid {
+            what: "--self-managed-cert-validity",
+            why: "at least 20s".into(),
+        });
+    }
+    Ok(())
+}
+
+fn opt_selector(s: &str) -> Option<String> {
+    let s = label_selector(s);
+    (!s.is_empty()).then_some(s)
+}
+
+/// Which annotations and kinds hashroll reads.
+fn policy_of(args: &RunArgs, namespace: &str) -> Result<PolicyConfig, ConfigError> {
+    let ignore = args.resources_to_ignore.as_deref().map(str::to_lowercase);
+    let policy = PolicyConfig {
+        names: AnnotationNames {
+            auto: args.auto_annotation.clone(),
+            configmap_auto: args.configmap_auto_annotation.clone(),
+            secret_auto: args.secret_auto_annotation.clone(),
+            search: args.auto_search_annotation.clone(),
+            search_match: args.search_match_annotation.clone(),
+            configmap_reload: args.configmap_annotation.clone(),
+            secret_reload: args.secret_annotation.clone(),
+            configmap_exclude: args.configmap_exclude_annotation.clone(),
+            secret_exclude: args.secret_exclude_annotation.clone(),
+            ignore: args.ignore_annotation.clone(),
+            pause_period: args.pause_deployment_annotation.clone(),
+            paused_at: args.pause_deployment_time_annotation.clone(),
+            secretproviderclass_auto: args.secretproviderclass_auto_annotation.clone(),
+            secretproviderclass_reload: args.secretproviderclass_annotation.clone(),
+            secretproviderclass_exclude: args.secretproviderclass_exclude_annotation.clone(),
+        },
+        auto_reload_all: args.auto_reload_all,
+        csi_integration: args.enable_csi_integration,
+        auto_all_skips: PolicyConfig::auto_all_skips_with(namespace),
+        ignore_configmaps: ignore.as_deref() == Some("configmaps"),
+        ignore_secrets: ignore.as_deref() == Some("secrets"),
+        ignored_kinds: {
+            let mut k = ignored_kinds(&args.ignored_workload_types.join(","))?;
+            if args.is_argo_rollouts == Some(false) {
+                k.push(WorkloadKind::ArgoRollout);
+            }
+            k
+        },
+    };
+    Ok(policy)
+}
+
+/// Which namespaces and sources hashroll acts on, and where it watches.
+fn scope_of(args: &RunArgs, namespace: &str) -> Result<Scope, ConfigError> {
+    let resource_label_selector = opt_selector(&args.resource_label_selector.join(","));
+    let selector =
+        LabelSelector::parse(resource_label_selector.as_deref().unwrap_or("")).map_err(|why| {
+            ConfigError::Invalid {
+                what: "--resource-label-selector",
+                why: why.to_string(),
+            }
+        })?;
+    let mut watched = comma_list(&args.namespaces.join(","));
+    if args.namespaced && watched.is_empty() {
+        // none given: hashroll's own namespace, as Reloader's one-namespace mode
+        watched.push(namespace.to_string());
+    }
+    Ok(Scope {
+        watch: if args.namespaced {
+            crate::k8s::scope::WatchScope::Namespaces(watched.clone())
+        } else {
+            crate::k8s::scope::WatchScope::Cluster
+        },
+        namespaces: watched,
+        namespaces_to_ignore: comma_list(&args.namespaces_to_ignore.join(",")),
+        namespace_selector: opt_selector(&args.namespace_selector.join(",")),
+        selector,
+    })
+}
+
+/// The webhook's server: whether it is served, its certificate, its client verifier.
+fn webhook_of(args: &RunArgs, serve_webhook: bool) -> Result<WebhookSettings, ConfigError> {
+    // the files now (a start-up error); self-managed certificates once the client exists
+    let certs = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(c), Some(k)) if !args.self_managed_certs && serve_webhook => {
+            Certs::Files(CertReloader::load(c, k)?)
+        }
+        _ => Certs::SelfManaged(SelfManaged {
+            secret: args.tls_secret.clone(),
+            service_name: args.service_name.clone(),
+            extra_sans: args.tls_san.clone(),
+            validity: args.self_managed_cert_validity,
+            webhook_config: args.webhook_config.clone(),
+        }),
+    };
+    let client_verifier = match &args.client_ca_file {
+        Some(p) => Some(crate::webhook::tls::client_verifier(p)?),
+        None => None,
+    };
+    Ok(WebhookSettings {
+        serve: serve_webhook,
+        addr: args.webhook_addr,
+        metrics_addr: args.metrics_addr,
+        max_body_bytes: args.max_body_bytes,
+        lane: crate::webhook::LaneConfig {
+            threads: args.admission_threads.into(),
+            queue_per_namespace: args.admission_queue_per_namespace.into(),
+            queue_total: args.admission_queue_total.into(),
+        },
+        shutdown_delay: args.shutdown_delay,
+        certs,
+        client_verifier,
+    })
+}
+
+/// The HMAC keys: their files, loaded now (a start-up error), or the Secret's name.
+fn keys_of(args: &RunArgs) -> Result<KeySettings, ConfigError> {
+    let files = match &args.key.hmac_key_file {
+        Some(p) => Some((
+            crate::services::key::from_files(p, args.key.hmac_previous_key_file.as_deref())?,
+            p.clone(),
+            args.key.hmac_previous_key_file.clone(),
+        )),
+        None => None,
+    };
+    Ok(KeySettings {
+        files,
+        secret: args.key.hmac_key_secret.clone(),
+        reload_interval: args.key_reload_interval,
+    })
+}
+
+/// Where alerts go, and `--webhook-url`'s posts instead of rolls.
+fn alerts_of(args: &RunArgs) -> AlertSettings {
+    let target = |url: &crate::cmd::cli::args::Secret, sink| crate::services::alert::Target {
+        sink,
+        url: url.0.clone(),
+        proxy: args
+            .alert_webhook_proxy
+            .clone()
+            .map(|p| p.0)
+            .filter(|p| !p.is_empty()),
+        additional_info: args.alert_additional_info.clone(),
+    };
+    AlertSettings {
+        on_reload: args
+            .alert_webhook_url
+            .as_ref()
+            .filter(|_| args.alert_on_reload)
+            .map(|u| target(u, crate::services::alert::Sink::parse(&args.alert_sink))),
+        post_instead: args
+            .webhook_url
+            .as_ref()
+            .filter(|u| !u.0.is_empty())
+            .map(|u| target(u, crate::services::alert::Sink::Raw)),
+    }
+}
+
+/// The watcher's settings (its alert senders are started by `run`).
+fn watcher_of(args: &RunArgs, namespace: &str) -> crate::watcher::WatcherConfig {
+    let instance = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("hashroll-{}", std::process::id()));
+    let gate = &args.gate;
+    crate::watcher::WatcherConfig {
+        coalesce_window: args.coalesce_window,
+        max_rollouts_per_second: args.max_rollouts_per_second,
+        cronjob_run_on_change: args.cronjob_run_on_change,
+        permanent_error_retry: args.permanent_error_retry,
+        min_roll_interval: args.min_roll_interval,
+        paused: args.paused,
+        max_concurrent_rollouts: args.max_concurrent_rollouts,
+        rollout_timeout: gate.rollout_timeout.clamp(
+            crate::core::gate::MIN_ROLLOUT_TIMEOUT,
+            crate::core::gate::MAX_ROLLOUT_TIMEOUT,
+        ),
+        switch: (!gate.switch_configmap.is_empty())
+            .then(|| (namespace.to_string(), gate.switch_configmap.clone())),
+        window_namespace_label: Some(gate.window_namespace_label.clone()).filter(|l| !l.is_empty()),
+        instance,
+        alerts: None,
+        post_instead: None,
     }
 }
 
