@@ -77,72 +77,11 @@ pub(crate) async fn run(
     live: crate::services::health::Liveness,
 ) {
     let roller = Arc::new(Roller::new(state.clone(), client.clone(), &cfg));
-    let (synced_tx, mut synced_rx) = mpsc::unbounded_channel::<Listed>();
-    // the watches whose first list is waited for: one per kind, or per kind and namespace
-    let mut waiting: HashSet<Listed> = HashSet::new();
-    let scopes = state.scope.watches();
-    for kind in WorkloadKind::all() {
-        if !state.policy.handles(kind) {
-            continue;
-        }
-        // a custom resource not installed (yet): watched once its CRD is, and not waited
-        // for at start-up
-        let probe = state.scope.probe();
-        let optional = kind.row().optional;
-        if optional
-            && !k8s::api::served(&client, &k8s::api::resource(kind), kind.as_str(), probe).await
-        {
-            let crd = k8s::crd::crd_name(&k8s::api::resource(kind));
-            tracing::info!(kind = %kind, crd = %crd, "not installed; watching for its CRD");
-            let w = KindWatch::new(&state, &client, kind, &roller, &synced_tx);
-            live.spawn(kind.row().plural, discover_then_watch(w, scopes.clone()));
-            continue;
-        }
-        for scope in &scopes {
-            waiting.insert((kind, scope.clone()));
-            let w = KindWatch::new(&state, &client, kind, &roller, &synced_tx);
-            live.spawn(kind.row().plural, w.run(scope.clone(), true));
-        }
+    let (waiting, mut synced_rx) = start_workload_watches(&state, &client, &roller, &live).await;
+    if !first_lists_in(&state, waiting, &mut synced_rx).await {
+        return;
     }
-    drop(synced_tx);
-    // wait for the initial list of every watch and the source cache
-    while !waiting.is_empty() {
-        match synced_rx.recv().await {
-            Some(listed) => {
-                waiting.remove(&listed);
-            }
-            None => return,
-        }
-    }
-    while !state.cache.is_synced() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if let Some((ns, name)) = cfg.switch.clone() {
-        // read once before the start-up reconcile, so a paused cluster rolls nothing then
-        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
-            kube::Api::namespaced(client.clone(), &ns);
-        if let Ok(Some(cm)) = api.get_opt(&name).await {
-            roller
-                .safe
-                .set_switches(safe::SwitchState::from_configmap(&cm));
-        }
-        live.spawn("switches", watch_switches(api, name, roller.clone()));
-    }
-    // what the Namespaces say of their rolls, read once before the start-up reconcile too
-    // (not with --namespaced: a Role cannot grant a read of Namespaces)
-    let (says_tx, mut says_rx) = mpsc::unbounded_channel();
-    let (says, label) = (roller.safe.says(), cfg.window_namespace_label.clone());
-    if state.scope.is_namespaced() {
-        tracing::info!(
-            "--namespaced: Namespaces are not read, so their pause annotation and roll-window label do not apply"
-        );
-    } else {
-        crate::services::namespaces::read_says(&client, label.as_deref(), &says).await;
-        live.spawn(
-            "namespace switches",
-            crate::services::namespaces::watch_says(client.clone(), label, says, says_tx),
-        );
-    }
+    let mut says_rx = read_switches(&state, &client, &cfg, &roller, &live).await;
     // start-up reconcile: out-of-date workloads roll once, the rest stay untouched
     let n = roller.enqueue_all();
     roller.resume_pending_pauses();
@@ -188,6 +127,103 @@ pub(crate) async fn run(
             }
         }
     }
+}
+
+/// A watch of every workload kind hashroll handles, per watched namespace (a kind not
+/// installed: watched once its CRD is). The watches whose first list is waited for, and
+/// where each says its list (first, or again after a relist) is in.
+async fn start_workload_watches(
+    state: &Arc<State>,
+    client: &Client,
+    roller: &Arc<Roller>,
+    live: &crate::services::health::Liveness,
+) -> (HashSet<Listed>, mpsc::UnboundedReceiver<Listed>) {
+    let (synced_tx, synced_rx) = mpsc::unbounded_channel::<Listed>();
+    // the watches whose first list is waited for: one per kind, or per kind and namespace
+    let mut waiting: HashSet<Listed> = HashSet::new();
+    let scopes = state.scope.watches();
+    for kind in WorkloadKind::all() {
+        if !state.policy.handles(kind) {
+            continue;
+        }
+        // a custom resource not installed (yet): watched once its CRD is, and not waited
+        // for at start-up
+        let probe = state.scope.probe();
+        let optional = kind.row().optional;
+        if optional
+            && !k8s::api::served(client, &k8s::api::resource(kind), kind.as_str(), probe).await
+        {
+            let crd = k8s::crd::crd_name(&k8s::api::resource(kind));
+            tracing::info!(kind = %kind, crd = %crd, "not installed; watching for its CRD");
+            let w = KindWatch::new(state, client, kind, roller, &synced_tx);
+            live.spawn(kind.row().plural, discover_then_watch(w, scopes.clone()));
+            continue;
+        }
+        for scope in &scopes {
+            waiting.insert((kind, scope.clone()));
+            let w = KindWatch::new(state, client, kind, roller, &synced_tx);
+            live.spawn(kind.row().plural, w.run(scope.clone(), true));
+        }
+    }
+    (waiting, synced_rx)
+}
+
+/// Waits for the first list of every watch in `waiting` and for the source cache; false
+/// when the watches ended first.
+async fn first_lists_in(
+    state: &State,
+    mut waiting: HashSet<Listed>,
+    synced_rx: &mut mpsc::UnboundedReceiver<Listed>,
+) -> bool {
+    while !waiting.is_empty() {
+        match synced_rx.recv().await {
+            Some(listed) => {
+                waiting.remove(&listed);
+            }
+            None => return false,
+        }
+    }
+    while !state.cache.is_synced() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+/// The pause switches and what the Namespaces say of their rolls, read once before the
+/// start-up reconcile (so a paused cluster rolls nothing then) and watched from then on;
+/// the receiver names each namespace whose say changed.
+async fn read_switches(
+    state: &State,
+    client: &Client,
+    cfg: &WatcherConfig,
+    roller: &Arc<Roller>,
+    live: &crate::services::health::Liveness,
+) -> mpsc::UnboundedReceiver<String> {
+    if let Some((ns, name)) = cfg.switch.clone() {
+        let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+            kube::Api::namespaced(client.clone(), &ns);
+        if let Ok(Some(cm)) = api.get_opt(&name).await {
+            roller
+                .safe
+                .set_switches(safe::SwitchState::from_configmap(&cm));
+        }
+        live.spawn("switches", watch_switches(api, name, roller.clone()));
+    }
+    // not with --namespaced: a Role cannot grant a read of Namespaces
+    let (says_tx, says_rx) = mpsc::unbounded_channel();
+    let (says, label) = (roller.safe.says(), cfg.window_namespace_label.clone());
+    if state.scope.is_namespaced() {
+        tracing::info!(
+            "--namespaced: Namespaces are not read, so their pause annotation and roll-window label do not apply"
+        );
+    } else {
+        crate::services::namespaces::read_says(client, label.as_deref(), &says).await;
+        live.spawn(
+            "namespace switches",
+            crate::services::namespaces::watch_says(client.clone(), label, says, says_tx),
+        );
+    }
+    says_rx
 }
 
 fn on_source_change(roller: &Roller, cfg: &WatcherConfig, change: SourceChange) {
