@@ -211,22 +211,7 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
         return Err(MigrateError::From);
     }
     if args.chart_values {
-        use crate::cmd::migrate_values::{Source, command};
-        let source = match (&args.values, &args.reloader_deployment) {
-            (Some(f), _) => Source::ValuesFile(f.clone()),
-            (None, Some(d)) => match d.split_once('/') {
-                Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
-                    Source::Deployment(ns.into(), name.into())
-                }
-                _ => {
-                    return Err(MigrateError::Failed(format!(
-                        "--reloader-deployment {d:?}: expected NAMESPACE/NAME"
-                    )));
-                }
-            },
-            (None, None) => Source::Find,
-        };
-        return command(source).await.map_err(MigrateError::Failed);
+        return chart_values(&args).await;
     }
     let client = Client::try_default()
         .await
@@ -256,53 +241,17 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
     };
     let mut out = String::new();
     let mut plan = Vec::new();
+    let ctx = PlanContext {
+        client: &client,
+        cfg: &cfg,
+        names: &names,
+        key: key.as_ref(),
+    };
     for ns in &namespaces {
-        let mut snap = None;
-        for kind in kinds() {
-            // a kind that is not installed (Argo Rollouts, a custom kind) has nothing
-            let objs = match workload_objects(&client, ns, kind, None).await {
-                Ok(o) => o,
-                Err(ReadError::NotFound(_)) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            for obj in objs {
-                let left = leftovers(kind, &obj);
-                if left.is_empty() {
-                    continue;
-                }
-                let name = obj["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let mut record = None;
-                if let (Some(key), Ok(w)) = (&key, Workload::from_value(kind, ns, &obj)) {
-                    if snap.is_none() {
-                        snap = Some(snapshot(&client, ns, &cfg).await?);
-                    }
-                    let view = snap.as_ref().map(|s| s.cache.view(ns));
-                    if let Some(view) = view {
-                        let stored = Stored::of_object(kind, &obj, &names);
-                        let s = stamp(
-                            &cfg,
-                            key,
-                            &w,
-                            &view,
-                            &stored,
-                            Mode::Fresh,
-                            RollOptions::default(),
-                        );
-                        if let (Some(text), Some(t)) =
-                            (s.decision.record_text(), s.decision.token.clone())
-                        {
-                            let n = s.decision.record.as_ref().map_or(0, |r| r.len());
-                            record = Some((text, t, n));
-                        }
-                    }
-                }
-                let n = record.as_ref().map(|r| r.2).unwrap_or(0);
-                let _ = writeln!(out, "{}", describe(kind, ns, &name, &left, n));
-                plan.push((kind, ns.clone(), name, obj, left, record));
-            }
+        for p in ctx.plan_namespace(ns).await? {
+            let n = p.record.as_ref().map(|r| r.2).unwrap_or(0);
+            let _ = writeln!(out, "{}", describe(p.kind, &p.ns, &p.name, &p.left, n));
+            plan.push(p);
         }
     }
     if plan.is_empty() {
@@ -323,28 +272,138 @@ pub(crate) async fn command(args: MigrateArgs) -> Result<String, MigrateError> {
         out.push_str("dry run: nothing changed (add --apply)\n");
         return Ok(out);
     }
-    let interval = Duration::from_secs_f64(1.0 / args.max_rollouts_per_second.max(0.001));
+    apply_plan(&client, &names, &plan, args.max_rollouts_per_second, out).await
+}
+
+/// `--chart-values`: hashroll's chart values from a Reloader values file or Deployment.
+async fn chart_values(args: &MigrateArgs) -> Result<String, MigrateError> {
+    use crate::cmd::migrate_values::{Source, command};
+    let source = match (&args.values, &args.reloader_deployment) {
+        (Some(f), _) => Source::ValuesFile(f.clone()),
+        (None, Some(d)) => match d.split_once('/') {
+            Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+                Source::Deployment(ns.into(), name.into())
+            }
+            _ => {
+                return Err(MigrateError::Failed(format!(
+                    "--reloader-deployment {d:?}: expected NAMESPACE/NAME"
+                )));
+            }
+        },
+        (None, None) => Source::Find,
+    };
+    command(source).await.map_err(MigrateError::Failed)
+}
+
+/// One workload to clean: Reloader's leftovers in it, and the record and token to write in
+/// the same patch (with the number of sources recorded) when the key is known.
+struct Planned {
+    kind: WorkloadKind,
+    ns: String,
+    name: String,
+    obj: Value,
+    left: Leftovers,
+    record: Option<(String, String, usize)>,
+}
+
+/// What planning reads with.
+struct PlanContext<'a> {
+    client: &'a Client,
+    cfg: &'a PolicyConfig,
+    names: &'a RecordNames,
+    key: Option<&'a crate::core::digest::KeyRing>,
+}
+
+impl PlanContext<'_> {
+    /// The workloads of `ns` with Reloader's leftovers, each with its record when the key
+    /// is known (the namespace's sources read once, at the first such workload).
+    async fn plan_namespace(&self, ns: &str) -> Result<Vec<Planned>, MigrateError> {
+        let mut snap = None;
+        let mut plan = Vec::new();
+        for kind in kinds() {
+            // a kind that is not installed (Argo Rollouts, a custom kind) has nothing
+            let objs = match workload_objects(self.client, ns, kind, None).await {
+                Ok(o) => o,
+                Err(ReadError::NotFound(_)) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for obj in objs {
+                let left = leftovers(kind, &obj);
+                if left.is_empty() {
+                    continue;
+                }
+                let name = obj["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let mut record = None;
+                if let (Some(key), Ok(w)) = (self.key, Workload::from_value(kind, ns, &obj)) {
+                    if snap.is_none() {
+                        snap = Some(snapshot(self.client, ns, self.cfg).await?);
+                    }
+                    if let Some(view) = snap.as_ref().map(|s| s.cache.view(ns)) {
+                        let stored = Stored::of_object(kind, &obj, self.names);
+                        let s = stamp(
+                            self.cfg,
+                            key,
+                            &w,
+                            &view,
+                            &stored,
+                            Mode::Fresh,
+                            RollOptions::default(),
+                        );
+                        if let (Some(text), Some(t)) =
+                            (s.decision.record_text(), s.decision.token.clone())
+                        {
+                            let n = s.decision.record.as_ref().map_or(0, |r| r.len());
+                            record = Some((text, t, n));
+                        }
+                    }
+                }
+                plan.push(Planned {
+                    kind,
+                    ns: ns.to_string(),
+                    name,
+                    obj,
+                    left,
+                    record,
+                });
+            }
+        }
+        Ok(plan)
+    }
+}
+
+/// `--apply`: one patch per planned workload, `rate` a second, each line said in `out`.
+async fn apply_plan(
+    client: &Client,
+    names: &RecordNames,
+    plan: &[Planned],
+    rate: f64,
+    mut out: String,
+) -> Result<String, MigrateError> {
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
     let mut failed = 0;
-    for (i, (kind, ns, name, obj, left, record)) in plan.iter().enumerate() {
+    for (i, p) in plan.iter().enumerate() {
         if i > 0 {
             tokio::time::sleep(interval).await;
         }
+        let record = p.record.as_ref();
         let body = patch(
-            *kind,
-            obj,
-            left,
-            record
-                .as_ref()
-                .map(|r| (names.record.as_str(), r.0.as_str())),
-            record
-                .as_ref()
-                .map(|r| (names.token.as_str(), r.1.as_str())),
+            p.kind,
+            &p.obj,
+            &p.left,
+            record.map(|r| (names.record.as_str(), r.0.as_str())),
+            record.map(|r| (names.token.as_str(), r.1.as_str())),
         );
-        let api = k8s::api::namespaced(client.clone(), ns, *kind);
-        let p: Patch<Value> =
+        let api = k8s::api::namespaced(client.clone(), &p.ns, p.kind);
+        let patch_body: Patch<Value> =
             Patch::Json(serde_json::from_value(body).map_err(|e| ReadError::Api(e.to_string()))?);
-        let what = format!("{}/{ns}/{name}", kind.as_str().to_lowercase());
-        match api.patch(name, &crate::k8s::api::patch_params(), &p).await {
+        let what = format!("{}/{}/{}", p.kind.as_str().to_lowercase(), p.ns, p.name);
+        match api
+            .patch(&p.name, &crate::k8s::api::patch_params(), &patch_body)
+            .await
+        {
             Ok(_) => {
                 let _ = writeln!(out, "patched {what}");
             }
