@@ -241,6 +241,24 @@ pub(crate) fn register_custom(kinds: &[CustomKind]) -> Result<(), String> {
         .map_err(|_| "the kinds by flag are registered once".to_string())
 }
 
+/// For the crate's tests: the custom kinds every test sees (a Widget with its template deep
+/// in its spec, and OpenShift's DeploymentConfig as `--is-openshift` adds it), registered
+/// once whichever test asks first (the registry is set once per process).
+#[cfg(test)]
+pub(crate) fn register_test_kinds() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let kinds: Vec<CustomKind> = [
+            "example.dev/v1/Widget=spec.workload.podTemplate",
+            "apps.openshift.io/v1/DeploymentConfig=spec.template",
+        ]
+        .iter()
+        .map(|k| k.parse().expect("a kind"))
+        .collect();
+        register_custom(&kinds).expect("registered once");
+    });
+}
+
 fn custom() -> &'static [KindRow] {
     CUSTOM.get().map(Vec::as_slice).unwrap_or_default()
 }

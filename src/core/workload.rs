@@ -616,7 +616,7 @@ mod tests {
         let widget: CustomKind = "example.dev/v1/Widget=spec.workload.podTemplate"
             .parse()
             .unwrap();
-        register_custom(std::slice::from_ref(&widget)).unwrap();
+        crate::core::kind::register_test_kinds();
         assert!(register_custom(&[widget]).is_err(), "once");
         let k = WorkloadKind::from_group_kind("example.dev", "Widget").unwrap();
         assert_eq!(WorkloadKind::parse("widgets"), Some(k));

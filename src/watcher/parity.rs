@@ -121,13 +121,12 @@ fn pod_spec(uses: &[(u8, &str, bool)]) -> Value {
         "volumes": volumes})
 }
 
-const KINDS: [WorkloadKind; 5] = [
-    WorkloadKind::Deployment,
-    WorkloadKind::StatefulSet,
-    WorkloadKind::DaemonSet,
-    WorkloadKind::CronJob,
-    WorkloadKind::Job,
-];
+/// Every kind row: the built-in ones, Argo Rollouts and DeploymentConfig included, and any
+/// custom kind registered in this process.
+fn kinds() -> Vec<WorkloadKind> {
+    crate::core::kind::register_test_kinds();
+    WorkloadKind::all().collect()
+}
 
 /// The whole object as the apiserver holds it.
 fn object(
@@ -183,7 +182,7 @@ proptest! {
 
     #[test]
     fn webhook_and_watcher_stamp_alike(
-        kind in prop::sample::select(&KINDS[..]),
+        kind in prop::sample::select(kinds()),
         meta in annotations(),
         template in annotations(),
         uses in uses(),
@@ -262,7 +261,7 @@ fn every_name_the_core_asks_for_is_kept() {
             csi_integration: true,
             ..Default::default()
         };
-        for kind in KINDS {
+        for kind in kinds() {
             let (meta, template) = (
                 Spy {
                     inner: &empty,
@@ -326,4 +325,20 @@ fn renamed() -> AnnotationNames {
         pause_period: "example.com/pause".into(),
         ..AnnotationNames::default()
     }
+}
+
+#[test]
+fn the_parity_property_covers_every_built_in_kind_row() {
+    let k = kinds();
+    for want in [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::CronJob,
+        WorkloadKind::Job,
+        WorkloadKind::ArgoRollout,
+    ] {
+        assert!(k.contains(&want), "{want:?} left out");
+    }
+    assert!(k.iter().any(|w| w.as_str() == "DeploymentConfig"), "{k:?}");
 }
