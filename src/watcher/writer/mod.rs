@@ -145,19 +145,7 @@ impl Writer {
                 .post_instead_of_rolling(entry, decision, body, post)
                 .await;
         }
-        let mut pause_for = None;
-        if decision.roll
-            && key.kind == WorkloadKind::Deployment
-            && let Some(period) = pause_period(&self.state.policy, &entry.annotations)
-        {
-            let paused_at = &self.state.policy.names.paused_at;
-            if !entry.annotations.contains_key(paused_at) {
-                let now = k8s_openapi::jiff::Timestamp::now().to_string();
-                body["spec"]["paused"] = json!(true);
-                body["metadata"]["annotations"][paused_at.as_str()] = json!(now);
-            }
-            pause_for = Some(period);
-        }
+        let pause_for = self.pause_fields(entry, decision, &mut body);
         // every write takes a slot, a record-only one too (a key change re-records every
         // workload: at the rate of rolls, not all at once)
         self.limit.wait().await;
@@ -192,6 +180,41 @@ impl Writer {
             .metrics
             .patch_duration
             .observe(t0.elapsed().as_secs_f64());
+        self.said(entry, decision, res, pause_for).await
+    }
+
+    /// A roll of a Deployment with a pause-period: paused in the same patch (unless it is
+    /// already, from a roll before), and how long until it is resumed.
+    fn pause_fields(
+        &self,
+        entry: &WorkloadEntry,
+        decision: &Decision,
+        body: &mut serde_json::Value,
+    ) -> Option<Duration> {
+        if !decision.roll || entry.key.kind != WorkloadKind::Deployment {
+            return None;
+        }
+        let period = pause_period(&self.state.policy, &entry.annotations)?;
+        let paused_at = &self.state.policy.names.paused_at;
+        if !entry.annotations.contains_key(paused_at) {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            body["spec"]["paused"] = json!(true);
+            body["metadata"]["annotations"][paused_at.as_str()] = json!(now);
+        }
+        Some(period)
+    }
+
+    /// What a write's result is worth saying: the reload counted, a log line, an alert and
+    /// an Event for a roll; for a failed roll the count and (once per text and period) a
+    /// ReloadFail Event.
+    async fn said(
+        &self,
+        entry: &WorkloadEntry,
+        decision: &Decision,
+        res: Result<Option<WorkloadEntry>, Failed>,
+        pause_for: Option<Duration>,
+    ) -> Result<Written, WriteError> {
+        let key = &entry.key;
         let sources = decision.changed.join(", ");
         match res {
             Ok(new_entry) => {
