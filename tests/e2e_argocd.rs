@@ -120,39 +120,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The application's files: ConfigMap `cfg` with `v`, Deployment `web` on `image`, opted in.
-fn app(v: &str, image: &str) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "cfg.yaml",
-            format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{v: \"{v}\"}}\n"
-            ),
-        ),
-        (
-            "web.yaml",
-            format!(
-                r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  annotations: {{reloader.stakater.com/auto: "true"}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: c
-        image: {image}
-        envFrom: [{{configMapRef: {{name: cfg}}}}]
-"#
-            ),
-        ),
-    ]
-}
-
 /// The Application the GitOps page shows (examples/gitops/argocd-workload.yaml), named
 /// `name`, of `repo` into `ns`, with `extra` added to its sync options: its JSON and its
 /// sync options.
@@ -406,7 +373,7 @@ async fn run_mode(label: &'static str, options: &'static [&'static str]) -> Stri
         statuses: BTreeSet::new(),
         counts: Vec::new(),
     };
-    let r1 = m.repo.commit(&app("1", "busybox:1"), "first");
+    let r1 = m.repo.commit(&gitops_app("1", "busybox:1"), "first");
     let (yaml, options) = application(&m.name, &m.repo.url(), &m.ns, m.options);
     m.sync_options = options;
     apply(NAMESPACE, &yaml);
@@ -421,7 +388,7 @@ async fn run_mode(label: &'static str, options: &'static [&'static str]) -> Stri
     // (2) the ConfigMap's data changes: Argo CD syncs it, hashroll rolls once, nothing more
     let r2 = m
         .repo
-        .commit(&app("2", "busybox:1"), "the ConfigMap changes");
+        .commit(&gitops_app("2", "busybox:1"), "the ConfigMap changes");
     m.synced_at(&r2).await;
     wait_rs(&m.client, &m.ns, "app=web", 2).await;
     let second = m.stamped().await;
@@ -438,7 +405,9 @@ async fn run_mode(label: &'static str, options: &'static [&'static str]) -> Stri
     m.stays("ConfigMap changed", &r2, 2, 2).await;
 
     // (3) the Deployment's own template changes: one rollout, record and token there
-    let r3 = m.repo.commit(&app("2", "busybox:2"), "the image changes");
+    let r3 = m
+        .repo
+        .commit(&gitops_app("2", "busybox:2"), "the image changes");
     m.synced_at(&r3).await;
     wait_rs(&m.client, &m.ns, "app=web", 3).await;
     // stamped again: a template change is admitted afresh, its token the digest of its

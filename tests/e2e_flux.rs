@@ -77,38 +77,6 @@ fn tarball(files: &[(&str, String)]) -> Vec<u8> {
     std::fs::read(out).unwrap()
 }
 
-fn app(v: &str, image: &str) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "cfg.yaml",
-            format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{v: \"{v}\"}}\n"
-            ),
-        ),
-        (
-            "web.yaml",
-            format!(
-                r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: web
-  annotations: {{reloader.stakater.com/auto: "true"}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: web}}}}
-  template:
-    metadata: {{labels: {{app: web}}}}
-    spec:
-      containers:
-      - name: c
-        image: {image}
-        envFrom: [{{configMapRef: {{name: cfg}}}}]
-"#
-            ),
-        ),
-    ]
-}
-
 /// Serves `files` as revision `rev` and points the ExternalArtifact at it.
 fn publish(files: &Files, port: u16, ns: &str, rev: &str, content: &[(&str, String)]) {
     publish_as(files, port, ns, "app", rev, content)
@@ -246,7 +214,7 @@ async fn flux_applies_hashroll_rolls_once_and_nothing_drifts() {
         &ns,
         "apiVersion: source.toolkit.fluxcd.io/v1\nkind: ExternalArtifact\nmetadata: {name: app}\nspec: {}\n",
     );
-    publish(&files, port, &ns, "r1", &app("1", "busybox:1"));
+    publish(&files, port, &ns, "r1", &gitops_app("1", "busybox:1"));
     apply(
         &ns,
         &format!(
@@ -269,7 +237,7 @@ spec:
     stays(&client, &ns, "r1", 1, SETTLE).await;
 
     // (2) the ConfigMap's data changes: one rollout, Flux stays Ready, nothing more
-    publish(&files, port, &ns, "r2", &app("2", "busybox:1"));
+    publish(&files, port, &ns, "r2", &gitops_app("2", "busybox:1"));
     wait_applied(&ns, "r2").await;
     wait_rs(&client, &ns, "app=web", 2).await;
     let second = stamped(&client, &ns).await;
@@ -296,7 +264,7 @@ spec:
     stays(&client, &ns, "r2", 2, SETTLE * 2).await;
 
     // (3) the Deployment's own template changes: one rollout, record and token kept
-    publish(&files, port, &ns, "r3", &app("2", "busybox:2"));
+    publish(&files, port, &ns, "r3", &gitops_app("2", "busybox:2"));
     wait_applied(&ns, "r3").await;
     wait_rs(&client, &ns, "app=web", 3).await;
     stamped(&client, &ns).await;

@@ -648,3 +648,37 @@ pub fn resource_version(ns: &str, kind: &str, name: &str) -> String {
         "jsonpath={.metadata.resourceVersion}",
     ])
 }
+
+/// A GitOps application's files (e2e_flux, e2e_argocd): ConfigMap `cfg` with `v`, and
+/// Deployment `web` on `image`, opted in, using it.
+pub fn gitops_app(v: &str, image: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "cfg.yaml",
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cfg}}\ndata: {{v: \"{v}\"}}\n"
+            ),
+        ),
+        (
+            "web.yaml",
+            format!(
+                r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  annotations: {{reloader.stakater.com/auto: "true"}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: c
+        image: {image}
+        envFrom: [{{configMapRef: {{name: cfg}}}}]
+"#
+            ),
+        ),
+    ]
+}
