@@ -264,23 +264,10 @@ impl Roller {
                 }
                 return Ok(o);
             }
-            // a roll is costly: confirm each changed source with the apiserver first
-            for k in &result.decision.changed {
-                if let Some(s) = SourceRef::from_record_key(k) {
-                    self.writer.refresh_source(&key.namespace, &s).await?;
-                }
+            match self.confirmed(&entry, &stored, &keys, &result).await? {
+                Some(r) => result = r,
+                None => return Ok(Outcome::not_now(Skip::NotConfirmed)),
             }
-            result = self.stamp(&entry, &stored, &keys).await;
-            if result.decision.is_noop(&stored) {
-                return Ok(Outcome::not_now(Skip::NotConfirmed));
-            }
-            self.state
-                .metrics
-                .workloads_matched
-                .get_or_create(&crate::services::metrics::ByKind {
-                    kind: key.kind.as_str(),
-                })
-                .inc();
         }
         // --max-concurrent-rollouts: a roll takes a slot, or waits its namespace's turn
         let capped = result.decision.roll && self.slots().enabled();
@@ -311,6 +298,35 @@ impl Roller {
             roll: result.decision.roll,
             pause_for: written.pause_for,
         })
+    }
+
+    /// A roll is costly: each changed source confirmed with the apiserver first, and the
+    /// workload stamped again; none when the roll is then no longer due.
+    async fn confirmed(
+        &self,
+        entry: &WorkloadEntry,
+        stored: &Stored,
+        keys: &Arc<KeyRing>,
+        result: &Stamp,
+    ) -> Result<Option<Stamp>, WriteError> {
+        let key = &entry.key;
+        for k in &result.decision.changed {
+            if let Some(s) = SourceRef::from_record_key(k) {
+                self.writer.refresh_source(&key.namespace, &s).await?;
+            }
+        }
+        let again = self.stamp(entry, stored, keys).await;
+        if again.decision.is_noop(stored) {
+            return Ok(None);
+        }
+        self.state
+            .metrics
+            .workloads_matched
+            .get_or_create(&crate::services::metrics::ByKind {
+                kind: key.kind.as_str(),
+            })
+            .inc();
+        Ok(Some(again))
     }
 
     /// The stamp of `entry`, with the keys read again first when the record was made with
