@@ -589,17 +589,7 @@ async fn argocd_installs_hashroll_and_keeps_its_ca_bundle() {
     assert_eq!(first.history, 1, "{}", first.app["status"]["history"]);
 
     // hashroll as the chart runs it, on the chart's ServiceAccount, keeping the caBundle
-    let mut h = Hashroll::prepare(&[]);
-    let kubeconfig = service_account_kubeconfig(&h.dir, "hashroll", &ns);
-    h.args = vec![
-        "--self-managed-certs".into(),
-        format!("--namespace={ns}"),
-        format!("--webhook-config={webhook}"),
-        format!("--namespaces={ns}"),
-    ];
-    h.hmac_from_secret = true;
-    h.kubeconfig = Some(kubeconfig);
-    h.restart().await;
+    let h = Hashroll::as_the_chart_runs_it(&ns, &webhook).await;
     let webhook_field = |path: &str| {
         kubectl(&[
             "get",

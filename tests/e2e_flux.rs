@@ -340,17 +340,7 @@ spec:
     wait_for("Flux applied hashroll's chart", WAIT, applied("h1")).await;
 
     // hashroll as the chart runs it, on the chart's ServiceAccount, keeping the caBundle
-    let mut h = Hashroll::prepare(&[]);
-    let kubeconfig = service_account_kubeconfig(&h.dir, "hashroll", &ns);
-    h.args = vec![
-        "--self-managed-certs".into(),
-        format!("--namespace={ns}"),
-        format!("--webhook-config={webhook}"),
-        format!("--namespaces={ns}"),
-    ];
-    h.hmac_from_secret = true;
-    h.kubeconfig = Some(kubeconfig);
-    h.restart().await;
+    let _hashroll = Hashroll::as_the_chart_runs_it(&ns, &webhook).await;
     let ca_bundle = || {
         kubectl(&[
             "get",

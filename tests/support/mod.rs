@@ -347,6 +347,24 @@ impl Hashroll {
         format!("{out}{err}")
     }
 
+    /// hashroll as the chart runs it in `ns` (self-managed certificates keeping the caBundle
+    /// of `webhook`), outside the plane on the chart's ServiceAccount token, with the key
+    /// from its Secret; started and ready.
+    pub async fn as_the_chart_runs_it(ns: &str, webhook: &str) -> Hashroll {
+        let mut h = Hashroll::prepare(&[]);
+        let kubeconfig = service_account_kubeconfig(&h.dir, "hashroll", ns);
+        h.args = vec![
+            "--self-managed-certs".into(),
+            format!("--namespace={ns}"),
+            format!("--webhook-config={webhook}"),
+            format!("--namespaces={ns}"),
+        ];
+        h.hmac_from_secret = true;
+        h.kubeconfig = Some(kubeconfig);
+        h.restart().await;
+        h
+    }
+
     /// The text of /metrics.
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
