@@ -978,4 +978,49 @@ mod tests {
             Some("t")
         );
     }
+    /// The wire format and every digest over a record, pinned: a change here would roll
+    /// every workload at upgrade.
+    #[test]
+    fn wire_format_and_record_digests_are_pinned() {
+        let k = DigestKey::new(b"pinned-key-0123456789abcdef".to_vec()).unwrap();
+        let r = rec(&[
+            ("secretproviderclass/c", "absent"),
+            ("secret/b", "unseen"),
+            ("configmap/a", "0123456789abcdef"),
+        ]);
+        assert_eq!(
+            render_record(&r, k.id()),
+            format!(
+                r#"{{"@key":"{}","configmap/a":"0123456789abcdef","secret/b":"unseen","secretproviderclass/c":"absent"}}"#,
+                k.id()
+            )
+        );
+        let fresh = decide(&k, Mode::Fresh, &r, &Stored::default(), O);
+        let many: Record = (0..=MAX_RECORD_SOURCES)
+            .map(|i| (format!("configmap/c{i}"), "0123456789abcdef".to_string()))
+            .collect();
+        let small = compact(&k, &many);
+        let grouped = decide(&k, Mode::Fresh, &small, &Stored::default(), O);
+        let (first, value) = small.iter().next().unwrap();
+        let changed = rec(&[
+            ("secretproviderclass/c", "absent"),
+            ("secret/b", "1111111111111111"),
+            ("configmap/a", "fedcba9876543210"),
+        ]);
+        let after = stored(fresh.record.clone(), fresh.token.as_deref());
+        let rolled = decide(&k, Mode::Reconcile, &changed, &after, O);
+        assert!(rolled.roll);
+        let pinned = format!(
+            "{} {} {} {} {first}={value} {}",
+            k.id(),
+            fresh.token.unwrap(),
+            rolled.token.unwrap(),
+            render_record(&small, k.id()).len(),
+            grouped.token.unwrap(),
+        );
+        assert_eq!(
+            pinned,
+            "ebd85917 a15533741a3b5043 afd0bef7a89fd7aa 531 group/00=4:6f84948bc05d5e7d d42f7bf71def7274"
+        );
+    }
 }
