@@ -3,7 +3,6 @@
 //! encoding of kind, namespace, name, existence and the digests of the keys used. The roll
 //! token is the HMAC of the whole record.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -235,27 +234,14 @@ fn short_hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The value a record keeps for a source: 16 hex chars, or `"absent"`.
-pub const ABSENT: &str = "absent";
-
-/// What the webhook records for a source its cache has not seen: absent, or created too
-/// lately for the watch to have brought it. A review never makes hashroll GET a source (a
-/// review may be forged: an oracle of other namespaces' Secrets, paid for with our GETs);
-/// the watcher, which acts on workloads the apiserver holds, looks it up and fills in its
-/// digest or `absent`, without a roll: the pods created after the admission read it as it is.
-pub const UNSEEN: &str = "unseen";
-
-/// Keyed digest of a source as a workload uses it (16 hex chars), or [`ABSENT`].
+/// Keyed digest of a source as a workload uses it (16 hex chars).
 pub fn source_digest(
     key: &DigestKey,
     namespace: &str,
     source: &SourceRef,
-    data: Option<&SourceDigests>,
+    data: &SourceDigests,
     keys: &Keys,
 ) -> String {
-    let Some(data) = data else {
-        return ABSENT.to_string();
-    };
     let mut mac = key.mac();
     put(&mut mac, b"hashroll/source/v1");
     put(&mut mac, source.kind.as_str().as_bytes());
@@ -284,16 +270,28 @@ pub fn source_digest(
     short_hex(&mac.finalize().into_bytes()[..8])
 }
 
-/// The roll token: keyed digest of a whole record (16 hex chars).
-pub fn record_digest(key: &DigestKey, record: &BTreeMap<String, String>, salt: &str) -> String {
-    let mut mac = key.mac();
-    put(&mut mac, b"hashroll/record/v1");
-    for (k, v) in record {
-        put(&mut mac, k.as_bytes());
-        put(&mut mac, v.as_bytes());
+/// A keyed digest (16 hex chars) over a sequence of fields, each hashed as its length and
+/// its bytes, so no two sequences run together; a field may be given in parts.
+pub(crate) struct FieldMac(HmacSha256);
+
+impl FieldMac {
+    /// Starts with `domain`, the first field, which names what is digested.
+    pub(crate) fn new(key: &DigestKey, domain: &str) -> FieldMac {
+        let mut mac = key.mac();
+        put(&mut mac, domain.as_bytes());
+        FieldMac(mac)
     }
-    put(&mut mac, salt.as_bytes());
-    short_hex(&mac.finalize().into_bytes()[..8])
+    /// One field, the concatenation of `parts`.
+    pub(crate) fn field(&mut self, parts: &[&str]) {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.0.update(&(len as u64).to_be_bytes());
+        for p in parts {
+            self.0.update(p.as_bytes());
+        }
+    }
+    pub(crate) fn finish(self) -> String {
+        short_hex(&self.0.finalize().into_bytes()[..8])
+    }
 }
 
 #[cfg(test)]
@@ -330,24 +328,21 @@ mod tests {
     fn digest_shape_and_identity() {
         let d = digests(&[("a".into(), b"1".to_vec())]);
         let s = SourceRef::configmap("cm");
-        let x = source_digest(&key(), "ns", &s, Some(&d), &Keys::All);
+        let x = source_digest(&key(), "ns", &s, &d, &Keys::All);
         assert_eq!(x.len(), 16);
         assert!(x.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(source_digest(&key(), "ns", &s, None, &Keys::All), ABSENT);
+        assert_eq!(source_digest(&key(), "ns", &s, &d, &Keys::All), x);
         // namespace, name, kind and key all count
-        assert_ne!(x, source_digest(&key(), "ns2", &s, Some(&d), &Keys::All));
+        assert_ne!(x, source_digest(&key(), "ns2", &s, &d, &Keys::All));
         assert_ne!(
             x,
-            source_digest(&key(), "ns", &SourceRef::secret("cm"), Some(&d), &Keys::All)
+            source_digest(&key(), "ns", &SourceRef::secret("cm"), &d, &Keys::All)
         );
         let other = DigestKey::new(b"another-key-of-16+bytes".to_vec()).unwrap();
-        assert_ne!(x, source_digest(&other, "ns", &s, Some(&d), &Keys::All));
+        assert_ne!(x, source_digest(&other, "ns", &s, &d, &Keys::All));
         // an empty source is present, not absent
         let empty = digests(&[]);
-        assert_ne!(
-            source_digest(&key(), "ns", &s, Some(&empty), &Keys::All),
-            ABSENT
-        );
+        assert_ne!(source_digest(&key(), "ns", &s, &empty, &Keys::All), x);
     }
 
     #[test]
@@ -358,14 +353,14 @@ mod tests {
         let d2 = digests(&[("a".into(), b"1".to_vec()), ("b".into(), b"y".to_vec())]);
         let d3 = digests(&[("a".into(), b"2".to_vec()), ("b".into(), b"x".to_vec())]);
         let d4 = digests(&[("b".into(), b"x".to_vec())]);
-        let f = |d| source_digest(&key(), "ns", &s, Some(d), &used);
+        let f = |d| source_digest(&key(), "ns", &s, d, &used);
         assert_eq!(f(&d1), f(&d2));
         assert_ne!(f(&d1), f(&d3));
         assert_ne!(f(&d1), f(&d4));
         // the whole source sees the change of b
         assert_ne!(
-            source_digest(&key(), "ns", &s, Some(&d1), &Keys::All),
-            source_digest(&key(), "ns", &s, Some(&d2), &Keys::All)
+            source_digest(&key(), "ns", &s, &d1, &Keys::All),
+            source_digest(&key(), "ns", &s, &d2, &Keys::All)
         );
     }
 
@@ -382,9 +377,9 @@ mod tests {
         let empty = SourceDigests::from_data([], []);
         assert_eq!(
             [
-                source_digest(&key(), "ns", &s, Some(&d), &Keys::All),
-                source_digest(&key(), "ns", &s, Some(&d), &used),
-                source_digest(&key(), "ns", &s, Some(&empty), &Keys::All),
+                source_digest(&key(), "ns", &s, &d, &Keys::All),
+                source_digest(&key(), "ns", &s, &d, &used),
+                source_digest(&key(), "ns", &s, &empty, &Keys::All),
             ],
             ["3e410b93fcb8a36f", "6890430b5622a9d1", "7811fcf222602c9a"]
         );
@@ -458,8 +453,8 @@ mod tests {
                 }
             }
             let src = SourceRef::secret("s");
-            let a = source_digest(&key(), "ns", &src, Some(&digests(&pairs)), &Keys::All);
-            let b = source_digest(&key(), "ns", &src, Some(&digests(&shuffled)), &Keys::All);
+            let a = source_digest(&key(), "ns", &src, &digests(&pairs), &Keys::All);
+            let b = source_digest(&key(), "ns", &src, &digests(&shuffled), &Keys::All);
             prop_assert_eq!(a, b);
         }
 
@@ -478,8 +473,8 @@ mod tests {
             let src = SourceRef::configmap("c");
             let used_one = Keys::Some(BTreeSet::from([pairs[i].0.clone()]));
             for keys in [Keys::All, used_one] {
-                let a = source_digest(&key(), "ns", &src, Some(&digests(&pairs)), &keys);
-                let b = source_digest(&key(), "ns", &src, Some(&digests(&changed)), &keys);
+                let a = source_digest(&key(), "ns", &src, &digests(&pairs), &keys);
+                let b = source_digest(&key(), "ns", &src, &digests(&changed), &keys);
                 prop_assert_ne!(a, b);
             }
         }

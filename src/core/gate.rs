@@ -22,6 +22,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::health::Health;
 use super::names::{AFTER, PAUSED, RELEASE, ROLL_WINDOW, ROLLOUT_TIMEOUT, WAVE};
+use super::record::Entry;
 use super::refs::SourceRef;
 use super::source::change_id;
 use super::syntax::parse_go_duration;
@@ -157,8 +158,7 @@ pub(crate) struct Peer {
 /// One changed source of the roll.
 #[derive(Debug, Clone)]
 pub(crate) struct Source {
-    /// `configmap/name`
-    pub name: String,
+    pub source: SourceRef,
     pub paused: bool,
     /// its release annotation, read by [`change_id`]
     pub release: Option<NonZeroU32>,
@@ -202,8 +202,8 @@ pub(crate) enum Gate {
 /// A failed predecessor that holds a roll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Hold {
-    /// `configmap/name`
-    pub source: String,
+    /// the changed source
+    pub source: SourceRef,
     /// `kind/name` of the failed workload
     pub failed: String,
     /// what failed: its controller's verdict or the timeout
@@ -232,22 +232,19 @@ impl std::fmt::Display for Hold {
             self.source,
             self.why,
             self.source,
-            self.source.replacen('/', " ", 1),
+            format_args!("{} {}", self.source.kind.as_str(), self.source.name),
             self.change
         )
     }
 }
 
-/// The sources a roll is gated on: those of the changed record keys, or (a compact record
+/// The sources a roll is gated on: those of the changed entries, or (a compact record
 /// names groups, not sources) every tracked source; at most [`MAX_GATED_SOURCES`].
 pub(crate) fn gated_sources(
-    changed: &[String],
+    changed: &[Entry],
     tracked: impl IntoIterator<Item = SourceRef>,
 ) -> Vec<SourceRef> {
-    let mut out: Vec<SourceRef> = changed
-        .iter()
-        .filter_map(|k| SourceRef::from_record_key(k))
-        .collect();
+    let mut out: Vec<SourceRef> = changed.iter().filter_map(Entry::source).cloned().collect();
     if out.len() < changed.len() {
         out = tracked.into_iter().collect();
     }
@@ -255,12 +252,12 @@ pub(crate) fn gated_sources(
     out
 }
 
-/// Whether a workload whose check decided `roll` for the record keys `changed` has yet to
-/// roll for the source of `record_key` (a group key of a compact record may be any source).
-pub(crate) fn pending_for(roll: bool, changed: &[String], record_key: &str) -> bool {
+/// Whether a workload whose check decided `roll` for the entries `changed` has yet to
+/// roll for `source` (a group of a compact record may be any source).
+pub(crate) fn pending_for(roll: bool, changed: &[Entry], source: &SourceRef) -> bool {
     roll && changed
         .iter()
-        .any(|c| c == record_key || SourceRef::from_record_key(c).is_none())
+        .any(|c| c.source().is_none_or(|s| s == source))
 }
 
 /// Whether a workload (`kind`/`name`, `settings`) may come before `me`: worth deciding its
@@ -368,7 +365,7 @@ pub(crate) fn gate(
         return Gate::Paused(format!("{PAUSED} is true on the workload"));
     }
     if let Some(s) = sources.iter().find(|s| s.paused) {
-        return Gate::Paused(format!("{PAUSED} is true on {}", s.name));
+        return Gate::Paused(format!("{PAUSED} is true on {}", s.source));
     }
     if let Some(w) = me.window.as_ref().or(switches.namespace_window.as_deref())
         && !w.open_at(now)
@@ -386,7 +383,7 @@ pub(crate) fn gate(
                 wait.get_or_insert_with(|| {
                     format!(
                         "waiting for {who} (wave {}) to roll for {}",
-                        p.settings.wave, s.name
+                        p.settings.wave, s.source
                     )
                 });
                 continue;
@@ -423,7 +420,7 @@ pub(crate) fn gate(
                 continue; // released
             }
             return Gate::Held(Hold {
-                source: s.name.clone(),
+                source: s.source.clone(),
                 failed: who,
                 why,
                 change: change.to_string(),
@@ -469,7 +466,7 @@ mod tests {
 
     fn source(peers: Vec<Peer>) -> Source {
         Source {
-            name: "configmap/cfg".into(),
+            source: SourceRef::configmap("cfg"),
             paused: false,
             release: None,
             peers: peers.into(),

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use super::digest::{ABSENT, KeyRing, UNSEEN};
+use super::digest::KeyRing;
 use super::kind::{Rollout, WorkloadKind};
 use super::names::Annotations;
 use super::policy::{PolicyConfig, Tracked, tracking};
 use super::record::{
-    Decision, MadeWith, Mode, Record, RollOptions, Stored, carry_over, compact, current_record,
-    decide,
+    Decision, MadeWith, Mode, Record, RollOptions, State, Stored, carry_over, compact,
+    current_record, decide,
 };
 use super::refs::{Reference, SourceRef, references};
 use super::source::SourceView;
@@ -103,18 +103,18 @@ pub(crate) fn stamp_refs(
     };
     let key = &keys.current;
     let miss = if mode == Mode::Reconcile {
-        ABSENT
+        State::Absent
     } else {
-        UNSEEN
+        State::Unseen
     };
-    let current = current_record(key, input.namespace, &t.sources, sources, miss);
+    let current = current_record(key, input.namespace, &t.sources, sources, &miss);
     let written = compact(key, &current);
     // a record made with the previous key is checked with it (key rotation)
     let original = stored;
     let (stored, made_with) = carry_over(keys, stored, &written, |then| {
         compact(
             then,
-            &current_record(then, input.namespace, &t.sources, sources, miss),
+            &current_record(then, input.namespace, &t.sources, sources, &miss),
         )
     });
     let decision = match (&made_with, &original.key_id) {
@@ -184,7 +184,11 @@ mod tests {
 
     fn stored(r: Option<&str>, t: Option<&str>) -> Stored {
         Stored {
-            record: r.map(|s| [(s.to_string(), "0123456789abcdef".to_string())].into()),
+            record: r.map(|s| {
+                [(s.to_string(), "0123456789abcdef".to_string())]
+                    .into_iter()
+                    .collect()
+            }),
             key_id: r.map(|_| "0123abcd".to_string()),
             token: t.map(String::from),
         }

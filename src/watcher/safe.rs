@@ -12,6 +12,7 @@ use super::workloads::WorkloadKey;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::core::gate::{Gate, Hold, Switches};
+use crate::core::refs::SourceRef;
 use crate::core::sync::Recover;
 use crate::core::window::Windows;
 use crate::services::namespaces::NamespaceSays;
@@ -130,7 +131,7 @@ pub(crate) struct Safe {
 }
 
 /// A failure as reported on its source: (namespace, source, workload, change).
-type Failure = (Arc<str>, String, String, String);
+type Failure = (Arc<str>, SourceRef, String, String);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().recover()
@@ -404,7 +405,7 @@ mod tests {
 
     fn hold(change: &str) -> Gate {
         Gate::Held(Hold {
-            source: "configmap/cfg".into(),
+            source: SourceRef::configmap("cfg"),
             failed: "deployment/a".into(),
             why: "failed".into(),
             change: change.into(),

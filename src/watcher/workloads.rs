@@ -209,7 +209,7 @@ impl WorkloadEntry {
             }
         }
         if let Some(r) = self.annotations.get(&record.record).and_then(parse_record) {
-            out.extend(r.keys().filter_map(|k| SourceRef::from_record_key(k)));
+            out.extend(r.sources().cloned());
         }
         out
     }

@@ -9,11 +9,12 @@ use serde_json::Value;
 
 use crate::cmd::cli::args::ExplainArgs;
 use crate::cmd::objects::{ReadError, Snapshot, snapshot, workload_objects};
-use crate::core::digest::{ABSENT, KeyRing};
+use crate::core::digest::KeyRing;
+use crate::core::gate;
 use crate::core::kind::WorkloadKind;
 use crate::core::names::RecordNames;
 use crate::core::policy::{PolicyConfig, opted_in};
-use crate::core::record::Stored;
+use crate::core::record::{Entry, Record, State, Stored};
 use crate::core::record::{MadeWith, Mode, RollOptions};
 use crate::core::refs::{SourceKind, SourceRef};
 use crate::core::stamp::{Stamp, stamp};
@@ -216,23 +217,23 @@ pub(crate) async fn explain_workload(
         .tracked
         .iter()
         .map(|(src, t)| {
-            let rk = src.record_key();
-            let digest = s.current.get(&rk).cloned().unwrap_or_default();
+            let state = s.current.get_source(src);
             TrackedSource {
-                source: rk.clone(),
+                source: src.to_string(),
                 reasons: t.reasons.iter().map(|r| r.to_string()).collect(),
                 keys: match &t.keys {
                     crate::core::refs::Keys::All => None,
                     crate::core::refs::Keys::Some(k) => Some(k.iter().cloned().collect()),
                 },
-                exists: digest != ABSENT,
-                digest,
+                exists: state.is_some_and(|d| *d != State::Absent),
+                digest: state.map(State::to_string).unwrap_or_default(),
                 // made with another key: compared as the watcher compares it
                 recorded: s
                     .carried
                     .as_ref()
                     .or(stored.record.as_ref())
-                    .and_then(|r| r.get(&rk).cloned()),
+                    .and_then(|r| r.get_source(src))
+                    .map(State::to_string),
             }
         })
         .collect();
@@ -261,11 +262,11 @@ pub(crate) async fn explain_workload(
         namespace: ns.to_string(),
         opted_in: opted_in(cfg, &w.annotations, &w.template_annotations),
         tracked,
-        record: stored.record.clone(),
-        should_be: s.decision.record.clone(),
+        record: stored.record.as_ref().map(Record::texts),
+        should_be: s.decision.record.as_ref().map(Record::texts),
         token: stored.token.clone(),
         roll_pending: s.decision.roll,
-        pending_sources: s.decision.changed.clone(),
+        pending_sources: s.decision.changed.iter().map(Entry::to_string).collect(),
         record_key: key_text(&s.made_with, stored.key_id.as_deref(), key),
         min_roll_interval: "0s".into(),
         last_roll: None,
@@ -346,8 +347,7 @@ pub(crate) async fn explain_source(
     for l in &all {
         let s = run_stamp(cfg, key, names, &snap, &l.w, &l.obj);
         if let Some(t) = s.tracked.get(source) {
-            let rk = source.record_key();
-            let pending = (s.decision.roll && s.decision.changed.contains(&rk))
+            let pending = gate::pending_for(s.decision.roll, &s.decision.changed, source)
                 .then(|| safe::gate_text(&safe::gate_of(&ctx, l, &s, &all)));
             would_roll.push(Tracker {
                 workload: format!("{}/{}", l.kind.as_str().to_lowercase(), l.w.name),
@@ -357,7 +357,7 @@ pub(crate) async fn explain_source(
         }
     }
     Ok(SourceReport {
-        source: source.record_key(),
+        source: source.to_string(),
         namespace: ns.to_string(),
         exists,
         would_roll,

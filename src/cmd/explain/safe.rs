@@ -14,7 +14,7 @@ use crate::core::kind::WorkloadKind;
 use crate::core::names::LAST_ROLL;
 use crate::core::names::{self, RecordNames};
 use crate::core::policy::PolicyConfig;
-use crate::core::record::Stored;
+use crate::core::record::{State, Stored};
 use crate::core::stamp::Stamp;
 use crate::core::workload::Workload;
 use crate::watcher::safe::SwitchState;
@@ -103,7 +103,6 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
             .get(&me.w.namespace, s)
             .map(|e| e.info)
             .unwrap_or_default();
-        let rk = s.record_key();
         // the others, and which of them also come after `me` (a cycle: not waited for)
         let others: Vec<(&Listed, String, gate::Settings)> = all
             .iter()
@@ -143,14 +142,18 @@ pub(crate) fn gate_of(ctx: &Ctx<'_>, me: &Listed, stamp: &Stamp, all: &[Listed])
                 kind,
                 name: p.w.name.clone(),
                 settings: ps,
-                pending: gate::pending_for(st.decision.roll, &st.decision.changed, &rk),
+                pending: gate::pending_for(st.decision.roll, &st.decision.changed, s),
                 health: crate::core::health::health(p.kind.as_str(), &p.obj, generation),
                 rolled_at: p.w.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
-                change: stored.record.as_ref().and_then(|r| r.get(&rk).cloned()),
+                change: stored
+                    .record
+                    .as_ref()
+                    .and_then(|r| r.get_source(s))
+                    .map(State::to_string),
             });
         }
         sources.push(gate::Source {
-            name: s.to_string(),
+            source: s.clone(),
             paused: info.paused,
             release: info.release,
             peers: peers.into(),

@@ -121,16 +121,6 @@ impl SourceRef {
     pub fn secret(name: impl Into<String>) -> Self {
         Self::new(SourceKind::Secret, name)
     }
-    /// The record key: `configmap/<name>` or `secret/<name>`.
-    pub fn record_key(&self) -> String {
-        format!("{}/{}", self.kind.as_str(), self.name)
-    }
-    /// Inverse of [`SourceRef::record_key`].
-    pub fn from_record_key(key: &str) -> Option<SourceRef> {
-        let (kind, name) = key.split_once('/')?;
-        let kind = SourceKind::parse(kind)?;
-        (!name.is_empty()).then(|| SourceRef::new(kind, name))
-    }
 }
 
 impl fmt::Display for SourceRef {
@@ -441,16 +431,10 @@ mod tests {
     }
 
     #[test]
-    fn record_keys_round_trip() {
-        let s = SourceRef::secret("db-pass");
-        assert_eq!(s.record_key(), "secret/db-pass");
-        assert_eq!(SourceRef::from_record_key("secret/db-pass"), Some(s));
-        assert_eq!(SourceRef::from_record_key("pod/x"), None);
-        assert_eq!(SourceRef::from_record_key("configmap/"), None);
+    fn kinds_display_and_parse_by_their_rows() {
+        assert_eq!(SourceRef::secret("db-pass").to_string(), "secret/db-pass");
         for row in &SOURCE_KINDS {
             assert_eq!(row.kind.row().name, row.name, "rows in SourceKind order");
-            let s = SourceRef::new(row.kind, "x");
-            assert_eq!(SourceRef::from_record_key(&s.record_key()), Some(s));
             for alias in row.aliases {
                 assert_eq!(SourceKind::parse(alias), Some(row.kind));
             }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Roller, SLOT_RECHECK, WAKE_DELAY};
-use crate::core::digest::{KeyRing, UNSEEN};
+use crate::core::digest::KeyRing;
 use crate::core::gate::{self, Gate};
 use crate::core::names::{LAST_ROLL, MIN_ROLL_INTERVAL};
-use crate::core::record::{MadeWith, Mode, Stored};
+use crate::core::record::{self, Entry, MadeWith, Mode, Stored};
 use crate::core::refs::SourceRef;
 use crate::core::stamp::{Stamp, stamp_refs};
 use crate::services::state::State;
@@ -310,10 +310,8 @@ impl Roller {
         result: &Stamp,
     ) -> Result<Option<Stamp>, WriteError> {
         let key = &entry.key;
-        for k in &result.decision.changed {
-            if let Some(s) = SourceRef::from_record_key(k) {
-                self.writer.refresh_source(&key.namespace, &s).await?;
-            }
+        for s in result.decision.changed.iter().filter_map(Entry::source) {
+            self.writer.refresh_source(&key.namespace, s).await?;
         }
         let again = self.stamp(entry, stored, keys).await;
         if again.decision.is_noop(stored) {
@@ -408,8 +406,7 @@ impl Roller {
                 if report.source {
                     m.rollout_failures
                         .get_or_create(&crate::services::metrics::BySourceKind {
-                            source_kind: SourceRef::from_record_key(&hold.source)
-                                .map_or("other", |s| s.kind.as_str()),
+                            source_kind: hold.source.kind.as_str(),
                         })
                         .inc();
                     tracing::warn!(workload = %key, source = %hold.source, failed = %hold.failed, change = %hold.change, why = %hold.why, "a rollout failed: the later waves of this change are held");
@@ -440,8 +437,8 @@ impl Roller {
         let (ns, cache) = (&entry.key.namespace, &self.state.cache);
         let unseen: Vec<SourceRef> = record
             .iter()
-            .filter(|(_, v)| v.as_str() == UNSEEN)
-            .filter_map(|(k, _)| SourceRef::from_record_key(k))
+            .filter(|(_, v)| **v == record::State::Unseen)
+            .filter_map(|(k, _)| k.source().cloned())
             .filter(|s| s.kind.row().gettable)
             .filter(|s| cache.get(ns, s).is_none() && !cache.recently_absent(ns, s))
             .take(MAX_UNSEEN_LOOKUPS)
@@ -460,7 +457,7 @@ mod tests {
 
     fn hold() -> gate::Hold {
         gate::Hold {
-            source: "configmap/cfg".into(),
+            source: SourceRef::configmap("cfg"),
             failed: "deployment/canary".into(),
             why: "ProgressDeadlineExceeded".into(),
             change: "abc".into(),

@@ -8,6 +8,7 @@ use super::Roller;
 use crate::core::digest::KeyRing;
 use crate::core::gate::{self, Gate};
 use crate::core::names::LAST_ROLL;
+use crate::core::record::State;
 use crate::core::refs::SourceRef;
 use crate::core::stamp::Stamp;
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
@@ -94,7 +95,7 @@ impl Roller {
                 }
             };
             sources.push(gate::Source {
-                name: s.to_string(),
+                source: s.clone(),
                 paused: info.paused,
                 release: info.release,
                 peers,
@@ -140,7 +141,6 @@ impl Roller {
                 .cloned()
                 .collect()
         };
-        let record_key = s.record_key();
         let read: Vec<(String, gate::Settings)> = candidates
             .iter()
             .map(|p| {
@@ -188,13 +188,14 @@ impl Roller {
                 kind,
                 name: p.key.name.to_string(),
                 settings,
-                pending: gate::pending_for(d.roll, &d.changed, &record_key),
+                pending: gate::pending_for(d.roll, &d.changed, s),
                 health: p.health,
                 rolled_at: p.annotations.get(LAST_ROLL).and_then(|t| t.parse().ok()),
                 change: stored
                     .record
                     .as_ref()
-                    .and_then(|r| r.get(&record_key).cloned()),
+                    .and_then(|r| r.get_source(s))
+                    .map(State::to_string),
             });
         }
         (peers, engaged, shareable)

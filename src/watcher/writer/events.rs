@@ -13,7 +13,6 @@ use kube::api::Api;
 use tokio::time::Instant;
 
 use super::Writer;
-use crate::core::refs::SourceRef;
 use crate::core::sync::Recover;
 use crate::k8s;
 use crate::services::alert::Notice;
@@ -148,7 +147,8 @@ impl Writer {
         if !source_too {
             return;
         }
-        if let Some(s) = SourceRef::from_record_key(&hold.source) {
+        {
+            let s = &hold.source;
             let row = s.kind.row();
             let regarding = ObjectReference {
                 api_version: Some(row.api_version.into()),
@@ -165,7 +165,7 @@ impl Writer {
                 kind: entry.key.kind.as_str().to_string(),
                 namespace: entry.key.namespace.to_string(),
                 name: entry.key.name.to_string(),
-                sources: vec![hold.source.clone()],
+                sources: vec![hold.source.to_string()],
                 rolled: false,
                 held: Some(note),
             });

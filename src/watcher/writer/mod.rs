@@ -19,7 +19,7 @@ use crate::core::kind::{Rollout, WorkloadKind};
 use crate::core::names::{LAST_ROLL, ROLLOUT_STRATEGY};
 use crate::core::patch::merge_patch;
 use crate::core::policy::pause_period;
-use crate::core::record::Decision;
+use crate::core::record::{Decision, Entry, entry_list};
 use crate::core::refs::SourceRef;
 use crate::k8s;
 use crate::services::alert::{Alerts, Notice};
@@ -39,7 +39,7 @@ fn notice(key: &WorkloadKey, decision: &Decision, rolled: bool) -> Notice {
         kind: key.kind.as_str().to_string(),
         namespace: key.namespace.to_string(),
         name: key.name.to_string(),
-        sources: decision.changed.clone(),
+        sources: decision.changed.iter().map(Entry::to_string).collect(),
         rolled,
         held: None,
     }
@@ -215,7 +215,7 @@ impl Writer {
         pause_for: Option<Duration>,
     ) -> Result<Written, WriteError> {
         let key = &entry.key;
-        let sources = decision.changed.join(", ");
+        let sources = entry_list(&decision.changed);
         match res {
             Ok(new_entry) => {
                 if decision.roll {
@@ -269,7 +269,7 @@ impl Writer {
         let record_only = json!({ "metadata": body["metadata"].clone() });
         match self.patch(key, &record_only).await {
             Ok(new_entry) => {
-                tracing::info!(workload = %key, sources = %decision.changed.join(", "), "change posted to --webhook-url instead of rolling");
+                tracing::info!(workload = %key, sources = %entry_list(&decision.changed), "change posted to --webhook-url instead of rolling");
                 post.notify(notice(key, decision, false));
                 Ok(Written {
                     entry: new_entry,

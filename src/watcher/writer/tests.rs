@@ -9,6 +9,7 @@ use super::{Writer, notice};
 use crate::cache::filter::NamespaceFilter;
 use crate::core::kind::WorkloadKind;
 use crate::core::record::Decision;
+use crate::core::refs::SourceRef;
 use crate::watcher::testing::{nowhere_client, offline_state};
 use crate::watcher::workloads::WorkloadKey;
 
@@ -81,7 +82,10 @@ fn an_alert_names_the_workload_and_the_sources_that_rolled_it() {
         record: None,
         token: Some("t2".into()),
         roll: true,
-        changed: vec!["configmap/cfg".into(), "secret/s".into()],
+        changed: vec![
+            SourceRef::configmap("cfg").into(),
+            SourceRef::secret("s").into(),
+        ],
         key_id: "k".into(),
     };
     let n = notice(&key("web"), &d, false);
@@ -89,6 +93,6 @@ fn an_alert_names_the_workload_and_the_sources_that_rolled_it() {
         (n.kind.as_str(), n.namespace.as_str(), n.name.as_str()),
         ("Deployment", "ns", "web")
     );
-    assert_eq!(n.sources, d.changed);
+    assert_eq!(n.sources, ["configmap/cfg", "secret/s"]);
     assert!(!n.rolled && n.held.is_none());
 }

@@ -20,7 +20,7 @@ use crate::cache::filter::NamespaceFilter;
 use crate::core::digest::{DigestKey, KeyRing};
 use crate::core::names::AnnotationNames;
 use crate::core::patch::merge_patch;
-use crate::core::record::{Decision, parse_record};
+use crate::core::record::{self, Decision, parse_record};
 use crate::core::refs::SourceRef;
 use crate::core::selector::LabelSelector;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -122,7 +122,13 @@ async fn create_is_stamped_and_reapply_changes_nothing() {
     assert_eq!(outcome, Outcome::Patched);
     let (record, token) = stamp_of(&created);
     let record = parse_record(&record.unwrap()).unwrap();
-    assert_eq!(record.keys().collect::<Vec<_>>(), vec!["configmap/cfg"]);
+    assert_eq!(
+        record
+            .entries()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["configmap/cfg"]
+    );
     assert!(token.is_some());
     // re-applying the manifest as written (no stamp) onto the stamped object
     let (again, outcome) = admit_apply(&s, "UPDATE", &deployment(), Some(&created)).await;
@@ -140,12 +146,15 @@ async fn the_watchers_patch_survives_admission_on_a_lagging_replica() {
     let (created, _) = admit_apply(&s, "CREATE", &deployment(), None).await;
     // the watcher (another replica, with a newer cache) writes a new record and token
     let mut newer_record = parse_record(&stamp_of(&created).0.unwrap()).unwrap();
-    newer_record.insert("configmap/cfg".into(), "00000000000000ff".into());
+    newer_record.insert(
+        SourceRef::configmap("cfg").into(),
+        record::State::parse("00000000000000ff").unwrap(),
+    );
     let decision = Decision {
         record: Some(newer_record.clone()),
         token: Some("feedfacefeedface".into()),
         roll: true,
-        changed: vec!["configmap/cfg".into()],
+        changed: vec![SourceRef::configmap("cfg").into()],
         key_id: s.keys.get().current.id().to_string(),
     };
     let mut patched = created.clone();

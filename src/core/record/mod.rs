@@ -2,9 +2,17 @@
 //! workload should carry now and what it carries, the record and roll token to write. The
 //! whole path from a workload to that decision is `core::stamp`.
 
+mod text;
+
 use std::collections::BTreeMap;
 
-use super::digest::{ABSENT, DigestKey, KeyRing, UNSEEN, record_digest, source_digest};
+#[cfg(test)]
+pub(crate) use self::text::record_of;
+pub use self::text::{
+    Digest, Entry, GROUP_PREFIX, KEY_ID_FIELD, Record, State, entry_list, parse_record,
+    parse_record_with_id, render_record,
+};
+use super::digest::{DigestKey, FieldMac, KeyRing, source_digest};
 use super::kind::WorkloadKind;
 use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES, RECORD_GROUPS};
 use super::names::RecordNames;
@@ -12,62 +20,6 @@ use super::policy::Tracked;
 use super::refs::SourceRef;
 use super::source::SourceView;
 use super::workload::{Workload, at};
-
-/// `"<kind>/<name>"` (a row of `refs::SOURCE_KINDS`) → 16 hex chars or `"absent"`.
-///
-/// A SecretProviderClass's `absent` means "not mounted yet" (or no longer by any pod): its
-/// first digest fills in without a roll, and so does its going. In the compact form
-/// (past [`MAX_RECORD_SOURCES`] sources) the groups cannot tell that from a change, so a
-/// class first mounted by a workload that tracks that many sources rolls it once.
-pub type Record = BTreeMap<String, String>;
-
-/// The record's entry that names the key its digests were made with (sorts before every
-/// source, never a source's kind).
-pub const KEY_ID_FIELD: &str = "@key";
-
-/// Parses the record annotation; `None` when it is not a JSON object of strings.
-///
-/// The annotation is the tenant's to write, so only what hashroll itself writes is taken: at
-/// most [`super::limits::MAX_RECORD_BYTES`] of text and
-/// [`super::limits::MAX_RECORD_SOURCES`] entries, each value a digest, `absent`, or a
-/// group's `COUNT:DIGEST`, and the key id. Anything else counts as no record.
-pub fn parse_record(text: &str) -> Option<Record> {
-    parse_record_with_id(text).map(|(r, _)| r)
-}
-
-/// [`parse_record`] and the id of the key the record was made with (`None`: a record
-/// written before records carried one).
-pub fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>)> {
-    use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES};
-    if text.len() > MAX_RECORD_BYTES {
-        return None;
-    }
-    let mut record = serde_json::from_str::<Record>(text).ok()?;
-    let id = record.remove(KEY_ID_FIELD);
-    let hex = |v: &str| {
-        v.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let value_ok = |v: &str| {
-        v == ABSENT
-            || v == UNSEEN
-            || (v.len() <= 32
-                && !v.is_empty()
-                && v.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || b == b':'))
-    };
-    let id_ok = id.as_deref().is_none_or(|v| v.len() == 8 && hex(v));
-    (id_ok && record.len() <= MAX_RECORD_SOURCES && record.values().all(|v| value_ok(v)))
-        .then_some((record, id))
-}
-
-/// The record annotation's text (compact JSON, keys sorted, the key id first).
-pub fn render_record(record: &Record, key_id: &str) -> String {
-    let with_id: BTreeMap<&str, &str> = std::iter::once((KEY_ID_FIELD, key_id))
-        .chain(record.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .collect();
-    serde_json::to_string(&with_id).expect("a map of strings serializes")
-}
 
 /// Why [`decide`] is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,8 +107,8 @@ pub struct Decision {
     pub token: Option<String>,
     /// true when the token changes so the workload rolls
     pub roll: bool,
-    /// record keys whose digest changed (the reason of a roll)
-    pub changed: Vec<String>,
+    /// the entries whose digest changed (the reason of a roll)
+    pub changed: Vec<Entry>,
     /// the id of the key the record is made with
     pub key_id: String,
 }
@@ -237,29 +189,28 @@ pub fn carry_over(
 }
 
 /// The record a workload should carry now, from what it tracks and the sources' digests.
-/// `miss`: what a source the view does not hold is recorded as ([`ABSENT`] for the
-/// watcher, [`UNSEEN`] for the webhook).
+/// `miss`: what a source the view does not hold is recorded as ([`State::Absent`] for the
+/// watcher, [`State::Unseen`] for the webhook).
 pub fn current_record(
     key: &DigestKey,
     namespace: &str,
     tracked: &BTreeMap<SourceRef, Tracked>,
     sources: &dyn SourceView,
-    miss: &str,
+    miss: &State,
 ) -> Record {
     tracked
         .iter()
         .map(|(s, t)| {
             let value = match sources.digests(s) {
-                Some(d) => source_digest(key, namespace, s, Some(&d), &t.keys),
-                None => miss.to_string(),
+                Some(d) => State::Digest(Digest::of_hex(source_digest(
+                    key, namespace, s, &d, &t.keys,
+                ))),
+                None => miss.clone(),
             };
-            (s.record_key(), value)
+            (Entry::Source(s.clone()), value)
         })
         .collect()
 }
-
-/// Keys of a compact record's groups start with this (never a source's kind).
-pub const GROUP_PREFIX: &str = "group/";
 
 /// The record as it is written: the `full` one while it is small, else its compact form of
 /// at most [`RECORD_GROUPS`] entries `group/NN` → `COUNT:DIGEST`, each digest keyed over
@@ -277,8 +228,12 @@ pub fn compact(key: &DigestKey, full: &Record) -> Record {
     // the watcher looks (a workload tracking that many may roll once for one created
     // in the watch's lag)
     for (k, v) in full {
-        let v = if v == UNSEEN { ABSENT } else { v };
-        groups[group_of(k)].insert(k.clone(), v.to_string());
+        let v = if *v == State::Unseen {
+            &State::Absent
+        } else {
+            v
+        };
+        groups[group_of(k)].insert(k.clone(), v.clone());
     }
     groups
         .iter()
@@ -287,21 +242,33 @@ pub fn compact(key: &DigestKey, full: &Record) -> Record {
         .map(|(i, g)| {
             let digest = record_digest(key, g, "group");
             (
-                format!("{GROUP_PREFIX}{i:02}"),
-                format!("{}:{digest}", g.len()),
+                Entry::Group(u8::try_from(i).expect("fewer than 100 groups")),
+                State::Digest(Digest::of_hex(format!("{}:{digest}", g.len()))),
             )
         })
         .collect()
 }
 
-/// The group of a record key: FNV-1a, stable across versions and replicas.
-fn group_of(record_key: &str) -> usize {
+/// The group of an entry: FNV-1a over its text, stable across versions and replicas.
+fn group_of(entry: &Entry) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in record_key.bytes() {
+    for b in entry.parts().iter().flat_map(|p| p.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % RECORD_GROUPS as u64) as usize
+}
+
+/// The keyed digest of a whole record (16 hex chars): each entry's text and state, in
+/// order, then `salt`.
+pub(crate) fn record_digest(key: &DigestKey, record: &Record, salt: &str) -> String {
+    let mut mac = FieldMac::new(key, "hashroll/record/v1");
+    for (entry, state) in record {
+        mac.field(&entry.parts());
+        mac.field(&[state.as_str()]);
+    }
+    mac.field(&[salt]);
+    mac.finish()
 }
 
 /// The token of a roll: the record chained onto the previous token, so every roll writes
@@ -350,7 +317,7 @@ pub fn decide(
             let merged: Record = current
                 .iter()
                 .map(|(k, v)| {
-                    let stands = base.get(k).filter(|b| *b != UNSEEN);
+                    let stands = base.get(k).filter(|b| **b != State::Unseen);
                     (k.clone(), stands.unwrap_or(v).clone())
                 })
                 .collect();
@@ -360,20 +327,19 @@ pub fn decide(
             let Some(base) = &stored.record else {
                 return keep_token(non_empty(current.clone()));
             };
-            let changed: Vec<String> = current
+            let changed: Vec<Entry> = current
                 .iter()
                 .filter_map(|(k, now)| {
                     let was = base.get(k)?;
                     // unseen at admission: whatever it is now, the pods read it so
-                    if was == now || was == UNSEEN {
+                    if was == now || *was == State::Unseen {
                         return None;
                     }
-                    let created = was == ABSENT;
-                    let deleted = now == ABSENT;
+                    let created = *was == State::Absent;
+                    let deleted = *now == State::Absent;
                     // a kind whose presence is no change (a class its pods mount) rolls
                     // only when what it holds changes
-                    let presence_rolls =
-                        SourceRef::from_record_key(k).is_none_or(|s| s.kind.row().presence_rolls);
+                    let presence_rolls = k.source().is_none_or(|s| s.kind.row().presence_rolls);
                     let wanted = (!created || (opts.on_create && presence_rolls))
                         && (!deleted || (opts.on_delete && presence_rolls));
                     wanted.then(|| k.clone())
@@ -401,11 +367,10 @@ mod tests {
         DigestKey::new(b"record-test-key-0123456789".to_vec()).unwrap()
     }
     fn rec(pairs: &[(&str, &str)]) -> Record {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        record_of(pairs)
     }
+    const UNSEEN: &str = "unseen";
+    const ABSENT: &str = "absent";
     fn stored(r: Option<Record>, t: Option<&str>) -> Stored {
         Stored {
             key_id: r.as_ref().map(|_| key().id().to_string()),
@@ -454,7 +419,7 @@ mod tests {
             ("configmap/b", "2222222222222222"),
         ]);
         let d = decide(&key(), Mode::Reconcile, &later, &s, O);
-        assert!(d.roll && d.changed == ["configmap/b"], "{d:?}");
+        assert!(d.roll && entry_list(&d.changed) == "configmap/b", "{d:?}");
         // an update that keeps the pods takes what is known for an unseen entry
         let s = stored(Some(rec(&[("configmap/a", UNSEEN)])), Some("t"));
         let d = decide(
@@ -735,18 +700,31 @@ mod tests {
             render_record(&small, key().id())
         );
         let counted: usize = small
-            .values()
-            .map(|v| v.split(':').next().unwrap().parse::<usize>().unwrap())
+            .iter()
+            .map(|(_, v)| {
+                v.as_str()
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap()
+            })
             .sum();
         assert_eq!(counted, 5000);
         // one source's data changes: its group changes, and the decision rolls
         let mut changed = full.clone();
         changed.insert(
-            format!("configmap/{}-77", "n".repeat(200)),
-            "fedcba9876543210".into(),
+            SourceRef::configmap(format!("{}-77", "n".repeat(200))).into(),
+            State::Digest(Digest::new("fedcba9876543210").unwrap()),
         );
         let after = compact(&key(), &changed);
-        assert_eq!(small.iter().filter(|(k, v)| after[*k] != **v).count(), 1);
+        assert_eq!(
+            small
+                .iter()
+                .filter(|(k, v)| after.get(k) != Some(*v))
+                .count(),
+            1
+        );
         let d = decide(
             &key(),
             Mode::Reconcile,
@@ -821,10 +799,17 @@ mod tests {
                 let d = v.map(|v| {
                     super::super::digest::SourceDigests::from_data([("k", v.as_bytes())], [])
                 });
-                (
-                    s.record_key(),
-                    source_digest(k, "ns", &s, d.as_ref(), &super::super::refs::Keys::All),
-                )
+                let state = match d {
+                    Some(d) => State::Digest(Digest::of_hex(source_digest(
+                        k,
+                        "ns",
+                        &s,
+                        &d,
+                        &super::super::refs::Keys::All,
+                    ))),
+                    None => State::Absent,
+                };
+                (Entry::Source(s), state)
             })
             .collect()
     }
@@ -922,7 +907,7 @@ mod tests {
                 carry_over(&c.keys, &c.stored, &now, |k| record_with(k, &c.now));
             assert_eq!(made_with, c.made_with, "{}", c.what);
             let d = decide(&c.keys.current, Mode::Reconcile, &now, &carried, O);
-            assert_eq!(d.changed, c.roll, "{}", c.what);
+            assert_eq!(entry_list(&d.changed), c.roll.join(", "), "{}", c.what);
             assert_eq!(d.roll, !c.roll.is_empty(), "{}", c.what);
             assert_eq!(d.record.as_ref(), Some(&now), "{}", c.what);
             if !d.roll {
@@ -963,7 +948,10 @@ mod tests {
         let obj = json!({"metadata": {"annotations": {"hashroll.dev/sources": "{\"configmap/a\":\"absent\"}"}},
             "spec": {"template": {"metadata": {"annotations": {&names.token: "t1"}}}}});
         let s = Stored::of_object(WorkloadKind::Deployment, &obj, &names);
-        assert_eq!(s.record.unwrap()["configmap/a"], "absent");
+        assert_eq!(
+            s.record.unwrap().get_source(&SourceRef::configmap("a")),
+            Some(&State::Absent)
+        );
         assert_eq!(s.token.as_deref(), Some("t1"));
         let w = Workload::from_value(WorkloadKind::Deployment, "n", &obj).unwrap();
         assert_eq!(Stored::of(&w, &names).token.as_deref(), Some("t1"));
