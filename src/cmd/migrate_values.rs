@@ -214,132 +214,177 @@ pub(crate) fn from_deployment(d: &Value) -> Option<ReloaderConfig> {
 /// chart's Deployment would get; also the keys it does not translate.
 pub(crate) fn from_chart_values(v: &Value, source: &str) -> (ReloaderConfig, Vec<String>) {
     let r = &v["reloader"];
-    let mut flags = BTreeMap::new();
-    let mut env = BTreeMap::new();
-    let truthy = |k: &str| r[k].as_bool() == Some(true) || r[k].as_str() == Some("true");
-    let text = |k: &str| -> Option<String> {
-        match &r[k] {
+    let mut c = ChartRead {
+        r,
+        flags: BTreeMap::new(),
+        env: BTreeMap::new(),
+    };
+    c.logs_and_ignores();
+    c.namespaces();
+    c.switches();
+    c.annotations_and_env();
+    let cfg = ReloaderConfig {
+        source: source.to_string(),
+        flags: c.flags,
+        env: c.env,
+        replicas: r["deployment"]["replicas"].as_i64(),
+    };
+    (cfg, untranslated(r))
+}
+
+/// The chart's `reloader:` block being read into flags and environment.
+struct ChartRead<'a> {
+    r: &'a Value,
+    flags: BTreeMap<String, String>,
+    env: BTreeMap<String, EnvValue>,
+}
+
+impl ChartRead<'_> {
+    fn truthy(&self, k: &str) -> bool {
+        self.r[k].as_bool() == Some(true) || self.r[k].as_str() == Some("true")
+    }
+    fn text(&self, k: &str) -> Option<String> {
+        match &self.r[k] {
             Value::String(s) if !s.is_empty() => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             _ => None,
         }
-    };
-    let mut set = |f: &str, v: String| {
-        flags.insert(f.to_string(), v);
-    };
-    let watch_globally = r["watchGlobally"].as_bool() != Some(false);
-    for (key, flag) in [("logFormat", "log-format"), ("logLevel", "log-level")] {
-        if let Some(v) = text(key) {
-            set(flag, v);
+    }
+    fn set(&mut self, flag: &str, v: String) {
+        self.flags.insert(flag.to_string(), v);
+    }
+
+    fn logs_and_ignores(&mut self) {
+        for (key, flag) in [("logFormat", "log-format"), ("logLevel", "log-level")] {
+            if let Some(v) = self.text(key) {
+                self.set(flag, v);
+            }
+        }
+        if self.truthy("ignoreSecrets") {
+            self.set("resources-to-ignore", "secrets".into());
+        }
+        if self.truthy("ignoreConfigMaps") {
+            self.set("resources-to-ignore", "configmaps".into());
+        }
+        let ignored: Vec<&str> = [("ignoreJobs", "jobs"), ("ignoreCronJobs", "cronjobs")]
+            .into_iter()
+            .filter(|(k, _)| self.truthy(k))
+            .map(|(_, w)| w)
+            .collect();
+        if !ignored.is_empty() {
+            self.set("ignored-workload-types", ignored.join(","));
         }
     }
-    if truthy("ignoreSecrets") {
-        set("resources-to-ignore", "secrets".into());
-    }
-    if truthy("ignoreConfigMaps") {
-        set("resources-to-ignore", "configmaps".into());
-    }
-    let ignored: Vec<&str> = [("ignoreJobs", "jobs"), ("ignoreCronJobs", "cronjobs")]
-        .into_iter()
-        .filter(|(k, _)| truthy(k))
-        .map(|(_, w)| w)
-        .collect();
-    if !ignored.is_empty() {
-        set("ignored-workload-types", ignored.join(","));
-    }
-    let namespaces: Vec<String> = match &r["namespaces"] {
-        Value::Array(a) => a
-            .iter()
-            .filter_map(|n| n.as_str().map(String::from))
-            .collect(),
-        Value::String(s) => s.split(',').map(|n| n.trim().to_string()).collect(),
-        _ => Vec::new(),
-    };
-    let namespaces: Vec<String> = namespaces.into_iter().filter(|n| !n.is_empty()).collect();
-    if !namespaces.is_empty() {
-        set("namespaces", namespaces.join(","));
-    } else if !watch_globally {
-        env.insert("KUBERNETES_NAMESPACE".to_string(), EnvValue::FromPod);
-    }
-    if watch_globally {
-        if let Some(v) = text("ignoreNamespaces") {
-            set("namespaces-to-ignore", v);
+
+    /// The watched namespaces (a list, or its own with `watchGlobally: false`), and the
+    /// namespace filters that apply when watching them all.
+    fn namespaces(&mut self) {
+        let watch_globally = self.r["watchGlobally"].as_bool() != Some(false);
+        let namespaces: Vec<String> = match &self.r["namespaces"] {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect(),
+            Value::String(s) => s.split(',').map(|n| n.trim().to_string()).collect(),
+            _ => Vec::new(),
+        };
+        let namespaces: Vec<String> = namespaces.into_iter().filter(|n| !n.is_empty()).collect();
+        if !namespaces.is_empty() {
+            self.set("namespaces", namespaces.join(","));
+        } else if !watch_globally {
+            self.env
+                .insert("KUBERNETES_NAMESPACE".to_string(), EnvValue::FromPod);
         }
-        if let Some(v) = text("namespaceSelector") {
-            set("namespace-selector", v);
+        if watch_globally {
+            if let Some(v) = self.text("ignoreNamespaces") {
+                self.set("namespaces-to-ignore", v);
+            }
+            if let Some(v) = self.text("namespaceSelector") {
+                self.set("namespace-selector", v);
+            }
+        }
+        if let Some(v) = self.text("resourceLabelSelector") {
+            self.set("resource-label-selector", v);
         }
     }
-    if let Some(v) = text("resourceLabelSelector") {
-        set("resource-label-selector", v);
-    }
-    if truthy("enablePProf") {
-        set("enable-pprof", "true".into());
-        if let Some(a) = text("pprofAddr") {
-            set("pprof-addr", a);
+
+    fn switches(&mut self) {
+        if self.truthy("enablePProf") {
+            self.set("enable-pprof", "true".into());
+            if let Some(a) = self.text("pprofAddr") {
+                self.set("pprof-addr", a);
+            }
         }
-    }
-    for (key, flag) in [
-        ("enableCSIIntegration", "enable-csi-integration"),
-        ("isArgoRollouts", "is-Argo-Rollouts"),
-        ("isOpenshift", "is-openshift"),
-        ("reloadOnCreate", "reload-on-create"),
-        ("reloadOnDelete", "reload-on-delete"),
-        ("syncAfterRestart", "sync-after-restart"),
-        ("autoReloadAll", "auto-reload-all"),
-        ("enableHA", "enable-ha"),
-    ] {
-        if truthy(key) {
-            set(flag, "true".into());
-        }
-    }
-    if let Some(s) = text("reloadStrategy").filter(|s| s != "default") {
-        set("reload-strategy", s);
-    }
-    if truthy("enableHA") {
         for (key, flag) in [
-            ("leaseDuration", "leader-election-lease-duration"),
-            ("renewDeadline", "leader-election-renew-deadline"),
-            ("retryPeriod", "leader-election-retry-period"),
+            ("enableCSIIntegration", "enable-csi-integration"),
+            ("isArgoRollouts", "is-Argo-Rollouts"),
+            ("isOpenshift", "is-openshift"),
+            ("reloadOnCreate", "reload-on-create"),
+            ("reloadOnDelete", "reload-on-delete"),
+            ("syncAfterRestart", "sync-after-restart"),
+            ("autoReloadAll", "auto-reload-all"),
+            ("enableHA", "enable-ha"),
         ] {
-            if let Some(v) = r["leaderElection"][key].as_str() {
-                set(flag, v.to_string());
+            if self.truthy(key) {
+                self.set(flag, "true".into());
+            }
+        }
+        if let Some(s) = self.text("reloadStrategy").filter(|s| s != "default") {
+            self.set("reload-strategy", s);
+        }
+        if self.truthy("enableHA") {
+            for (key, flag) in [
+                ("leaseDuration", "leader-election-lease-duration"),
+                ("renewDeadline", "leader-election-renew-deadline"),
+                ("retryPeriod", "leader-election-retry-period"),
+            ] {
+                if let Some(v) = self.r["leaderElection"][key].as_str() {
+                    self.set(flag, v.to_string());
+                }
             }
         }
     }
-    for (key, flag) in [
-        ("configmap", "configmap-annotation"),
-        ("secret", "secret-annotation"),
-        ("auto", "auto-annotation"),
-        ("secret_auto", "secret-auto-annotation"),
-        ("configmap_auto", "configmap-auto-annotation"),
-        ("search", "auto-search-annotation"),
-        ("match", "search-match-annotation"),
-        ("ignore", "ignore-annotation"),
-        ("pausePeriod", "pause-deployment-annotation"),
-        ("pauseTime", "pause-deployment-time-annotation"),
-    ] {
-        if let Some(v) = r["custom_annotations"][key].as_str() {
-            set(flag, v.to_string());
+
+    fn annotations_and_env(&mut self) {
+        for (key, flag) in [
+            ("configmap", "configmap-annotation"),
+            ("secret", "secret-annotation"),
+            ("auto", "auto-annotation"),
+            ("secret_auto", "secret-auto-annotation"),
+            ("configmap_auto", "configmap-auto-annotation"),
+            ("search", "auto-search-annotation"),
+            ("match", "search-match-annotation"),
+            ("ignore", "ignore-annotation"),
+            ("pausePeriod", "pause-deployment-annotation"),
+            ("pauseTime", "pause-deployment-time-annotation"),
+        ] {
+            if let Some(v) = self.r["custom_annotations"][key].as_str() {
+                self.set(flag, v.to_string());
+            }
+        }
+        if self.text("webhookUrl").is_some() {
+            self.set("webhook-url", "<hidden>".into());
+        }
+        if self.truthy("enableMetricsByNamespace") {
+            self.env.insert(
+                "METRICS_COUNT_BY_NAMESPACE".into(),
+                EnvValue::Literal("enabled".into()),
+            );
+        }
+        if let Some(open) = self.r["deployment"]["env"]["open"].as_object() {
+            for (k, v) in open {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                self.env.insert(k.clone(), EnvValue::Literal(v));
+            }
         }
     }
-    if text("webhookUrl").is_some() {
-        set("webhook-url", "<hidden>".into());
-    }
-    if truthy("enableMetricsByNamespace") {
-        env.insert(
-            "METRICS_COUNT_BY_NAMESPACE".into(),
-            EnvValue::Literal("enabled".into()),
-        );
-    }
-    if let Some(open) = r["deployment"]["env"]["open"].as_object() {
-        for (k, v) in open {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            env.insert(k.clone(), EnvValue::Literal(v));
-        }
-    }
+}
+
+/// The keys of the `reloader:` block [`from_chart_values`] does not read.
+fn untranslated(r: &Value) -> Vec<String> {
     const READ: &[&str] = &[
         "logFormat",
         "logLevel",
@@ -369,22 +414,14 @@ pub(crate) fn from_chart_values(v: &Value, source: &str) -> (ReloaderConfig, Vec
         "enableMetricsByNamespace",
         "deployment",
     ];
-    let untranslated = r
-        .as_object()
+    r.as_object()
         .map(|o| {
             o.keys()
                 .filter(|k| !READ.contains(&k.as_str()))
                 .map(|k| format!("reloader.{k}"))
                 .collect()
         })
-        .unwrap_or_default();
-    let cfg = ReloaderConfig {
-        source: source.to_string(),
-        flags,
-        env,
-        replicas: r["deployment"]["replicas"].as_i64(),
-    };
-    (cfg, untranslated)
+        .unwrap_or_default()
 }
 
 /// Go's strconv.ParseBool, as Reloader reads its string flags.
@@ -411,259 +448,341 @@ fn list(items: &str) -> String {
     format!("[{}]", v.join(", "))
 }
 
+impl ReloaderConfig {
+    fn flag(&self, k: &str) -> Option<&str> {
+        self.flags.get(k).map(String::as_str)
+    }
+    /// A flag Reloader reads as a bool (a value it cannot parse counts as false).
+    fn bool_flag(&self, k: &str) -> Option<bool> {
+        self.flag(k).map(|v| go_bool(v).unwrap_or(false))
+    }
+    /// A literal, non-empty value of the environment.
+    fn env_text(&self, k: &str) -> Option<&str> {
+        match self.env.get(k) {
+            Some(EnvValue::Literal(v)) if !v.is_empty() => Some(v.as_str()),
+            _ => None,
+        }
+    }
+}
+
 /// hashroll's chart values for `cfg`, as YAML with comments.
 pub(crate) fn to_values(cfg: &ReloaderConfig, untranslated: &[String]) -> String {
-    let f = |k: &str| cfg.flags.get(k).map(String::as_str);
-    let env = |k: &str| cfg.env.get(k);
-    let env_text = |k: &str| match env(k) {
-        Some(EnvValue::Literal(v)) if !v.is_empty() => Some(v.as_str()),
-        _ => None,
+    let mut v = Values {
+        cfg,
+        out: String::new(),
+        extra: Vec::new(),
+        notes: Vec::new(),
     };
-    let mut out = String::new();
-    let mut extra: Vec<String> = Vec::new();
-    let mut notes: Vec<String> = Vec::new();
     let _ = writeln!(
-        out,
+        v.out,
         "# hashroll chart values doing what Reloader did, read from {}\n\
          # install: helm install hashroll charts/hashroll -n hashroll --create-namespace -f THIS_FILE",
         cfg.source
     );
-    // reload on create/delete: the defaults differ, so both are always written
-    for (flag, key) in [
-        ("reload-on-create", "reloadOnCreate"),
-        ("reload-on-delete", "reloadOnDelete"),
-    ] {
-        let set = f(flag).or_else(|| env_text(&crate::cmd::cli::reloader::env_name(flag)));
-        let on = set.and_then(go_bool).unwrap_or(false);
-        let why = if set.is_some() {
-            "as Reloader was set"
-        } else {
-            "Reloader's default (false) kept; hashroll's default is true: with it a source \
-             created or deleted under a workload that uses it rolls the workload"
-        };
-        let _ = writeln!(out, "{key}: {on}  # {why}");
-    }
-    let replicas = cfg.replicas.unwrap_or(1);
-    let ha = f("enable-ha").and_then(go_bool).unwrap_or(false);
-    let _ = writeln!(
-        out,
-        "replicaCount: {replicas}  # Reloader's; hashroll's default is 2 (every replica serves the webhook)"
-    );
-    let _ = writeln!(
-        out,
-        "enableHA: {}  # {}",
-        ha || replicas > 1,
-        if ha {
-            "as Reloader"
-        } else {
-            "hashroll needs the Lease whenever it runs more than one replica"
+    v.reload_on();
+    v.replicas();
+    v.switches();
+    v.namespaces();
+    v.selectors_and_logs();
+    v.alerts();
+    v.extra_args();
+    v.not_needed();
+    v.finish(untranslated)
+}
+
+/// The values being written: the YAML, the flags left for `extraArgs`, and the notes on
+/// what is not carried over.
+struct Values<'a> {
+    cfg: &'a ReloaderConfig,
+    out: String,
+    extra: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Values<'_> {
+    /// Reload on create/delete: the defaults differ, so both are always written.
+    fn reload_on(&mut self) {
+        let c = self.cfg;
+        for (flag, key) in [
+            ("reload-on-create", "reloadOnCreate"),
+            ("reload-on-delete", "reloadOnDelete"),
+        ] {
+            let env = crate::cmd::cli::reloader::env_name(flag);
+            let set = c.flag(flag).or_else(|| c.env_text(&env));
+            let on = set.and_then(go_bool).unwrap_or(false);
+            let why = if set.is_some() {
+                "as Reloader was set"
+            } else {
+                "Reloader's default (false) kept; hashroll's default is true: with it a source \
+                 created or deleted under a workload that uses it rolls the workload"
+            };
+            let _ = writeln!(self.out, "{key}: {on}  # {why}");
         }
-    );
-    let bool_flag = |flag: &str| f(flag).map(|v| go_bool(v).unwrap_or(false));
-    for (flag, key) in [
-        ("auto-reload-all", "autoReloadAll"),
-        ("enable-csi-integration", "enableCSIIntegration"),
-    ] {
-        if let Some(v) = bool_flag(flag) {
-            let _ = writeln!(out, "{key}: {v}");
-        }
     }
-    if let Some(v) = bool_flag("is-Argo-Rollouts") {
+
+    fn replicas(&mut self) {
+        let replicas = self.cfg.replicas.unwrap_or(1);
+        let ha = self.cfg.bool_flag("enable-ha").unwrap_or(false);
         let _ = writeln!(
-            out,
-            "isArgoRollouts: {}  # hashroll also finds Argo Rollouts by itself when this is \"\"",
-            q(&v.to_string())
+            self.out,
+            "replicaCount: {replicas}  # Reloader's; hashroll's default is 2 (every replica serves the webhook)"
+        );
+        let _ = writeln!(
+            self.out,
+            "enableHA: {}  # {}",
+            ha || replicas > 1,
+            if ha {
+                "as Reloader"
+            } else {
+                "hashroll needs the Lease whenever it runs more than one replica"
+            }
         );
     }
-    match f("resources-to-ignore")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        Some("secrets") => out.push_str("ignoreSecrets: true\n"),
-        Some("configmaps") => out.push_str("ignoreConfigMaps: true\n"),
-        _ => {}
-    }
-    if let Some(types) = f("ignored-workload-types") {
-        for w in types.split(',').map(str::trim) {
+
+    /// The switches with a chart value: what is reloaded, what is ignored.
+    fn switches(&mut self) {
+        let c = self.cfg;
+        for (flag, key) in [
+            ("auto-reload-all", "autoReloadAll"),
+            ("enable-csi-integration", "enableCSIIntegration"),
+        ] {
+            if let Some(v) = c.bool_flag(flag) {
+                let _ = writeln!(self.out, "{key}: {v}");
+            }
+        }
+        if let Some(v) = c.bool_flag("is-Argo-Rollouts") {
+            let _ = writeln!(
+                self.out,
+                "isArgoRollouts: {}  # hashroll also finds Argo Rollouts by itself when this is \"\"",
+                q(&v.to_string())
+            );
+        }
+        match c
+            .flag("resources-to-ignore")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("secrets") => self.out.push_str("ignoreSecrets: true\n"),
+            Some("configmaps") => self.out.push_str("ignoreConfigMaps: true\n"),
+            _ => {}
+        }
+        for w in c
+            .flag("ignored-workload-types")
+            .into_iter()
+            .flat_map(|t| t.split(',').map(str::trim))
+        {
             match w {
-                "jobs" => out.push_str("ignoreJobs: true\n"),
-                "cronjobs" => out.push_str("ignoreCronJobs: true\n"),
+                "jobs" => self.out.push_str("ignoreJobs: true\n"),
+                "cronjobs" => self.out.push_str("ignoreCronJobs: true\n"),
                 _ => {}
             }
         }
     }
-    let watched = f("namespaces")
-        .map(String::from)
-        .or_else(|| match env("KUBERNETES_NAMESPACE") {
-            Some(EnvValue::Literal(v)) if !v.is_empty() => Some(v.clone()),
-            Some(EnvValue::FromPod) => Some(String::new()),
-            _ => None,
+
+    /// The watched namespaces: a list, or Reloader's own (then the release namespace).
+    fn namespaces(&mut self) {
+        let c = self.cfg;
+        let watched = c.flag("namespaces").map(String::from).or_else(|| {
+            match c.env.get("KUBERNETES_NAMESPACE") {
+                Some(EnvValue::Literal(v)) if !v.is_empty() => Some(v.clone()),
+                Some(EnvValue::FromPod) => Some(String::new()),
+                _ => None,
+            }
         });
-    match watched.as_deref() {
-        Some("") => {
-            out.push_str(
-                "watchGlobally: false  # Reloader watched its own namespace (KUBERNETES_NAMESPACE): \
-                 hashroll then watches the release namespace\n",
+        match watched.as_deref() {
+            Some("") => {
+                self.out.push_str(
+                    "watchGlobally: false  # Reloader watched its own namespace (KUBERNETES_NAMESPACE): \
+                     hashroll then watches the release namespace\n",
+                );
+            }
+            Some(ns) => {
+                let _ = writeln!(self.out, "namespaces: {}", list(ns));
+            }
+            None => {}
+        }
+        if watched.is_some() {
+            self.out.push_str(
+                "# Reloader installed with Roles only (no ClusterRole)? `namespaced: true` does that \
+                 here: a Role per watched namespace and no webhook (the watcher alone stamps; see \
+                 the Install page, \"Namespaced install\")\n",
             );
         }
-        Some(ns) => {
-            let _ = writeln!(out, "namespaces: {}", list(ns));
+    }
+
+    fn selectors_and_logs(&mut self) {
+        let c = self.cfg;
+        for (flag, key, is_list) in [
+            ("namespaces-to-ignore", "ignoreNamespaces", true),
+            ("namespace-selector", "namespaceSelector", false),
+            ("resource-label-selector", "resourceLabelSelector", false),
+        ] {
+            if let Some(v) = c.flag(flag).filter(|v| !v.is_empty()) {
+                let v = if is_list { list(v) } else { q(v) };
+                let _ = writeln!(self.out, "{key}: {v}");
+            }
         }
-        None => {}
-    }
-    if watched.is_some() {
-        out.push_str(
-            "# Reloader installed with Roles only (no ClusterRole)? `namespaced: true` does that \
-             here: a Role per watched namespace and no webhook (the watcher alone stamps; see \
-             the Install page, \"Namespaced install\")\n",
-        );
-    }
-    for (flag, key, is_list) in [
-        ("namespaces-to-ignore", "ignoreNamespaces", true),
-        ("namespace-selector", "namespaceSelector", false),
-        ("resource-label-selector", "resourceLabelSelector", false),
-    ] {
-        if let Some(v) = f(flag).filter(|v| !v.is_empty()) {
-            let v = if is_list { list(v) } else { q(v) };
-            let _ = writeln!(out, "{key}: {v}");
+        if let Some(v) = c.flag("log-format") {
+            let v = if v.is_empty() { "text" } else { v };
+            let _ = writeln!(self.out, "logFormat: {}", q(v));
         }
-    }
-    if let Some(v) = f("log-format") {
-        let v = if v.is_empty() { "text" } else { v };
-        let _ = writeln!(out, "logFormat: {}", q(v));
-    }
-    if let Some(v) = f("log-level") {
-        let _ = writeln!(
-            out,
-            "logLevel: {}",
-            q(&crate::cmd::cli::reloader::log_level(v))
-        );
-    }
-    if let Some(id) = f("leader-election-id") {
-        let _ = writeln!(out, "leaseName: {}", q(id));
-    }
-    if env_text("METRICS_COUNT_BY_NAMESPACE") == Some("enabled") {
-        out.push_str("enableMetricsByNamespace: true\n");
-    }
-    if env_text("ALERT_ON_RELOAD").and_then(go_bool) == Some(true) {
-        out.push_str("alerts:\n  onReload: true\n");
-        if let Some(s) = env_text("ALERT_SINK") {
-            let _ = writeln!(out, "  sink: {}", q(s));
+        if let Some(v) = c.flag("log-level") {
+            let level = crate::cmd::cli::reloader::log_level(v);
+            let _ = writeln!(self.out, "logLevel: {}", q(&level));
         }
-        if let Some(s) = env_text("ALERT_ADDITIONAL_INFO") {
-            let _ = writeln!(out, "  additionalInfo: {}", q(s));
+        if let Some(id) = c.flag("leader-election-id") {
+            let _ = writeln!(self.out, "leaseName: {}", q(id));
         }
-        out.push_str(
-            "  existingSecret: \"\"  # name here a Secret with ALERT_WEBHOOK_URL (the URL is a secret: not copied here)\n",
-        );
-    }
-    if f("webhook-url").is_some() {
-        notes.push(
-            "--webhook-url: set webhookUrlExistingSecret to a Secret holding the URL (a \
-             secret: not copied here)"
-                .into(),
-        );
-    }
-    // flags that are only flags in hashroll's chart: extraArgs
-    for flag in [
-        "configmap-annotation",
-        "secret-annotation",
-        "auto-annotation",
-        "secret-auto-annotation",
-        "configmap-auto-annotation",
-        "auto-search-annotation",
-        "search-match-annotation",
-        "ignore-annotation",
-        "pause-deployment-annotation",
-        "pause-deployment-time-annotation",
-        "configmap-exclude-annotation",
-        "secret-exclude-annotation",
-        "secretproviderclass-auto-annotation",
-        "secretproviderclass-annotation",
-        "secretproviderclass-exclude-annotation",
-        "leader-election-lease-duration",
-        "leader-election-renew-deadline",
-        "leader-election-retry-period",
-        "leader-election-namespace",
-        "leader-election-release-on-cancel",
-        "is-openshift",
-    ] {
-        if let Some(v) = f(flag) {
-            extra.push(format!("--{flag}={v}"));
+        if c.env_text("METRICS_COUNT_BY_NAMESPACE") == Some("enabled") {
+            self.out.push_str("enableMetricsByNamespace: true\n");
         }
     }
-    if f("enable-pprof").and_then(go_bool) == Some(true) {
-        extra.push("--enable-pprof=true".into());
-        notes.push(
-            "--pprof-addr: hashroll serves profiles on the pod's loopback by default \
-             (127.0.0.1:6060; kubectl port-forward reaches it)"
-                .into(),
-        );
+
+    /// Alerts: the switches as values, never the URL (a secret).
+    fn alerts(&mut self) {
+        let c = self.cfg;
+        if c.env_text("ALERT_ON_RELOAD").and_then(go_bool) == Some(true) {
+            self.out.push_str("alerts:\n  onReload: true\n");
+            if let Some(s) = c.env_text("ALERT_SINK") {
+                let _ = writeln!(self.out, "  sink: {}", q(s));
+            }
+            if let Some(s) = c.env_text("ALERT_ADDITIONAL_INFO") {
+                let _ = writeln!(self.out, "  additionalInfo: {}", q(s));
+            }
+            self.out.push_str(
+                "  existingSecret: \"\"  # name here a Secret with ALERT_WEBHOOK_URL (the URL is a secret: not copied here)\n",
+            );
+        }
+        if c.flag("webhook-url").is_some() {
+            self.notes.push(
+                "--webhook-url: set webhookUrlExistingSecret to a Secret holding the URL (a \
+                 secret: not copied here)"
+                    .into(),
+            );
+        }
     }
-    if f("is-openshift").and_then(go_bool) == Some(true) {
-        notes.push(
-            "--is-openshift: add DeploymentConfigs (apps.openshift.io) to the webhook's rules \
-             and hashroll's RBAC"
-                .into(),
-        );
+
+    /// Flags that are only flags in hashroll's chart: `extraArgs`.
+    fn extra_args(&mut self) {
+        const ONLY_FLAGS: [&str; 21] = [
+            "configmap-annotation",
+            "secret-annotation",
+            "auto-annotation",
+            "secret-auto-annotation",
+            "configmap-auto-annotation",
+            "auto-search-annotation",
+            "search-match-annotation",
+            "ignore-annotation",
+            "pause-deployment-annotation",
+            "pause-deployment-time-annotation",
+            "configmap-exclude-annotation",
+            "secret-exclude-annotation",
+            "secretproviderclass-auto-annotation",
+            "secretproviderclass-annotation",
+            "secretproviderclass-exclude-annotation",
+            "leader-election-lease-duration",
+            "leader-election-renew-deadline",
+            "leader-election-retry-period",
+            "leader-election-namespace",
+            "leader-election-release-on-cancel",
+            "is-openshift",
+        ];
+        let c = self.cfg;
+        for flag in ONLY_FLAGS {
+            if let Some(v) = c.flag(flag) {
+                self.extra.push(format!("--{flag}={v}"));
+            }
+        }
+        if c.flag("enable-pprof").and_then(go_bool) == Some(true) {
+            self.extra.push("--enable-pprof=true".into());
+            self.notes.push(
+                "--pprof-addr: hashroll serves profiles on the pod's loopback by default \
+                 (127.0.0.1:6060; kubectl port-forward reaches it)"
+                    .into(),
+            );
+        }
+        if c.flag("is-openshift").and_then(go_bool) == Some(true) {
+            self.notes.push(
+                "--is-openshift: add DeploymentConfigs (apps.openshift.io) to the webhook's rules \
+                 and hashroll's RBAC"
+                    .into(),
+            );
+        }
     }
-    if let Some(s) = f("reload-strategy") {
-        notes.push(format!(
-            "--reload-strategy={s}: not needed; hashroll always rolls by its one pod-template \
-             annotation, which GitOps tools keep in sync"
-        ));
-    }
-    if f("sync-after-restart").is_some() {
-        notes.push("--sync-after-restart: not needed; hashroll always catches up at start".into());
-    }
-    for flag in ["metrics-addr", "health-addr"] {
-        if f(flag).is_some() {
-            notes.push(format!(
-                "--{flag}: the chart sets hashroll's ports (metrics and health on 9090)"
+
+    /// Flags hashroll needs no value for.
+    fn not_needed(&mut self) {
+        let c = self.cfg;
+        if let Some(s) = c.flag("reload-strategy") {
+            self.notes.push(format!(
+                "--reload-strategy={s}: not needed; hashroll always rolls by its one pod-template \
+                 annotation, which GitOps tools keep in sync"
             ));
         }
-    }
-    if !extra.is_empty() {
-        out.push_str("extraArgs:  # flags with no chart value of their own\n");
-        for a in &extra {
-            let _ = writeln!(out, "  - {}", q(a));
+        if c.flag("sync-after-restart").is_some() {
+            self.notes.push(
+                "--sync-after-restart: not needed; hashroll always catches up at start".into(),
+            );
+        }
+        for flag in ["metrics-addr", "health-addr"] {
+            if c.flag(flag).is_some() {
+                self.notes.push(format!(
+                    "--{flag}: the chart sets hashroll's ports (metrics and health on 9090)"
+                ));
+            }
         }
     }
-    for u in untranslated {
-        notes.push(format!(
-            "{u}: no hashroll equivalent translated; see the chart's values"
-        ));
-    }
-    let known_env = [
-        "KUBERNETES_NAMESPACE",
-        "RELOADER_NAMESPACE",
-        "RELOADER_DEPLOYMENT_NAME",
-        "POD_NAME",
-        "POD_NAMESPACE",
-        "METRICS_COUNT_BY_NAMESPACE",
-        "ALERT_ON_RELOAD",
-        "ALERT_SINK",
-        "ALERT_WEBHOOK_URL",
-        "ALERT_WEBHOOK_PROXY",
-        "ALERT_ADDITIONAL_INFO",
-        "GOMAXPROCS",
-        "GOMEMLIMIT",
-        "RELOAD_ON_CREATE",
-        "RELOAD_ON_DELETE",
-    ];
-    for k in cfg.env.keys().filter(|k| !known_env.contains(&k.as_str())) {
-        notes.push(format!(
-            "environment {k}: not translated (hashroll reads Reloader's names for its flags \
-             too; add it under extraEnv if it is one)"
-        ));
-    }
-    if !notes.is_empty() {
-        out.push_str("# not carried over as values:\n");
-        for n in notes {
-            let _ = writeln!(out, "#  - {n}");
+
+    /// `extraArgs`, then the notes: untranslated values and environment included.
+    fn finish(mut self, untranslated: &[String]) -> String {
+        const KNOWN_ENV: [&str; 15] = [
+            "KUBERNETES_NAMESPACE",
+            "RELOADER_NAMESPACE",
+            "RELOADER_DEPLOYMENT_NAME",
+            "POD_NAME",
+            "POD_NAMESPACE",
+            "METRICS_COUNT_BY_NAMESPACE",
+            "ALERT_ON_RELOAD",
+            "ALERT_SINK",
+            "ALERT_WEBHOOK_URL",
+            "ALERT_WEBHOOK_PROXY",
+            "ALERT_ADDITIONAL_INFO",
+            "GOMAXPROCS",
+            "GOMEMLIMIT",
+            "RELOAD_ON_CREATE",
+            "RELOAD_ON_DELETE",
+        ];
+        if !self.extra.is_empty() {
+            self.out
+                .push_str("extraArgs:  # flags with no chart value of their own\n");
+            for a in &self.extra {
+                let _ = writeln!(self.out, "  - {}", q(a));
+            }
         }
+        for u in untranslated {
+            self.notes.push(format!(
+                "{u}: no hashroll equivalent translated; see the chart's values"
+            ));
+        }
+        for k in self
+            .cfg
+            .env
+            .keys()
+            .filter(|k| !KNOWN_ENV.contains(&k.as_str()))
+        {
+            self.notes.push(format!(
+                "environment {k}: not translated (hashroll reads Reloader's names for its flags \
+                 too; add it under extraEnv if it is one)"
+            ));
+        }
+        if !self.notes.is_empty() {
+            self.out.push_str("# not carried over as values:\n");
+            for n in &self.notes {
+                let _ = writeln!(self.out, "#  - {n}");
+            }
+        }
+        self.out
     }
-    out
 }
 
 #[cfg(test)]
