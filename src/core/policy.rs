@@ -163,34 +163,24 @@ pub fn tracking(
 ) -> Tracking {
     let mut problems = Vec::new();
     pause_problem(cfg, metadata, &mut problems);
-    let names = &cfg.names;
-    let ann = effective_annotations(names, metadata, template);
-    let get_bool = |k: &str| ann.value(k).and_then(parse_bool);
-    let auto = get_bool(&names.auto);
-    let auto_all = auto == Some(true) || (cfg.auto_reload_all && auto != Some(false));
-    let auto_reason = if auto == Some(true) {
-        Reason::Auto(names.auto.clone())
-    } else {
-        Reason::AutoReloadAll
-    };
-    let typed_auto = |kind: SourceKind| -> Option<Reason> {
-        if auto_all {
-            return Some(auto_reason.clone());
-        }
-        let key = names.auto_of(kind);
-        (get_bool(key) == Some(true)).then(|| Reason::Auto(key.to_string()))
-    };
-    let search = ann.value(&names.search) == Some("true");
+    let ann = effective_annotations(&cfg.names, metadata, template);
+    let mut found = Found::default();
+    found.by_reference(cfg, ann, refs, sources);
+    found.by_reload_lists(cfg, ann, refs, sources, &mut problems);
+    Tracking {
+        sources: found.kept(cfg, ann, sources, &mut problems),
+        problems,
+    }
+}
 
-    let mut out: BTreeMap<SourceRef, Tracked> = BTreeMap::new();
-    fn add(
-        out: &mut BTreeMap<SourceRef, Tracked>,
-        source: &SourceRef,
-        keys: Keys,
-        optional: bool,
-        reason: Reason,
-    ) {
-        out.entry(source.clone())
+/// The sources found so far, each with every reason it is tracked for.
+#[derive(Default)]
+struct Found(BTreeMap<SourceRef, Tracked>);
+
+impl Found {
+    fn add(&mut self, source: &SourceRef, keys: Keys, optional: bool, reason: Reason) {
+        self.0
+            .entry(source.clone())
             .and_modify(|t| {
                 if !t.reasons.contains(&reason) {
                     t.reasons.push(reason.clone());
@@ -203,94 +193,123 @@ pub fn tracking(
             });
     }
 
-    // auto, typed auto, search: over the template's references
-    for r in refs {
-        if let Some(reason) = typed_auto(r.source.kind) {
-            add(&mut out, &r.source, r.keys.clone(), r.optional, reason);
-        } else if search {
-            let reason = match sources.info(&r.source) {
-                Some(i) if i.matched => Reason::Search,
-                Some(_) => continue,
-                None => Reason::SearchAbsent,
-            };
-            add(&mut out, &r.source, r.keys.clone(), r.optional, reason);
+    /// Auto, typed auto and search: over the template's references.
+    fn by_reference(
+        &mut self,
+        cfg: &PolicyConfig,
+        ann: &dyn Annotations,
+        refs: &[Reference],
+        sources: &dyn SourceView,
+    ) {
+        let names = &cfg.names;
+        let get_bool = |k: &str| ann.value(k).and_then(parse_bool);
+        let auto = get_bool(&names.auto);
+        let auto_all = auto == Some(true) || (cfg.auto_reload_all && auto != Some(false));
+        let auto_reason = if auto == Some(true) {
+            Reason::Auto(names.auto.clone())
+        } else {
+            Reason::AutoReloadAll
+        };
+        let typed_auto = |kind: SourceKind| -> Option<Reason> {
+            if auto_all {
+                return Some(auto_reason.clone());
+            }
+            let key = names.auto_of(kind);
+            (get_bool(key) == Some(true)).then(|| Reason::Auto(key.to_string()))
+        };
+        let search = ann.value(&names.search) == Some("true");
+        for r in refs {
+            if let Some(reason) = typed_auto(r.source.kind) {
+                self.add(&r.source, r.keys.clone(), r.optional, reason);
+            } else if search {
+                let reason = match sources.info(&r.source) {
+                    Some(i) if i.matched => Reason::Search,
+                    Some(_) => continue,
+                    None => Reason::SearchAbsent,
+                };
+                self.add(&r.source, r.keys.clone(), r.optional, reason);
+            }
         }
     }
 
-    // explicit reload lists, in addition to auto
-    let mut compile_budget = REGEX_COMPILE_BUDGET;
-    for kind in SourceKind::ALL.into_iter().filter(|k| cfg.tracks_kind(*k)) {
-        let key = names.reload_of(kind);
-        let entries = parse_list(key, ann.value(key), &mut compile_budget, &mut problems);
-        if entries.is_empty() {
-            continue;
-        }
-        for entry in &entries {
-            let Some(re) = &entry.regex else { continue };
-            let reason = Reason::ReloadList {
-                annotation: key.to_string(),
-                entry: entry.text.clone(),
-            };
-            // referenced sources: with the keys the template uses
-            for r in refs.iter().filter(|r| r.source.kind == kind) {
-                if re.is_match(r.source.name.as_bytes()) {
-                    add(
-                        &mut out,
-                        &r.source,
-                        r.keys.clone(),
-                        r.optional,
-                        reason.clone(),
-                    );
+    /// The explicit reload lists, in addition to auto.
+    fn by_reload_lists(
+        &mut self,
+        cfg: &PolicyConfig,
+        ann: &dyn Annotations,
+        refs: &[Reference],
+        sources: &dyn SourceView,
+        problems: &mut Vec<String>,
+    ) {
+        let mut compile_budget = REGEX_COMPILE_BUDGET;
+        for kind in SourceKind::ALL.into_iter().filter(|k| cfg.tracks_kind(*k)) {
+            let key = cfg.names.reload_of(kind);
+            let entries = parse_list(key, ann.value(key), &mut compile_budget, problems);
+            for entry in &entries {
+                let Some(re) = &entry.regex else { continue };
+                let reason = Reason::ReloadList {
+                    annotation: key.to_string(),
+                    entry: entry.text.clone(),
+                };
+                // referenced sources: with the keys the template uses
+                for r in refs.iter().filter(|r| r.source.kind == kind) {
+                    if re.is_match(r.source.name.as_bytes()) {
+                        self.add(&r.source, r.keys.clone(), r.optional, reason.clone());
+                    }
+                }
+                // unreferenced existing sources the entry matches: the whole source (a plain
+                // name without a dot matches only itself: added below, with no scan of the
+                // namespace, so a long list of names costs lookups, not scans)
+                let plain = entry.literal && !entry.text.contains('.');
+                if !plain {
+                    for name in sources.names_matching(kind, &|n| re.is_match(n.as_bytes())) {
+                        let s = SourceRef::new(kind, name);
+                        self.add(&s, Keys::All, false, reason.clone());
+                    }
+                }
+                // with room left for the absent plain names of the other entries
+                if self.0.len() >= MAX_TRACKED {
+                    break;
+                }
+                // a plain name that exists nowhere yet: tracked as absent, so creating it
+                // rolls
+                if entry.literal {
+                    let s = SourceRef::new(kind, entry.text.clone());
+                    self.add(&s, Keys::All, false, reason.clone());
                 }
             }
-            // unreferenced existing sources the entry matches: the whole source (a plain
-            // name without a dot matches only itself: added below, with no scan of the
-            // namespace, so a long list of names costs lookups, not scans)
-            let plain = entry.literal && !entry.text.contains('.');
-            let matched = if plain {
-                Vec::new()
-            } else {
-                sources.names_matching(kind, &|n| re.is_match(n.as_bytes()))
-            };
-            for name in matched {
-                let s = SourceRef::new(kind, name);
-                add(&mut out, &s, Keys::All, false, reason.clone());
-            }
-            // with room left for the absent plain names of the other entries
-            if out.len() >= MAX_TRACKED {
-                break;
-            }
-            // a plain name that exists nowhere yet: tracked as absent, so creating it rolls
-            if entry.literal {
-                let s = SourceRef::new(kind, entry.text.clone());
-                add(&mut out, &s, Keys::All, false, reason.clone());
-            }
         }
     }
 
-    // exclusions, ignore annotations and flags
-    let excludes: Vec<Vec<String>> = SourceKind::ALL
-        .into_iter()
-        .map(|k| {
-            let key = names.exclude_of(k);
-            exclude_set(key, ann.value(key), &mut problems)
-        })
-        .collect();
-    out.retain(|s, _| {
-        let excluded = !cfg.tracks_kind(s.kind) || excludes[s.kind.index()].contains(&s.name);
-        let info = sources.info(s);
-        !excluded && !info.is_some_and(|i| i.ignored || !i.selected)
-    });
-    if out.len() > MAX_TRACKED {
-        problems.push(format!(
-            "{} sources match; only the first {MAX_TRACKED} are tracked",
-            out.len()
-        ));
-        out = out.into_iter().take(MAX_TRACKED).collect();
-    }
-    Tracking {
-        sources: out,
-        problems,
+    /// What is left after exclusions, ignore annotations and flags, at most [`MAX_TRACKED`].
+    fn kept(
+        self,
+        cfg: &PolicyConfig,
+        ann: &dyn Annotations,
+        sources: &dyn SourceView,
+        problems: &mut Vec<String>,
+    ) -> BTreeMap<SourceRef, Tracked> {
+        let mut out = self.0;
+        let excludes: Vec<Vec<String>> = SourceKind::ALL
+            .into_iter()
+            .map(|k| {
+                let key = cfg.names.exclude_of(k);
+                exclude_set(key, ann.value(key), problems)
+            })
+            .collect();
+        out.retain(|s, _| {
+            let excluded = !cfg.tracks_kind(s.kind) || excludes[s.kind.index()].contains(&s.name);
+            let info = sources.info(s);
+            !excluded && !info.is_some_and(|i| i.ignored || !i.selected)
+        });
+        if out.len() > MAX_TRACKED {
+            problems.push(format!(
+                "{} sources match; only the first {MAX_TRACKED} are tracked",
+                out.len()
+            ));
+            out = out.into_iter().take(MAX_TRACKED).collect();
+        }
+        out
     }
 }
 
