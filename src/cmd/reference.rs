@@ -363,58 +363,8 @@ fn flags_page() -> String {
         }
         for a in sub.get_arguments() {
             let id = a.get_id().as_str();
-            if id == "help" || id == "version" {
-                continue;
-            }
-            let mut names = match (a.get_long(), a.get_short()) {
-                (Some(l), Some(c)) => format!("`--{l}`, `-{c}`"),
-                (Some(l), None) => format!("`--{l}`"),
-                _ => format!("`{}` (positional)", id.to_uppercase()),
-            };
-            for alias in a.get_all_aliases().unwrap_or_default() {
-                let _ = write!(names, ", `--{alias}`");
-            }
-            let mut env = a
-                .get_env()
-                .map(|e| format!("`{}`", e.to_string_lossy()))
-                .unwrap_or_else(|| "—".into());
-            if run {
-                // Reloader's names, read where neither the flag nor ours is set
-                let flags: Vec<&str> = a
-                    .get_long()
-                    .into_iter()
-                    .chain(a.get_all_aliases().unwrap_or_default())
-                    .collect();
-                let theirs: Vec<String> = crate::cmd::cli::reloader::env_names()
-                    .into_iter()
-                    .filter(|(_, f)| flags.contains(f))
-                    .map(|(v, _)| format!("`{v}`"))
-                    .collect();
-                if !theirs.is_empty() {
-                    let _ = write!(env, " (Reloader's {})", theirs.join(", "));
-                }
-            }
-            let default = a
-                .get_default_values()
-                .iter()
-                .map(|d| d.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(",");
-            let default_cell = if a.get_default_values().is_empty() {
-                "—".into()
-            } else {
-                code(&default)
-            };
-            let help = help_of(a, &default);
-            if run {
-                let long = a.get_long().unwrap_or_default();
-                let _ = writeln!(
-                    s,
-                    "| {names} | {env} | {default_cell} | {} | {help} |",
-                    chart_cell(long)
-                );
-            } else {
-                let _ = writeln!(s, "| {names} | {env} | {default_cell} | {help} |");
+            if id != "help" && id != "version" {
+                flag_row(&mut s, a, run);
             }
         }
     }
@@ -431,6 +381,56 @@ fn flags_page() -> String {
         let _ = writeln!(s, "| `{var}` | {value} | {} |", cell(about));
     }
     s
+}
+
+/// A flag's row of its command's table (`run`'s has the chart value and Reloader's names).
+fn flag_row(s: &mut String, a: &clap::Arg, run: bool) {
+    let mut names = match (a.get_long(), a.get_short()) {
+        (Some(l), Some(c)) => format!("`--{l}`, `-{c}`"),
+        (Some(l), None) => format!("`--{l}`"),
+        _ => format!("`{}` (positional)", a.get_id().as_str().to_uppercase()),
+    };
+    for alias in a.get_all_aliases().unwrap_or_default() {
+        let _ = write!(names, ", `--{alias}`");
+    }
+    let mut env = a
+        .get_env()
+        .map(|e| format!("`{}`", e.to_string_lossy()))
+        .unwrap_or_else(|| "—".into());
+    if run {
+        // Reloader's names, read where neither the flag nor ours is set
+        let flags: Vec<&str> = a
+            .get_long()
+            .into_iter()
+            .chain(a.get_all_aliases().unwrap_or_default())
+            .collect();
+        let theirs: Vec<String> = crate::cmd::cli::reloader::env_names()
+            .into_iter()
+            .filter(|(_, f)| flags.contains(f))
+            .map(|(v, _)| format!("`{v}`"))
+            .collect();
+        if !theirs.is_empty() {
+            let _ = write!(env, " (Reloader's {})", theirs.join(", "));
+        }
+    }
+    let default = a
+        .get_default_values()
+        .iter()
+        .map(|d| d.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(",");
+    let default_cell = if a.get_default_values().is_empty() {
+        "—".into()
+    } else {
+        code(&default)
+    };
+    let help = help_of(a, &default);
+    if run {
+        let chart = chart_cell(a.get_long().unwrap_or_default());
+        let _ = writeln!(s, "| {names} | {env} | {default_cell} | {chart} | {help} |");
+    } else {
+        let _ = writeln!(s, "| {names} | {env} | {default_cell} | {help} |");
+    }
 }
 
 /// Every environment variable the crate's code reads by name (`env::var` of a literal).

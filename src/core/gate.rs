@@ -342,6 +342,40 @@ pub(crate) fn after_me(me: Node<'_>, others: &[Node<'_>]) -> Vec<bool> {
     reached
 }
 
+/// A switch that pauses the roll, or a closed roll window.
+fn paused_or_closed(
+    me: &Settings,
+    switches: &Switches,
+    sources: &[Source],
+    now: Timestamp,
+) -> Option<Gate> {
+    if switches.cluster_paused {
+        return Some(Gate::Paused(
+            "every roll is paused (hashroll's switch)".into(),
+        ));
+    }
+    if switches.namespace_paused {
+        return Some(Gate::Paused(format!(
+            "rolls in this namespace are paused (hashroll's switch, or {PAUSED} on the \
+             namespace)"
+        )));
+    }
+    if me.paused {
+        return Some(Gate::Paused(format!("{PAUSED} is true on the workload")));
+    }
+    if let Some(s) = sources.iter().find(|s| s.paused) {
+        return Some(Gate::Paused(format!("{PAUSED} is true on {}", s.source)));
+    }
+    if let Some(w) = me.window.as_ref().or(switches.namespace_window.as_deref())
+        && !w.open_at(now)
+    {
+        return Some(Gate::Closed {
+            next: w.next_opening(now),
+        });
+    }
+    None
+}
+
 /// Whether a roll of `me` (`kind`/`name`, settings `me`) for a change of `sources` may go
 /// at `now`.
 pub(crate) fn gate(
@@ -352,27 +386,8 @@ pub(crate) fn gate(
     sources: &[Source],
     now: Timestamp,
 ) -> Gate {
-    if switches.cluster_paused {
-        return Gate::Paused("every roll is paused (hashroll's switch)".into());
-    }
-    if switches.namespace_paused {
-        return Gate::Paused(format!(
-            "rolls in this namespace are paused (hashroll's switch, or {PAUSED} on the \
-             namespace)"
-        ));
-    }
-    if me.paused {
-        return Gate::Paused(format!("{PAUSED} is true on the workload"));
-    }
-    if let Some(s) = sources.iter().find(|s| s.paused) {
-        return Gate::Paused(format!("{PAUSED} is true on {}", s.source));
-    }
-    if let Some(w) = me.window.as_ref().or(switches.namespace_window.as_deref())
-        && !w.open_at(now)
-    {
-        return Gate::Closed {
-            next: w.next_opening(now),
-        };
+    if let Some(stopped) = paused_or_closed(me, &switches, sources, now) {
+        return stopped;
     }
     let mut wait: Option<String> = None;
     let mut recheck: Option<Duration> = None;

@@ -323,59 +323,11 @@ pub async fn serve_tls_until(
             () = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let mut stopping = stopping.clone();
+        let (acceptor, router) = (acceptor.clone(), router.clone());
+        let stopping = stopping.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            // a TLS handshake starts with a handshake record (0x16); anything else is plain HTTP
-            let mut first = [0u8; 1];
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
-                Ok(Ok(1)) if first[0] != 0x16 => {
-                    let mut stream = stream;
-                    let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
-                    let _ = stream.shutdown().await;
-                    tracing::debug!(%peer, "plain HTTP on the TLS port");
-                    return;
-                }
-                Ok(Ok(1)) => {}
-                _ => return,
-            }
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(64 * 1024)
-                .keep_alive(true);
-            let service = TowerToHyperService::new(router);
-            let conn = builder.serve_connection(TokioIo::new(tls), service);
-            tokio::pin!(conn);
-            let stop_seen = async {
-                // the guard the wait gives is dropped here, before any other await
-                let _ = stopping.wait_for(|s| *s).await.map(|_| ());
-            };
-            let res = tokio::select! {
-                r = conn.as_mut() => r,
-                () = stop_seen => {
-                    // the request in flight is answered; then the connection closes
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = res {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            serve_connection(stream, peer, acceptor, router, stopping).await;
         });
     }
     drop(listener);
@@ -386,6 +338,66 @@ pub async fn serve_tls_until(
         Err(_) => {
             tracing::warn!("webhook stopped with connections still open after the grace period")
         }
+    }
+}
+
+/// One connection: plain HTTP is told to use HTTPS; after the handshake, requests are
+/// served until the client closes or a stop is seen (then the request in flight is answered
+/// and the connection closes).
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: TlsAcceptor,
+    router: Router,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    // a TLS handshake starts with a handshake record (0x16); anything else is plain HTTP
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) if first[0] != 0x16 => {
+            let mut stream = stream;
+            let _ = stream.write_all(PLAIN_HTTP_ANSWER).await;
+            let _ = stream.shutdown().await;
+            tracing::debug!(%peer, "plain HTTP on the TLS port");
+            return;
+        }
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(64 * 1024)
+        .keep_alive(true);
+    let service = TowerToHyperService::new(router);
+    let conn = builder.serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    let stop_seen = async {
+        // the guard the wait gives is dropped here, before any other await
+        let _ = stopping.wait_for(|s| *s).await.map(|_| ());
+    };
+    let res = tokio::select! {
+        r = conn.as_mut() => r,
+        () = stop_seen => {
+            // the request in flight is answered; then the connection closes
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = res {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
     }
 }
 

@@ -183,6 +183,33 @@ fn run_stamp(
     )
 }
 
+/// Each tracked source: why, which keys, its digest now and what the record holds.
+fn tracked_sources(s: &Stamp, stored: &Stored) -> Vec<TrackedSource> {
+    s.tracked
+        .iter()
+        .map(|(src, t)| {
+            let state = s.current.get_source(src);
+            TrackedSource {
+                source: src.to_string(),
+                reasons: t.reasons.iter().map(|r| r.to_string()).collect(),
+                keys: match &t.keys {
+                    crate::core::refs::Keys::All => None,
+                    crate::core::refs::Keys::Some(k) => Some(k.iter().cloned().collect()),
+                },
+                exists: state.is_some_and(|d| *d != State::Absent),
+                digest: state.map(State::to_string).unwrap_or_default(),
+                // made with another key: compared as the watcher compares it
+                recorded: s
+                    .carried
+                    .as_ref()
+                    .or(stored.record.as_ref())
+                    .and_then(|r| r.get_source(src))
+                    .map(State::to_string),
+            }
+        })
+        .collect()
+}
+
 pub(crate) async fn explain_workload(
     client: &Client,
     cfg: &PolicyConfig,
@@ -213,30 +240,7 @@ pub(crate) async fn explain_workload(
     let snap = snapshot(client, ns, cfg).await?;
     let s = run_stamp(cfg, key, names, &snap, &w, &obj);
     let stored = Stored::of_object(kind, &obj, names);
-    let tracked = s
-        .tracked
-        .iter()
-        .map(|(src, t)| {
-            let state = s.current.get_source(src);
-            TrackedSource {
-                source: src.to_string(),
-                reasons: t.reasons.iter().map(|r| r.to_string()).collect(),
-                keys: match &t.keys {
-                    crate::core::refs::Keys::All => None,
-                    crate::core::refs::Keys::Some(k) => Some(k.iter().cloned().collect()),
-                },
-                exists: state.is_some_and(|d| *d != State::Absent),
-                digest: state.map(State::to_string).unwrap_or_default(),
-                // made with another key: compared as the watcher compares it
-                recorded: s
-                    .carried
-                    .as_ref()
-                    .or(stored.record.as_ref())
-                    .and_then(|r| r.get_source(src))
-                    .map(State::to_string),
-            }
-        })
-        .collect();
+    let tracked = tracked_sources(&s, &stored);
     let gate = if s.decision.roll {
         let all = safe::namespace_workloads(client, ns).await?;
         let ctx = safe::Ctx {

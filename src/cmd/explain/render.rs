@@ -17,6 +17,30 @@ pub(super) fn pretty<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
+/// A tracked source's line: its state, how it compares with the record, and why.
+fn tracked_line(s: &mut String, t: &super::TrackedSource) {
+    use std::fmt::Write;
+    let keys = t
+        .keys
+        .as_ref()
+        .map(|k| format!(" (keys: {})", k.join(", ")))
+        .unwrap_or_default();
+    let state = if t.exists {
+        format!("exists, digest {}", short(&t.digest))
+    } else {
+        "absent".to_string()
+    };
+    let rec = match &t.recorded {
+        Some(d) if *d == t.digest => "recorded: same".to_string(),
+        Some(d) => format!("recorded: {} (differs)", short(d)),
+        None => "not recorded yet".to_string(),
+    };
+    let _ = writeln!(s, "    {}{keys}: {state}; {rec}", t.source);
+    for reason in &t.reasons {
+        let _ = writeln!(s, "        because {reason}");
+    }
+}
+
 pub(crate) fn render_workload(r: &WorkloadReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -30,25 +54,7 @@ pub(crate) fn render_workload(r: &WorkloadReport) -> String {
     }
     let _ = writeln!(s, "  tracks {} source(s):", r.tracked.len());
     for t in &r.tracked {
-        let keys = t
-            .keys
-            .as_ref()
-            .map(|k| format!(" (keys: {})", k.join(", ")))
-            .unwrap_or_default();
-        let state = if t.exists {
-            format!("exists, digest {}", short(&t.digest))
-        } else {
-            "absent".to_string()
-        };
-        let rec = match &t.recorded {
-            Some(d) if *d == t.digest => "recorded: same".to_string(),
-            Some(d) => format!("recorded: {} (differs)", short(d)),
-            None => "not recorded yet".to_string(),
-        };
-        let _ = writeln!(s, "    {}{keys}: {state}; {rec}", t.source);
-        for reason in &t.reasons {
-            let _ = writeln!(s, "        because {reason}");
-        }
+        tracked_line(&mut s, t);
     }
     let _ = writeln!(
         s,

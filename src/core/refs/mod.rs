@@ -187,6 +187,79 @@ impl Collector {
             })
             .or_insert((keys, optional));
     }
+
+    fn items(
+        &mut self,
+        kind: SourceKind,
+        name: &Option<String>,
+        items: &Option<Vec<ItemRef>>,
+        optional: Option<bool>,
+    ) {
+        let keys = Keys::from_items(items.as_ref());
+        self.add(kind, name.as_deref(), keys, optional);
+    }
+
+    /// A container's environment: single keys and whole sources.
+    fn container(&mut self, container: &ContainerRefs) {
+        for env in container.env.iter().flatten() {
+            let Some(from) = &env.value_from else {
+                continue;
+            };
+            if let Some(r) = &from.config_map_key_ref {
+                let keys = Keys::one(&r.key);
+                self.add(SourceKind::ConfigMap, r.name.as_deref(), keys, r.optional);
+            }
+            if let Some(r) = &from.secret_key_ref {
+                let keys = Keys::one(&r.key);
+                self.add(SourceKind::Secret, r.name.as_deref(), keys, r.optional);
+            }
+        }
+        for env_from in container.env_from.iter().flatten() {
+            if let Some(r) = &env_from.config_map_ref {
+                let name = r.name.as_deref();
+                self.add(SourceKind::ConfigMap, name, Keys::All, r.optional);
+            }
+            if let Some(r) = &env_from.secret_ref {
+                self.add(SourceKind::Secret, r.name.as_deref(), Keys::All, r.optional);
+            }
+        }
+    }
+
+    /// A volume: ConfigMaps and Secrets (projected too) by their items, a CSI volume's class.
+    fn volume(&mut self, volume: &VolumeRefs) {
+        if let Some(cm) = &volume.config_map {
+            self.items(SourceKind::ConfigMap, &cm.name, &cm.items, cm.optional);
+        }
+        if let Some(s) = &volume.secret {
+            self.items(SourceKind::Secret, &s.secret_name, &s.items, s.optional);
+        }
+        for source in volume
+            .projected
+            .iter()
+            .flat_map(|p| p.sources.iter().flatten())
+        {
+            if let Some(cm) = &source.config_map {
+                self.items(SourceKind::ConfigMap, &cm.name, &cm.items, cm.optional);
+            }
+            if let Some(s) = &source.secret {
+                self.items(SourceKind::Secret, &s.name, &s.items, s.optional);
+            }
+        }
+        if let Some(csi) = &volume.csi {
+            let class = csi
+                .volume_attributes
+                .as_ref()
+                .and_then(|a| a.get(SECRET_PROVIDER_CLASS_ATTRIBUTE))
+                // a free-form string in the API: only an object's name can be a class
+                .filter(|n| is_object_name(n));
+            self.items(
+                SourceKind::SecretProviderClass,
+                &class.cloned(),
+                &None,
+                None,
+            );
+        }
+    }
 }
 
 /// A Kubernetes object name (a DNS subdomain: at most 253 bytes of `a-z`, `0-9`, `-`, `.`).
@@ -208,72 +281,10 @@ pub fn references(spec: &PodRefs) -> Vec<Reference> {
         .flatten()
         .chain(spec.init_containers.iter().flatten());
     for container in containers {
-        for env in container.env.iter().flatten() {
-            let Some(from) = &env.value_from else {
-                continue;
-            };
-            if let Some(r) = &from.config_map_key_ref {
-                let keys = Keys::one(&r.key);
-                c.add(SourceKind::ConfigMap, r.name.as_deref(), keys, r.optional);
-            }
-            if let Some(r) = &from.secret_key_ref {
-                let keys = Keys::one(&r.key);
-                c.add(SourceKind::Secret, r.name.as_deref(), keys, r.optional);
-            }
-        }
-        for env_from in container.env_from.iter().flatten() {
-            if let Some(r) = &env_from.config_map_ref {
-                c.add(
-                    SourceKind::ConfigMap,
-                    r.name.as_deref(),
-                    Keys::All,
-                    r.optional,
-                );
-            }
-            if let Some(r) = &env_from.secret_ref {
-                c.add(SourceKind::Secret, r.name.as_deref(), Keys::All, r.optional);
-            }
-        }
+        c.container(container);
     }
-    let mut items_ref = |kind, name: &Option<String>, items: &Option<Vec<ItemRef>>, optional| {
-        c.add(
-            kind,
-            name.as_deref(),
-            Keys::from_items(items.as_ref()),
-            optional,
-        );
-    };
     for volume in spec.volumes.iter().flatten() {
-        if let Some(cm) = &volume.config_map {
-            items_ref(SourceKind::ConfigMap, &cm.name, &cm.items, cm.optional);
-        }
-        if let Some(s) = &volume.secret {
-            items_ref(SourceKind::Secret, &s.secret_name, &s.items, s.optional);
-        }
-        if let Some(projected) = &volume.projected {
-            for source in projected.sources.iter().flatten() {
-                if let Some(cm) = &source.config_map {
-                    items_ref(SourceKind::ConfigMap, &cm.name, &cm.items, cm.optional);
-                }
-                if let Some(s) = &source.secret {
-                    items_ref(SourceKind::Secret, &s.name, &s.items, s.optional);
-                }
-            }
-        }
-        if let Some(csi) = &volume.csi {
-            let class = csi
-                .volume_attributes
-                .as_ref()
-                .and_then(|a| a.get(SECRET_PROVIDER_CLASS_ATTRIBUTE))
-                // a free-form string in the API: only an object's name can be a class
-                .filter(|n| is_object_name(n));
-            items_ref(
-                SourceKind::SecretProviderClass,
-                &class.cloned(),
-                &None,
-                None,
-            );
-        }
+        c.volume(volume);
     }
     c.refs
         .into_iter()

@@ -148,12 +148,34 @@ pub struct ProjectionRefs {
 impl From<&PodSpec> for PodRefs {
     /// The same fields out of a typed PodSpec.
     fn from(spec: &PodSpec) -> PodRefs {
-        let items = |items: &Option<Vec<k8s_openapi::api::core::v1::KeyToPath>>| {
-            items
+        PodRefs {
+            containers: Some(spec.containers.iter().map(typed::container).collect()),
+            init_containers: spec
+                .init_containers
                 .as_ref()
-                .map(|v| v.iter().map(|i| ItemRef { key: i.key.clone() }).collect())
-        };
-        let container = |c: &k8s_openapi::api::core::v1::Container| ContainerRefs {
+                .map(|v| v.iter().map(typed::container).collect()),
+            volumes: spec
+                .volumes
+                .as_ref()
+                .map(|volumes| volumes.iter().map(typed::volume).collect()),
+        }
+    }
+}
+
+/// The references out of typed pod spec parts, for tests that build a `PodSpec`.
+#[cfg(test)]
+mod typed {
+    use super::*;
+    use k8s_openapi::api::core::v1::{Container, KeyToPath, Volume};
+
+    fn items(items: &Option<Vec<KeyToPath>>) -> Option<Vec<ItemRef>> {
+        items
+            .as_ref()
+            .map(|v| v.iter().map(|i| ItemRef { key: i.key.clone() }).collect())
+    }
+
+    pub(super) fn container(c: &Container) -> ContainerRefs {
+        ContainerRefs {
             env: c.env.as_ref().map(|env| {
                 env.iter()
                     .map(|e| EnvRefs {
@@ -187,51 +209,42 @@ impl From<&PodSpec> for PodRefs {
                     })
                     .collect()
             }),
-        };
-        PodRefs {
-            containers: Some(spec.containers.iter().map(container).collect()),
-            init_containers: spec
-                .init_containers
-                .as_ref()
-                .map(|v| v.iter().map(container).collect()),
-            volumes: spec.volumes.as_ref().map(|volumes| {
-                volumes
-                    .iter()
-                    .map(|v| VolumeRefs {
-                        config_map: v.config_map.as_ref().map(|c| ItemsRef {
-                            name: Some(c.name.clone()),
-                            items: items(&c.items),
-                            optional: c.optional,
-                        }),
-                        secret: v.secret.as_ref().map(|s| SecretVolumeRef {
-                            secret_name: s.secret_name.clone(),
-                            items: items(&s.items),
-                            optional: s.optional,
-                        }),
-                        csi: v.csi.as_ref().map(|c| CsiRefs {
-                            volume_attributes: c.volume_attributes.clone(),
-                        }),
-                        projected: v.projected.as_ref().map(|p| ProjectedRefs {
-                            sources: p.sources.as_ref().map(|sources| {
-                                sources
-                                    .iter()
-                                    .map(|s| ProjectionRefs {
-                                        config_map: s.config_map.as_ref().map(|c| ItemsRef {
-                                            name: Some(c.name.clone()),
-                                            items: items(&c.items),
-                                            optional: c.optional,
-                                        }),
-                                        secret: s.secret.as_ref().map(|c| ItemsRef {
-                                            name: Some(c.name.clone()),
-                                            items: items(&c.items),
-                                            optional: c.optional,
-                                        }),
-                                    })
-                                    .collect()
+        }
+    }
+
+    pub(super) fn volume(v: &Volume) -> VolumeRefs {
+        VolumeRefs {
+            config_map: v.config_map.as_ref().map(|c| ItemsRef {
+                name: Some(c.name.clone()),
+                items: items(&c.items),
+                optional: c.optional,
+            }),
+            secret: v.secret.as_ref().map(|s| SecretVolumeRef {
+                secret_name: s.secret_name.clone(),
+                items: items(&s.items),
+                optional: s.optional,
+            }),
+            csi: v.csi.as_ref().map(|c| CsiRefs {
+                volume_attributes: c.volume_attributes.clone(),
+            }),
+            projected: v.projected.as_ref().map(|p| ProjectedRefs {
+                sources: p.sources.as_ref().map(|sources| {
+                    sources
+                        .iter()
+                        .map(|s| ProjectionRefs {
+                            config_map: s.config_map.as_ref().map(|c| ItemsRef {
+                                name: Some(c.name.clone()),
+                                items: items(&c.items),
+                                optional: c.optional,
                             }),
-                        }),
-                    })
-                    .collect()
+                            secret: s.secret.as_ref().map(|c| ItemsRef {
+                                name: Some(c.name.clone()),
+                                items: items(&c.items),
+                                optional: c.optional,
+                            }),
+                        })
+                        .collect()
+                }),
             }),
         }
     }

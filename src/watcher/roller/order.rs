@@ -141,37 +141,9 @@ impl Roller {
                 .cloned()
                 .collect()
         };
-        let read: Vec<(String, gate::Settings)> = candidates
-            .iter()
-            .map(|p| {
-                let pget = |k: &str| {
-                    p.annotations
-                        .get(k)
-                        .or_else(|| p.template_annotations.get(k))
-                };
-                (
-                    p.key.kind.as_str().to_ascii_lowercase(),
-                    gate::settings(pget).0,
-                )
-            })
-            .collect();
-        let me_kind = key.kind.as_str().to_ascii_lowercase();
-        let nodes: Vec<gate::Node> = candidates
-            .iter()
-            .zip(&read)
-            .map(|(p, (kind, settings))| gate::Node {
-                kind,
-                name: &p.key.name,
-                settings,
-            })
-            .collect();
-        let me_node = gate::Node {
-            kind: &me_kind,
-            name: &key.name,
-            settings: me,
-        };
-        let after_me = gate::after_me(me_node, &nodes);
-        drop(nodes);
+        let read: Vec<(String, gate::Settings)> =
+            candidates.iter().map(kind_and_settings).collect();
+        let after_me = after_me(key, me, &candidates, &read);
         let shareable = me.after.is_empty() && read.iter().all(|(_, s)| s.after.is_empty());
         let mut peers = Vec::new();
         for ((p, (kind, settings)), after_me) in candidates.into_iter().zip(read).zip(after_me) {
@@ -200,4 +172,43 @@ impl Roller {
         }
         (peers, engaged, shareable)
     }
+}
+
+/// A workload's kind as the gate names it, and its order settings.
+fn kind_and_settings(p: &WorkloadEntry) -> (String, gate::Settings) {
+    let get = |k: &str| {
+        p.annotations
+            .get(k)
+            .or_else(|| p.template_annotations.get(k))
+    };
+    (
+        p.key.kind.as_str().to_ascii_lowercase(),
+        gate::settings(get).0,
+    )
+}
+
+/// For each candidate (kind and settings in `read`), whether it comes after `me` (`key`):
+/// in a cycle, not waited for.
+fn after_me(
+    key: &WorkloadKey,
+    me: &gate::Settings,
+    candidates: &[WorkloadEntry],
+    read: &[(String, gate::Settings)],
+) -> Vec<bool> {
+    let me_kind = key.kind.as_str().to_ascii_lowercase();
+    let nodes: Vec<gate::Node> = candidates
+        .iter()
+        .zip(read)
+        .map(|(p, (kind, settings))| gate::Node {
+            kind,
+            name: &p.key.name,
+            settings,
+        })
+        .collect();
+    let me_node = gate::Node {
+        kind: &me_kind,
+        name: &key.name,
+        settings: me,
+    };
+    gate::after_me(me_node, &nodes)
 }
