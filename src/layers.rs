@@ -4,7 +4,8 @@
 //! back to one that uses them; the root of `src/` holds no loose module. A module named in
 //! code (`crate::x`, `use crate::{x, y::z}`, a `super::` that leaves the folder) is a use;
 //! a file's inline test module (`#[cfg(test)]` then `mod tests {`) is not read, what
-//! follows it is.
+//! follows it is. `testing` ranks above all, so production code never names it; a test
+//! module of its own file (`#[cfg(test)] mod tests;`) may.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -234,6 +235,7 @@ const RANKS: &[&[&str]] = &[
     &["services"],
     &["webhook", "watcher"],
     &["cmd"],
+    &["testing"],
 ];
 
 fn is_ident(c: char) -> bool {
@@ -336,13 +338,31 @@ fn root_paths(code: &str, module: &[&str]) -> Vec<String> {
 }
 
 /// Whether a file of the folder of rank `own` may name `path` (from the root): a folder
-/// of a lower rank, or the root's items from the top rank.
+/// of a lower rank, or the root's items (its `Error`) from `cmd`.
 fn may_name(own: usize, path: &str) -> bool {
     let first = path.split("::").next().unwrap_or_default();
     match RANKS.iter().position(|r| r.contains(&first)) {
         Some(rank) => rank < own,
-        None => own == RANKS.len() - 1,
+        None => RANKS[own].contains(&"cmd"),
     }
+}
+
+/// Whether `file` (from `src/`) is a test module of its own, declared `#[cfg(test)] mod x;`
+/// by its parent: test code, which alone may name `testing` from below it.
+fn test_only(file: &str) -> bool {
+    let module = module_of(file);
+    let Some((parent, name)) = module.rsplit_once("::") else {
+        return false;
+    };
+    let parent = parent.replace("::", "/");
+    [format!("{parent}.rs"), format!("{parent}/mod.rs")]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(Path::new(SRC).join(f)).ok())
+        .any(|text| {
+            ["mod", "pub(crate) mod"]
+                .iter()
+                .any(|m| text.contains(&format!("#[cfg(test)]\n{m} {name};")))
+        })
 }
 
 /// Every `.rs` file under `dir`, as its path from `src/`.
@@ -383,7 +403,8 @@ fn uses_against_ranks() -> (Vec<String>, usize) {
                 if path.split("::").next() == Some(folder) {
                     continue;
                 }
-                if may_name(own, &path) {
+                let fixture = path.split("::").next() == Some("testing") && test_only(&file);
+                if may_name(own, &path) || fixture {
                     down += 1;
                 } else {
                     up.push(format!("src/{file}: crate::{path}"));
@@ -412,7 +433,8 @@ fn the_reader_reads_groups_and_climbs_and_skips_only_inline_tests() {
     );
     assert_eq!(root_paths("use super::x;", &["cache"]), ["x"]);
     assert!(may_name(5, "watcher::queue::{Due,Queue}") && !may_name(4, "watcher::queue"));
-    assert!(may_name(5, "Error") && !may_name(4, "Error"));
+    assert!(may_name(5, "Error") && !may_name(4, "Error") && !may_name(6, "Error"));
+    assert!(test_only("watcher/writer/tests.rs") && !test_only("watcher/writer/mod.rs"));
     let text = "a\n#[cfg(test)]\nmod tests;\nb\n#[cfg(test)]\nmod tests {\n    c {\n    }\n}\nd\n";
     assert_eq!(without_tests(text), "a\n#[cfg(test)]\nmod tests;\nb\nd\n");
 }
@@ -428,7 +450,7 @@ fn the_folders_import_down_their_ranks() {
     assert!(
         up.is_empty(),
         "uses that go up or across the ranks (core < k8s < cache < services < \
-         webhook, watcher < cmd):\n{}",
+         webhook, watcher < cmd < testing):\n{}",
         up.join("\n")
     );
 }

@@ -16,6 +16,8 @@
 //!    change. Both build on the shared state and the core; neither uses the other.
 //! 6. `cmd`: the commands: the command line, its settings, `run`'s wiring of all of the
 //!    above, `explain` and `migrate` with their one-shot reads. The root's `Error` is theirs.
+//! 7. `testing`: what the bench, the fuzz target and the unit tests build hashroll's parts
+//!    with (a state without a cluster, fixtures). Above everything, so nothing runs on it.
 //!
 //! Why this order: each layer is made of the ones below it and is unknown to them. The core
 //! decides and everything calls it; the cache is read through the state, so it sits below
@@ -39,6 +41,9 @@ mod layers;
 /// What a running hashroll is made of besides webhook and watcher: the shared state, the
 /// key, the Lease, metrics and health, logging, alerts, the namespace watches.
 pub mod services;
+/// What the bench, the fuzz target and the tests build on; nothing in hashroll uses it.
+#[doc(hidden)]
+pub mod testing;
 /// The watcher: workload store, roll queue, writer.
 pub(crate) mod watcher;
 /// The mutating admission webhook, its TLS server and its self-managed certificate.

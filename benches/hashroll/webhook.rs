@@ -68,7 +68,7 @@ pub(crate) fn bench_state() -> Result<Arc<hashroll::services::state::State>, Any
         let e = cache.configmap_entry(&cm);
         cache.upsert("tenant", &SourceRef::configmap(&name), e);
     }
-    let state = Arc::new(hashroll::services::state::State::offline(
+    let state = Arc::new(hashroll::testing::offline_state(
         hashroll::core::digest::KeyRing::single(
             hashroll::core::digest::DigestKey::new(b"bench-key-0123456789abcdef".to_vec())
                 .expect("key"),

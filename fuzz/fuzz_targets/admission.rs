@@ -56,7 +56,7 @@ fn state() -> &'static (State, tokio::runtime::Runtime, Arc<SourceCache>) {
             let e = cache.configmap_entry(&cm);
             cache.upsert("ns", &SourceRef::configmap(name), e);
         }
-        let state = State::offline(keys(), cache.clone());
+        let state = hashroll::testing::offline_state(keys(), cache.clone());
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

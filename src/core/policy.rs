@@ -342,33 +342,13 @@ fn pause_problem(cfg: &PolicyConfig, metadata: &dyn Annotations, out: &mut Vec<S
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::core::digest::SourceDigests;
     use crate::core::limits::{MAX_ENTRY_LEN, MAX_LIST_ENTRIES};
     use crate::core::refs::Keys;
     use crate::core::source::SourceInfo;
+    use crate::testing::FakeSources;
     use std::collections::BTreeSet;
-
-    /// A namespace's sources for tests: name → info.
-    #[derive(Default)]
-    pub(crate) struct FakeSources(pub BTreeMap<SourceRef, SourceInfo>);
-
-    impl SourceView for FakeSources {
-        fn digests(&self, source: &SourceRef) -> Option<SourceDigests> {
-            self.0.contains_key(source).then(SourceDigests::default)
-        }
-        fn info(&self, source: &SourceRef) -> Option<SourceInfo> {
-            self.0.get(source).copied()
-        }
-        fn names_matching(&self, kind: SourceKind, matches: &dyn Fn(&str) -> bool) -> Vec<String> {
-            self.0
-                .keys()
-                .filter(|s| s.kind == kind && matches(&s.name))
-                .map(|s| s.name.clone())
-                .collect()
-        }
-    }
 
     fn plain() -> SourceInfo {
         SourceInfo {

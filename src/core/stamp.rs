@@ -197,8 +197,8 @@ mod tests {
     #[test]
     fn auto_reload_all_does_not_reach_the_clusters_namespaces_nor_hashrolls() {
         use crate::core::digest::DigestKey;
-        use crate::core::policy::tests::FakeSources;
         use crate::core::refs::Keys;
+        use crate::testing::FakeSources;
         let keys = KeyRing::single(DigestKey::new(b"0123456789abcdef-test-key".to_vec()).unwrap());
         let cfg = PolicyConfig {
             auto_reload_all: true,
@@ -243,9 +243,9 @@ mod tests {
     #[test]
     fn replicas_holding_different_keys_never_rewrite_each_others_records_on_update() {
         use crate::core::digest::DigestKey;
-        use crate::core::policy::tests::FakeSources;
         use crate::core::refs::Keys;
         use crate::core::source::SourceInfo;
+        use crate::testing::FakeSources;
         let k1 = DigestKey::new(b"first-key-of-sixteen-bytes".to_vec()).unwrap();
         let k2 = DigestKey::new(b"second-key-of-sixteen-bytes".to_vec()).unwrap();
         let lagging = KeyRing::single(k1.clone());

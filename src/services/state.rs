@@ -28,23 +28,6 @@ pub struct State {
 }
 
 impl State {
-    /// A state without a cluster: the default policy and names, fixed keys, no client,
-    /// always the writer, the watcher ready. What the unit tests, the bench and the fuzz
-    /// target decide and admit on.
-    pub fn offline(keys: crate::core::digest::KeyRing, cache: Arc<SourceCache>) -> State {
-        State {
-            policy: PolicyConfig::default(),
-            names: RecordNames::default(),
-            roll: RollOptions::default(),
-            keys: LiveKeys::fixed(keys),
-            cache,
-            metrics: Metrics::new(),
-            watcher_ready: AtomicBool::new(true),
-            writer: Leadership::always(),
-            scope: Default::default(),
-        }
-    }
-
     pub fn ready(&self) -> bool {
         self.cache.is_synced() && self.watcher_ready.load(Ordering::Acquire)
     }

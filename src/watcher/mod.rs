@@ -16,8 +16,6 @@ mod reported;
 mod retry;
 pub(crate) mod roller;
 pub(crate) mod safe;
-#[cfg(test)]
-pub(crate) mod testing;
 pub(crate) mod workloads;
 pub(crate) mod writer;
 

@@ -19,13 +19,13 @@ use crate::core::names::{
     RecordNames, reads,
 };
 use crate::core::policy::PolicyConfig;
-use crate::core::policy::tests::FakeSources;
 use crate::core::record::Stored;
 use crate::core::record::{Mode, RollOptions};
 use crate::core::refs::SourceRef;
 use crate::core::source::SourceInfo;
 use crate::core::stamp::{StampInput, stamp, stamp_refs};
 use crate::core::workload::Workload;
+use crate::testing::FakeSources;
 
 const NS: &str = "team-a";
 

@@ -82,19 +82,6 @@ impl<K> Default for Queue<K> {
 }
 
 impl<K: Ord + Clone> Queue<K> {
-    /// Schedules `task` for `key` after `delay`; an earlier schedule stands.
-    #[cfg(test)]
-    pub(crate) fn schedule(
-        &mut self,
-        key: K,
-        task: Task,
-        now: Instant,
-        delay: Duration,
-        attempts: u32,
-    ) {
-        self.schedule_since(key, task, now, delay, attempts, now);
-    }
-
     /// [`Queue::schedule`] of a task first queued at `queued` (a retry keeps its age).
     pub(crate) fn schedule_since(
         &mut self,
@@ -173,12 +160,6 @@ impl<K: Ord + Clone> Queue<K> {
         None
     }
 
-    /// Takes every task due at `now`, the fresh ones first.
-    #[cfg(test)]
-    pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
-        std::iter::from_fn(|| self.take_one_due(now)).collect()
-    }
-
     /// How long the oldest `task` has waited since it was first queued.
     pub(crate) fn oldest(&self, task: Task, now: Instant) -> Option<Duration> {
         self.pending
@@ -207,30 +188,48 @@ impl<K: Ord + Clone> Queue<K> {
     pub(crate) fn len(&self) -> usize {
         self.pending.len()
     }
-
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.pending.is_empty()
-    }
-
-    /// The due indexes hold the same tasks as the map, each in its lane.
-    #[cfg(test)]
-    fn consistent(&self) -> bool {
-        let lane = |index: &BTreeSet<(Instant, K, Task)>, walk: bool| {
-            index.iter().all(|(due, k, t)| {
-                self.pending
-                    .get(&(k.clone(), *t))
-                    .is_some_and(|p| p.due == *due && p.walk == walk)
-            })
-        };
-        self.by_due.len() + self.walk_by_due.len() == self.pending.len()
-            && lane(&self.by_due, false)
-            && lane(&self.walk_by_due, true)
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    /// Test-only views of the type, kept out of its production impl.
+    impl<K: Ord + Clone> Queue<K> {
+        /// Schedules `task` for `key` after `delay`; an earlier schedule stands.
+        pub(crate) fn schedule(
+            &mut self,
+            key: K,
+            task: Task,
+            now: Instant,
+            delay: Duration,
+            attempts: u32,
+        ) {
+            self.schedule_since(key, task, now, delay, attempts, now);
+        }
+
+        /// Takes every task due at `now`, the fresh ones first.
+        pub(crate) fn take_due(&mut self, now: Instant) -> Vec<(K, Task, Pending)> {
+            std::iter::from_fn(|| self.take_one_due(now)).collect()
+        }
+
+        pub(crate) fn is_empty(&self) -> bool {
+            self.pending.is_empty()
+        }
+
+        /// The due indexes hold the same tasks as the map, each in its lane.
+        fn consistent(&self) -> bool {
+            let lane = |index: &BTreeSet<(Instant, K, Task)>, walk: bool| {
+                index.iter().all(|(due, k, t)| {
+                    self.pending
+                        .get(&(k.clone(), *t))
+                        .is_some_and(|p| p.due == *due && p.walk == walk)
+                })
+            };
+            self.by_due.len() + self.walk_by_due.len() == self.pending.len()
+                && lane(&self.by_due, false)
+                && lane(&self.walk_by_due, true)
+        }
+    }
+
     use super::*;
 
     const WINDOW: Duration = Duration::from_secs(1);

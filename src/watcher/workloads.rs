@@ -432,11 +432,6 @@ impl WorkloadStore {
             self.remove(&k);
         }
     }
-
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
     /// (sources indexed, workloads with a record)
     pub(crate) fn counts(&self) -> (usize, usize) {
         let tracked = self
@@ -450,6 +445,13 @@ impl WorkloadStore {
 
 #[cfg(test)]
 mod tests {
+    /// Test-only views of the type, kept out of its production impl.
+    impl WorkloadStore {
+        pub(crate) fn is_empty(&self) -> bool {
+            self.entries.is_empty()
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

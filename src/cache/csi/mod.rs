@@ -184,10 +184,6 @@ impl Classes {
     pub(crate) fn len(&self) -> usize {
         self.classes.len()
     }
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
-        self.classes.is_empty()
-    }
 
     /// A status was listed, added or modified (`None`: not mounted, or unreadable).
     pub(crate) fn apply(
@@ -312,6 +308,13 @@ impl Classes {
 
 #[cfg(test)]
 mod tests {
+    /// Test-only views of the type, kept out of its production impl.
+    impl Classes {
+        fn is_empty(&self) -> bool {
+            self.classes.is_empty()
+        }
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -1,4 +1,4 @@
-//! The roller on a state without a cluster (`watcher::testing`): any call to the apiserver
+//! The roller on a state without a cluster (`crate::testing`): any call to the apiserver
 //! fails, so a check that returns `Ok` made none, and one that reaches the apiserver says
 //! so with an error.
 
@@ -20,8 +20,8 @@ use crate::core::stamp::stamp_refs;
 use crate::core::workload::Workload;
 use crate::services::metrics::ByReason;
 use crate::services::state::State;
+use crate::testing::{nowhere_client, offline_watcher_state as offline_state};
 use crate::watcher::WatcherConfig;
-use crate::watcher::testing::{nowhere_client, offline_state};
 use crate::watcher::workloads::{WorkloadEntry, WorkloadKey};
 
 const NS: &str = "team-a";

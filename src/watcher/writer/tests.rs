@@ -10,7 +10,7 @@ use crate::cache::filter::NamespaceFilter;
 use crate::core::kind::WorkloadKind;
 use crate::core::record::Decision;
 use crate::core::refs::SourceRef;
-use crate::watcher::testing::{nowhere_client, offline_state};
+use crate::testing::{nowhere_client, offline_watcher_state as offline_state};
 use crate::watcher::workloads::WorkloadKey;
 
 fn writer(rate: f64) -> Writer {

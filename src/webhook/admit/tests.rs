@@ -34,7 +34,7 @@ fn state() -> State {
         LabelSelector::default(),
         NamespaceFilter::default(),
     ));
-    State::offline(
+    crate::testing::offline_state(
         KeyRing::single(DigestKey::new(b"review-test-key-0123456789".to_vec()).unwrap()),
         cache,
     )
