@@ -226,7 +226,14 @@ async fn sigterm_answers_the_admission_in_flight_then_stops() {
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&body[..body.len() / 2]).await.unwrap();
     s.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // the headers are read: the request is in flight (an idle connection would close at once)
+    wait_for("the admission to be in flight", DEADLINE, || async {
+        h.metrics()
+            .await
+            .contains("hashroll_webhook_requests_in_flight 1")
+            .then_some(())
+    })
+    .await;
     let pid = h.process.id().unwrap();
     std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -221,6 +221,7 @@ async fn bounded(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(budget.max_body);
+    let _counted = InFlight::start(&budget.in_flight);
     let work = async {
         let _permit = if len > SMALL_BODY {
             let kib = len.min(budget.max_body).div_ceil(1024) as u32;
@@ -252,6 +253,24 @@ struct BodyBudget {
     large: Semaphore,
     total_kib: u32,
     max_body: usize,
+    /// `hashroll_webhook_requests_in_flight`
+    in_flight: prometheus_client::metrics::gauge::Gauge,
+}
+
+/// Counts a request in flight while it lives.
+struct InFlight(prometheus_client::metrics::gauge::Gauge);
+
+impl InFlight {
+    fn start(g: &prometheus_client::metrics::gauge::Gauge) -> InFlight {
+        g.inc();
+        InFlight(g.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The webhook's routes, with the slow lane's defaults.
@@ -267,6 +286,7 @@ pub fn router_with(state: Arc<AppState>, max_body: usize, lane: LaneConfig) -> R
         large: Semaphore::new(total_kib as usize),
         total_kib,
         max_body,
+        in_flight: state.metrics.webhook_in_flight.clone(),
     });
     Router::new()
         .route("/mutate", post(mutate))

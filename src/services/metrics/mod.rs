@@ -67,6 +67,8 @@ pub(crate) struct Metrics {
     /// `hashroll_webhook_requests_total{result}`
     pub(crate) webhook_requests: Family<ByResult, Counter>,
     pub(crate) webhook_duration: Histogram,
+    /// admission requests whose headers were read and whose answer is not yet sent
+    pub(crate) webhook_in_flight: Gauge,
     pub(crate) sources_cached: Gauge,
     pub(crate) sources_tracked: Gauge,
     pub(crate) workloads_tracked: Gauge,
@@ -138,6 +140,7 @@ impl Metrics {
             workloads_matched: Family::<ByKind, Counter>::default(),
             webhook_requests: Family::<ByResult, Counter>::default(),
             webhook_duration: Histogram::new(exponential_buckets(0.00005, 2.0, 16)),
+            webhook_in_flight: Gauge::default(),
             sources_cached: Gauge::default(),
             sources_tracked: Gauge::default(),
             workloads_tracked: Gauge::default(),
@@ -194,6 +197,7 @@ impl Metrics {
         table!(hr;
             "webhook_requests", "Admission requests, by result", self.webhook_requests;
             "webhook_duration_seconds", "Time to answer an admission request", self.webhook_duration;
+            "webhook_requests_in_flight", "Admission requests read and not yet answered", self.webhook_in_flight;
             "sources_cached", "ConfigMaps and Secrets in the digest cache", self.sources_cached;
             "sources_tracked", "Sources tracked by at least one workload", self.sources_tracked;
             "workloads_tracked", "Workloads that track at least one source", self.workloads_tracked;
@@ -327,6 +331,7 @@ impl Metrics {
             workloads_matched,
             webhook_requests,
             webhook_duration: _,
+            webhook_in_flight: _,
             sources_cached: _,
             sources_tracked: _,
             workloads_tracked: _,
