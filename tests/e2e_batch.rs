@@ -129,15 +129,11 @@ async fn assert_jobs_stay(
     want: usize,
     settle: Duration,
 ) {
-    let end = Instant::now() + settle;
-    loop {
+    holds_for(settle, || async {
         let n = jobs_owned_by(client, ns, cron).await.len();
         assert_eq!(n, want, "Jobs of cronjob/{cron} in {ns}");
-        if Instant::now() > end {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -331,8 +327,7 @@ async fn an_opted_in_job_is_made_again_once_per_change() {
     // once: a no-op edit and a restart leave every Job as it is
     kubectl(&["label", "configmap", "cfg", "-n", &ns, "touched=yes"]);
     h.restart().await;
-    let end = Instant::now() + SETTLE;
-    while Instant::now() < end {
+    holds_for(SETTLE, || async {
         for (name, u) in &after {
             assert_eq!(
                 &uid(&jobs.get(name).await.unwrap()),
@@ -341,8 +336,8 @@ async fn an_opted_in_job_is_made_again_once_per_change() {
             );
         }
         assert_eq!(uid(&jobs.get("job-plain").await.unwrap()), plain);
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
     assert!(!h.log().contains("panicked"), "{}", h.log());
 }
 
@@ -413,12 +408,11 @@ async fn a_job_whose_new_copy_would_be_refused_is_not_deleted_and_comes_back_lat
             .then_some(())
     })
     .await;
-    let end = Instant::now() + SETTLE;
-    while Instant::now() < end {
+    holds_for(SETTLE, || async {
         let j = jobs.get("job").await.expect("the Job is still there");
         assert_eq!(uid(&j), uid(&first), "the Job was deleted");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
     // creates allowed again: the Job is made again, once, with the new token
     kubectl_stdin(&["delete", "-f", "-"], &policy);
     let again = wait_for("the Job made again", DEADLINE, || async {
@@ -514,11 +508,10 @@ async fn a_job_whose_re_create_is_refused_by_a_quota_comes_back_soon_after_it_is
         "the Job came back {took:?} after the quota was lifted"
     );
     assert_ne!(job_token(&again), job_token(&first));
-    let end = Instant::now() + SETTLE;
-    while Instant::now() < end {
+    holds_for(SETTLE, || async {
         let j = jobs.get("job").await.expect("the Job stays");
         assert_eq!(uid(&j), uid(&again), "the Job was made again twice");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
     assert!(!h.log().contains("panicked"), "{}", h.log());
 }

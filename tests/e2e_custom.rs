@@ -90,11 +90,10 @@ spec:
         Some(&serde_json::json!(3))
     );
     h.restart().await;
-    let end = std::time::Instant::now() + SETTLE;
-    while std::time::Instant::now() < end {
+    holds_for(SETTLE, || async {
         assert_eq!(token(&w.get(&name).await.unwrap()), Some(t2.clone()));
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    })
+    .await;
     let out = h.explain(&[&format!("widget/{name}"), "-n", &ns, FLAG]);
     assert!(out.contains("configmap/cfg"), "{out}");
     assert!(!h.log().contains("panicked"), "{}", h.log());

@@ -262,7 +262,7 @@ pub struct Versions {
     pub kind: Kind,
     client: kube::Client,
     ns: String,
-    seen: BTreeMap<String, HashSet<String>>,
+    seen: std::sync::Mutex<BTreeMap<String, HashSet<String>>>,
 }
 
 impl Versions {
@@ -271,11 +271,11 @@ impl Versions {
             kind,
             client: client.clone(),
             ns: ns.to_string(),
-            seen: BTreeMap::new(),
+            seen: Default::default(),
         }
     }
 
-    pub async fn count(&mut self, name: &str) -> usize {
+    pub async fn count(&self, name: &str) -> usize {
         let (client, ns) = (&self.client, self.ns.as_str());
         match self.kind {
             Kind::CronJob => {
@@ -293,9 +293,10 @@ impl Versions {
                         Some(annotation_at(&o, self.kind.template_at(), TOKEN).unwrap_or_default())
                     }
                 });
-                let seen = self.seen.entry(name.to_string()).or_default();
-                seen.extend(mark);
-                seen.len()
+                let mut seen = self.seen.lock().unwrap();
+                let versions = seen.entry(name.to_string()).or_default();
+                versions.extend(mark);
+                versions.len()
             }
         }
     }
@@ -307,22 +308,15 @@ impl Versions {
             self.kind.plural(),
             self.ns
         );
-        let deadline = std::time::Instant::now() + DEADLINE;
-        loop {
-            if self.count(name).await >= n {
-                return;
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}\n{}", plane().log_tails(15));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        wait_for(&what, DEADLINE, || async {
+            (self.count(name).await >= n).then_some(())
+        })
+        .await;
     }
 
     /// Asserts each `(name, n)` stays at exactly `n` versions over [`SETTLE`].
     pub async fn stay(&mut self, want: &[(&str, usize)]) {
-        let end = std::time::Instant::now() + SETTLE;
-        loop {
+        holds_for(SETTLE, || async {
             for (name, n) in want {
                 let got = self.count(name).await;
                 assert_eq!(
@@ -333,10 +327,7 @@ impl Versions {
                     self.ns
                 );
             }
-            if std::time::Instant::now() > end {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
+        })
+        .await;
     }
 }
