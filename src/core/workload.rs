@@ -13,21 +13,12 @@ use super::kind::WorkloadKind;
 use super::refs::PodRefs;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum WorkloadError {
+pub(crate) enum WorkloadError {
     #[error("object has no pod template")]
     NoTemplate,
     /// a field hashroll reads has the wrong type; the text names it
     #[error("{0}")]
     Malformed(String),
-}
-
-impl WorkloadError {
-    pub fn label(&self) -> &'static str {
-        match self {
-            WorkloadError::NoTemplate => "no_template",
-            WorkloadError::Malformed(_) => "malformed",
-        }
-    }
 }
 
 /// `v` at the path of object keys `path` (a cheap `Value::pointer` for fixed paths).
@@ -38,7 +29,7 @@ pub(crate) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
 /// Which of the maps a JSON patch writes into exist on the object (an `add` needs its
 /// parent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Shape {
+pub(crate) struct Shape {
     pub metadata: bool,
     pub annotations: bool,
     pub template_metadata: bool,
@@ -47,7 +38,7 @@ pub struct Shape {
 
 /// What the core reads of a workload.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Workload {
+pub(crate) struct Workload {
     pub kind: WorkloadKind,
     pub namespace: String,
     pub name: String,
@@ -292,7 +283,7 @@ fn malformed(kind: WorkloadKind, e: serde_json::Error) -> WorkloadError {
 impl Workload {
     /// Reads a workload of `kind` given as JSON. `namespace` is the request's namespace when
     /// the object does not carry one (CREATE with generateName).
-    pub fn from_value(
+    pub(crate) fn from_value(
         kind: WorkloadKind,
         namespace: &str,
         obj: &Value,
@@ -306,7 +297,7 @@ impl Workload {
 
     /// [`Workload::from_value`] straight from JSON text: only the fields hashroll reads are
     /// built (the admission path).
-    pub fn from_json(
+    pub(crate) fn from_json(
         kind: WorkloadKind,
         namespace: &str,
         text: &str,

@@ -8,10 +8,8 @@ use std::collections::BTreeMap;
 
 #[cfg(test)]
 pub(crate) use self::text::record_of;
-pub use self::text::{
-    Digest, Entry, GROUP_PREFIX, KEY_ID_FIELD, Record, State, entry_list, parse_record,
-    parse_record_with_id, render_record,
-};
+pub use self::text::{Digest, Entry, Record, State, parse_record};
+pub(crate) use self::text::{entry_list, parse_record_with_id, render_record};
 use super::digest::{DigestKey, FieldMac, KeyRing, source_digest};
 use super::kind::WorkloadKind;
 use super::limits::{MAX_RECORD_BYTES, MAX_RECORD_SOURCES, RECORD_GROUPS};
@@ -23,7 +21,7 @@ use super::workload::{Workload, at};
 
 /// Why [`decide`] is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// CREATE, or an UPDATE that changes the pod template: the pods start anew, so record
     /// and token are written fresh.
     Fresh,
@@ -36,16 +34,16 @@ pub enum Mode {
 
 /// What a workload carries now.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stored {
-    pub record: Option<Record>,
+pub(crate) struct Stored {
+    pub(crate) record: Option<Record>,
     /// the id of the key the record was made with (`None`: none written)
-    pub key_id: Option<String>,
-    pub token: Option<String>,
+    pub(crate) key_id: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 impl Stored {
     /// From the record annotation's text (a malformed record counts as none) and the token.
-    pub fn from_annotations(record: Option<&str>, token: Option<&str>) -> Stored {
+    pub(crate) fn from_annotations(record: Option<&str>, token: Option<&str>) -> Stored {
         let (record, key_id) = record
             .and_then(parse_record_with_id)
             .map_or((None, None), |(r, id)| (Some(r), id));
@@ -57,7 +55,7 @@ impl Stored {
     }
 
     /// The record and token `w` carries (a malformed record counts as none).
-    pub fn of(w: &Workload, names: &RecordNames) -> Stored {
+    pub(crate) fn of(w: &Workload, names: &RecordNames) -> Stored {
         Stored::from_annotations(
             w.annotations.get(&names.record).map(String::as_str),
             w.template_annotations.get(&names.token).map(String::as_str),
@@ -65,7 +63,11 @@ impl Stored {
     }
 
     /// The record and token straight off a JSON object of `kind`.
-    pub fn of_object(kind: WorkloadKind, obj: &serde_json::Value, names: &RecordNames) -> Stored {
+    pub(crate) fn of_object(
+        kind: WorkloadKind,
+        obj: &serde_json::Value,
+        names: &RecordNames,
+    ) -> Stored {
         let ann = |v: Option<&serde_json::Value>, k: &str| {
             v.and_then(|a| a.get(k))
                 .and_then(serde_json::Value::as_str)
@@ -84,9 +86,9 @@ impl Stored {
 
 /// `--reload-on-create` / `--reload-on-delete`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RollOptions {
-    pub on_create: bool,
-    pub on_delete: bool,
+pub(crate) struct RollOptions {
+    pub(crate) on_create: bool,
+    pub(crate) on_delete: bool,
 }
 
 impl Default for RollOptions {
@@ -100,37 +102,37 @@ impl Default for RollOptions {
 
 /// What to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     /// the record the workload should carry (`None`: no record annotation)
-    pub record: Option<Record>,
+    pub(crate) record: Option<Record>,
     /// the roll token the pod template should carry
-    pub token: Option<String>,
+    pub(crate) token: Option<String>,
     /// true when the token changes so the workload rolls
-    pub roll: bool,
+    pub(crate) roll: bool,
     /// the entries whose digest changed (the reason of a roll)
-    pub changed: Vec<Entry>,
+    pub(crate) changed: Vec<Entry>,
     /// the id of the key the record is made with
-    pub key_id: String,
+    pub(crate) key_id: String,
 }
 
 impl Decision {
     /// Nothing differs from `stored` (a record made with another key, or with none named,
     /// is written again).
-    pub fn is_noop(&self, stored: &Stored) -> bool {
+    pub(crate) fn is_noop(&self, stored: &Stored) -> bool {
         self.record == stored.record
             && self.token == stored.token
             && (self.record.is_none() || stored.key_id.as_deref() == Some(self.key_id.as_str()))
     }
 
     /// The record annotation's text, or `None` for no record.
-    pub fn record_text(&self) -> Option<String> {
+    pub(crate) fn record_text(&self) -> Option<String> {
         self.record.as_ref().map(|r| render_record(r, &self.key_id))
     }
 }
 
 /// Which key the record a workload carries was made with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MadeWith {
+pub(crate) enum MadeWith {
     /// no record, or made with the current key
     Current,
     /// a record that names no key (written before records carried one): taken as made
@@ -148,7 +150,7 @@ pub enum MadeWith {
 /// now with that key) is unchanged takes its digest under the current key (`now`); an entry
 /// that changed keeps its old value, so it still rolls. With the key lost nothing can be
 /// checked: every entry takes today's digest and nothing rolls for it.
-pub fn carry_over(
+pub(crate) fn carry_over(
     keys: &KeyRing,
     stored: &Stored,
     now: &Record,
@@ -191,7 +193,7 @@ pub fn carry_over(
 /// The record a workload should carry now, from what it tracks and the sources' digests.
 /// `miss`: what a source the view does not hold is recorded as ([`State::Absent`] for the
 /// watcher, [`State::Unseen`] for the webhook).
-pub fn current_record(
+pub(crate) fn current_record(
     key: &DigestKey,
     namespace: &str,
     tracked: &BTreeMap<SourceRef, Tracked>,
@@ -218,7 +220,7 @@ pub fn current_record(
 /// so it still rolls; which sources are tracked is the policy's to say (`explain`), not the
 /// record's. So no stamp can push a workload's annotations past the apiserver's limit
 /// however many sources it tracks.
-pub fn compact(key: &DigestKey, full: &Record) -> Record {
+pub(crate) fn compact(key: &DigestKey, full: &Record) -> Record {
     // the text as written (escapes included): what `parse_record` will be given back
     if full.len() <= MAX_RECORD_SOURCES && render_record(full, key.id()).len() <= MAX_RECORD_BYTES {
         return full.clone();
@@ -280,7 +282,7 @@ fn token_for(key: &DigestKey, record: &Record, previous: Option<&str>) -> String
 
 /// The one decision: given the record computed now, what the workload carries and why we
 /// are asked, which record and token it should carry.
-pub fn decide(
+pub(crate) fn decide(
     key: &DigestKey,
     mode: Mode,
     current: &Record,

@@ -13,10 +13,10 @@ use crate::core::refs::{SourceKind, SourceRef};
 
 /// The record's entry that names the key its digests were made with (sorts before every
 /// entry, never a source's kind).
-pub const KEY_ID_FIELD: &str = "@key";
+const KEY_ID_FIELD: &str = "@key";
 
 /// Keys of a compact record's groups start with this (never a source's kind).
-pub const GROUP_PREFIX: &str = "group/";
+const GROUP_PREFIX: &str = "group/";
 
 // a group's index is written with two digits, which sort as the numbers do
 const _: () = assert!(RECORD_GROUPS <= 100);
@@ -31,7 +31,7 @@ pub enum Entry {
 
 impl Entry {
     /// From an entry's text (`configmap/a`, `group/03`); `None` for anything else.
-    pub fn parse(text: &str) -> Option<Entry> {
+    pub(crate) fn parse(text: &str) -> Option<Entry> {
         if let Some(n) = text.strip_prefix(GROUP_PREFIX) {
             let i = (n.len() == 2 && n.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| n.parse::<u8>().ok())
@@ -45,7 +45,7 @@ impl Entry {
     }
 
     /// The source, unless a group.
-    pub fn source(&self) -> Option<&SourceRef> {
+    pub(crate) fn source(&self) -> Option<&SourceRef> {
         match self {
             Entry::Source(s) => Some(s),
             Entry::Group(_) => None,
@@ -118,7 +118,7 @@ impl From<SourceRef> for Entry {
 }
 
 /// Entries as a log line or an Event names them: `configmap/a, group/03`.
-pub fn entry_list(entries: &[Entry]) -> String {
+pub(crate) fn entry_list(entries: &[Entry]) -> String {
     entries
         .iter()
         .map(ToString::to_string)
@@ -133,7 +133,7 @@ pub struct Digest(String);
 
 impl Digest {
     /// `None` unless 1 to 32 chars of lower-case hex digits and `:`.
-    pub fn new(text: impl Into<String>) -> Option<Digest> {
+    pub(crate) fn new(text: impl Into<String>) -> Option<Digest> {
         let text = text.into();
         let ok = !text.is_empty()
             && text.len() <= 32
@@ -147,7 +147,7 @@ impl Digest {
         debug_assert!(Digest::new(hex.as_str()).is_some(), "{hex}");
         Digest(hex)
     }
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -166,14 +166,14 @@ pub enum State {
 }
 
 impl State {
-    pub fn parse(text: &str) -> Option<State> {
+    pub(crate) fn parse(text: &str) -> Option<State> {
         match text {
             "absent" => Some(State::Absent),
             "unseen" => Some(State::Unseen),
             _ => Digest::new(text).map(State::Digest),
         }
     }
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             State::Digest(d) => d.as_str(),
             State::Absent => "absent",
@@ -198,40 +198,37 @@ impl fmt::Display for State {
 pub struct Record(BTreeMap<Entry, State>);
 
 impl Record {
-    pub fn new() -> Record {
+    pub(crate) fn new() -> Record {
         Record::default()
     }
-    pub fn get(&self, entry: &Entry) -> Option<&State> {
+    pub(crate) fn get(&self, entry: &Entry) -> Option<&State> {
         self.0.get(entry)
     }
     /// What the record holds for `source` (never found in a compact record).
-    pub fn get_source(&self, source: &SourceRef) -> Option<&State> {
+    pub(crate) fn get_source(&self, source: &SourceRef) -> Option<&State> {
         self.0.get(&Entry::Source(source.clone()))
     }
-    pub fn insert(&mut self, entry: Entry, state: State) -> Option<State> {
+    pub(crate) fn insert(&mut self, entry: Entry, state: State) -> Option<State> {
         self.0.insert(entry, state)
     }
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-    pub fn iter(&self) -> impl Iterator<Item = (&Entry, &State)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Entry, &State)> {
         self.0.iter()
     }
-    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
-        self.0.keys()
-    }
     /// Each entry's text and its state's, as the annotation says them (for reports).
-    pub fn texts(&self) -> BTreeMap<String, String> {
+    pub(crate) fn texts(&self) -> BTreeMap<String, String> {
         self.0
             .iter()
             .map(|(e, s)| (e.to_string(), s.to_string()))
             .collect()
     }
     /// The sources it names (none when compact).
-    pub fn sources(&self) -> impl Iterator<Item = &SourceRef> {
+    pub(crate) fn sources(&self) -> impl Iterator<Item = &SourceRef> {
         self.0.keys().filter_map(Entry::source)
     }
 }
@@ -262,7 +259,7 @@ pub fn parse_record(text: &str) -> Option<Record> {
 
 /// [`parse_record`] and the id of the key the record was made with (`None`: a record
 /// written before records carried one).
-pub fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>)> {
+pub(crate) fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>)> {
     if text.len() > MAX_RECORD_BYTES {
         return None;
     }
@@ -284,7 +281,7 @@ pub fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>)> {
 }
 
 /// The record annotation's text (compact JSON, keys sorted, the key id first).
-pub fn render_record(record: &Record, key_id: &str) -> String {
+pub(crate) fn render_record(record: &Record, key_id: &str) -> String {
     let with_id: BTreeMap<String, &str> = std::iter::once((KEY_ID_FIELD.to_string(), key_id))
         .chain(record.iter().map(|(k, v)| (k.to_string(), v.as_str())))
         .collect();
@@ -353,7 +350,7 @@ mod tests {
                 .skip(1)
                 .cloned()
                 .collect();
-            let typed: Vec<String> = record.entries().map(ToString::to_string).collect();
+            let typed: Vec<String> = record.iter().map(|(e, _)| e.to_string()).collect();
             prop_assert_eq!(raw, typed);
         }
 

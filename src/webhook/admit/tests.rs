@@ -124,8 +124,8 @@ async fn create_is_stamped_and_reapply_changes_nothing() {
     let record = parse_record(&record.unwrap()).unwrap();
     assert_eq!(
         record
-            .entries()
-            .map(ToString::to_string)
+            .iter()
+            .map(|(e, _)| e.to_string())
             .collect::<Vec<_>>(),
         ["configmap/cfg"]
     );
