@@ -13,7 +13,7 @@ pub(crate) mod lease;
 pub(crate) mod metrics;
 /// The watches of namespaces: `--namespace-selector`'s, and what a Namespace says of its
 /// rolls.
-pub mod namespaces;
+pub(crate) mod namespaces;
 /// `--enable-pprof`: CPU profiles in pprof's format.
 pub(crate) mod pprof;
 /// The one shared state of webhook, watcher and health server.

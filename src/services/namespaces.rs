@@ -60,7 +60,7 @@ impl Handler<Namespace> for Selection {
 
 /// Watches the namespaces `selector` selects into `set` forever; each newly selected one is
 /// sent to `added`.
-pub async fn watch(
+pub(crate) async fn watch(
     client: kube::Client,
     selector: String,
     set: Selected,
@@ -78,7 +78,7 @@ pub async fn watch(
 
 /// What a Namespace says of the rolls in it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NamespaceSay {
+pub(crate) struct NamespaceSay {
     /// `hashroll.dev/paused: "true"` on the Namespace
     pub paused: bool,
     /// the value of its `--window-namespace-label` label: the name of a roll window in
@@ -87,11 +87,11 @@ pub struct NamespaceSay {
 }
 
 /// By namespace, what the ones that say anything say (kept by [`watch_says`]).
-pub type NamespaceSays = Arc<RwLock<HashMap<String, NamespaceSay>>>;
+pub(crate) type NamespaceSays = Arc<RwLock<HashMap<String, NamespaceSay>>>;
 
 /// Reads what `ns` says; a pause value that is neither true nor false is logged and taken
 /// as false.
-pub fn say_of(ns: &Namespace, window_label: Option<&str>) -> NamespaceSay {
+pub(crate) fn say_of(ns: &Namespace, window_label: Option<&str>) -> NamespaceSay {
     let annotations = ns.metadata.annotations.as_ref();
     let paused = match annotations.and_then(|a| a.get(crate::core::names::PAUSED)) {
         None => false,
@@ -179,7 +179,11 @@ impl Handler<Namespace> for Says {
 
 /// Lists what every namespace says into `says` once (a failure is logged; the watch then
 /// brings it).
-pub async fn read_says(client: &kube::Client, window_label: Option<&str>, says: &NamespaceSays) {
+pub(crate) async fn read_says(
+    client: &kube::Client,
+    window_label: Option<&str>,
+    says: &NamespaceSays,
+) {
     let api: Api<Namespace> = Api::all(client.clone());
     match api.list(&Default::default()).await {
         Ok(list) => {
@@ -200,7 +204,7 @@ pub async fn read_says(client: &kube::Client, window_label: Option<&str>, says: 
 
 /// Watches what every namespace says of its rolls into `says` forever (`window_label`:
 /// `--window-namespace-label`); each namespace whose say changed is sent to `changed`.
-pub async fn watch_says(
+pub(crate) async fn watch_says(
     client: kube::Client,
     window_label: Option<String>,
     says: NamespaceSays,

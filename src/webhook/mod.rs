@@ -6,7 +6,7 @@ mod lane;
 pub mod review;
 /// The self-managed serving certificate and the webhook's caBundle.
 pub(crate) mod selfcert;
-pub mod server;
+pub(crate) mod server;
 pub mod tls;
 
 pub use lane::LaneConfig;

@@ -192,20 +192,20 @@ async fn close_after_refusal(mut resp: Response) -> Response {
 }
 
 /// Connections served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 /// The TLS handshake must be done within this.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A request's headers must arrive within this (hyper also closes a keep-alive connection
 /// idle this long: longer than the handshake's, so a client's pooled connection outlives
 /// a short pause).
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A whole request, body read and answer, must be done within this (the apiserver gives
 /// up after the webhook's timeoutSeconds anyway).
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// A body up to this size needs no share of the large-body budget.
-pub const SMALL_BODY: usize = 64 * 1024;
+pub(crate) const SMALL_BODY: usize = 64 * 1024;
 /// Bytes of bodies above [`SMALL_BODY`] read and handled at once.
-pub const LARGE_BODY_BUDGET: usize = 16 * 1024 * 1024;
+pub(crate) const LARGE_BODY_BUDGET: usize = 16 * 1024 * 1024;
 
 /// Bounds one request: its share of the large-body budget (by Content-Length; a body of
 /// unknown length counts as the largest allowed) is held while it is read and handled, and
@@ -308,7 +308,7 @@ pub async fn serve_tls(listener: TcpListener, tls: Arc<ServerConfig>, router: Ro
 }
 
 /// How long a stop waits for the admissions in flight.
-pub const STOP_GRACE: Duration = REQUEST_TIMEOUT;
+pub(crate) const STOP_GRACE: Duration = REQUEST_TIMEOUT;
 
 /// [`serve_tls`] until `stop` completes; then no new connection is taken, every open one
 /// finishes the request it is reading or answering and closes (an idle keep-alive closes at
