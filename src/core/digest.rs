@@ -78,7 +78,7 @@ impl fmt::Debug for DigestKey {
 }
 
 /// Short digest of one value (the first 16 bytes of its SHA-256).
-pub type KeyDigest = [u8; 16];
+pub(crate) type KeyDigest = [u8; 16];
 
 /// What the cache remembers of one source's data: key → digest of its value, sorted.
 /// `data` and `binaryData` keys share one map (Kubernetes keeps them disjoint); the
@@ -235,7 +235,7 @@ fn short_hex(bytes: &[u8]) -> String {
 }
 
 /// Keyed digest of a source as a workload uses it (16 hex chars).
-pub fn source_digest(
+pub(crate) fn source_digest(
     key: &DigestKey,
     namespace: &str,
     source: &SourceRef,

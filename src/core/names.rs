@@ -13,34 +13,34 @@ use std::collections::BTreeMap;
 use super::refs::SourceKind;
 
 /// A workload's wave (default 0).
-pub const WAVE: &str = "hashroll.dev/wave";
+pub(crate) const WAVE: &str = "hashroll.dev/wave";
 /// The workloads a workload follows, `kind/name` comma-separated, in its namespace.
-pub const AFTER: &str = "hashroll.dev/after";
+pub(crate) const AFTER: &str = "hashroll.dev/after";
 /// `"true"` on a workload, a source or (in hashroll's switch ConfigMap) for a namespace.
-pub const PAUSED: &str = "hashroll.dev/paused";
+pub(crate) const PAUSED: &str = "hashroll.dev/paused";
 /// On a source: the change whose failed rollout no longer holds the later waves.
-pub const RELEASE: &str = "hashroll.dev/release";
+pub(crate) const RELEASE: &str = "hashroll.dev/release";
 /// How long a workload's rollout may take before it counts as failed.
-pub const ROLLOUT_TIMEOUT: &str = "hashroll.dev/rollout-timeout";
+pub(crate) const ROLLOUT_TIMEOUT: &str = "hashroll.dev/rollout-timeout";
 /// When a workload's rolls may happen (`core::window`).
-pub const ROLL_WINDOW: &str = "hashroll.dev/roll-window";
+pub(crate) const ROLL_WINDOW: &str = "hashroll.dev/roll-window";
 /// The workload annotations the gate reads.
-pub const GATE_KEYS: [&str; 5] = [WAVE, AFTER, PAUSED, ROLLOUT_TIMEOUT, ROLL_WINDOW];
+pub(crate) const GATE_KEYS: [&str; 5] = [WAVE, AFTER, PAUSED, ROLLOUT_TIMEOUT, ROLL_WINDOW];
 
 /// On a Deployment hashroll paused (`pause-period`): when it did (the default of
 /// [`AnnotationNames::paused_at`]).
-pub const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
+pub(crate) const PAUSED_AT: &str = "deployment.reloader.stakater.com/paused-at";
 /// The flap breaker's: a workload's own minimum interval between rolls.
-pub const MIN_ROLL_INTERVAL: &str = "hashroll.dev/min-roll-interval";
+pub(crate) const MIN_ROLL_INTERVAL: &str = "hashroll.dev/min-roll-interval";
 /// The flap breaker's: when hashroll last rolled the workload (written in the roll patch
 /// while an interval applies).
-pub const LAST_ROLL: &str = "hashroll.dev/last-roll";
+pub(crate) const LAST_ROLL: &str = "hashroll.dev/last-roll";
 /// Reloader's, on an Argo Rollout: `restart` rolls it by `spec.restartAt` instead of a new
 /// template.
-pub const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
+pub(crate) const ROLLOUT_STRATEGY: &str = "reloader.stakater.com/rollout-strategy";
 /// Reloader's mark on a pod template it rolled (its annotations strategy): `migrate` removes
 /// it.
-pub const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
+pub(crate) const LAST_RELOADED_FROM: &str = "reloader.stakater.com/last-reloaded-from";
 
 /// Reloader's annotation names (each overridable by a flag of Reloader's name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +131,7 @@ impl AnnotationNames {
 /// The names of hashroll's record (on the workload's metadata) and roll token (on its pod
 /// template); `--record-annotation` and `--token-annotation` can change them.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordNames {
+pub(crate) struct RecordNames {
     /// on the workload's metadata
     pub record: String,
     /// on the pod template
@@ -367,7 +367,7 @@ pub const EVERY: &[Described] = &[
 
 /// Whether hashroll reads the workload annotation `name` (the policy, the record, the
 /// gate, the breaker, pause-period, Argo's restart strategy): what the watcher keeps.
-pub fn reads(names: &AnnotationNames, record: &RecordNames, name: &str) -> bool {
+pub(crate) fn reads(names: &AnnotationNames, record: &RecordNames, name: &str) -> bool {
     names.workload_keys().any(|n| n == name)
         || name == record.record
         || name == record.token

@@ -99,7 +99,7 @@ pub struct Tracked {
 
 /// The annotations the policy reads: the workload's own when any opt-in key is there,
 /// else the pod template's (no merging).
-pub fn effective_annotations<'a>(
+pub(crate) fn effective_annotations<'a>(
     names: &AnnotationNames,
     metadata: &'a dyn Annotations,
     template: &'a dyn Annotations,
@@ -112,7 +112,7 @@ pub fn effective_annotations<'a>(
 }
 
 /// Does this workload opt in to anything at all (under these flags)?
-pub fn opted_in(
+pub(crate) fn opted_in(
     cfg: &PolicyConfig,
     metadata: &dyn Annotations,
     template: &dyn Annotations,
@@ -315,7 +315,7 @@ impl Found {
 
 /// The `pause-period` of a Deployment, when it sets a valid one; at most
 /// [`MAX_PAUSE_PERIOD`].
-pub fn pause_period(cfg: &PolicyConfig, metadata: &dyn Annotations) -> Option<Duration> {
+pub(crate) fn pause_period(cfg: &PolicyConfig, metadata: &dyn Annotations) -> Option<Duration> {
     metadata
         .value(&cfg.names.pause_period)
         .and_then(parse_go_duration)

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Go's `strconv.ParseBool`, as Reloader reads its booleans.
-pub fn parse_bool(s: &str) -> Option<bool> {
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s.trim() {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
