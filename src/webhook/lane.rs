@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::fair::{Bounds, FairQueue, Full, Waiting};
+use crate::core::sync::Recover;
 
 /// The lane's threads and bounds (`--admission-*` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,7 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Sched> {
         // the lock is never held while a task runs; a panic under it left the queue whole
-        self.sched.lock().unwrap_or_else(|e| e.into_inner())
+        self.sched.lock().recover()
     }
 }
 
@@ -181,7 +182,7 @@ fn serve(shared: &Shared) {
                 if let Some(next) = s.queue.pop() {
                     break next;
                 }
-                s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                s = shared.wake.wait(s).recover();
             }
         };
         let t0 = Instant::now();
@@ -203,7 +204,7 @@ pub(crate) fn refusal_to_log() -> Option<u64> {
     static REFUSED: AtomicU64 = AtomicU64::new(0);
     static LAST: Mutex<Option<Instant>> = Mutex::new(None);
     REFUSED.fetch_add(1, Ordering::Relaxed);
-    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let mut last = LAST.lock().recover();
     if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
         return None;
     }
