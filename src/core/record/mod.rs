@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 #[cfg(test)]
 pub(crate) use self::text::record_of;
+use self::text::rendered_len;
 pub use self::text::{Digest, Entry, Record, State, parse_record};
 pub(crate) use self::text::{entry_list, parse_record_with_id, render_record};
 use super::digest::{DigestKey, FieldMac, KeyRing, source_digest};
@@ -222,7 +223,7 @@ pub(crate) fn current_record(
 /// however many sources it tracks.
 pub(crate) fn compact(key: &DigestKey, full: &Record) -> Record {
     // the text as written (escapes included): what `parse_record` will be given back
-    if full.len() <= MAX_RECORD_SOURCES && render_record(full, key.id()).len() <= MAX_RECORD_BYTES {
+    if full.len() <= MAX_RECORD_SOURCES && rendered_len(full, key.id()) <= MAX_RECORD_BYTES {
         return full.clone();
     }
     let mut groups = vec![Record::new(); RECORD_GROUPS];

@@ -166,8 +166,9 @@ pub enum State {
 }
 
 impl State {
-    pub(crate) fn parse(text: &str) -> Option<State> {
-        match text {
+    /// From a state's text (a digest keeps it).
+    pub(crate) fn parse(text: String) -> Option<State> {
+        match text.as_str() {
             "absent" => Some(State::Absent),
             "unseen" => Some(State::Unseen),
             _ => Digest::new(text).map(State::Digest),
@@ -263,29 +264,101 @@ pub(crate) fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>
     if text.len() > MAX_RECORD_BYTES {
         return None;
     }
-    let mut raw = serde_json::from_str::<BTreeMap<String, String>>(text).ok()?;
-    let id = raw.remove(KEY_ID_FIELD);
+    let Parsed(record, id) = serde_json::from_str(text).ok()?;
     let id_ok = |v: &str| {
         v.len() == 8
             && v.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
-    if !id.as_deref().is_none_or(id_ok) || raw.len() > MAX_RECORD_SOURCES {
-        return None;
+    id.as_deref().is_none_or(id_ok).then_some((record, id))
+}
+
+/// The annotation's object read straight into typed entries (a key given twice: the last
+/// stands, as in any JSON object read into a map); an entry or value hashroll never writes,
+/// or more than [`MAX_RECORD_SOURCES`] entries, fail the whole read.
+struct Parsed(Record, Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Parsed {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Parsed, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Parsed;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a record: an object of strings")
+            }
+            fn visit_map<A>(self, mut map: A) -> Result<Parsed, A::Error>
+            where
+                A: serde::de::MapAccess<'de>,
+            {
+                use serde::de::Error;
+                let (mut record, mut id) = (Record::new(), None);
+                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let v: String = map.next_value()?;
+                    if k == KEY_ID_FIELD {
+                        id = Some(v);
+                        continue;
+                    }
+                    let entry = Entry::parse(&k).ok_or_else(|| A::Error::custom("an entry"))?;
+                    let state = State::parse(v).ok_or_else(|| A::Error::custom("a state"))?;
+                    record.insert(entry, state);
+                    if record.len() > MAX_RECORD_SOURCES {
+                        return Err(A::Error::custom("too many entries"));
+                    }
+                }
+                Ok(Parsed(record, id))
+            }
+        }
+        d.deserialize_map(Visit)
     }
-    let record = raw
-        .iter()
-        .map(|(k, v)| Some((Entry::parse(k)?, State::parse(v)?)))
-        .collect::<Option<Record>>()?;
-    Some((record, id))
 }
 
 /// The record annotation's text (compact JSON, keys sorted, the key id first).
 pub(crate) fn render_record(record: &Record, key_id: &str) -> String {
-    let with_id: BTreeMap<String, &str> = std::iter::once((KEY_ID_FIELD.to_string(), key_id))
-        .chain(record.iter().map(|(k, v)| (k.to_string(), v.as_str())))
-        .collect();
-    serde_json::to_string(&with_id).expect("a map of strings serializes")
+    serde_json::to_string(&Rendered { record, key_id }).expect("a map of strings serializes")
+}
+
+/// The length of [`render_record`]'s text, counted without building it.
+pub(crate) fn rendered_len(record: &Record, key_id: &str) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    serde_json::to_writer(&mut n, &Rendered { record, key_id })
+        .expect("a map of strings serializes");
+    n.0
+}
+
+/// The annotation's object written straight from the record: the key id, then each entry in
+/// order (which is the order of their texts).
+struct Rendered<'a> {
+    record: &'a Record,
+    key_id: &'a str,
+}
+
+impl serde::Serialize for Rendered<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        /// An entry's text, written through the serializer's escaping without a String.
+        struct Text<'a>(&'a Entry);
+        impl serde::Serialize for Text<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self.0)
+            }
+        }
+        let mut m = s.serialize_map(Some(self.record.len() + 1))?;
+        m.serialize_entry(KEY_ID_FIELD, self.key_id)?;
+        for (entry, state) in self.record {
+            m.serialize_entry(&Text(entry), state.as_str())?;
+        }
+        m.end()
+    }
 }
 
 /// A record from `(entry, state)` texts, for tests; panics on one that does not parse.
@@ -304,7 +377,7 @@ impl FromIterator<(String, String)> for Record {
         iter.into_iter()
             .map(|(k, v)| {
                 let e = Entry::parse(&k).unwrap_or_else(|| panic!("entry {k}"));
-                let s = State::parse(&v).unwrap_or_else(|| panic!("state {v}"));
+                let s = State::parse(v.clone()).unwrap_or_else(|| panic!("state {v}"));
                 (e, s)
             })
             .collect()
@@ -343,6 +416,13 @@ mod tests {
         ) {
             let record: Record = entries.into_iter().collect();
             let text = render_record(&record, &id);
+            // the text is what a map of strings serializes to (how hashroll wrote it before
+            // the record was typed), escapes included
+            let strings: BTreeMap<String, String> = std::iter::once((KEY_ID_FIELD.to_string(), id.clone()))
+                .chain(record.iter().map(|(e, s)| (e.to_string(), s.to_string())))
+                .collect();
+            prop_assert_eq!(&text, &serde_json::to_string(&strings).unwrap());
+            prop_assert_eq!(rendered_len(&record, &id), text.len());
             prop_assert_eq!(parse_record_with_id(&text), Some((record.clone(), Some(id))));
             let raw: Vec<String> = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
                 .unwrap()

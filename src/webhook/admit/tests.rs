@@ -148,7 +148,7 @@ async fn the_watchers_patch_survives_admission_on_a_lagging_replica() {
     let mut newer_record = parse_record(&stamp_of(&created).0.unwrap()).unwrap();
     newer_record.insert(
         SourceRef::configmap("cfg").into(),
-        record::State::parse("00000000000000ff").unwrap(),
+        record::State::parse("00000000000000ff".into()).unwrap(),
     );
     let decision = Decision {
         record: Some(newer_record.clone()),
