@@ -273,9 +273,10 @@ pub(crate) fn parse_record_with_id(text: &str) -> Option<(Record, Option<String>
     id.as_deref().is_none_or(id_ok).then_some((record, id))
 }
 
-/// The annotation's object read straight into typed entries (a key given twice: the last
-/// stands, as in any JSON object read into a map); an entry or value hashroll never writes,
-/// or more than [`MAX_RECORD_SOURCES`] entries, fail the whole read.
+/// The annotation's object read straight into typed entries. A key given twice: the last
+/// value stands, as in any JSON object read into a map; an entry or value hashroll never
+/// writes (that no later value of its key replaces), or more than [`MAX_RECORD_SOURCES`]
+/// entries, fail the whole read.
 struct Parsed(Record, Option<String>);
 
 impl<'de> serde::Deserialize<'de> for Parsed {
@@ -292,23 +293,61 @@ impl<'de> serde::Deserialize<'de> for Parsed {
             {
                 use serde::de::Error;
                 let (mut record, mut id) = (Record::new(), None);
-                while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                // keys whose last value so far is not one hashroll writes
+                let mut bad: std::collections::BTreeSet<String> = Default::default();
+                while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
                     let v: String = map.next_value()?;
                     if k == KEY_ID_FIELD {
                         id = Some(v);
                         continue;
                     }
-                    let entry = Entry::parse(&k).ok_or_else(|| A::Error::custom("an entry"))?;
-                    let state = State::parse(v).ok_or_else(|| A::Error::custom("a state"))?;
-                    record.insert(entry, state);
+                    match (Entry::parse(&k), State::parse(v)) {
+                        (Some(entry), Some(state)) => {
+                            if !bad.is_empty() {
+                                bad.remove(k.as_ref());
+                            }
+                            record.insert(entry, state);
+                        }
+                        _ => {
+                            bad.insert(k.into_owned());
+                        }
+                    }
                     if record.len() > MAX_RECORD_SOURCES {
                         return Err(A::Error::custom("too many entries"));
                     }
+                }
+                if !bad.is_empty() {
+                    return Err(A::Error::custom("an entry hashroll never writes"));
                 }
                 Ok(Parsed(record, id))
             }
         }
         d.deserialize_map(Visit)
+    }
+}
+
+/// A key of the object, borrowed from the text when it holds no escape.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(Visit)
     }
 }
 
@@ -454,6 +493,12 @@ mod tests {
             let (r, id) = parse_record_with_id(text).expect(text);
             assert_eq!(render_record(&r, id.as_deref().unwrap()), text);
         }
+        // a key given twice: the last value stands, whatever the first was
+        let twice = r#"{"configmap/a":"zz","configmap/a":"absent"}"#;
+        assert_eq!(
+            parse_record(twice).and_then(|r| r.get_source(&SourceRef::configmap("a")).cloned()),
+            Some(State::Absent)
+        );
         let unnamed = r#"{"configmap/a":"1111111111111111","secret/x":"absent"}"#;
         let (r, id) = parse_record_with_id(unnamed).unwrap();
         assert_eq!(id, None);
@@ -471,6 +516,7 @@ mod tests {
             r#"{"configmap/a":"ABSENT"}"#,
             r#"{"configmap/a":""}"#,
             r#"{"cm/a":"absent"}"#,
+            r#"{"configmap/a":"absent","configmap/a":"zz"}"#,
         ] {
             assert_eq!(parse_record(text), None, "{text}");
         }
