@@ -238,26 +238,23 @@ impl std::fmt::Display for Hold {
     }
 }
 
-/// The sources a roll is gated on: those of the changed entries, or (a compact record
-/// names groups, not sources) every tracked source; at most [`MAX_GATED_SOURCES`].
+/// The sources a roll is gated on: the tracked ones a changed entry covers (a source, or a
+/// compact record's group holding it); at most [`MAX_GATED_SOURCES`].
 pub(crate) fn gated_sources(
     changed: &[Entry],
     tracked: impl IntoIterator<Item = SourceRef>,
 ) -> Vec<SourceRef> {
-    let mut out: Vec<SourceRef> = changed.iter().filter_map(Entry::source).cloned().collect();
-    if out.len() < changed.len() {
-        out = tracked.into_iter().collect();
-    }
-    out.truncate(MAX_GATED_SOURCES);
-    out
+    tracked
+        .into_iter()
+        .filter(|s| changed.iter().any(|c| c.covers(s)))
+        .take(MAX_GATED_SOURCES)
+        .collect()
 }
 
 /// Whether a workload whose check decided `roll` for the entries `changed` has yet to
-/// roll for `source` (a group of a compact record may be any source).
+/// roll for `source` (a changed group of a compact record: for each source it holds).
 pub(crate) fn pending_for(roll: bool, changed: &[Entry], source: &SourceRef) -> bool {
-    roll && changed
-        .iter()
-        .any(|c| c.source().is_none_or(|s| s == source))
+    roll && changed.iter().any(|c| c.covers(source))
 }
 
 /// Whether a workload (`kind`/`name`, `settings`) may come before `me`: worth deciding its

@@ -254,12 +254,29 @@ pub(crate) fn compact(key: &DigestKey, full: &Record) -> Record {
 
 /// The group of an entry: FNV-1a over its text, stable across versions and replicas.
 fn group_of(entry: &Entry) -> usize {
+    group_of_text(entry.parts())
+}
+
+fn group_of_text(parts: [&str; 3]) -> usize {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in entry.parts().iter().flat_map(|p| p.bytes()) {
+    for b in parts.iter().flat_map(|p| p.bytes()) {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     (h % RECORD_GROUPS as u64) as usize
+}
+
+impl Entry {
+    /// Whether the entry is about `source`: it is that source, or the group of a compact
+    /// record that holds it (which changes with it, and with the others of its group).
+    pub(crate) fn covers(&self, source: &SourceRef) -> bool {
+        match self {
+            Entry::Source(s) => s == source,
+            Entry::Group(i) => {
+                group_of_text([source.kind.as_str(), "/", &source.name]) == usize::from(*i)
+            }
+        }
+    }
 }
 
 /// The keyed digest of a whole record (16 hex chars): each entry's text and state, in
@@ -1013,5 +1030,58 @@ mod tests {
             pinned,
             "ebd85917 a15533741a3b5043 afd0bef7a89fd7aa 531 group/00=4:6f84948bc05d5e7d d42f7bf71def7274"
         );
+    }
+    /// A compact record's changed group covers exactly the sources it holds: the ones whose
+    /// own change changes that group. The gate waits on those, not on every tracked source.
+    #[test]
+    fn a_changed_group_covers_the_sources_it_holds() {
+        use crate::core::gate::{gated_sources, pending_for};
+        let k = key();
+        let name = |i: usize| SourceRef::configmap(format!("c{i}"));
+        let full = |changed: Option<usize>| -> Record {
+            (0..=MAX_RECORD_SOURCES)
+                .map(|i| {
+                    let d = if Some(i) == changed {
+                        "1111111111111111"
+                    } else {
+                        "0123456789abcdef"
+                    };
+                    (
+                        Entry::Source(name(i)),
+                        State::Digest(Digest::new(d).unwrap()),
+                    )
+                })
+                .collect()
+        };
+        let tracked: Vec<SourceRef> = (0..=MAX_RECORD_SOURCES).map(name).collect();
+        let before = compact(&k, &full(None));
+        let changed_group = |i: usize| {
+            let d = decide(
+                &k,
+                Mode::Reconcile,
+                &compact(&k, &full(Some(i))),
+                &stored(Some(before.clone()), Some("t")),
+                O,
+            );
+            assert!(d.roll && d.changed.len() == 1, "{d:?}");
+            d.changed
+        };
+        let changed = changed_group(7);
+        let gated = gated_sources(&changed, tracked.iter().cloned());
+        assert!(gated.contains(&name(7)), "{gated:?}");
+        assert!(
+            gated.len() < tracked.len() / 4,
+            "{} of {}",
+            gated.len(),
+            tracked.len()
+        );
+        for (i, s) in tracked.iter().enumerate() {
+            let covered = changed[0].covers(s);
+            // covered exactly when its own change changes the same group
+            assert_eq!(covered, changed_group(i) == changed, "{s}");
+            assert_eq!(pending_for(true, &changed, s), covered, "{s}");
+            assert_eq!(gated.contains(s), covered, "{s}");
+        }
+        assert!(!pending_for(false, &changed, &name(7)));
     }
 }
