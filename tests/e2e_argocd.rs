@@ -341,21 +341,6 @@ fn token(d: &Deployment) -> Option<String> {
         .cloned()
 }
 
-/// The field managers of `d` and their operations.
-fn managers(d: &Deployment) -> Vec<(String, String)> {
-    d.metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .map(|m| {
-            (
-                m.manager.clone().unwrap_or_default(),
-                m.operation.clone().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
 /// Steps (1) to (4) for one sync mode; a summary line for the report.
 async fn run_mode(label: &'static str, options: &'static [&'static str]) -> String {
     let client = client().await;
@@ -398,9 +383,11 @@ async fn run_mode(label: &'static str, options: &'static [&'static str]) -> Stri
         "{label}: the roll changed the token"
     );
     assert!(
-        managers(&second).iter().any(|(n, _)| n == "hashroll"),
+        managers(&second.metadata)
+            .iter()
+            .any(|(n, _)| n == "hashroll"),
         "{label}: the roll's patch names the field manager hashroll: {:?}",
-        managers(&second)
+        managers(&second.metadata)
     );
     m.stays("ConfigMap changed", &r2, 2, 2).await;
 
@@ -458,7 +445,7 @@ async fn run_mode(label: &'static str, options: &'static [&'static str]) -> Stri
         m.options,
         m.statuses,
         m.counts,
-        managers(&last)
+        managers(&last.metadata)
     )
 }
 

@@ -184,18 +184,7 @@ async fn stamped(client: &kube::Client, ns: &str) -> Deployment {
         .and_then(|m| m.annotations.as_ref())
         .and_then(|a| a.get(TOKEN));
     assert!(token.is_some(), "web has no roll token");
-    let managers: Vec<(String, String)> = d
-        .metadata
-        .managed_fields
-        .iter()
-        .flatten()
-        .map(|m| {
-            (
-                m.manager.clone().unwrap_or_default(),
-                m.operation.clone().unwrap_or_default(),
-            )
-        })
-        .collect();
+    let managers = managers(&d.metadata);
     assert!(
         managers.contains(&("kustomize-controller".into(), "Apply".into())),
         "Flux applies web server-side: {managers:?}"
@@ -251,12 +240,9 @@ spec:
             .and_then(|m| m.annotations),
         "the roll changed the token"
     );
-    let hashroll_wrote = second
-        .metadata
-        .managed_fields
+    let hashroll_wrote = managers(&second.metadata)
         .iter()
-        .flatten()
-        .any(|m| m.manager.as_deref() == Some("hashroll"));
+        .any(|(n, _)| n == "hashroll");
     assert!(
         hashroll_wrote,
         "the roll's patch names the field manager hashroll"

@@ -700,3 +700,19 @@ spec:
         ),
     ]
 }
+
+/// The field managers of an object and their operations (`Apply`, `Update`).
+pub fn managers(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> Vec<(String, String)> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
